@@ -1,0 +1,57 @@
+"""All view-models of one window and the wiring between them (no widgets, so tests drive it directly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from .create import CreateViewModel
+from .export import ExportViewModel
+from .gallery import GalleryViewModel
+from .models import ModelsViewModel
+from .sticker import GalleryStore, Sticker
+from .timeline import TimelineViewModel
+from .train import TrainViewModel
+
+PAGES = ("create", "timeline", "train", "export", "models", "gallery")
+
+
+class AppState(QObject):
+    message = Signal(str, str)  # level, text: every view-model's messages in one place
+    page_requested = Signal(str)
+
+    def __init__(self, engine: Any, trainer: Any, dirs: Any, settings: Any = None) -> None:
+        super().__init__()
+        self.engine, self.trainer, self.dirs, self.settings = engine, trainer, dirs, settings
+        self.store = GalleryStore(dirs.gallery)
+        self.create = CreateViewModel(engine, self.store, settings)
+        self.timeline = TimelineViewModel(engine, self.store, settings)
+        self.train = TrainViewModel(engine, trainer, dirs, settings)
+        self.export = ExportViewModel(engine, dirs, settings)
+        self.models = ModelsViewModel(engine, dirs)
+        self.gallery = GalleryViewModel(self.store)
+        for vm in (self.create, self.timeline, self.train, self.export, self.models, self.gallery):
+            vm.message.connect(self.message)
+        self.create.generated.connect(self._on_generated)
+        self.gallery.open_requested.connect(self.open_sticker)
+        self.models.models_changed.connect(self.create.set_models)
+        self.train.model_ready.connect(lambda _path: self.models.refresh())
+        for name in ("frames_changed", "sticker_changed"):
+            getattr(self.timeline, name).connect(lambda *_: self.export.set_sticker(self.timeline.sticker))
+        self.timeline.frames_changed.connect(lambda *_: self.gallery.refresh())
+
+    def start(self) -> None:
+        """First things after the window shows: model list, device, gallery, and any run left unfinished."""
+        self.models.refresh()
+        self.train.refresh_device()
+        self.gallery.refresh()
+        self.train.scan_unfinished()
+
+    def _on_generated(self, sticker: Sticker) -> None:
+        self.gallery.refresh()
+        self.open_sticker(sticker)
+
+    def open_sticker(self, sticker: Sticker) -> None:
+        self.timeline.load(sticker)
+        self.page_requested.emit("timeline")

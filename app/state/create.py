@@ -1,0 +1,172 @@
+"""Create page state: the generation form, its progress, and the sticker it produced."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Optional
+
+from PySide6.QtCore import Signal
+
+from rdtf_engine.errors import InputError
+from rdtf_engine.requests import GenerateRequest, to_dict
+
+from ..logs import human_message
+from .base import ViewModel, qprop
+from .sticker import GalleryStore, Sticker, from_result
+
+EXAMPLES = [
+    "a red heart beating",
+    "cat waving hello",
+    "smiling face bouncing",
+    "star spinning",
+    "thumbs up shaking",
+    "ghost floating and blinking",
+]
+SIZES = [64, 128, 256, 512]
+FORM_FIELDS = ("prompt", "frames", "size", "steps", "seed", "guidance", "model", "start_image", "end_image")
+
+
+class CreateViewModel(ViewModel):
+    prompt_changed = Signal(str)
+    frames_changed = Signal(int)
+    size_changed = Signal(int)
+    steps_changed = Signal(int)
+    seed_changed = Signal(int)
+    guidance_changed = Signal(float)
+    model_changed = Signal(str)
+    models_changed = Signal(object)
+    start_image_changed = Signal(str)
+    end_image_changed = Signal(str)
+    busy_changed = Signal(bool)
+    progress_changed = Signal(float)
+    status_changed = Signal(str)
+    preview_changed = Signal(object)
+    generated = Signal(object)  # Sticker
+
+    prompt = qprop(str, "prompt", prompt_changed)
+    frames = qprop(int, "frames", frames_changed)
+    size = qprop(int, "size", size_changed)
+    steps = qprop(int, "steps", steps_changed)
+    seed = qprop(int, "seed", seed_changed)
+    guidance = qprop(float, "guidance", guidance_changed)
+    model = qprop(str, "model", model_changed)
+    models = qprop(list, "models", models_changed)
+    start_image = qprop(str, "start_image", start_image_changed)
+    end_image = qprop(str, "end_image", end_image_changed)
+    busy = qprop(bool, "busy", busy_changed)
+    progress = qprop(float, "progress", progress_changed)
+    status = qprop(str, "status", status_changed)
+    preview = qprop(list, "preview", preview_changed)
+
+    def __init__(self, engine: Any, store: GalleryStore, settings: Any = None) -> None:
+        super().__init__()
+        self.engine, self.store, self.settings = engine, store, settings
+        get = settings.get if settings is not None else (lambda k: None)
+        self._prompt = EXAMPLES[0]
+        self._frames = get("create/frames") or 8
+        self._size = get("create/size") or 256
+        self._steps = get("create/steps") or 20
+        self._seed = random.randrange(1 << 31)
+        self._guidance = get("create/guidance") or 7.5
+        self._model = get("create/model") or "default"
+        self._models: list[dict] = [{"name": "default", "path": "default", "builtin": True}]
+        self._start_image = self._end_image = ""
+        self._busy, self._progress, self._status, self._preview = False, 0.0, "", []
+        self.job: Optional[Any] = None
+        self.last: Optional[Sticker] = None
+
+    def set_value(self, name: str, value: Any) -> None:
+        """Form edits from widgets; values are validated when Generate is pressed, not per keystroke."""
+        if name not in FORM_FIELDS:
+            raise KeyError(name)
+        self._set(name, value)
+        if self.settings is not None and name in ("frames", "size", "steps", "guidance", "model"):
+            self.settings.set(f"create/{name}", value)
+
+    def set_models(self, models: list[dict]) -> None:
+        # Shipped models first: a new user should find the default at the top.
+        ordered = sorted(models, key=lambda m: (not m.get("builtin", False), str(m.get("name", ""))))
+        self._set("models", ordered or [{"name": "default", "path": "default", "builtin": True}])
+        names = {m.get("name") for m in self._models} | {m.get("path") for m in self._models}
+        if self._model not in names:
+            self._set("model", str(self._models[0].get("name", "default")))
+
+    def model_ref(self) -> str:
+        """What the engine gets: a user model's folder path, or a shipped model's name."""
+        for m in self._models:
+            if m.get("name") == self._model and not m.get("builtin", False) and m.get("path"):
+                return str(m["path"])
+        return self._model
+
+    def roll_seed(self) -> None:
+        self._set("seed", random.randrange(1 << 31))
+
+    def request(self) -> GenerateRequest:
+        cond: list[Optional[str]] = []
+        if self._start_image or self._end_image:
+            cond = [None] * int(self._frames)
+            cond[0] = self._start_image or None
+            cond[-1] = self._end_image or cond[-1]
+        req = GenerateRequest(prompt=self._prompt.strip(), model=self.model_ref(), frames=int(self._frames),
+                              size=int(self._size), steps=int(self._steps), seed=int(self._seed),
+                              guidance_text=float(self._guidance), cond_frames=cond)
+        if not req.prompt:
+            raise InputError("type a prompt first, or pick an example")
+        for p in (self._start_image, self._end_image):
+            if p and not Path(p).is_file():
+                raise InputError(f"the image {p} does not exist")
+        req.validate()
+        return req
+
+    def generate(self) -> None:
+        if self._busy:
+            return
+        try:
+            req = self.request()
+        except InputError as e:
+            self.error(human_message("InputError", str(e)))
+            return
+        entry = self.store.new_entry_dir()
+        params = {**to_dict(req), "frames_dir": str(entry / "gen-1")}
+        self._set("busy", True)
+        self._set("progress", 0.0)
+        self._set("status", "Starting the engine…")
+        self._set("preview", [])
+        job = self.engine.submit("generate", params)
+        self.job = job
+        job.progress.connect(self._on_progress)
+        job.preview.connect(lambda _step, p, _c: self._set("preview", list(p)))
+        job.finished.connect(lambda result: self._on_finished(entry, result, params))
+        job.failed.connect(lambda t, m: self._on_failed(entry, t, m))
+
+    def cancel(self) -> None:
+        if self.job is not None and self._busy:
+            self._set("status", "Cancelling…")
+            self.engine.cancel(self.job)
+
+    def _on_progress(self, stage: str, step: int, total: int, message: str) -> None:
+        self._set("progress", step / total if total else 0.0)
+        self._set("status", f"{stage.capitalize()} {step}/{total}" + (f" — {message}" if message else ""))
+
+    def _on_finished(self, entry: Path, result: dict, params: dict) -> None:
+        sticker = from_result(entry, result, params)
+        self.store.save(sticker)
+        self.last, self.job = sticker, None
+        self._set("preview", [f.path for f in sticker.frames])
+        self._set("progress", 1.0)
+        self._set("status", f"Done: {len(sticker.frames)} frames")
+        self._set("busy", False)
+        self.generated.emit(sticker)
+
+    def _on_failed(self, entry: Path, error_type: str, message: str) -> None:
+        self.job = None
+        self.store.delete(entry.name)  # nothing was made: no empty gallery entry
+        self._set("busy", False)
+        self._set("progress", 0.0)
+        if error_type == "Cancelled":
+            self._set("status", "Cancelled")
+            self.info("Generation cancelled.")
+        else:
+            self._set("status", "Failed")
+            self.error(human_message(error_type, message))

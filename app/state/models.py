@@ -1,0 +1,148 @@
+"""Models page state: shipped and trained models, rename/delete of user models, importing a model folder.
+
+Listing goes through the worker's ``models`` op (the engine knows how to read a model card). Rename, delete and
+import are plain file operations on the user's own models folder, done here: they need no torch. Import refuses
+anything but safetensors, because a pickle-based checkpoint (.bin/.pt/.ckpt/.pkl) can run code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+
+from ..logs import human_message
+from .base import ViewModel, qprop
+from .runs import slug
+
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz"}
+MAX_IMPORT_BYTES = 4 << 30
+
+
+class ModelImportRefused(Exception):
+    """Why a folder cannot be imported, in words for the user."""
+
+
+def validate_model_folder(folder: Path) -> int:
+    """Total bytes of an importable model folder, or raise ModelImportRefused saying why not."""
+    if not folder.is_dir():
+        raise ModelImportRefused(f"{folder} is not a folder.")
+    files = [p for p in folder.rglob("*")]
+    if any(p.is_symlink() for p in files):
+        raise ModelImportRefused("The folder contains links; copy the real files into it and try again.")
+    unsafe = sorted(p.name for p in files if p.suffix.lower() in PICKLE_SUFFIXES)
+    if unsafe:
+        raise ModelImportRefused(
+            f"Refused: {', '.join(unsafe[:3])} use a pickle-based format that can run code when loaded. "
+            "Only .safetensors weights are accepted; convert the model to safetensors first.")
+    if not any(p.suffix == ".safetensors" for p in files):
+        raise ModelImportRefused("No .safetensors weights in this folder; it is not a model folder.")
+    try:
+        card = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        if not isinstance(card, dict):
+            raise ValueError
+    except (OSError, ValueError):
+        raise ModelImportRefused("The folder has no readable config.json, so the model cannot be rebuilt.")
+    size = sum(p.stat().st_size for p in files if p.is_file())
+    if size > MAX_IMPORT_BYTES:
+        raise ModelImportRefused(f"The model is {size >> 20} MiB; the limit is {MAX_IMPORT_BYTES >> 20} MiB.")
+    return size
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+class ModelsViewModel(ViewModel):
+    models_changed = Signal(object)
+    busy_changed = Signal(bool)
+
+    models = qprop(list, "models", models_changed)
+    busy = qprop(bool, "busy", busy_changed)
+
+    def __init__(self, engine: Any, dirs: Any) -> None:
+        super().__init__()
+        self.engine, self.dirs = engine, dirs
+        self._models: list[dict] = []
+        self._busy = False
+
+    def refresh(self) -> None:
+        self._set("busy", True)
+        job = self.engine.submit("models", {"dirs": [str(self.dirs.models), str(self.dirs.runs)]})
+        job.finished.connect(lambda r: self._got(list(r.get("models") or [])))
+        job.failed.connect(self._failed)
+
+    def _got(self, models: list[dict]) -> None:
+        self._set("busy", False)
+        self._set("models", models)
+
+    def _failed(self, error_type: str, message: str) -> None:
+        self._set("busy", False)
+        self.error("Could not list the models: " + human_message(error_type, message))
+
+    def _user_model(self, path: str) -> Path:
+        """A model folder the user owns; shipped models and anything outside user data are off limits."""
+        p = Path(path).resolve()
+        roots = [self.dirs.models.resolve(), self.dirs.runs.resolve()]
+        if not any(r in p.parents for r in roots) or not p.is_dir():
+            raise ModelImportRefused("Shipped models cannot be renamed or deleted.")
+        return p
+
+    def rename(self, path: str, new_name: str) -> None:
+        new_name = new_name.strip()
+        if not new_name:
+            return
+        try:
+            folder = self._user_model(path)
+            cfg = folder / "config.json"
+            card = json.loads(cfg.read_text(encoding="utf-8"))
+            card["name"] = new_name
+            tmp = cfg.with_name("config.json.part")
+            tmp.write_text(json.dumps(card, indent=1), encoding="utf-8")
+            os.replace(tmp, cfg)
+        except ModelImportRefused as e:
+            self.warn(str(e))
+            return
+        except (OSError, ValueError) as e:
+            self.error(human_message("StorageError", f"could not rename the model: {e}"))
+            return
+        self.info(f"Renamed to “{new_name}”.")
+        self.refresh()
+
+    def delete(self, path: str) -> None:
+        try:
+            folder = self._user_model(path)
+        except ModelImportRefused as e:
+            self.warn(str(e))
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        self.info(f"Deleted {folder.name}.")
+        self.refresh()
+
+    def import_folder(self, path: str) -> bool:
+        """Copy a validated model folder into the user models folder (via a temp name: no half imports)."""
+        src = Path(path)
+        try:
+            validate_model_folder(src)
+        except ModelImportRefused as e:
+            self.error(str(e))
+            return False
+        dest = self.dirs.models / slug(src.name)
+        if dest.exists():
+            dest = dest.with_name(f"{dest.name}-{time.strftime('%Y%m%d%H%M%S')}")
+        tmp = dest.with_name(dest.name + ".importing")
+        try:
+            shutil.copytree(src, tmp, symlinks=False)
+            os.replace(tmp, dest)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.error(human_message("StorageError", f"could not copy the model: {e}"))
+            return False
+        self.info(f"Imported model {src.name}.")
+        self.refresh()
+        return True

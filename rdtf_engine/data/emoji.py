@@ -1,0 +1,220 @@
+"""``builtin:emoji`` / ``builtin:emoji-holdout``: Noto Color Emoji animated by the motion programs.
+
+Glyphs come from the Debian package ``fonts-noto-color-emoji`` (OFL). The font is a CBDT bitmap font: only
+size 109 exists, so each glyph is rendered once at 109 px (about 136 × 128) and the motion renderer resizes
+it (at 256 px output the emoji is upscaled ~1.2×: slightly soft, no better source exists offline).
+
+The curated list holds single-code-point emoji (faces, hearts, hands, animals, plants, food, objects):
+no ZWJ sequences, skin-tone modifiers or flags, so every entry renders without text shaping. Entries the
+installed font lacks are dropped at load time.
+
+Splits are fixed by hashing code points (independent of seed, font version and list order):
+- held-out emoji: ≈ 10 % of emoji, all their motions;
+- held-out pairs: ≈ 4 % of the (train emoji, motion) pairs.
+``builtin:emoji`` never yields either; ``builtin:emoji-holdout`` yields only them (label ``split``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import DependencyError, InputError
+from .motion import MOTION_WEIGHTS, MOTIONS, motion_phrase, sample_durations, sample_motion
+from .sources import Plan, ProceduralSource
+
+FONT_SIZE = 109  # the only strike in NotoColorEmoji.ttf
+FONT_PACKAGE = "fonts-noto-color-emoji"
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",  # Debian / Ubuntu
+    "/usr/share/fonts/noto/NotoColorEmoji.ttf",  # Arch
+    "/usr/share/fonts/google-noto-emoji/NotoColorEmoji.ttf",  # Fedora
+    "/usr/share/fonts/google-noto-color-emoji-fonts/Noto-COLRv1.ttf",
+)
+HOLDOUT_EMOJI_FRACTION = 0.10
+HOLDOUT_PAIR_FRACTION = 0.04
+
+# Inclusive code-point ranges of the curated list (single code points with an emoji glyph).
+_RANGES = [
+    (0x1F600, 0x1F64F), (0x1F910, 0x1F92F), (0x1F970, 0x1F97A), (0x1F9D0, 0x1F9D0), (0x1FAE0, 0x1FAE7),  # faces
+    (0x1F479, 0x1F480), (0x1F4A9, 0x1F4A9),  # ogres, ghost, alien, skull, poo
+    (0x2764, 0x2764), (0x1F493, 0x1F49F), (0x1F5A4, 0x1F5A4), (0x1F90D, 0x1F90E), (0x1F9E1, 0x1F9E1),  # hearts
+    (0x1F48B, 0x1F48C), (0x1F48E, 0x1F48E),
+    (0x1F44B, 0x1F44F), (0x1F440, 0x1F440), (0x1F444, 0x1F444), (0x1F451, 0x1F451),  # hands, eyes, crown
+    (0x1F400, 0x1F43E), (0x1F980, 0x1F9AE),  # animals
+    (0x1F330, 0x1F344), (0x1F490, 0x1F490), (0x1F4AE, 0x1F4AE),  # plants
+    (0x1F345, 0x1F37F), (0x1F950, 0x1F96F), (0x1F9C0, 0x1F9CB),  # food and drink
+    (0x1F380, 0x1F393), (0x1F3A0, 0x1F3C0), (0x1F3C8, 0x1F3C9), (0x26BD, 0x26BE),  # celebrations, activities
+    (0x1F4A1, 0x1F4A1), (0x1F4A3, 0x1F4A5), (0x1F4A7, 0x1F4A7), (0x1F4AB, 0x1F4AC), (0x1F4AF, 0x1F4B0),
+    (0x1F4E6, 0x1F4E6), (0x1F4F1, 0x1F4F1), (0x1F4F7, 0x1F4F7), (0x1F511, 0x1F511), (0x1F514, 0x1F514),
+    (0x1F525, 0x1F525), (0x1F52E, 0x1F52E), (0x1F680, 0x1F680), (0x1F697, 0x1F697), (0x1F6F8, 0x1F6F8),
+    (0x1F9F8, 0x1F9F8), (0x1F3B5, 0x1F3B6),  # objects
+    (0x2600, 0x2601), (0x26A1, 0x26A1), (0x26C4, 0x26C5), (0x2728, 0x2728), (0x2744, 0x2744), (0x2B50, 0x2B50),
+    (0x1F300, 0x1F300), (0x1F308, 0x1F308), (0x1F30D, 0x1F30D), (0x1F319, 0x1F31B), (0x1F31D, 0x1F31F),  # sky
+]
+# Unicode names that read badly in captions → everyday names.
+_NAME_OVERRIDES = {
+    0x2764: "red heart", 0x2600: "sun", 0x2601: "cloud", 0x26A1: "lightning bolt", 0x26C4: "snowman",
+    0x2B50: "star", 0x1F4AF: "hundred points", 0x1F44D: "thumbs up", 0x1F44E: "thumbs down",
+    0x1F44B: "waving hand", 0x1F44F: "clapping hands", 0x1F4A9: "pile of poo", 0x1F618: "face blowing a kiss",
+    0x1F346: "aubergine", 0x1F31F: "glowing star", 0x1F525: "fire", 0x1F4A5: "collision", 0x1F4A4: "zzz",
+}
+
+
+def emoji_name(cp: int) -> str:
+    """Lower-case display name used in captions ("grinning face")."""
+    return _NAME_OVERRIDES.get(cp) or unicodedata.name(chr(cp), "emoji").lower().replace(" sign", "")
+
+
+def candidate_codepoints() -> list[int]:
+    """The curated list before checking the font: single code points that have a Unicode name here."""
+    cps = sorted({c for a, b in _RANGES for c in range(a, b + 1)})
+    return [c for c in cps if unicodedata.name(chr(c), None) and not 0x1F3FB <= c <= 0x1F3FF]
+
+
+def _unit_hash(*parts: object) -> float:
+    """Stable value in [0, 1) from the parts (sha256, not Python's randomised hash)."""
+    h = hashlib.sha256(":".join(str(p) for p in ("rdtf-emoji-split",) + parts).encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+def is_heldout_emoji(cp: int) -> bool:
+    return _unit_hash(f"{cp:x}") < HOLDOUT_EMOJI_FRACTION
+
+
+def is_heldout_pair(cp: int, motion: str) -> bool:
+    return not is_heldout_emoji(cp) and _unit_hash(f"{cp:x}", motion) < HOLDOUT_PAIR_FRACTION
+
+
+# ---------------------------------------------------------------------------------------------- font
+_FONT_LOCK = threading.Lock()
+_FONT: ImageFont.FreeTypeFont | None = None
+
+
+def find_font() -> str | None:
+    env = os.environ.get("RDTF_EMOJI_FONT")
+    for path in ([env] if env else []) + list(FONT_CANDIDATES):
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
+def load_font() -> ImageFont.FreeTypeFont:
+    """The emoji font at its bitmap size; :class:`DependencyError` naming the Debian package if absent."""
+    global _FONT
+    with _FONT_LOCK:
+        if _FONT is None:
+            path = find_font()
+            if path is None:
+                raise DependencyError(
+                    "builtin:emoji needs the Noto Color Emoji font, which was not found "
+                    f"(looked in {', '.join(FONT_CANDIDATES)}). On Debian/Ubuntu install it with "
+                    f"`sudo apt-get install {FONT_PACKAGE}` (or run `make setup`), or set RDTF_EMOJI_FONT "
+                    "to the path of NotoColorEmoji.ttf. builtin:shapes works without it."
+                )
+            try:
+                _FONT = ImageFont.truetype(path, FONT_SIZE)
+            except OSError as e:
+                raise DependencyError(f"cannot load the emoji font {path}: {e} (reinstall {FONT_PACKAGE})") from e
+        return _FONT
+
+
+@lru_cache(maxsize=1)
+def available_codepoints() -> tuple[int, ...]:
+    """Curated code points that the installed font has a glyph for (missing glyphs have an empty bbox)."""
+    font = load_font()
+    out = []
+    for cp in candidate_codepoints():
+        box = font.getbbox(chr(cp))
+        if box[3] - box[1] > 0 and box[2] - box[0] > 0:
+            out.append(cp)
+    return tuple(out)
+
+
+@lru_cache(maxsize=1024)
+def emoji_sprite(cp: int) -> np.ndarray:
+    """Straight-alpha RGBA sprite (h, w, 4) uint8 of one emoji, cropped to its visible pixels (~136 × 128)."""
+    font = load_font()
+    pad = 16
+    img = Image.new("RGBA", (FONT_SIZE * 3 // 2 + 2 * pad, FONT_SIZE * 3 // 2 + 2 * pad), (0, 0, 0, 0))
+    ImageDraw.Draw(img).text((pad, pad), chr(cp), font=font, embedded_color=True)
+    box = img.getchannel("A").getbbox()
+    if box is None:
+        raise InputError(f"emoji U+{cp:04X} renders empty with this font")
+    return np.asarray(img.crop(box)).copy()
+
+
+def _article(name: str) -> str | None:
+    if name.endswith("s") and not name.endswith("ss"):
+        return None  # plural-looking names ("sparkles", "paw prints") take no article
+    return "an" if name[0] in "aeiou" else "a"
+
+
+class EmojiSource(ProceduralSource):
+    """Index → (emoji, motion, parameters), deterministic from (seed, index); see the module docstring."""
+
+    salt = 2
+    default_clips = 20000
+    default_holdout_clips = 1024
+    motions = MOTIONS
+
+    def __init__(self, size: int, num_clips: int, seed: int, *, holdout: bool = False) -> None:
+        super().__init__(size, num_clips, seed)
+        self.holdout = holdout
+        self.name = "builtin:emoji-holdout" if holdout else "builtin:emoji"
+        cps = available_codepoints()  # raises DependencyError without the font
+        self.heldout_emoji = [c for c in cps if is_heldout_emoji(c)]
+        self.train_emoji = [c for c in cps if not is_heldout_emoji(c)]
+        self.heldout_pairs = [(c, m) for c in self.train_emoji for m in MOTIONS if is_heldout_pair(c, m)]
+        # Training: per motion, the train emoji whose pair with that motion is not held out.
+        self._by_motion = {m: [c for c in self.train_emoji if not is_heldout_pair(c, m)] for m in MOTIONS}
+
+    def splits(self) -> dict[str, int]:
+        return {"emoji": len(self.train_emoji) + len(self.heldout_emoji), "train_emoji": len(self.train_emoji),
+                "heldout_emoji": len(self.heldout_emoji), "heldout_pairs": len(self.heldout_pairs)}
+
+    def plan(self, i: int) -> Plan:
+        rng = self.rng(i)
+        if self.holdout:
+            if rng.uniform() < 0.5 or not self.heldout_pairs:
+                cp = self.heldout_emoji[int(rng.integers(len(self.heldout_emoji)))]
+                motion, split = MOTIONS[int(rng.integers(len(MOTIONS)))], "heldout-emoji"
+            else:
+                cp, motion = self.heldout_pairs[int(rng.integers(len(self.heldout_pairs)))]
+                split = "heldout-pair"
+        else:
+            motion = MOTIONS[int(rng.choice(len(MOTIONS), p=MOTION_WEIGHTS))]
+            allowed = self._by_motion[motion]
+            cp, split = allowed[int(rng.integers(len(allowed)))], "train"
+        num_frames = int(rng.integers(4, 25))
+        spec = sample_motion(motion, num_frames, rng)
+        durations = sample_durations(num_frames, rng)
+        name = emoji_name(cp)
+        phrase = motion_phrase(motion, rng)
+        art = _article(name)
+        choices = [f"{name} {phrase}", f"the {name} {phrase}"] + ([f"{art} {name} {phrase}"] if art else [])
+        caption = choices[int(rng.integers(len(choices)))]
+        hexcp = f"{cp:x}"
+        labels: dict[str, Any] = {"motion": motion, "emoji": hexcp, "object": hexcp, "name": name,
+                                  "source": "emoji", "split": split, "index": i}
+        return Plan(hexcp, spec, durations, caption, float(rng.uniform(0.56, 0.68)), labels)
+
+    def sprite(self, obj: str) -> np.ndarray:
+        return emoji_sprite(int(obj, 16))
+
+    def identity_sprites(self) -> dict[str, np.ndarray]:
+        """All emoji (train and held out): identity is a nearest neighbour among every emoji."""
+        return {f"{c:x}": emoji_sprite(c) for c in sorted(self.train_emoji + self.heldout_emoji)}
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["splits"] = self.splits()
+        d["font"] = os.path.basename(find_font() or "")
+        return d

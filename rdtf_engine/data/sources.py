@@ -1,0 +1,233 @@
+"""The one entry point trainers and evaluation use to get clips: :func:`open_source`.
+
+A :class:`ClipSource` is a read-only, deterministic sequence of :class:`~rdtf_engine.data.clip.Clip`:
+``source[i]`` always returns the same clip (procedural sources draw everything for clip i from a generator
+seeded by (seed, i), so clips can be rendered in any order, by any number of worker processes).
+
+Specs:
+- ``builtin:shapes``         procedural coloured shapes; needs no font (tests, CI);
+- ``builtin:emoji``          Noto Color Emoji animated by motion programs (training split);
+- ``builtin:emoji-holdout``  the held-out emoji and (emoji, motion) pairs (evaluation only);
+- anything else              a folder / zip / imported dataset read by ``rdtf_engine.io.load_dataset``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from .clip import Clip
+from .motion import MotionSpec, motion_frames, render_motion
+
+BUILTINS = ("builtin:shapes", "builtin:emoji", "builtin:emoji-holdout")
+
+
+class ClipSource(Sequence):
+    """Sequence of clips with a summary for model cards. Subclasses implement ``__len__`` and ``_get``."""
+
+    name: str = "source"
+    size: int = 0
+    motions: tuple[str, ...] = ()  # motion class labels this source can yield (empty: unknown)
+
+    def __getitem__(self, i: int) -> Clip:  # type: ignore[override]
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError("ClipSource indices must be integers")
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"clip index {i} out of range for {self.name} ({n} clips)")
+        return self._get(int(i) % n)
+
+    def _get(self, i: int) -> Clip:
+        raise NotImplementedError
+
+    def labels(self, i: int) -> dict[str, Any]:
+        """Labels of clip i without rendering it where the source can (procedural sources)."""
+        return dict(self[i].labels)
+
+    def summary_item(self, i: int) -> tuple[dict[str, Any], list[int]]:
+        """(labels, durations) of clip i, for :meth:`describe`; procedural sources skip rendering."""
+        c = self[i]
+        return c.labels, list(c.durations_ms)
+
+    def identity_sprites(self) -> dict[str, np.ndarray]:
+        """{object id: RGBA sprite (h, w, 4) uint8} for identity evaluation; empty if the source has none."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """Summary for model cards and ``config.json``: name, clips, motion counts, frame-count histogram,
+        duration statistics, number of distinct objects (procedural sources: computed without rendering)."""
+        motions: Counter = Counter()
+        frames: Counter = Counter()
+        objects: set = set()
+        durs: list[float] = []
+        for i in range(len(self)):
+            lab, d = self.summary_item(i)
+            if "motion" in lab:
+                motions[lab["motion"]] += 1
+            if "object" in lab:
+                objects.add(lab["object"])
+            frames[len(d)] += 1
+            durs.append(float(np.mean(d)))
+        return {
+            "name": self.name,
+            "size": self.size,
+            "clips": len(self),
+            "motions": dict(sorted(motions.items())),
+            "frame_counts": {int(k): v for k, v in sorted(frames.items())},
+            "mean_frame_ms": {"min": min(durs, default=0), "mean": float(np.mean(durs)) if durs else 0,
+                              "max": max(durs, default=0)},
+            "objects": len(objects),
+        }
+
+
+@dataclass
+class Plan:
+    """Everything random about one procedural clip, drawn before rendering (cheap)."""
+
+    obj: str  # object id: "1f600", "red circle"
+    motion: MotionSpec
+    durations: list[int]
+    caption: str
+    object_frac: float
+    labels: dict[str, Any] = field(default_factory=dict)
+
+
+class ProceduralSource(ClipSource):
+    """Base of the built-in sources: index → :class:`Plan` (seeded by (seed, salt, index)) → rendered clip."""
+
+    salt = 0  # decorrelates sources that share a seed
+
+    def __init__(self, size: int, num_clips: int, seed: int) -> None:
+        if size < 8:
+            raise InputError(f"size must be at least 8 px, got {size}")
+        if num_clips < 1:
+            raise InputError(f"num_clips must be positive, got {num_clips}")
+        self.size, self.num_clips, self.seed = int(size), int(num_clips), int(seed)
+
+    def __len__(self) -> int:
+        return self.num_clips
+
+    def rng(self, i: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.salt, i])
+
+    def plan(self, i: int) -> Plan:
+        raise NotImplementedError
+
+    def sprite(self, obj: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def labels(self, i: int) -> dict[str, Any]:
+        return dict(self.plan(i).labels)
+
+    def summary_item(self, i: int) -> tuple[dict[str, Any], list[int]]:
+        p = self.plan(i)
+        return p.labels, p.durations
+
+    def _get(self, i: int) -> Clip:
+        p = self.plan(i)
+        mf = motion_frames(p.motion, len(p.durations))
+        frames = render_motion(self.sprite(p.obj), mf, self.size, object_frac=p.object_frac)
+        return Clip(frames, list(p.durations), p.caption, dict(p.labels))
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["seed"] = self.seed
+        return d
+
+
+class ListSource(ClipSource):
+    """Clips held in memory or behind another sequence (imported datasets)."""
+
+    def __init__(self, clips: Sequence[Clip], name: str, size: int, limit: int = 0) -> None:
+        self._clips, self.name, self.size = clips, name, size
+        self._n = min(len(clips), limit) if limit > 0 else len(clips)
+        found = set()
+        for i in range(self._n) if isinstance(clips, list) else ():
+            if "motion" in clips[i].labels:
+                found.add(clips[i].labels["motion"])
+        self.motions = tuple(sorted(found))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _get(self, i: int) -> Clip:
+        return self._clips[i]
+
+
+def open_source(spec: str, size: int, *, num_clips: int = 0, seed: int = 0) -> ClipSource:
+    """Open clips for training or evaluation; frames are ``size`` × ``size``.
+
+    ``num_clips`` = 0 takes the source's default (procedural sources are virtually infinite: shapes 256,
+    emoji 20000, emoji-holdout 1024); for a path it caps the number of clips read (0 = all).
+    """
+    if not isinstance(spec, str) or not spec:
+        raise InputError("data source must be a non-empty string")
+    if spec.startswith("builtin:"):
+        if spec == "builtin:shapes":
+            from .shapes import ShapesSource
+
+            return ShapesSource(size, num_clips or ShapesSource.default_clips, seed)
+        if spec in ("builtin:emoji", "builtin:emoji-holdout"):
+            from .emoji import EmojiSource
+
+            holdout = spec.endswith("-holdout")
+            n = num_clips or (EmojiSource.default_holdout_clips if holdout else EmojiSource.default_clips)
+            return EmojiSource(size, n, seed, holdout=holdout)
+        raise InputError(f"unknown built-in data source {spec!r}; choices: {', '.join(BUILTINS)}")
+    try:
+        from ..io import load_dataset  # lazily: the I/O package is optional for built-in data
+    except ImportError as e:  # pragma: no cover - only while rdtf_engine.io is incomplete
+        raise InputError(f"cannot read {spec!r}: the sticker importer is unavailable ({e})") from e
+    data = load_dataset(spec, size)
+    if isinstance(data, ClipSource):
+        return data if num_clips <= 0 else ListSource(data, data.name, size, num_clips)
+    return ListSource(data, os.path.basename(os.path.normpath(spec)) or spec, size, num_clips)
+
+
+# ---------------------------------------------------------------------------------------------- bulk render
+_WORKER_SOURCE: ClipSource | None = None
+
+
+def _init_worker(source: ClipSource) -> None:
+    global _WORKER_SOURCE
+    _WORKER_SOURCE = source
+
+
+def _render_one(i: int) -> Clip:
+    assert _WORKER_SOURCE is not None
+    return _WORKER_SOURCE[i]
+
+
+def render_many(source: ClipSource, indices: Iterable[int], workers: int = 0) -> list[Clip]:
+    """Render ``source[i]`` for all ``indices`` (in order) with ``workers`` processes (0 = all cores).
+
+    Uses ``fork`` where available, so the source (and any cached sprites/fonts) is inherited rather than
+    pickled; elsewhere the source is pickled once per worker. Each clip is independent (seeded by its
+    index), so the result equals ``[source[i] for i in indices]``.
+    """
+    idx = [int(i) for i in indices]
+    workers = workers or (os.cpu_count() or 1)
+    workers = min(workers, max(1, len(idx) // 4))  # no pool for a handful of clips
+    if workers <= 1:
+        return [source[i] for i in idx]
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    global _WORKER_SOURCE
+    if ctx.get_start_method() == "fork":
+        _WORKER_SOURCE = source  # inherited by the children
+        pool = ctx.Pool(workers)
+    else:
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(source,))
+    try:
+        chunk = max(1, min(16, len(idx) // (workers * 4)))
+        return list(pool.imap(_render_one, idx, chunksize=chunk))
+    finally:
+        pool.close()
+        pool.join()
+        _WORKER_SOURCE = None

@@ -1,0 +1,158 @@
+"""StickerPipeline: validate → encode text / condition frames → denoise loop → decode RGBA.
+
+Sampling uses diffusers schedulers: DPM-Solver++ (fast default, ~20 steps) or DDIM (the paper's 50 steps,
+η = 1). Guidance (PAPER.md §2.4 leaves the two-scale rule open; we use InstructPix2Pix's):
+
+    no condition frames:  ε = ε(∅) + s_txt·(ε(txt) − ε(∅))
+    with frames given:    ε = ε(∅,∅) + s_img·(ε(img,∅) − ε(∅,∅)) + s_txt·(ε(img,txt) − ε(img,∅))
+
+Clips longer than the model's window (``num_frames``, 8) are generated window by window: each next window
+gets the last ``OVERLAP`` generated frames as given frames (the forward-prediction task of the condition
+mask), so one model trained on 8-frame windows makes 24-frame stickers. Locked frames come back unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .errors import Cancelled
+from .model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
+from .schedule import sampling_scheduler
+from .text import NULL_PROMPT
+
+OVERLAP = 2
+
+
+class StickerPipeline:
+    def __init__(self, unet, vae, card, text, device: torch.device):
+        self.unet, self.vae, self.card, self.text, self.device = unet.eval(), vae.eval(), card, text, device
+        self.scale = float(card.latent_scale)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> "StickerPipeline":
+        from .model_store import load_model_folder
+        from .text import get_text_encoder
+
+        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                           ("cpu" if device == "auto" else device))
+        unet, vae, card = load_model_folder(path, device=dev)
+        return cls(unet, vae, card, get_text_encoder(card.text, dev), dev)
+
+    @torch.no_grad()
+    def __call__(self, prompt: str, num_frames: int = 8, size: int = 256, steps: int = 20, seed: int = 0,
+                 guidance_text: float = 7.5, guidance_image: float = 1.5, scheduler: str = "dpm",
+                 cond_frames: Optional[Sequence[Optional[np.ndarray]]] = None,
+                 callback: Optional[Callable[[int, int], None]] = None,
+                 should_stop: Optional[Callable[[], bool]] = None) -> np.ndarray:
+        """→ uint8 RGBA (num_frames, size, size, 4). ``cond_frames[i]`` is an RGBA (size, size, 4) frame or None."""
+        h = size // 8
+        cond_frames = list(cond_frames) if cond_frames else [None] * num_frames
+        given = torch.zeros(num_frames, 4, h, h, device=self.device)
+        known = [f is not None for f in cond_frames]
+        if any(known):
+            pix = rgba_to_tensor(np.stack([f for f in cond_frames if f is not None]))
+            lat = encode_frames(self.vae, pix, self.scale)
+            given[torch.tensor(known)] = lat.to(self.device)
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        states, tmask = self.text.encode([NULL_PROMPT, prompt])
+        win = min(num_frames, int(self.card.num_frames))
+        starts = list(range(0, max(num_frames - win, 0) + 1, max(win - OVERLAP, 1)))
+        if starts[-1] + win < num_frames:
+            starts.append(num_frames - win)
+        out = torch.zeros(num_frames, 4, h, h, device=self.device)
+        done = [False] * num_frames
+        total = len(starts) * steps
+        for wi, s in enumerate(starts):
+            idx = list(range(s, s + win))
+            mask = [known[i] or done[i] for i in idx]
+            cond = torch.stack([given[i] if known[i] else out[i] for i in idx])  # (W, 4, h, w)
+            cond = cond * torch.tensor(mask, device=self.device, dtype=cond.dtype)[:, None, None, None]
+            z = self._denoise(cond, any(mask), states, tmask, steps, gen, guidance_text, guidance_image,
+                              scheduler, lambda i, wi=wi: callback and callback(wi * steps + i, total),
+                              should_stop)
+            for j, i in enumerate(idx):
+                if not known[i] and not done[i]:
+                    out[i] = z[j]
+                    done[i] = True
+        frames = tensor_to_rgba(decode_latents(self.vae, out, self.scale))
+        for i, f in enumerate(cond_frames):
+            if f is not None:
+                frames[i] = f  # a locked frame stays exactly what the user locked
+        return frames
+
+    def _denoise(self, cond, has_img, states, tmask, steps, gen, g_txt, g_img, scheduler, cb, should_stop):
+        """One window: cond (W, 4, h, w) masked clean latents → denoised latents (W, 4, h, w)."""
+        sched = sampling_scheduler(self.card.diffusion, scheduler)
+        sched.set_timesteps(steps, device=self.device)
+        shape = (1, 4) + tuple(cond.shape[:1]) + tuple(cond.shape[2:])
+        x = torch.randn(shape, generator=gen).to(self.device) * sched.init_noise_sigma
+        c = cond.permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
+        zero = torch.zeros_like(c)
+        three = has_img and g_img != 1.0
+        if three:
+            conds = torch.cat([zero, c, c])
+            txt, tm = states[[0, 0, 1]], tmask[[0, 0, 1]]
+        else:
+            conds = torch.cat([c, c])
+            txt, tm = states, tmask
+        extra = {"eta": 1.0, "generator": gen} if scheduler == "ddim" else {}
+        for i, t in enumerate(sched.timesteps):
+            if should_stop is not None and should_stop():
+                raise Cancelled("generation stopped")
+            inp = sched.scale_model_input(x, t)
+            n = conds.shape[0]
+            tt = torch.full((n,), int(t), device=self.device, dtype=torch.long)
+            eps = self.unet(inp.expand(n, *inp.shape[1:]), tt, txt, conds, text_mask=tm).float()
+            if three:
+                e00, e0i, eti = eps.chunk(3)
+                e = e00 + g_img * (e0i - e00) + g_txt * (eti - e0i)
+            else:
+                eu, et = eps.chunk(2)
+                e = eu + g_txt * (et - eu)
+            x = sched.step(e, t, x, **extra).prev_sample  # a CPU generator keeps η=1 DDIM seed-deterministic
+            cb(i + 1)
+        return x[0].permute(1, 0, 2, 3)  # (W, 4, h, w)
+
+
+def checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
+    """Light grey checkerboard (h, w, 3) uint8: how transparent stickers are shown everywhere."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = ((yy // cell + xx // cell) % 2).astype(np.uint8)
+    return np.where(board[..., None] == 1, 204, 255).repeat(3, axis=-1).astype(np.uint8)
+
+
+def grid_image(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """rows of (F, H, W, 4) RGBA clips → one RGB image (rows × F tiles) composited on a checkerboard."""
+    f_max = max(r.shape[0] for r in rows)
+    h, w = rows[0].shape[1:3]
+    canvas = np.full((len(rows) * h, f_max * w, 3), 255, np.uint8)
+    bg = checkerboard(h, w).astype(np.float32)
+    for ri, clip in enumerate(rows):
+        for fi, fr in enumerate(clip):
+            a = fr[..., 3:4].astype(np.float32) / 255.0
+            tile = fr[..., :3].astype(np.float32) * a + bg * (1 - a)
+            canvas[ri * h : (ri + 1) * h, fi * w : (fi + 1) * w] = tile.round().astype(np.uint8)
+    return canvas
+
+
+def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10) -> Path:
+    """Training preview: t2v samples for the first ``n`` validation captions, saved as one PNG."""
+    from PIL import Image
+
+    from .config import ModelCard
+    from .text import get_text_encoder
+
+    device = next(unet.parameters()).device
+    card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale)
+    pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device)
+    rows = [pipe(cache.captions[i], req.num_frames, req.size, steps, seed=k) for k, i in enumerate(list(ids)[:n])]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(grid_image(rows)).save(tmp)
+    tmp.replace(path)
+    unet.train()
+    return path

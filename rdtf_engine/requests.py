@@ -1,0 +1,132 @@
+"""Requests: what a caller (CLI, worker, app) asks the engine to do. Small, JSON-able dataclasses.
+
+``from_dict`` ignores unknown keys so an older app can talk to a newer worker; validation lives in
+``validate()`` and raises ``InputError`` with a message naming the bad field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional, TypeVar
+
+from .errors import InputError
+
+MAX_FRAMES = 24  # the timeline's cap; the model itself works on windows of ``num_frames`` (8)
+MIN_SIZE, MAX_SIZE = 32, 512
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+@dataclass
+class GenerateRequest:
+    """Text (+ optional condition frames) → RGBA frames.
+
+    ``cond_frames`` are paths to RGBA images (or None) per output frame slot: the frames the user locked or
+    gave (start/end image). A slot with a path is a "1" in the condition mask. ``init_image`` is shorthand for
+    "frame 0 given" (image&text→video).
+    """
+
+    prompt: str
+    model: str = "default"
+    frames: int = 8
+    size: int = 256
+    steps: int = 20
+    seed: Optional[int] = None
+    guidance_text: float = 7.5
+    guidance_image: float = 1.5
+    scheduler: str = "dpm"  # "dpm" (DPM-Solver++, fast default) | "ddim" (the paper's 50-step sampler)
+    duration_ms: int = 100
+    init_image: Optional[str] = None
+    cond_frames: list[Optional[str]] = field(default_factory=list)
+    out: Optional[str] = None
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise InputError("prompt must be text")
+        if not (1 <= int(self.frames) <= MAX_FRAMES):
+            raise InputError(f"frames must be between 1 and {MAX_FRAMES}, got {self.frames}")
+        if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:
+            raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
+        if not (1 <= int(self.steps) <= 1000):
+            raise InputError(f"steps must be between 1 and 1000, got {self.steps}")
+        if self.scheduler not in ("dpm", "ddim"):
+            raise InputError(f"scheduler must be 'dpm' or 'ddim', got {self.scheduler!r}")
+        if not (0.0 <= float(self.guidance_text) <= 30.0 and 0.0 <= float(self.guidance_image) <= 30.0):
+            raise InputError("guidance scales must be between 0 and 30")
+        if not (8 <= int(self.duration_ms) <= 10_000):
+            raise InputError(f"duration_ms must be between 8 and 10000, got {self.duration_ms}")
+        if self.cond_frames and len(self.cond_frames) != int(self.frames):
+            raise InputError(f"cond_frames has {len(self.cond_frames)} slots but frames is {self.frames}")
+
+
+@dataclass
+class TrainRequest:
+    """Train a DFGN (and, if needed, its RGBA autoencoder) on a data source.
+
+    ``data``: a folder/zip of stickers, an imported dataset folder, or ``builtin:shapes`` / ``builtin:emoji``.
+    ``autoencoder``: a folder with a trained autoencoder; None trains one first (``ae_steps``).
+    """
+
+    data: str
+    out: str
+    preset: str = "tiny"
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 2e-4
+    size: int = 64
+    num_frames: int = 8
+    seed: int = 0
+    resume: bool = False
+    dual_mask: bool = True
+    curriculum: str = "adaptive"  # "none" | "linear" | "adaptive" (the paper's Table 4 arms)
+    temporal: str = "sti"  # "sti" | "conv3d" (the paper's Table 3 ablation)
+    autoencoder: Optional[str] = None
+    ae_steps: int = 500
+    grad_accum: int = 1
+    ema_decay: float = 0.999
+    mixed_precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "no" | "bf16" | "fp16"
+    sample_every: int = 0  # 0 = never
+    checkpoint_every: int = 100
+    max_minutes: float = 0.0  # >0: stop cleanly (with a checkpoint) after this wall time, for chunked runs
+    max_clips: int = 0  # 0 = all clips of the source
+    device: str = "auto"
+
+    def validate(self) -> None:
+        from .config import PRESETS  # local: config imports nothing heavy, but keep requests light
+
+        if self.preset not in PRESETS:
+            raise InputError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.curriculum not in ("none", "linear", "adaptive"):
+            raise InputError(f"curriculum must be none, linear or adaptive, got {self.curriculum!r}")
+        if self.temporal not in ("sti", "conv3d"):
+            raise InputError(f"temporal must be sti or conv3d, got {self.temporal!r}")
+        if int(self.steps) < 1 or int(self.batch_size) < 1 or int(self.grad_accum) < 1:
+            raise InputError("steps, batch_size and grad_accum must be at least 1")
+        if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:
+            raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
+        if not (2 <= int(self.num_frames) <= 16):
+            raise InputError(f"num_frames must be between 2 and 16, got {self.num_frames}")
+        if not (float(self.lr) > 0):
+            raise InputError("lr must be positive")
+
+
+@dataclass
+class ExportRequest:
+    """Write a clip (animated file or folder of PNG frames) for a platform preset."""
+
+    input: str
+    preset: str
+    out: str
+    options: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)

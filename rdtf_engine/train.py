@@ -1,0 +1,275 @@
+"""The RDTF training loop (DESIGN.md §2): DFGN from scratch with dual masks and the difficulty-adaptive
+curriculum, on accelerate (fp32 on CPU, bf16 autocast on CUDA, DDP under ``accelerate launch``).
+
+Every random choice goes through generators whose states are checkpointed (python ``random`` for tasks,
+k and masks; a torch generator for noise and timesteps; the curriculum's own RNG), so ``--resume`` continues
+exactly where the run stopped. A run folder holds::
+
+    train_config.json   the TrainRequest (resume re-reads it)
+    autoencoder/        the RGBA autoencoder trained for this run (or copied from --autoencoder)
+    checkpoints/        atomic safetensors checkpoints (checkpoint.py)
+    model/              the EMA model exported at each checkpoint: usable by `rdtf generate --model RUN`
+    samples/            preview grids;  metrics.jsonl: one line per logged step;  done.json when finished
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .checkpoint import latest_checkpoint, load_checkpoint, optimizer_from_tensors, save_checkpoint
+from .config import CurriculumConfig, DiffusionConfig, ModelCard, TextConfig
+from .curriculum import Curriculum
+from .data.batching import make_batch
+from .errors import Cancelled, InputError, TrainingError
+from .events import Log, Metrics, Progress, never_stop, null_event
+from .masks import masked_mse
+from .requests import TrainRequest, from_dict, to_dict
+from .train_setup import prepare_data, resolve_device, write_json_atomic
+from .validation import validation_loss
+
+LOG_EVERY = 10
+MAX_BAD_STEPS = 20
+
+
+def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dict[str, Any]:
+    run_dir = Path(req.out).expanduser()
+    req = _effective_request(req, run_dir)
+    req.validate()
+    from accelerate import Accelerator
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    from .model.dfgn import build_dfgn, count_parameters
+    from .schedule import training_scheduler
+    from .text import get_text_encoder
+
+    device, mp = resolve_device(req.device, req.mixed_precision)
+    accelerator = Accelerator(mixed_precision=mp, cpu=device.type == "cpu")
+    device = accelerator.device
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process:
+        write_json_atomic(run_dir / "train_config.json", to_dict(req))
+    seed = req.seed + accelerator.process_index
+    torch.manual_seed(seed)
+
+    data = prepare_data(req, run_dir, device, on_event, should_stop)
+    text_cfg = TextConfig()
+    text = get_text_encoder(text_cfg, device)
+    model = build_dfgn(req.preset, temporal=req.temporal, num_frames=req.num_frames).to(device)
+    n_params = count_parameters(model)
+    on_event(Log("info", f"DFGN preset {req.preset} ({req.temporal}): {n_params / 1e6:.2f} M parameters on {device}"))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=req.lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+    warmup = min(500, max(1, req.steps // 10))
+    lr_sched = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=warmup)
+    ema = EMAModel(model.parameters(), decay=req.ema_decay, use_ema_warmup=True, power=2 / 3)
+    curriculum = Curriculum(CurriculumConfig(mode=req.curriculum, horizon=req.steps), seed=seed)
+    noise_sched = training_scheduler(DiffusionConfig())
+    rng = random.Random(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+
+    step, history = 0, []
+    ck = latest_checkpoint(run_dir) if req.resume else None
+    if ck is not None:
+        m, e, o, st = load_checkpoint(ck)
+        model.load_state_dict(m)
+        ema.shadow_params = [e[n].to(device) for n, _ in model.named_parameters()]
+        ema.optimization_step = int(st["ema_steps"])
+        optimizer_from_tensors(optimizer, o, st["optimizer"])
+        lr_sched.load_state_dict(st["lr_sched"])
+        curriculum.load_state_dict(st["curriculum"])
+        rng.setstate(_tuplify(st["rng"]))
+        gen.set_state(torch.tensor(st["torch_rng"], dtype=torch.uint8))
+        step, history = int(st["step"]), list(st.get("history", []))
+        on_event(Log("info", f"resumed from {ck.name} at step {step}"))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw_model = accelerator.unwrap_model(model)
+
+    def checkpoint(reason: str) -> None:
+        if not accelerator.is_main_process:
+            return
+        state = {"ema_steps": ema.optimization_step, "lr_sched": lr_sched.state_dict(),
+                 "curriculum": curriculum.state_dict(), "rng": _listify(rng.getstate()),
+                 "torch_rng": gen.get_state().tolist(), "history": history[-5000:], "reason": reason,
+                 "config": to_dict(req)}
+        ema_state = {n: p.detach() for (n, _), p in zip(raw_model.named_parameters(), ema.shadow_params)}
+        save_checkpoint(run_dir, step, raw_model, ema_state, optimizer, state)
+        _export_model(run_dir, raw_model, ema, data, req, step, history)
+        on_event(Log("info", f"checkpoint at step {step} ({reason})"))
+
+    val_every = max(LOG_EVERY, req.checkpoint_every)
+    t_start, step_at_start, bad, window = time.time(), step, 0, []
+    train_ids, cache = data.train_ids, data.cache
+    on_event(Progress("train", step, req.steps, "starting"))
+    if step == 0:  # the starting point of the held-out loss curve
+        _validate(raw_model, ema, data, text, noise_sched, req, 0, on_event, run_dir, accelerator)
+    stopped, reason = False, "finished"
+    model.train()
+    while step < req.steps:
+        if should_stop():
+            stopped, reason = True, "stopped"
+            break
+        if req.max_minutes and (time.time() - t_start) > req.max_minutes * 60:
+            stopped, reason = True, "time limit"
+            break
+        weights, task_counts, loss_sum = None, {}, 0.0
+        for _ in range(req.grad_accum):
+            ids = [train_ids[rng.randrange(len(train_ids))] for _ in range(req.batch_size)]
+
+            def pick(r: random.Random) -> str:
+                nonlocal weights
+                task, weights = curriculum.next_task(step)
+                return task
+
+            b = make_batch(cache, ids, rng, req.num_frames, req.dual_mask, pick,
+                           text_cfg.word_dropout, text_cfg.uncond_prob)
+            states, tmask = text.encode(b.captions)
+            noise = torch.randn(b.z0.shape, generator=gen).to(device)
+            t = torch.randint(0, noise_sched.config.num_train_timesteps, (b.z0.shape[0],), generator=gen).to(device)
+            noisy = noise_sched.add_noise(b.z0, noise, t)
+            with accelerator.autocast():
+                eps = model(noisy, t, states, b.cond, frame_mask=b.valid > 0, text_mask=tmask)
+            loss = masked_mse(eps.float(), noise, b.valid)
+            if not torch.isfinite(loss):
+                break
+            accelerator.backward(loss / req.grad_accum)
+            loss_sum += float(loss) / req.grad_accum
+            for task in b.tasks:
+                task_counts[task] = task_counts.get(task, 0) + 1
+        else:
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            if torch.isfinite(torch.as_tensor(grad_norm)):
+                optimizer.step()
+                lr_sched.step()
+                optimizer.zero_grad(set_to_none=True)
+                ema.step(raw_model.parameters())
+                curriculum.observe(loss_sum)
+                history.append(loss_sum)
+                window.append(loss_sum)
+                step += 1
+                bad = 0
+                _after_step(step, req, on_event, window, t_start, step_at_start, lr_sched, curriculum, weights,
+                            task_counts, run_dir, accelerator)
+                window = window if len(window) < LOG_EVERY else []
+                if step % val_every == 0 or step == req.steps:
+                    _validate(raw_model, ema, data, text, noise_sched, req, step, on_event, run_dir, accelerator)
+                if step % req.checkpoint_every == 0 and step < req.steps:
+                    checkpoint("periodic")
+                if req.sample_every and step % req.sample_every == 0:
+                    _sample_preview(raw_model, ema, data, req, step, on_event, run_dir)
+                continue
+        # Non-finite loss or gradient: skip the update, never let NaN reach the weights or a checkpoint.
+        optimizer.zero_grad(set_to_none=True)
+        bad += 1
+        on_event(Log("warning", f"non-finite loss/gradient at step {step}: update skipped ({bad} in a row)"))
+        if bad >= MAX_BAD_STEPS:
+            checkpoint("non-finite")
+            raise TrainingError(f"training diverged: {bad} non-finite steps in a row at step {step}; "
+                                f"resume with a lower learning rate (now {req.lr})")
+    checkpoint(reason)
+    result = {"run_dir": str(run_dir), "model_dir": str(run_dir / "model"), "step": step,
+              "final_loss": (sum(history[-50:]) / len(history[-50:])) if history else None,
+              "stopped": stopped, "reason": reason, "params": n_params}
+    if not stopped and accelerator.is_main_process:
+        write_json_atomic(run_dir / "done.json", result)
+    if stopped and reason == "stopped":
+        on_event(Log("info", f"stopped at step {step}; continue with --resume"))
+    return result
+
+
+def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
+    """On --resume the run's saved config wins (same data, model, seed), except steps/max_minutes/device."""
+    cfg = run_dir / "train_config.json"
+    if req.resume:
+        if not cfg.is_file():
+            raise InputError(f"nothing to resume in {run_dir} (no train_config.json)")
+        saved = from_dict(TrainRequest, json.loads(cfg.read_text("utf-8")))
+        return dataclasses.replace(saved, resume=True, steps=max(req.steps, 1), max_minutes=req.max_minutes,
+                                   device=req.device, sample_every=req.sample_every or saved.sample_every)
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        raise InputError(f"{run_dir} already holds a training run; pass --resume to continue it or pick a new --out")
+    return req
+
+
+def _after_step(step, req, on_event, window, t_start, step_at_start, lr_sched, curriculum, weights, task_counts,
+                run_dir, accelerator) -> None:
+    if step % LOG_EVERY and step != req.steps:
+        return
+    elapsed = max(time.time() - t_start, 1e-6)
+    rate = (step - step_at_start) / elapsed  # since start/resume, so ETA is honest after a resume
+    vals = {"loss": sum(window) / max(len(window), 1), "lr": lr_sched.get_last_lr()[0], "steps_per_s": rate,
+            "eta_s": (req.steps - step) / max(rate, 1e-9), "tasks": task_counts,
+            "weights": {k: round(v, 4) for k, v in (weights or {}).items()},
+            "bucket": curriculum.state.bucket, "curriculum": req.curriculum}
+    if torch.cuda.is_available():
+        vals["gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    on_event(Metrics(step, vals))
+    on_event(Progress("train", step, req.steps))
+    if accelerator.is_main_process:
+        with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **vals}) + "\n")
+
+
+def _validate(model, ema, data, text, noise_sched, req, step, on_event, run_dir, accelerator) -> None:
+    if not data.val_ids or not accelerator.is_main_process:
+        return
+    ema.store(model.parameters())
+    ema.copy_to(model.parameters())
+    try:
+        per_task = validation_loss(model, data.cache, data.val_ids, text, noise_sched, req.num_frames,
+                                   req.dual_mask, seed=1234)
+    finally:
+        ema.restore(model.parameters())
+        model.train()
+    on_event(Metrics(step, {"val_loss": per_task["all"], "val": per_task}))
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": step, "val": per_task}) + "\n")
+
+
+def _export_model(run_dir, model, ema, data, req, step, history) -> None:
+    """Write the EMA weights as a complete model folder (run_dir/model) usable by generate."""
+    import copy
+
+    from .model_store import save_model_folder
+
+    ema_model = copy.deepcopy(model).eval()
+    ema.copy_to(ema_model.parameters())
+    card = ModelCard(name=run_dir.name, preset=req.preset, size=req.size, num_frames=req.num_frames,
+                     temporal=req.temporal, dual_mask=req.dual_mask, curriculum=req.curriculum, steps=step,
+                     data=req.data, data_summary=data.summary, latent_scale=data.scale,
+                     engine_version=__version__)
+    save_model_folder(run_dir / "model", ema_model, data.vae, card)
+
+
+def _sample_preview(model, ema, data, req, step, on_event, run_dir) -> None:
+    from .pipeline import sample_grid
+
+    ema.store(model.parameters())
+    ema.copy_to(model.parameters())
+    try:
+        path = sample_grid(model, data.vae, data.scale, data.cache, data.val_ids or data.train_ids, req,
+                           run_dir / "samples" / f"step_{step:07d}.png")
+    finally:
+        ema.restore(model.parameters())
+        model.train()
+    from .events import Preview
+
+    on_event(Preview(step, [str(path)], "samples (EMA weights)"))
+
+
+def _listify(x):
+    return [_listify(v) for v in x] if isinstance(x, (tuple, list)) else x
+
+
+def _tuplify(x):
+    return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
+
+
+__all__ = ["train", "Cancelled"]

@@ -1,0 +1,112 @@
+"""Everything a training run needs before its first step: device, data source, autoencoder, latent cache.
+
+Split out of train.py so the loop stays readable. ``prepare_data`` is deterministic for a given request, so a
+resumed run rebuilds exactly the same cache and train/validation split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data.latent_cache import LatentCache, build_latent_cache
+from .errors import InputError
+from .events import Log, Progress
+
+VAL_FRACTION = 0.05
+MAX_VAL_CLIPS = 64
+
+
+@dataclass
+class TrainData:
+    cache: LatentCache
+    train_ids: list[int]
+    val_ids: list[int]
+    vae: Any
+    scale: float
+    summary: dict[str, Any]
+
+
+def resolve_device(device: str, mixed_precision: str) -> tuple[torch.device, str]:
+    """"auto" → CUDA if available else CPU; mixed precision "auto" → bf16 on CUDA, fp32 ("no") on CPU."""
+    if device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            raise InputError(f"unknown device {device!r}") from exc
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise InputError("CUDA was requested but this PyTorch has no CUDA device (see README: GPU install)")
+    mp = mixed_precision
+    if mp == "auto":
+        mp = "bf16" if dev.type == "cuda" else "no"
+    if mp not in ("no", "bf16", "fp16"):
+        raise InputError(f"mixed_precision must be auto, no, bf16 or fp16, got {mixed_precision!r}")
+    if dev.type == "cpu":
+        mp = "no"  # bf16 autocast on CPU is slower than fp32 for these small convs
+    return dev, mp
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def split_ids(n: int) -> tuple[list[int], list[int]]:
+    """Deterministic split: every 20th clip (up to 64) is held out for the validation denoising loss."""
+    if n < 2:
+        return list(range(n)), []
+    step = max(2, int(round(1 / VAL_FRACTION)))
+    val = [i for i in range(n) if i % step == step - 1][:MAX_VAL_CLIPS] or [n - 1]
+    vs = set(val)
+    return [i for i in range(n) if i not in vs], val
+
+
+def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop) -> TrainData:
+    from .data.sources import open_source
+    from .train_autoencoder import load_autoencoder, train_autoencoder
+
+    source = open_source(req.data, req.size, num_clips=req.max_clips, seed=req.seed)
+    n = len(source)
+    if n == 0:
+        raise InputError(f"no usable clips in {req.data}")
+    on_event(Log("info", f"data {req.data}: {n} clips at {req.size} px"))
+    ae_dir = run_dir / "autoencoder"
+    if req.autoencoder:
+        vae, scale = load_autoencoder(req.autoencoder, device)
+        on_event(Log("info", f"using autoencoder {req.autoencoder} (latent scale {scale:.4f})"))
+    elif (ae_dir / "config.json").is_file():
+        vae, scale = load_autoencoder(ae_dir, device)
+    else:
+        on_event(Log("info", f"training the RGBA autoencoder first ({req.ae_steps} steps)"))
+        vae, scale = train_autoencoder(source, ae_dir, req.preset, req.ae_steps, device, seed=req.seed,
+                                       mixed_precision=req.mixed_precision, on_event=on_event,
+                                       should_stop=should_stop)
+    vae = vae.eval().requires_grad_(False)
+    train_ids, val_ids = split_ids(n)
+    from .data.sources import ProceduralSource, render_many
+
+    # Procedural clips render in parallel processes (16 cores on the GPU host); user clips are already decoded.
+    render = (lambda ids: render_many(source, ids)) if isinstance(source, ProceduralSource) else None
+
+    def progress(done: int, total: int) -> None:
+        on_event(Progress("encode-data", done, total))
+
+    cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
+                               render=render)
+    summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
+    return TrainData(cache, train_ids, val_ids, vae, scale, summary)

@@ -1,0 +1,155 @@
+"""A deterministic stand-in for rdtf_engine.api/io, loaded by the real worker process in tests.
+
+Use: ``RDTF_WORKER_BACKEND=fake_backend`` with this folder on ``PYTHONPATH`` (see ``worker_env`` in
+conftest.py). It speaks the same function signatures as the engine, emits the same event types and honours
+``should_stop``. Magic prompts drive failure paths through a real subprocess: ``"crash"`` kills the process
+(exit 3, like a segfault or OOM-kill), ``"fail"`` raises a typed ModelError. ``RDTF_FAKE_DELAY`` is the
+sleep per denoise/train step in seconds (default 0.005).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PIL import Image
+
+from rdtf_engine.errors import Cancelled, FormatError, ModelError
+from rdtf_engine.events import Log, Metrics, Preview, Progress
+
+DELAY = float(os.environ.get("RDTF_FAKE_DELAY", "0.005"))
+
+
+@dataclass
+class GenerateResult:
+    frames: np.ndarray
+    durations_ms: list[int]
+    recipe: dict
+    out: Optional[str] = None
+
+
+def _frame(seed: int, i: int, n: int, size: int) -> np.ndarray:
+    """A coloured disc moving around a circle: frame i of n, colour from the seed."""
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(40, 255, 3)
+    yy, xx = np.mgrid[0:size, 0:size]
+    ang = 2 * np.pi * i / max(n, 1)
+    cx, cy = size / 2 + size / 4 * np.cos(ang), size / 2 + size / 4 * np.sin(ang)
+    inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= (size / 5) ** 2
+    img = np.zeros((size, size, 4), np.uint8)
+    img[inside, :3] = colour
+    img[inside, 3] = 255
+    return img
+
+
+def generate(req: Any, on_event, should_stop) -> GenerateResult:
+    if "crash" in req.prompt:
+        os._exit(3)
+    if "fail" in req.prompt:
+        raise ModelError(f"model {req.model!r} is not a model folder")
+    seed = req.seed if req.seed is not None else zlib.crc32(req.prompt.encode())
+    for i in range(req.steps):
+        if should_stop():
+            raise Cancelled("generation cancelled")
+        time.sleep(DELAY)
+        on_event(Progress("denoise", i + 1, req.steps))
+    frames = np.stack([_frame(seed, i, req.frames, req.size) for i in range(req.frames)])
+    for i, p in enumerate(req.cond_frames or []):
+        if p:  # a given frame comes back unchanged, as the condition mask promises
+            frames[i] = np.asarray(Image.open(p).convert("RGBA").resize((req.size, req.size)))
+    recipe = {"prompt": req.prompt, "seed": seed, "model": req.model, "steps": req.steps, "size": req.size,
+              "engine": "fake"}
+    return GenerateResult(frames, [req.duration_ms] * req.frames, recipe, None)
+
+
+def train(req: Any, on_event, should_stop) -> dict:
+    run = Path(req.out)
+    ckpt = run / "checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    start = 0
+    if req.resume and (ckpt / "step.json").exists():
+        start = json.loads((ckpt / "step.json").read_text())["step"]
+    on_event(Log("info", f"training from step {start}"))
+    step = start
+    for step in range(start + 1, req.steps + 1):
+        if should_stop():
+            (ckpt / "step.json").write_text(json.dumps({"step": step - 1}))
+            return {"run_dir": str(run), "model_dir": None, "step": step - 1, "final_loss": 1.0 / step,
+                    "stopped": True}
+        time.sleep(DELAY)
+        on_event(Progress("train", step, req.steps))
+        on_event(Metrics(step, {"loss": 1.0 / step, "lr": req.lr, "steps_per_s": 50.0, "eta_s": req.steps - step,
+                                "task": "t2v", "stage": "start", "gpu_mem_mb": 0}))
+        if req.sample_every and step % req.sample_every == 0:
+            grid = run / "samples" / f"step_{step:06d}.png"
+            grid.parent.mkdir(exist_ok=True)
+            Image.fromarray(_frame(step, 0, 4, 64), "RGBA").save(grid)
+            on_event(Preview(step, [str(grid)], "samples"))
+        if req.checkpoint_every and step % req.checkpoint_every == 0:
+            (ckpt / "step.json").write_text(json.dumps({"step": step}))
+    model = run / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text(json.dumps({"name": run.name, "preset": req.preset, "size": req.size}))
+    (run / "done.json").write_text(json.dumps({"step": step}))
+    return {"run_dir": str(run), "model_dir": str(model), "step": step, "final_loss": 1.0 / max(step, 1),
+            "stopped": False}
+
+
+def list_models(dirs: Optional[list[str]] = None) -> list[dict]:
+    models = [{"name": "default", "path": "builtin:default", "preset": "small", "params": 1000, "size": 64,
+               "num_frames": 8, "steps": 100, "data": "builtin:emoji", "created": "2025-01-01", "builtin": True}]
+    for d in dirs or []:
+        for cfg in sorted(Path(d).glob("*/config.json")):
+            card = json.loads(cfg.read_text())
+            models.append({"name": card.get("name", cfg.parent.name), "path": str(cfg.parent), "preset": "tiny",
+                           "params": 10, "size": 32, "num_frames": 8, "steps": 1, "data": "user",
+                           "created": "2025-02-02", "builtin": False})
+    return models
+
+
+def device_info() -> dict:
+    return {"device": "cpu", "torch": "fake", "cuda": None, "name": "fake CPU", "memory_mb": 0}
+
+
+def import_pack(path: str, out: str, size: int, on_event, should_stop) -> dict:
+    src = Path(path)
+    files = sorted(src.iterdir()) if src.is_dir() else []
+    imported, skipped = [], []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    rows = ["file,caption"]
+    for f in files:
+        if f.suffix.lower() in (".png", ".gif"):
+            imported.append({"file": f.name, "caption": f.stem.replace("_", " "), "frames": 1})
+            rows.append(f"{f.name},{f.stem.replace('_', ' ')}")
+        else:
+            skipped.append({"file": f.name, "reason": "not an image we can read"})
+    if not imported:
+        raise FormatError(f"nothing importable in {path}")
+    (Path(out) / "captions.csv").write_text("\n".join(rows) + "\n")
+    return {"out": out, "imported": imported, "skipped": skipped}
+
+
+def _rules(path: str, preset: str) -> list[dict]:
+    n = os.path.getsize(path)
+    cap = 64 if preset == "line" else 512 * 1024  # LINE fails on purpose in tests
+    return [{"name": "bytes", "ok": n <= cap, "detail": f"{n} B of {cap} B"},
+            {"name": "loops forever", "ok": True, "detail": "loop=0"}]
+
+
+def export_clip(req: Any, on_event) -> dict:
+    frames = sorted(Path(req.input).glob("*.png")) if Path(req.input).is_dir() else [Path(req.input)]
+    imgs = [Image.open(f).convert("RGBA") for f in frames]
+    Path(req.out).parent.mkdir(parents=True, exist_ok=True)
+    imgs[0].save(req.out, format="GIF", save_all=True, append_images=imgs[1:], loop=0, duration=100,
+                 comment=json.dumps(req.recipe).encode())
+    return {"path": req.out, "bytes": os.path.getsize(req.out), "checks": _rules(req.out, req.preset), "trades": []}
+
+
+def check_file(path: str, preset: str) -> dict:
+    return {"path": path, "preset": preset, "rules": _rules(path, preset)}

@@ -1,0 +1,207 @@
+"""Create and Timeline view-models against the FakeEngine: generate, progress, cancel, crash, edits, undo."""
+
+from __future__ import annotations
+
+from app.state.sticker import Frame
+from fake_engine import FakeEngine
+
+
+def generate(qtbot, state):
+    with qtbot.waitSignal(state.create.generated, timeout=3000) as blocker:
+        state.create.generate()
+    return blocker.args[0]
+
+
+def test_generate_reports_progress_and_opens_timeline(qtbot, state, fake):
+    state.create.set_value("prompt", "cat waving hello")
+    state.create.set_value("frames", 6)
+    progress = []
+    state.create.progress_changed.connect(progress.append)
+    with qtbot.waitSignal(state.page_requested, timeout=3000) as page:
+        sticker = generate(qtbot, state)
+    assert page.args == ["timeline"]
+    assert len(sticker.frames) == 6 and sticker.prompt == "cat waving hello"
+    assert progress[-1] == 1.0 and 0 < progress[0] < 1
+    assert not state.create.busy and state.create.status.startswith("Done")
+    params = fake.last("generate").params
+    assert params["frames"] == 6 and params["frames_dir"].endswith("gen-1") and params["cond_frames"] == []
+    assert [f.path for f in state.timeline.frames] == [f.path for f in sticker.frames]
+    assert state.timeline.playing
+    assert [s.id for s in state.gallery.entries] == [sticker.id]  # history records it, with its recipe
+    assert state.store.load(sticker.id).recipe["prompt"] == "cat waving hello"
+
+
+def test_invalid_form_shows_message_and_sends_nothing(qtbot, state, fake):
+    state.create.set_value("prompt", "   ")
+    with qtbot.waitSignal(state.message) as msg:
+        state.create.generate()
+    assert msg.args[0] == "error" and "prompt" in msg.args[1]
+    state.create.set_value("prompt", "ok")
+    state.create.set_value("start_image", "/does/not/exist.png")
+    with qtbot.waitSignal(state.message) as msg:
+        state.create.generate()
+    assert "does not exist" in msg.args[1]
+    assert fake.submitted == []
+
+
+def test_start_and_end_image_become_condition_frames(qtbot, state, fake, tmp_path):
+    from fake_engine import write_png
+
+    a, b = write_png(tmp_path / "a.png", (255, 0, 0)), write_png(tmp_path / "b.png", (0, 0, 255))
+    state.create.set_value("frames", 5)
+    state.create.set_value("start_image", a)
+    state.create.set_value("end_image", b)
+    generate(qtbot, state)
+    assert fake.last("generate").params["cond_frames"] == [a, None, None, None, b]
+
+
+def test_cancel_generation(qtbot, state, fake):
+    fake.hold.add("generate")
+    state.create.generate()
+    job = fake.last("generate")
+    fake.push(job, {"kind": "progress", "stage": "denoise", "step": 3, "total": 10})
+    assert state.create.busy and abs(state.create.progress - 0.3) < 1e-6
+    with qtbot.waitSignal(state.create.busy_changed, timeout=2000):
+        state.create.cancel()
+    assert fake.cancelled == [job] and state.create.status == "Cancelled"
+    assert state.gallery.store.all() == []  # a cancelled generation leaves no empty gallery entry
+
+
+def test_worker_crash_fails_job_with_human_message(qtbot, state, fake):
+    fake.hold.add("generate")
+    state.create.generate()
+    with qtbot.waitSignal(state.message) as msg:
+        fake.crash()
+    assert msg.args[0] == "error" and "restarted" in msg.args[1]
+    assert not state.create.busy
+
+
+def test_model_picker_lists_shipped_first_and_sends_user_model_path(qtbot, state, fake):
+    state.models.refresh()
+    qtbot.waitUntil(lambda: len(state.create.models) == 2)
+    assert state.create.models[0]["builtin"] is True
+    state.create.set_value("model", "my-cats")
+    assert state.create.request().model == "/nowhere/my-cats"
+    state.create.set_value("model", "default")
+    assert state.create.request().model == "default"
+
+
+def test_timeline_edits_and_undo_redo(qtbot, state):
+    sticker = generate(qtbot, state)  # 8 frames
+    tl = state.timeline
+    paths = [f.path for f in tl.frames]
+    tl.select([1, 2])
+    tl.delete()
+    assert [f.path for f in tl.frames] == [paths[0]] + paths[3:]
+    tl.undo_stack.undo()
+    assert [f.path for f in tl.frames] == paths
+    tl.undo_stack.redo()
+    assert len(tl.frames) == 6
+    tl.undo_stack.undo()
+    tl.select([0])
+    tl.duplicate()
+    assert [f.path for f in tl.frames][:3] == [paths[0], paths[0], paths[1]]
+    tl.undo_stack.undo()
+    tl.select([0, 1])
+    tl.move(+1)
+    assert [f.path for f in tl.frames][:3] == [paths[2], paths[0], paths[1]] and tl.selection == [1, 2]
+    tl.move_to(2, 0)
+    assert tl.frames[0].path == paths[1]
+    tl.select([3])
+    for ms in (120, 140, 160):
+        tl.set_duration(ms)
+    assert tl.frames[3].duration_ms == 160
+    tl.undo_stack.undo()  # the three duration ticks merged into one undo step
+    assert tl.frames[3].duration_ms == 100
+    tl.toggle_lock([0, 5])
+    assert [f.locked for f in tl.frames] == [True, False, False, False, False, True, False, False]
+    assert state.store.load(sticker.id).frames[5].locked  # autosaved into the gallery
+
+
+def test_timeline_limits(qtbot, state):
+    generate(qtbot, state)
+    tl = state.timeline
+    with qtbot.waitSignal(state.message) as msg:
+        tl.delete(list(range(8)))
+    assert "at least one" in msg.args[1] and len(tl.frames) == 8
+    tl._apply([Frame("x.png")] * 24)
+    with qtbot.waitSignal(state.message) as msg:
+        tl.duplicate([0])
+    assert "24" in msg.args[1]
+
+
+def test_playback_loops_and_stops_without_loop(qtbot, state):
+    generate(qtbot, state)
+    tl = state.timeline
+    tl.set_option("speed", 4.0)  # 100 ms frames at 4× → 25 ms a frame
+    seen = set()
+    tl.current_changed.connect(seen.add)
+    qtbot.waitUntil(lambda: 0 in seen and 7 in seen and len(seen) == 8, timeout=3000)
+    tl.set_option("loop", False)
+    qtbot.waitUntil(lambda: not tl.playing, timeout=3000)
+    assert tl.current == 7
+    tl.step(+1)
+    assert tl.current == 0
+
+
+def test_lock_and_regenerate_keeps_locked_frames(qtbot, state, fake):
+    generate(qtbot, state)
+    tl = state.timeline
+    before = list(tl.frames)
+    tl.toggle_lock([0, 3])
+    with qtbot.waitSignal(tl.busy_changed, timeout=2000, check_params_cb=lambda b: not b):
+        tl.regenerate_unlocked()
+    params = fake.last("generate").params
+    assert params["cond_frames"][0] == before[0].path and params["cond_frames"][1] is None
+    assert params["frames_dir"].endswith("gen-2")
+    after = tl.frames
+    assert after[0].path == before[0].path and after[3].path == before[3].path
+    assert all(after[i].path != before[i].path for i in (1, 2, 4, 5, 6, 7))
+    tl.undo_stack.undo()
+    assert [f.path for f in tl.frames] == [f.path for f in before]
+
+
+def test_regenerate_needs_a_lock(qtbot, state, fake):
+    generate(qtbot, state)
+    with qtbot.waitSignal(state.message) as msg:
+        state.timeline.regenerate_unlocked()
+    assert "Lock" in msg.args[1] and len(fake.submitted) == 1
+
+
+def test_insert_in_between_uses_neighbours(qtbot, state, fake):
+    generate(qtbot, state)
+    tl = state.timeline
+    tl.set_duration(200, [2])
+    paths = [f.path for f in tl.frames]
+    tl.play(False)
+    tl.set_current(2)
+    with qtbot.waitSignal(tl.busy_changed, timeout=2000, check_params_cb=lambda b: not b):
+        tl.insert_between()
+    params = fake.last("generate").params
+    assert params["frames"] == 3 and params["cond_frames"] == [paths[2], None, paths[3]]
+    assert len(tl.frames) == 9 and tl.frames[3].duration_ms == 150 and tl.current == 3
+    tl.set_current(8)
+    with qtbot.waitSignal(tl.busy_changed, timeout=2000, check_params_cb=lambda b: not b):
+        tl.insert_between()  # last frame: its neighbour is the first (stickers loop)
+    assert fake.last("generate").params["cond_frames"][2] == paths[0]
+
+
+def test_regenerate_failure_changes_nothing(qtbot, state, fake):
+    generate(qtbot, state)
+    tl = state.timeline
+    tl.toggle_lock([0])
+    before = list(tl.frames)
+    fake.hold.add("generate")
+    tl.regenerate_unlocked()
+    with qtbot.waitSignal(state.message) as msg:
+        fake.fail(fake.last("generate"), "OutOfMemory", "CUDA out of memory")
+    assert msg.args[0] == "error" and "fewer frames" in msg.args[1]
+    assert tl.frames == before and not tl.busy
+
+
+def test_fake_engine_is_a_drop_in(qtbot):
+    """The FakeEngine exposes what the view-models use from EngineClient."""
+    from app.jobs import EngineClient
+
+    for name in ("submit", "cancel", "shutdown", "stop_now", "restart", "crashed", "state_changed", "busy"):
+        assert hasattr(EngineClient, name) and hasattr(FakeEngine, name)

@@ -1,0 +1,157 @@
+"""Train view-model and run helpers: import report, captions, presets, run/pause/resume/stop, resume offers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from app.state import runs
+from app.state.train import TrainViewModel
+from fake_engine import write_png
+
+
+def imported(qtbot, state, tmp_path, skipped=()):
+    src = tmp_path / "pack"
+    write_png(src / "cat_wave.png", (200, 100, 0))
+    write_png(src / "dog_jump.png", (0, 100, 200))
+
+    def report(p):
+        out = Path(p["out"])
+        out.mkdir(parents=True)
+        (out / "captions.csv").write_text("file,caption,frames\ncat_wave.png,cat wave,1\ndog_jump.png,dog jump,1\n")
+        return [{"kind": "finished", "result": {"out": str(out), "imported": [{"file": "cat_wave.png"},
+                                                                             {"file": "dog_jump.png"}],
+                                                "skipped": list(skipped)}}]
+
+    state.engine.scripts["import"] = report
+    with qtbot.waitSignal(state.train.importing_changed, check_params_cb=lambda b: not b, timeout=2000):
+        state.train.import_source(str(src))
+    return src
+
+
+def test_import_report_and_editable_captions(qtbot, state, tmp_path):
+    skipped = [{"file": "evil.zip", "reason": "zip entry escapes the folder"}]
+    with qtbot.waitSignal(state.message) as msg:
+        src = imported(qtbot, state, tmp_path, skipped)
+    assert "2 sticker(s)" in msg.args[1] and "1 skipped" in msg.args[1]
+    tv = state.train
+    assert tv.report["skipped"] == skipped
+    assert [c["caption"] for c in tv.captions] == ["cat wave", "dog jump"]
+    assert tv.captions[0]["thumb"] == str(src / "cat_wave.png")  # thumbnails from the source folder
+    tv.set_caption(1, " a dog jumping ")
+    text = (Path(tv.dataset) / "captions.csv").read_text()
+    assert "dog_jump.png,a dog jumping,1" in text and text.startswith("file,caption,frames")
+
+
+def test_import_failure_is_a_human_message(qtbot, state, tmp_path):
+    state.engine.scripts["import"] = lambda p: [{"kind": "failed", "error_type": "UnsafeInputError",
+                                                 "message": "zip entry ../x escapes the archive"}]
+    with qtbot.waitSignal(state.message) as msg:
+        state.train.import_source(str(tmp_path))
+    assert msg.args[0] == "error" and "refused for safety" in msg.args[1]
+    assert not state.train.importing
+
+
+def test_presets_and_estimates_follow_device_and_measurements(qtbot, state):
+    tv = state.train
+    with qtbot.waitSignal(tv.device_changed, timeout=2000):
+        tv.refresh_device()
+    assert "Fake CPU" in tv.estimate
+    slow = runs.estimate_seconds("standard", {"device": "cpu"})
+    assert runs.estimate_seconds("standard", {"device": "cuda:0"}) < slow
+    assert runs.estimate_seconds("quick", {"device": "cpu"}) < slow
+    assert runs.estimate_seconds("standard", {"device": "cpu"}, measured=100.0) < slow
+    tv.set_choice("quick")
+    assert state.settings.get("train/preset") == "quick"
+    assert runs.format_duration(30) == "30 s" and runs.format_duration(600) == "10 min"
+    assert runs.format_duration(7200) == "2.0 h"
+
+
+def test_run_pause_resume_finish(qtbot, state, tmp_path, fake_trainer):
+    imported(qtbot, state, tmp_path)
+    tv = state.train
+    tv.set_choice("quick")
+    tv.start()
+    job = fake_trainer.last("train")
+    assert tv.state == "running" and job.params["preset"] == "tiny" and not job.params["resume"]
+    run_dir = Path(job.params["out"])
+    assert runs.read_request(run_dir)["steps"] == 300  # saved so the run can be resumed after a restart
+    sample = write_png(tmp_path / "grid.png", (1, 2, 3))
+    fake_trainer.push(job, {"kind": "progress", "stage": "train", "step": 10, "total": 300},
+                      {"kind": "metrics", "step": 10, "values": {"loss": 0.5, "steps_per_s": 2.0, "eta_s": 145,
+                                                                 "task": "i2v", "bucket": 2, "gpu_mem_mb": 812}},
+                      {"kind": "metrics", "step": 20, "values": {"loss": 0.25}},
+                      {"kind": "preview", "step": 20, "paths": [sample], "caption": ""})
+    assert tv.step == 20 and tv.losses == [(10, 0.5), (20, 0.25)] and tv.samples == [sample]
+    assert tv.stage == "i2v (difficulty 2)" and "2.00 steps/s" in tv.speed and "GPU 812 MB" in tv.speed
+    with qtbot.waitSignal(tv.state_changed, check_params_cb=lambda s: s == "paused", timeout=2000):
+        tv.pause()
+    assert fake_trainer.cancelled == [job]
+    tv.resume()
+    job2 = fake_trainer.last("train")
+    assert job2.params["resume"] is True and job2.params["out"] == str(run_dir)
+    with qtbot.waitSignal(tv.model_ready, timeout=2000) as ready:
+        fake_trainer.finish(job2, {"run_dir": str(run_dir), "model_dir": str(run_dir / "model"), "stopped": False})
+    assert ready.args == [str(run_dir / "model")] and tv.state == "done"
+    assert float(state.settings.raw("train/speed/cpu/tiny")) == 2.0  # measured speed feeds the next estimate
+
+
+def test_start_needs_data(qtbot, state):
+    with qtbot.waitSignal(state.message) as msg:
+        state.train.start()
+    assert "folder or zip" in msg.args[1]
+
+
+def test_crash_during_training_keeps_run_resumable(qtbot, state, tmp_path, fake_trainer):
+    imported(qtbot, state, tmp_path)
+    state.train.start()
+    with qtbot.waitSignal(state.message) as msg:
+        fake_trainer.crash()
+    assert state.train.state == "paused" and "restarted" in msg.args[1]
+
+
+def _unfinished(runs_dir: Path, name: str, done: bool = False) -> Path:
+    d = runs_dir / name
+    (d / "checkpoints" / "checkpoint_150").mkdir(parents=True)
+    runs.write_request(d, {"data": "x", "out": str(d), "steps": 300})
+    if done:
+        (d / "done.json").write_text("{}")
+    return d
+
+
+def test_resume_offer_on_reopen_and_dismiss(qtbot, state, dirs, fake_trainer):
+    keep = _unfinished(dirs.runs, "20250101-1200-cats")
+    _unfinished(dirs.runs, "20250101-1100-done", done=True)
+    (dirs.runs / "20250101-1000-nocheckpoint").mkdir()
+    state.train.scan_unfinished()
+    assert [(o["name"], o["step"], o["steps"]) for o in state.train.offers] == [("20250101-1200-cats", 150, 300)]
+    state.train.resume(str(keep))
+    assert fake_trainer.last("train").params == {"data": "x", "out": str(keep), "steps": 300, "resume": True}
+    assert state.train.offers == []
+    state.train.dismiss_offer(str(keep))
+    fresh = TrainViewModel(state.engine, fake_trainer, dirs, state.settings)
+    fresh.scan_unfinished()
+    assert fresh.offers == []  # dismissed runs are not offered again
+
+
+def test_stop_dismisses_the_run(qtbot, state, tmp_path, fake_trainer):
+    imported(qtbot, state, tmp_path)
+    state.train.start()
+    run_dir = state.train.run_dir
+    with qtbot.waitSignal(state.train.state_changed, check_params_cb=lambda s: s == "idle", timeout=2000):
+        state.train.stop()
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    state.train.scan_unfinished()
+    assert state.train.offers == []
+
+
+def test_captions_csv_helpers(tmp_path):
+    header, rows, col = runs.read_captions(tmp_path)
+    assert (header, rows, col) == (["file", "caption"], [], 1)
+    (tmp_path / "captions.csv").write_text('path,id,caption\n"a,b.gif",1,"hi, there"\n')
+    header, rows, col = runs.read_captions(tmp_path)
+    assert col == 2 and rows == [["a,b.gif", "1", "hi, there"]]
+    rows[0][2] = 'say "hi"'
+    runs.write_captions(tmp_path, header, rows)
+    assert runs.read_captions(tmp_path)[1][0][2] == 'say "hi"'
+    assert json.loads(json.dumps(runs.TRAIN_PRESETS))  # presets stay JSON-able: they are sent to the worker

@@ -1,0 +1,42 @@
+"""Shared test set-up: an isolated user data folder, 2 torch threads, no hub access."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("rdtf-home")
+    old = os.environ.get("RDTF_HOME")
+    os.environ["RDTF_HOME"] = str(home)
+    try:
+        import torch
+
+        torch.set_num_threads(min(2, os.cpu_count() or 2))
+    except ImportError:
+        pass
+    yield home
+    if old is None:
+        os.environ.pop("RDTF_HOME", None)
+    else:
+        os.environ["RDTF_HOME"] = old
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,152 @@
+"""End-to-end engine tests on tiny real models: training lowers held-out loss, exact resume, save/load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rdtf_engine.api import GenerateRequest, generate
+from rdtf_engine.checkpoint import latest_checkpoint, load_checkpoint
+from rdtf_engine.errors import CheckpointError, InputError, ModelError, UnsafeInputError
+from rdtf_engine.events import Metrics
+from rdtf_engine.model_store import load_model_folder, validate_model_folder
+from rdtf_engine.pipeline import StickerPipeline
+from rdtf_engine.requests import TrainRequest
+from rdtf_engine.train import train
+
+
+def tiny_request(out, **kw) -> TrainRequest:
+    base = dict(data="builtin:shapes", out=str(out), preset="tiny", steps=100, size=32, batch_size=8, lr=1e-3,
+                ae_steps=150, checkpoint_every=50, max_clips=64, seed=0)
+    base.update(kw)
+    return TrainRequest(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    events = []
+    result = train(tiny_request(out), on_event=events.append)
+    return out, result, events
+
+
+def test_training_lowers_heldout_denoising_loss(tiny_run):
+    out, result, events = tiny_run
+    assert result["step"] == 100 and not result["stopped"]
+    vals = [e.values["val_loss"] for e in events if isinstance(e, Metrics) and "val_loss" in e.values]
+    assert len(vals) >= 2
+    assert vals[-1] < 0.75 * vals[0], vals  # held-out loss clearly below where it started
+    assert (out / "done.json").is_file()
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss" in x for x in lines) and any("val" in x for x in lines)
+    train_metrics = [e.values for e in events if isinstance(e, Metrics) and "loss" in e.values]
+    assert {"lr", "steps_per_s", "eta_s", "weights", "tasks"} <= set(train_metrics[-1])
+
+
+def test_model_folder_is_complete_and_safetensors_only(tiny_run):
+    out, _, _ = tiny_run
+    card = validate_model_folder(out / "model")
+    assert card.preset == "tiny" and card.size == 32 and card.num_frames == 8 and card.steps == 100
+    assert card.latent_scale > 0
+    files = [p.name for p in (out / "model").rglob("*") if p.is_file()]
+    assert any(f.endswith(".safetensors") for f in files)
+    assert not any(f.endswith((".bin", ".pt", ".ckpt", ".pkl")) for f in files)
+    for p in (out / "checkpoints").rglob("*.safetensors"):
+        assert p.stat().st_size <= 16 * 2**20
+
+
+def test_save_load_gives_identical_outputs(tiny_run):
+    out, _, _ = tiny_run
+    pipe_a = StickerPipeline.from_pretrained(out / "model", "cpu")
+    a = pipe_a("a red circle bouncing", num_frames=8, size=32, steps=4, seed=7)
+    unet, vae, card = load_model_folder(out / "model")
+    from rdtf_engine.text import get_text_encoder
+
+    pipe_b = StickerPipeline(unet, vae, card, get_text_encoder(card.text, "cpu"), torch.device("cpu"))
+    b = pipe_b("a red circle bouncing", num_frames=8, size=32, steps=4, seed=7)
+    assert a.shape == (8, 32, 32, 4) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    c = pipe_a("a red circle bouncing", num_frames=8, size=32, steps=4, seed=8)
+    assert not np.array_equal(a, c)
+
+
+def test_generate_with_locked_frames_keeps_them(tiny_run, tmp_path):
+    out, _, _ = tiny_run
+    first = generate(GenerateRequest(prompt="a blue star spinning", model=str(out), frames=8, size=32, steps=3, seed=1))
+    from PIL import Image
+
+    paths = []
+    for i in (0, 7):
+        p = tmp_path / f"f{i}.png"
+        Image.fromarray(first.frames[i], "RGBA").save(p)
+        paths.append(str(p))
+    cond = [paths[0]] + [None] * 6 + [paths[1]]
+    res = generate(GenerateRequest(prompt="a blue star spinning", model=str(out), frames=8, size=32, steps=3,
+                                   seed=2, cond_frames=cond, out=str(tmp_path / "x.gif")))
+    assert np.array_equal(res.frames[0], first.frames[0]) and np.array_equal(res.frames[7], first.frames[7])
+    assert res.recipe["locked"] == [0, 7]
+    long = generate(GenerateRequest(prompt="a blue star spinning", model=str(out), frames=20, size=32, steps=2, seed=3))
+    assert long.frames.shape == (20, 32, 32, 4)
+
+
+def test_resume_continues_exactly(tiny_run, tmp_path):
+    ae = str(tiny_run[0] / "autoencoder")
+    straight = train(tiny_request(tmp_path / "a", steps=6, checkpoint_every=3, autoencoder=ae))
+    calls = {"n": 0}
+
+    def stop_after_three() -> bool:
+        # should_stop is polled once before each step: stop before the 4th step
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    first = train(tiny_request(tmp_path / "b", steps=6, checkpoint_every=3, autoencoder=ae), should_stop=stop_after_three)
+    assert first["stopped"] and first["step"] == 3
+    resumed = train(TrainRequest(data="", out=str(tmp_path / "b"), steps=6, resume=True))
+    assert resumed["step"] == 6
+    ma, ea, _, sa = load_checkpoint(latest_checkpoint(tmp_path / "a"))
+    mb, eb, _, sb = load_checkpoint(latest_checkpoint(tmp_path / "b"))
+    for k in ma:
+        assert torch.equal(ma[k], mb[k]), k
+    for k in ea:
+        assert torch.equal(ea[k], eb[k]), k
+    assert sa["history"] == sb["history"]
+    assert sa["curriculum"] == sb["curriculum"]
+
+
+def test_existing_run_needs_resume_and_corrupt_checkpoint_is_typed(tiny_run, tmp_path):
+    out = tiny_run[0]
+    with pytest.raises(InputError, match="--resume"):
+        train(tiny_request(out, steps=5))
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(TrainRequest(data="", out=str(tmp_path / "none"), resume=True))
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    ck = latest_checkpoint(bad)
+    for f in ck.glob("model-*.safetensors"):
+        f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(ck)
+    with pytest.raises(CheckpointError):
+        train(TrainRequest(data="", out=str(bad), steps=120, resume=True))
+
+
+def test_model_folder_refuses_pickle_and_truncation(tiny_run, tmp_path):
+    import pickle
+    import shutil
+
+    m = tmp_path / "m"
+    shutil.copytree(tiny_run[0] / "model", m)
+    weights = next((m / "unet").glob("*.safetensors"))
+    weights.write_bytes(pickle.dumps({"evil": 1}))  # a pickle wearing a .safetensors name
+    with pytest.raises(UnsafeInputError):
+        validate_model_folder(m)
+    weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    with pytest.raises(ModelError):
+        validate_model_folder(m)
+    with pytest.raises(ModelError):
+        validate_model_folder(tmp_path / "missing")

