@@ -126,7 +126,7 @@ def cmd_train_autoencoder(args, rep: Reporter) -> int:
     rep.install_signals()
     _, scale = train_autoencoder(source, args.out, args.preset, args.steps, device, batch_size=args.batch_size,
                                  lr=args.lr, seed=args.seed, max_frames=args.max_frames, mixed_precision=mp,
-                                 on_event=rep, should_stop=rep.should_stop)
+                                 on_event=rep, should_stop=rep.should_stop, max_minutes=args.max_minutes)
     rep(Finished({"out": args.out, "latent_scale": scale}))
     return 0
 
@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--max-frames", type=int, default=20000)
     a.add_argument("--max-clips", type=int, default=0)
+    a.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this long")
     a.add_argument("--device", default="auto")
     a.set_defaults(func=cmd_train_autoencoder)
 

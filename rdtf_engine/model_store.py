@@ -103,6 +103,7 @@ def save_model_folder(out: str | os.PathLike, unet, vae, card: ModelCard, dtype=
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes 0700; a model folder is ordinary shared data
     try:
         card.created = card.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for name, mod in (("unet", unet), ("vae", vae)):

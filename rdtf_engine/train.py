@@ -119,7 +119,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
         if req.max_minutes and (time.time() - t_start) > req.max_minutes * 60:
             stopped, reason = True, "time limit"
             break
-        weights, task_counts, loss_sum = None, {}, 0.0
+        weights, task_counts, loss_sum, signal_sum = None, {}, 0.0, 0.0
         for _ in range(req.grad_accum):
             ids = [train_ids[rng.randrange(len(train_ids))] for _ in range(req.batch_size)]
 
@@ -141,6 +141,9 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                 break
             accelerator.backward(loss / req.grad_accum)
             loss_sum += float(loss) / req.grad_accum
+            # The curriculum sees the per-valid-frame loss: the paper's all-element mean also swings with the
+            # random key-frame count k (3…8), which would look like "easy data" for short clips (curriculum.md).
+            signal_sum += float(masked_mse(eps.detach().float(), noise, b.valid, renormalize=True)) / req.grad_accum
             for task in b.tasks:
                 task_counts[task] = task_counts.get(task, 0) + 1
         else:
@@ -150,7 +153,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                 lr_sched.step()
                 optimizer.zero_grad(set_to_none=True)
                 ema.step(raw_model.parameters())
-                curriculum.observe(loss_sum)
+                curriculum.observe(signal_sum)
                 history.append(loss_sum)
                 window.append(loss_sum)
                 step += 1

@@ -26,12 +26,16 @@ from .model_store import check_safetensors
 
 def collect_frames(source, max_frames: int, seed: int = 0) -> np.ndarray:
     """Up to ``max_frames`` frames from clips of ``source`` in a seeded random order → (N, H, W, 4) uint8."""
-    order = np.random.default_rng(seed).permutation(len(source))
-    out, n = [], 0
-    for i in order:
-        fr = source[int(i)].frames
-        out.append(fr)
-        n += fr.shape[0]
+    from .data.sources import ProceduralSource, render_many
+
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(source))]
+    out, n, chunk = [], 0, 256
+    for s in range(0, len(order), chunk):
+        ids = order[s : s + chunk]
+        clips = render_many(source, ids) if isinstance(source, ProceduralSource) else [source[i] for i in ids]
+        for c in clips:
+            out.append(c.frames)
+            n += c.num_frames
         if n >= max_frames:
             break
     if not out:
@@ -53,6 +57,7 @@ def train_autoencoder(
     on_event=null_event,
     should_stop=never_stop,
     frames: np.ndarray | None = None,
+    max_minutes: float = 0.0,
 ):
     """→ (vae, scale). Writes ``out_dir`` (config.json + safetensors + ae.json) atomically."""
     torch.manual_seed(seed)
@@ -70,6 +75,10 @@ def train_autoencoder(
     for step in range(steps):
         if should_stop():
             raise Cancelled("autoencoder training stopped")
+        if max_minutes and time.time() - t0 > max_minutes * 60:
+            on_event(Log("info", f"autoencoder: time limit reached after {step} steps"))
+            steps = step
+            break
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen).to(device)
         x = uint8_to_pixels(data.index_select(0, idx))  # (B, 4, H, W)
         if torch.rand((), generator=gen) < 0.5:
@@ -88,7 +97,7 @@ def train_autoencoder(
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        last = float(loss)
+        last = float(loss.detach())
         if step % 25 == 0 or step == steps - 1:
             rate = (step + 1) / max(time.time() - t0, 1e-6)
             on_event(Metrics(step, {"stage": "autoencoder", "loss": last, **parts, "steps_per_s": rate,

@@ -15,12 +15,13 @@ from typing import Any
 
 import torch
 
-from .data.latent_cache import LatentCache, build_latent_cache
+from .data.latent_cache import LatentCache, build_latent_cache, load_latent_cache, save_latent_cache
 from .errors import InputError
 from .events import Log, Progress
 
 VAL_FRACTION = 0.05
 MAX_VAL_CLIPS = 64
+PERSIST_MIN_CLIPS = 1000
 
 
 @dataclass
@@ -106,7 +107,16 @@ def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop
     def progress(done: int, total: int) -> None:
         on_event(Progress("encode-data", done, total))
 
-    cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
-                               render=render)
+    # Only big runs persist their cache (GB-sized for builtin:emoji); it makes resumed chunks start in seconds.
+    persist = n >= PERSIST_MIN_CLIPS
+    key = json.dumps([req.data, req.size, req.max_clips, req.seed, scale, n])
+    cache = load_latent_cache(run_dir / "cache", key, device) if persist else None
+    if cache is None:
+        cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
+                                   render=render)
+        if persist:
+            save_latent_cache(cache, run_dir / "cache", key)
+    else:
+        on_event(Log("info", f"reusing the latent cache of {len(cache)} clips"))
     summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
     return TrainData(cache, train_ids, val_ids, vae, scale, summary)

@@ -76,11 +76,15 @@ def build_latent_cache(
         clips = render(ids) if render is not None else [source[i] for i in ids]
         frames = np.concatenate([c.frames for c in clips])  # (sum F, H, W, 4)
         lat = encode_frames(vae, rgba_to_tensor(frames), scale)  # (sum F, 4, h, w)
+        # Per-frame clustering features: latents pooled to 4×8×8 = 256-d (coarse layout and colour, like the
+        # VGG fc features the authors cluster; 16× cheaper k-means than the full 4×32×32 latent at 256 px).
+        feats = torch.nn.functional.adaptive_avg_pool2d(lat, (min(8, lat.shape[-2]), min(8, lat.shape[-1])))
+        feats = feats.flatten(1).cpu().numpy()
+        bounds = np.cumsum([0] + [c.num_frames for c in clips])
+        keyframes.extend(_keyframes_parallel([feats[a:b] for a, b in zip(bounds[:-1], bounds[1:])]))
         pos = 0
         for c in clips:
             n = c.num_frames
-            feats = lat[pos : pos + n].flatten(1).cpu().numpy()  # (F, 4·h·w) per-frame features
-            keyframes.append(extract_all(feats, ks=KS))
             offsets.append(total + pos)
             lengths.append(n)
             captions.append(c.caption)
@@ -91,3 +95,62 @@ def build_latent_cache(
         if progress is not None:
             progress(min(start + chunk, len(indices)), len(indices))
     return LatentCache(torch.cat(lat_chunks), offsets, lengths, captions, keyframes, labels)
+
+
+def _kf_one(feats: np.ndarray) -> dict[int, list[int]]:
+    return extract_all(feats, ks=KS)
+
+
+def _keyframes_parallel(feats: list[np.ndarray]) -> list[dict[int, list[int]]]:
+    """k-means for every clip and k; in worker processes when there are many clips and cores (GPU hosts)."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(os.cpu_count() or 1, 16)
+    if len(feats) < 64 or workers <= 2 or "fork" not in mp.get_all_start_methods():
+        return [_kf_one(f) for f in feats]
+    # fork: children only run numpy k-means, never CUDA, so inheriting the parent's CUDA context is harmless.
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as ex:
+        return list(ex.map(_kf_one, feats, chunksize=8))
+
+
+def save_latent_cache(cache: LatentCache, folder, key: str) -> None:
+    """Persist a cache (safetensors + JSON) so resumed chunks of a long run skip re-rendering and re-encoding.
+    ``key`` identifies data + autoencoder; a cache with another key is never reused."""
+    import json
+    import os
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".latents.tmp"
+    save_file({"latents": cache.latents.detach().half().contiguous().cpu()}, str(tmp))
+    os.replace(tmp, folder / "latents.safetensors")
+    meta = {"key": key, "offsets": cache.offsets, "lengths": cache.lengths, "captions": cache.captions,
+            "keyframes": [{str(k): v for k, v in kf.items()} for kf in cache.keyframes], "labels": cache.labels}
+    (folder / ".latents.json.tmp").write_text(json.dumps(meta), "utf-8")
+    os.replace(folder / ".latents.json.tmp", folder / "latents.json")
+
+
+def load_latent_cache(folder, key: str, device: torch.device) -> Optional[LatentCache]:
+    """The cache saved under ``folder`` if its key matches and it is intact, else None (rebuild)."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "latents.json").read_text("utf-8"))
+        if meta.get("key") != key:
+            return None
+        lat = load_file(str(folder / "latents.safetensors"))["latents"]
+    except Exception:  # missing, partial or corrupt: rebuilding is always correct
+        return None
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    kfs = [{int(k): v for k, v in kf.items()} for kf in meta["keyframes"]]
+    return LatentCache(lat.to(device=device, dtype=dtype), meta["offsets"], meta["lengths"], meta["captions"],
+                       kfs, meta["labels"])

@@ -1,0 +1,33 @@
+"""Offline evaluation built from our own data (see ``metrics.py`` for every definition).
+
+The denoising-loss part of evaluation needs the model and lives with it; this package holds the motion
+classifier (motion adherence, Fréchet features), identity, and alpha-quality metrics.
+"""
+
+from .classifier import (
+    MotionClassifier,
+    load_classifier,
+    save_classifier,
+    train_motion_classifier,
+)
+from .metrics import (
+    IdentityBank,
+    alpha_semi_share,
+    background_flicker,
+    evaluate_clips,
+    frechet_distance,
+    loop_seam,
+)
+
+__all__ = [
+    "IdentityBank",
+    "MotionClassifier",
+    "alpha_semi_share",
+    "background_flicker",
+    "evaluate_clips",
+    "frechet_distance",
+    "load_classifier",
+    "loop_seam",
+    "save_classifier",
+    "train_motion_classifier",
+]

@@ -158,7 +158,7 @@ def webm_tick_rate(durations: Sequence[int], max_fps: int) -> int:
     that never claims more than ``max_fps``; a clip of 100 ms frames gets rate 10, exactly."""
     starts = np.concatenate([[0.0], np.cumsum(durations)])
     best, best_err = max_fps, float("inf")
-    for rate in range(max_fps, 0, -1):
+    for rate in range(1, max_fps + 1):  # ascending: the lowest rate that is as exact as any wins
         ticks = np.round(starts * rate / 1000.0)
         if (np.diff(ticks) < 1).any():
             continue

@@ -71,14 +71,14 @@ def _decode_container(av, container, fmt: str, collector: FrameCollector) -> dic
     last_packet_ms = 0.0
     for packet in container.demux(stream):
         collector.deadline.check()
-        if packet.size and packet.duration:
+        if not packet.size:
+            continue  # the demuxer's end marker; decoders are flushed once below
+        if packet.duration:
             last_packet_ms = float(packet.duration * tb * 1000)
-        frames = decoder.decode(packet if packet.size else None) if decoder else packet.decode()
-        for frame in frames:
+        for frame in decoder.decode(packet) if decoder else packet.decode():
             pending = _push(frame, tb, pending, collector, alpha and decoder is not None)
-    if decoder is not None:
-        for frame in decoder.decode(None):
-            pending = _push(frame, tb, pending, collector, True)
+    for frame in decoder.decode(None) if decoder else stream.codec_context.decode(None):
+        pending = _push(frame, tb, pending, collector, alpha and decoder is not None)
     if pending is not None:
         tail = last_packet_ms or (np.mean(collector.durations) if collector.durations else 100.0)
         collector.add(pending[1], tail)

@@ -106,4 +106,4 @@ def autoencoder_loss(vae, pixels: torch.Tensor, kl_weight: float = 1e-6, alpha_w
     l2 = (err.pow(2) * w).mean()
     kl = posterior.kl().mean() / pixels[0].numel()
     loss = l1 + l2 + kl_weight * kl
-    return loss, {"l1": float(l1), "l2": float(l2), "kl": float(kl)}
+    return loss, {"l1": float(l1.detach()), "l2": float(l2.detach()), "kl": float(kl.detach())}

@@ -1,0 +1,243 @@
+"""Offline sticker metrics built from our own data (no pretrained FVD / CLIP networks exist offline).
+
+Definitions (α = alpha in 0..255; all clips straight RGBA uint8 (F, H, W, 4)):
+
+- **motion accuracy**: the motion classifier (``classifier.py``, trained only on real procedural clips)
+  predicts the motion class of each generated clip; accuracy against the prompt's ``labels["motion"]``.
+- **Fréchet distance**: between Gaussians fitted to the classifier's 128-d penultimate features of the
+  reference and generated clips (an FVD stand-in: same formula, our own feature space), computed with a
+  symmetric eigen-decomposition: Tr(√(√Σ₁ Σ₂ √Σ₁)) = Tr(√(Σ₁Σ₂)). Reported with a noise floor: the distance
+  between two halves of the references.
+- **identity**: each frame is cropped to its visible pixels (α > 16), padded to a square, resized to
+  20 × 20 premultiplied RGBA (1600-d, scale- and position-invariant); the clip's identity is the nearest
+  reference sprite (L2, minimum over its frames and over 12 reference rotations every 30°).
+- **alpha semi-share**: |{16 < α < 239} \\ E| / |{α > 16} \\ E| over all frames, where E is the edge band:
+  (alpha > 127) dilated minus eroded by 2 px (5 × 5 square; outside the canvas counts as transparent).
+  Clean stickers → 0 (fade motions legitimately raise it; compare with the references' value).
+- **background flicker**: mean |Δα| / 255 between consecutive frames (cyclic, last → first) over the static
+  background: pixels farther than 2 px from α > 127 in *every* frame. Clean stickers → 0.
+- **loop seam**: mean |Δ| of premultiplied RGBA from the last frame to the first, divided by the largest
+  mean |Δ| between consecutive frames (≤ 1: the loop's wrap is no bigger than a step inside the clip;
+  ≫ 1: a visible jump; 0 for a static clip).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..data.clip import Clip
+
+IDENTITY_SIZE = 20
+IDENTITY_ANGLES = tuple(range(0, 360, 30))
+
+
+# ---------------------------------------------------------------------------------------------- morphology
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary dilation of (..., H, W) by a (2r+1)² square; outside the array counts as False."""
+    out = mask.copy()
+    for axis in (-2, -1):
+        src, acc = out, out.copy()
+        for s in range(1, r + 1):
+            n = src.shape[axis]
+            lo = [slice(None)] * src.ndim
+            hi = [slice(None)] * src.ndim
+            lo[axis], hi[axis] = slice(0, n - s), slice(s, n)
+            acc[tuple(lo)] |= src[tuple(hi)]
+            acc[tuple(hi)] |= src[tuple(lo)]
+        out = acc
+    return out
+
+
+def _erode(mask: np.ndarray, r: int) -> np.ndarray:
+    """Binary erosion; pixels within r of the canvas border are eroded (outside counts as transparent)."""
+    padded = np.pad(~mask, [(0, 0)] * (mask.ndim - 2) + [(r, r), (r, r)], constant_values=True)
+    return ~_dilate(padded, r)[..., r:-r, r:-r]
+
+
+def edge_band(alpha: np.ndarray, r: int = 2) -> np.ndarray:
+    """(..., H, W) bool: within r px of the boundary of α > 127."""
+    m = alpha > 127
+    return _dilate(m, r) & ~_erode(m, r)
+
+
+# ---------------------------------------------------------------------------------------------- alpha metrics
+def alpha_semi_share(frames: np.ndarray) -> float:
+    """Share of visible pixels away from object edges that are semi-transparent (see module docstring)."""
+    a = frames[..., 3]
+    away = ~edge_band(a)
+    den = int(((a > 16) & away).sum())
+    return float(((a > 16) & (a < 239) & away).sum() / den) if den else 0.0
+
+
+def background_flicker(frames: np.ndarray) -> float:
+    """Mean |Δα|/255 over consecutive frame pairs (cyclic) on the static background (module docstring)."""
+    a = frames[..., 3].astype(np.float32)
+    if len(a) < 2:
+        return 0.0
+    background = ~_dilate((a > 127).any(0), 2)  # (H, W)
+    if not background.any():
+        return 0.0
+    diff = np.abs(np.roll(a, -1, axis=0) - a)  # (F, H, W), frame t+1 − t with F-1 → 0
+    return float(diff[:, background].mean() / 255)
+
+
+def loop_seam(frames: np.ndarray) -> float:
+    """Last → first change relative to the largest consecutive change, on premultiplied RGBA (≤ 1: the wrap
+    is no bigger than a step inside the clip; 0 for a static clip; inf when only the wrap changes)."""
+    if len(frames) < 2:
+        return 0.0
+    f = frames.astype(np.float64) / 255
+    p = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], -1)
+    steps = np.abs(np.diff(p, axis=0)).mean(axis=(1, 2, 3))  # (F-1,)
+    seam = float(np.abs(p[0] - p[-1]).mean())
+    if seam < 1e-9:
+        return 0.0
+    big = float(steps.max())
+    return seam / big if big > 1e-9 else float("inf")
+
+
+# ---------------------------------------------------------------------------------------------- Fréchet
+def _sqrt_psd(m: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((m + m.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to (N, D) and (M, D) feature sets (N, M ≥ 2)."""
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("the Fréchet distance needs at least 2 samples per set")
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    r1 = _sqrt_psd(s1)
+    cross = np.linalg.eigvalsh(r1 @ s2 @ r1)  # eigenvalues of Σ₁Σ₂ (similar matrix), ≥ 0 up to rounding
+    tr_covmean = float(np.sqrt(np.clip(cross, 0, None)).sum())
+    d = float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+    return max(d, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- identity
+def identity_feature(frame: np.ndarray, size: int = IDENTITY_SIZE) -> np.ndarray | None:
+    """(H, W, 4) uint8 → (size·size·4,) float32, or None if the frame shows (almost) nothing."""
+    a = frame[..., 3]
+    ys, xs = np.nonzero(a > 16)
+    if len(xs) < 4:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = frame[y0:y1, x0:x1]
+    side = max(y1 - y0, x1 - x0)
+    sq = np.zeros((side, side, 4), np.uint8)
+    oy, ox = (side - (y1 - y0)) // 2, (side - (x1 - x0)) // 2
+    sq[oy:oy + y1 - y0, ox:ox + x1 - x0] = crop
+    small = Image.fromarray(sq, "RGBA").convert("RGBa").resize((size, size), Image.BOX)
+    return np.asarray(small, np.float32).reshape(-1) / 255
+
+
+class IdentityBank:
+    """Reference features (K, D) with their object ids; :meth:`identify` returns the nearest id."""
+
+    def __init__(self, feats: np.ndarray, ids: list[str]) -> None:
+        self.feats, self.ids = feats.astype(np.float32), ids
+        self._sq = (self.feats**2).sum(1)
+
+    @classmethod
+    def from_sprites(cls, sprites: dict[str, np.ndarray], angles: Sequence[float] = IDENTITY_ANGLES,
+                     render_size: int = 64) -> "IdentityBank":
+        """Render each sprite upright and rotated by ``angles`` (degrees) and keep their features."""
+        from ..data.motion import MotionFrames, render_motion
+
+        n = len(angles)
+        ones, zeros = np.ones(n), np.zeros(n)
+        mf = MotionFrames(zeros, zeros, np.asarray(angles, np.float64), ones, ones, ones)
+        feats, ids = [], []
+        for obj, sprite in sprites.items():
+            for fr in render_motion(sprite, mf, render_size):
+                f = identity_feature(fr)
+                if f is not None:
+                    feats.append(f)
+                    ids.append(obj)
+        return cls(np.stack(feats), ids)
+
+    @classmethod
+    def from_clips(cls, clips: Sequence[Clip], key: str = "object", frames_per_clip: int = 8) -> "IdentityBank":
+        """Reference frames of labelled clips (when no sprites are at hand, e.g. imported data)."""
+        feats, ids = [], []
+        for c in clips:
+            if key not in c.labels:
+                continue
+            for i in np.unique(np.linspace(0, c.num_frames - 1, frames_per_clip).round().astype(int)):
+                f = identity_feature(c.frames[i])
+                if f is not None:
+                    feats.append(f)
+                    ids.append(str(c.labels[key]))
+        if not feats:
+            raise ValueError(f"no reference clips carry a {key!r} label")
+        return cls(np.stack(feats), ids)
+
+    def identify(self, clip: Clip) -> str | None:
+        """Nearest reference id over all frames of the clip (None if every frame is empty)."""
+        q = [f for f in (identity_feature(fr) for fr in clip.frames) if f is not None]
+        if not q:
+            return None
+        qa = np.stack(q)  # (Q, D)
+        d = (qa**2).sum(1)[:, None] + self._sq[None, :] - 2 * qa @ self.feats.T  # (Q, K) squared L2
+        return self.ids[int(np.unravel_index(np.argmin(d), d.shape)[1])]
+
+
+# ---------------------------------------------------------------------------------------------- summary
+def _mean(xs: list[float]) -> float | None:
+    xs = [x for x in xs if np.isfinite(x)]
+    return float(np.mean(xs)) if xs else None
+
+
+def evaluate_clips(generated: Sequence[Clip], references: Sequence[Clip], classifier: Any, *,
+                   identity_bank: IdentityBank | None = None, identity_key: str = "object") -> dict[str, Any]:
+    """All metrics of this module for ``generated`` clips against ``references`` (real clips).
+
+    ``generated[i].labels`` carry what was asked for: ``motion`` (motion adherence) and ``identity_key``
+    (identity, e.g. the emoji of an it2v prompt). Without an ``identity_bank`` one is built from the
+    references' frames. Values that cannot be computed are None.
+    """
+    gen, ref = list(generated), list(references)
+    out: dict[str, Any] = {"clips": len(gen), "references": len(ref)}
+    gfeat, gpred = classifier.embed(gen)
+    rfeat, rpred = classifier.embed(ref)
+    classes = set(classifier.classes)
+
+    def adherence(clips: list[Clip], preds: list[str]) -> tuple[float | None, dict[str, float]]:
+        per: dict[str, list[bool]] = {}
+        for c, p in zip(clips, preds):
+            m = c.labels.get("motion")
+            if m in classes:
+                per.setdefault(m, []).append(p == m)
+        hits = [h for v in per.values() for h in v]
+        return (float(np.mean(hits)) if hits else None), {m: float(np.mean(v)) for m, v in sorted(per.items())}
+
+    out["motion_accuracy"], out["motion_accuracy_per_class"] = adherence(gen, gpred)
+    out["reference_motion_accuracy"], _ = adherence(ref, rpred)
+    out["frechet_distance"] = frechet_distance(rfeat, gfeat) if len(gen) >= 2 and len(ref) >= 2 else None
+    if len(ref) >= 4:  # noise floor: two halves of the same real distribution
+        perm = np.random.default_rng(0).permutation(len(ref))
+        h = len(ref) // 2
+        out["frechet_distance_reference_halves"] = frechet_distance(rfeat[perm[:h]], rfeat[perm[h:]])
+    else:
+        out["frechet_distance_reference_halves"] = None
+
+    wanted = [c for c in gen if identity_key in c.labels]
+    if wanted:
+        try:
+            bank = identity_bank or IdentityBank.from_clips(ref, identity_key)
+        except ValueError:
+            bank = None
+        if bank is not None:
+            hits = [bank.identify(c) == str(c.labels[identity_key]) for c in wanted]
+            out["identity_accuracy"] = float(np.mean(hits))
+    out.setdefault("identity_accuracy", None)
+
+    for name, fn in (("alpha_semi_share", alpha_semi_share), ("background_flicker", background_flicker),
+                     ("loop_seam", loop_seam)):
+        out[name] = {"generated": _mean([fn(c.frames) for c in gen]), "reference": _mean([fn(c.frames) for c in ref])}
+    return out

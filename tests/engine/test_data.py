@@ -1,0 +1,196 @@
+"""Procedural data: motion programs (loopable, distinct), builtin:shapes (no font), builtin:emoji splits."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from rdtf_engine.data import emoji as emoji_mod
+from rdtf_engine.data.motion import (
+    COMBOS,
+    MOTIONS,
+    PROGRAMS,
+    motion_frames,
+    motion_phrase,
+    render_motion,
+    sample_motion,
+)
+from rdtf_engine.data.shapes import shape_sprite
+from rdtf_engine.data.sources import BUILTINS, open_source, render_many
+from rdtf_engine.errors import DependencyError, InputError
+
+FRAME_COUNTS = (4, 5, 8, 13, 24)
+
+
+def has_emoji_font() -> bool:
+    return emoji_mod.find_font() is not None
+
+
+needs_font = pytest.mark.skipif(not has_emoji_font(), reason="Noto Color Emoji (fonts-noto-color-emoji) not installed")
+
+
+# ---------------------------------------------------------------------------------------------- motions
+def test_at_least_twelve_motions_and_combos():
+    assert len(PROGRAMS) >= 12 and len(COMBOS) >= 3
+    for name in ("wave", "bounce", "jump", "shake", "spin", "pulse", "heartbeat", "nod", "wobble", "slide",
+                 "fade", "blink", "squash", "float"):
+        assert name in PROGRAMS and len(PROGRAMS[name].phrases) >= 3
+
+
+@pytest.mark.parametrize("motion", MOTIONS)
+def test_motion_params_are_periodic(motion):
+    # Loopable: evaluated over two clip periods, both halves agree (the frame after the last is frame 0).
+    for seed, f in itertools.product(range(6), FRAME_COUNTS):
+        spec = sample_motion(motion, f, np.random.default_rng(seed))
+        p = motion_frames(spec, f, t=np.arange(2 * f) / f).stacked()
+        np.testing.assert_allclose(p[f:], p[:f], atol=1e-7, err_msg=f"{motion} seed {seed} F={f}")
+        assert np.all(p[:, 5] >= 0) and np.all(p[:, 5] <= 1)
+
+
+@pytest.mark.parametrize("motion", MOTIONS)
+def test_rendered_loop_is_continuous(motion):
+    # Rendering frame F (= time 1) reproduces frame 0, so last → first is an ordinary step.
+    sprite = shape_sprite("star", "blue")
+    for seed in range(3):
+        f = 12
+        spec = sample_motion(motion, f, np.random.default_rng(seed))
+        frames = render_motion(sprite, motion_frames(spec, f, t=np.arange(f + 1) / f), 32)
+        assert np.abs(frames[f].astype(int) - frames[0].astype(int)).max() <= 1
+        moving = np.abs(np.diff(frames.astype(int), axis=0)).sum(axis=(1, 2, 3))
+        assert moving.max() > 0, f"{motion} does not move"
+
+
+def test_motions_are_distinct():
+    sprite = shape_sprite("heart", "red")
+    f = 16
+    clips = {}
+    for m in MOTIONS:
+        spec = sample_motion(m, f, np.random.default_rng(3))
+        clips[m] = render_motion(sprite, motion_frames(spec, f), 32).astype(np.float32)
+    for a, b in itertools.combinations(MOTIONS, 2):
+        assert np.abs(clips[a] - clips[b]).mean() > 0.5, (a, b)
+
+
+def test_motion_phrases_and_unknown_motion():
+    rng = np.random.default_rng(0)
+    assert motion_phrase("bounce", rng) in PROGRAMS["bounce"].phrases
+    combo = motion_phrase("bounce+spin", rng)
+    first, second = combo.split(" and ", 1)[0], combo.rsplit(" and ", 1)[1]
+    assert any(combo.startswith(p) for p in PROGRAMS["bounce"].phrases) and first and second
+    with pytest.raises(KeyError):
+        sample_motion("moonwalk", 8, rng)
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+def test_shapes_deterministic_and_order_independent():
+    a = open_source("builtin:shapes", 32, seed=7)
+    b = open_source("builtin:shapes", 32, seed=7)
+    later = b[9]  # render another clip first: clip 5 must not depend on it
+    assert later.num_frames >= 4
+    for i in (0, 5, 200):
+        ca, cb = a[i], b[i]
+        assert np.array_equal(ca.frames, cb.frames) and ca.durations_ms == cb.durations_ms
+        assert ca.caption == cb.caption and ca.labels == cb.labels
+    c = open_source("builtin:shapes", 32, seed=8)[5]
+    assert c.caption != a[5].caption or not np.array_equal(c.frames, a[5].frames)
+
+
+def test_shapes_clips_captions_and_frame():
+    src = open_source("builtin:shapes", 48, num_clips=40)
+    assert len(src) == 40 and src.name == "builtin:shapes"
+    for i in range(len(src)):
+        c = src[i]
+        lab = c.labels
+        assert c.frames.shape[1:] == (48, 48, 4) and c.frames.dtype == np.uint8
+        assert 4 <= c.num_frames <= 24 and all(40 <= d <= 200 for d in c.durations_ms)
+        assert f"{lab['colour']} {lab['shape']}" in c.caption and lab["motion"] in MOTIONS
+        assert any(p in c.caption for comp in lab["motion"].split("+") for p in PROGRAMS[comp].phrases)
+        if lab["motion"] != "slide":  # everything else stays inside the canvas with a margin
+            a = c.frames[..., 3]
+            assert a[:, 0].max() == 0 and a[:, -1].max() == 0 and a[:, :, 0].max() == 0 and a[:, :, -1].max() == 0
+        assert c.frames[..., 3].max() == 255 or "fade" in lab["motion"]
+    with pytest.raises(IndexError):
+        src[40]
+    assert np.array_equal(src[-1].frames, src[39].frames)
+
+
+def test_shapes_work_without_the_font(monkeypatch):
+    monkeypatch.setattr(emoji_mod, "FONT_CANDIDATES", ("/nonexistent/NotoColorEmoji.ttf",))
+    monkeypatch.setenv("RDTF_EMOJI_FONT", "/nonexistent/too.ttf")
+    monkeypatch.setattr(emoji_mod, "_FONT", None)
+    emoji_mod.available_codepoints.cache_clear()
+    try:
+        clip = open_source("builtin:shapes", 32)[0]
+        assert clip.frames.shape[1:] == (32, 32, 4)
+        with pytest.raises(DependencyError, match="fonts-noto-color-emoji"):
+            open_source("builtin:emoji", 32)
+    finally:
+        emoji_mod.available_codepoints.cache_clear()
+
+
+def test_unknown_builtin_and_bad_args():
+    with pytest.raises(InputError) as e:
+        open_source("builtin:nope", 32)
+    for choice in BUILTINS:
+        assert choice in str(e.value)
+    with pytest.raises(InputError):
+        open_source("builtin:shapes", 4)
+    with pytest.raises(InputError):
+        open_source("", 32)
+
+
+def test_render_many_matches_serial_and_describe():
+    src = open_source("builtin:shapes", 24, num_clips=24)
+    par = render_many(src, range(24), workers=2)
+    for i, c in enumerate(par):
+        assert np.array_equal(c.frames, src[i].frames) and c.caption == src[i].caption
+    d = src.describe()
+    assert d["clips"] == 24 and sum(d["motions"].values()) == 24 and sum(d["frame_counts"].values()) == 24
+    assert set(d["motions"]) <= set(MOTIONS) and d["objects"] >= 1 and d["name"] == "builtin:shapes"
+
+
+# ---------------------------------------------------------------------------------------------- emoji
+@needs_font
+def test_emoji_splits_are_disjoint_and_fixed():
+    train = open_source("builtin:emoji", 32)
+    hold = open_source("builtin:emoji-holdout", 32)
+    sp = train.splits()
+    assert sp["emoji"] >= 300 and 0.06 < sp["heldout_emoji"] / sp["emoji"] < 0.14 and sp["heldout_pairs"] > 50
+    held_emoji = {f"{c:x}" for c in train.heldout_emoji}
+    held_pairs = {(f"{c:x}", m) for c, m in train.heldout_pairs}
+    assert not any(e in held_emoji for e, _ in held_pairs)
+    seen = set()
+    for i in range(0, len(train), 10):
+        lab = train.labels(i)
+        assert lab["emoji"] not in held_emoji and (lab["emoji"], lab["motion"]) not in held_pairs
+        seen.add(lab["motion"])
+    assert seen == set(MOTIONS)
+    kinds = set()
+    for i in range(len(hold)):
+        lab = hold.labels(i)
+        assert lab["emoji"] in held_emoji or (lab["emoji"], lab["motion"]) in held_pairs
+        kinds.add(lab["split"])
+    assert kinds == {"heldout-emoji", "heldout-pair"}
+    # The split depends only on code points: another seed holds out the same emoji.
+    other = open_source("builtin:emoji", 32, seed=5)
+    assert other.heldout_emoji == train.heldout_emoji and other.heldout_pairs == train.heldout_pairs
+
+
+@needs_font
+def test_emoji_clips_deterministic_with_captions():
+    a = open_source("builtin:emoji", 48, num_clips=100, seed=1)
+    b = open_source("builtin:emoji", 48, num_clips=100, seed=1)
+    b[3]
+    for i in (0, 7, 99):
+        ca, cb = a[i], b[i]
+        assert np.array_equal(ca.frames, cb.frames) and ca.caption == cb.caption
+        lab = ca.labels
+        assert lab["source"] == "emoji" and lab["split"] == "train" and lab["motion"] in MOTIONS
+        assert int(lab["emoji"], 16) in emoji_mod.available_codepoints()
+        assert lab["name"] in ca.caption and ca.caption == ca.caption.lower()
+        assert 4 <= ca.num_frames <= 24 and ca.frames.shape[1:] == (48, 48, 4)
+        assert ca.frames[..., 3].max() > 0
+    assert emoji_mod.emoji_name(0x1F600) == "grinning face" and emoji_mod.emoji_name(0x2764) == "red heart"
+    assert emoji_mod.emoji_sprite(0x1F600).shape[2] == 4
