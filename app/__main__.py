@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 DEMO_PROMPT = "a red heart beating"
 DEMO_OUT = Path("out") / "demo.gif"
@@ -42,11 +41,11 @@ def run_demo() -> int:
     print("No display found (no DISPLAY or WAYLAND_DISPLAY, QT_QPA_PLATFORM not set): "
           "making a demo sticker headlessly instead of opening the window.", flush=True)
     DEMO_OUT.parent.mkdir(parents=True, exist_ok=True)
-    from .paths import worker_env
+    from .paths import UserDirs, worker_env
 
     cmd = engine_cli_command(["generate", "--prompt", DEMO_PROMPT, "--out", str(DEMO_OUT)])
     print("$ " + " ".join(cmd), flush=True)
-    rc = subprocess.call(cmd, env={**os.environ, **worker_env()})
+    rc = subprocess.call(cmd, env={**os.environ, **worker_env(UserDirs())})
     if rc != 0:
         print(f"The demo generation failed (exit code {rc}); see the messages above.", file=sys.stderr)
         return rc
@@ -64,8 +63,11 @@ def build(dirs=None, ask_before_close: bool = True):
 
     dirs = dirs or UserDirs()
     settings = Settings(dirs.settings_file)
-    engine = EngineClient("engine", log_file=dirs.worker_log_file)
-    trainer = EngineClient("trainer", log_file=dirs.worker_log_file)
+    from .paths import worker_env
+
+    env = worker_env(dirs)
+    engine = EngineClient("engine", env=env, log_file=dirs.worker_log_file)
+    trainer = EngineClient("trainer", env=env, log_file=dirs.worker_log_file)
     state = AppState(engine, trainer, dirs, settings)
     window = MainWindow(state, settings, ask_before_close=ask_before_close)
     if settings.problem:
@@ -80,9 +82,9 @@ async def _run_until_quit(app) -> int:
     return 0
 
 
-def run_gui(page: Optional[str]) -> int:
-    from PySide6.QtWidgets import QApplication
+def run_gui(page: str | None) -> int:
     import qasync
+    from PySide6.QtWidgets import QApplication
 
     from . import __version__
     from .logs import install_excepthook, setup_logging
@@ -107,7 +109,7 @@ def run_gui(page: Optional[str]) -> int:
     return qasync.run(_run_until_quit(app))
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--worker"]:
         from rdtf_engine.worker import main as worker_main

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
@@ -49,11 +49,11 @@ class Job(QObject):
     failed = Signal(str, str)  # error_type, message
     done = Signal()  # after finished or failed
 
-    def __init__(self, job_id: str, op: str, params: dict[str, Any], parent: Optional[QObject] = None) -> None:
+    def __init__(self, job_id: str, op: str, params: dict[str, Any], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.id, self.op, self.params = job_id, op, params
         self.state = "queued"  # queued → running → finished | failed
-        self.result: Optional[dict] = None
+        self.result: dict | None = None
         self.error_type = ""
         self.error_message = ""
 
@@ -111,9 +111,9 @@ class EngineClient(QObject):
     job_started = Signal(object)  # Job, for status bars
     ready_changed = Signal(bool)
 
-    def __init__(self, name: str = "engine", command: Optional[list[str]] = None,
-                 env: Optional[dict[str, str]] = None, log_file: Optional[Path] = None,
-                 parent: Optional[QObject] = None) -> None:
+    def __init__(self, name: str = "engine", command: list[str] | None = None,
+                 env: dict[str, str] | None = None, log_file: Path | None = None,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.name = name
         self.command = command or paths.worker_command()
@@ -121,14 +121,14 @@ class EngineClient(QObject):
         self.log_file = log_file
         self.jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
-        self._proc: Optional[QProcess] = None
+        self._proc: QProcess | None = None
         self._outbox: list[str] = []
         self._buf = b""
         self._ready = False
         self._stopping = False
         self._crashes: list[float] = []
         self.state = "stopped"
-        self.pid: Optional[int] = None
+        self.pid: int | None = None
 
     # ---- process lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -165,7 +165,7 @@ class EngineClient(QObject):
             self.state_changed.emit(state)
 
     # ---- jobs ----------------------------------------------------------------------------------------
-    def submit(self, op: str, params: Optional[dict[str, Any]] = None) -> Job:
+    def submit(self, op: str, params: dict[str, Any] | None = None) -> Job:
         job = Job(f"{self.name[0]}{next(self._ids)}", op, dict(params or {}), self)
         self.jobs[job.id] = job
         job.done.connect(lambda j=job: self.jobs.pop(j.id, None))

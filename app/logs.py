@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, Optional
 
 log = logging.getLogger("app")
 
@@ -51,10 +51,10 @@ def setup_logging(log_file: Path, level: int = logging.INFO) -> None:
     root.addHandler(handler)
 
 
-def install_excepthook(show: Callable[[str], None], log_file: Optional[Path]) -> None:
+def install_excepthook(show: Callable[[str], None], log_file: Path | None) -> None:
     """Unexpected exceptions in slots: log the traceback, show one human line (never a traceback dialog)."""
 
-    def hook(exc_type: type[BaseException], exc: BaseException, tb: Optional[TracebackType]) -> None:
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         log.error("unhandled exception", exc_info=(exc_type, exc, tb))
         where = f" Details are in {log_file}." if log_file else ""
         try:

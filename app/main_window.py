@@ -12,8 +12,16 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSize
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .state.app_state import PAGES, AppState
 from .widgets.common import MessageBar
@@ -98,11 +106,9 @@ class MainWindow(QMainWindow):
         self.nav.setCurrentRow(self.settings.get("window/page") if self.settings is not None else 0)
 
     # ---- closing -------------------------------------------------------------------------------------
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._closing_done:
-            if self.settings is not None:
-                self.settings.set_raw("window/geometry", self.saveGeometry())
-                self.settings.sync()
+            self._save_window()
             event.accept()
             return
         if self.state.trainer.busy and self.ask_before_close:
@@ -112,24 +118,30 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-        event.ignore()
-        self.bar.show_message("info", "Saving and stopping the engine…")
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if loop is not None:
-            loop.create_task(self._shutdown_then_close())
-        else:  # no asyncio loop (plain Qt): block briefly, it is the last thing the window does
+        if loop is None:  # no asyncio loop (plain Qt): block briefly, it is the last thing the window does
             self.state.trainer.stop_now()
             self.state.engine.stop_now()
             self._closing_done = True
-            self.close()
+            self._save_window()
+            event.accept()
+            return
+        event.ignore()  # close for real once the workers have stopped (the run's checkpoint is written)
+        self.bar.show_message("info", "Saving and stopping the engine…")
+        loop.create_task(self._shutdown_then_close())
+
+    def _save_window(self) -> None:
+        if self.settings is not None:
+            self.settings.set_raw("window/geometry", self.saveGeometry())
+            self.settings.sync()
 
     async def _shutdown_then_close(self) -> None:
         try:
             await asyncio.gather(self.state.trainer.shutdown(60.0), self.state.engine.shutdown(5.0))
-        except Exception:  # noqa: BLE001 - whatever happens, the window must still close
+        except Exception:
             log.exception("error while stopping workers")
         self._closing_done = True
         self.close()

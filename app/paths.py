@@ -85,17 +85,20 @@ class UserDirs:
 def worker_command() -> list[str]:
     """How to start an engine worker process.
 
-    A checkout runs ``python -m rdtf_engine.worker`` (the same ``main`` that ``python -m rdtf_engine worker``
-    routes to); a frozen build has no separate Python, so it re-invokes its own executable with ``--worker``.
+    A checkout runs ``python -m rdtf_engine worker`` (docs/protocol.md); a frozen build has no separate
+    Python, so it re-invokes its own executable with ``--worker``.
     """
     if frozen():
         return [sys.executable, "--worker"]
-    return [sys.executable, "-m", "rdtf_engine.worker"]
+    return [sys.executable, "-m", "rdtf_engine", "worker"]
 
 
-def worker_env() -> dict[str, str]:
-    """Environment additions for the worker: find this checkout's engine even when it is not pip-installed."""
-    env = {"PYTHONUNBUFFERED": "1"}
+def worker_env(dirs: UserDirs | None = None) -> dict[str, str]:
+    """Environment additions for the worker: find this checkout's engine even when it is not pip-installed,
+    and share the app's user data folder (``RDTF_HOME``: models/, runs/) so both sides see the same models."""
+    env = {"PYTHONUNBUFFERED": "1", "RDTF_WORKER_NICE": "5"}
+    if dirs is not None:
+        env["RDTF_HOME"] = str(dirs.data)
     if not frozen():
         root = str(project_root())
         old = os.environ.get("PYTHONPATH", "")

@@ -25,8 +25,9 @@ from .requests import GenerateRequest, TrainRequest
 class Reporter:
     """Turns events into output; owns the cooperative stop flag set by SIGINT/SIGTERM."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, stream=None):
         self.mode = mode
+        self.stream = stream  # None = stdout; --json commands send progress to stderr to keep stdout parseable
         self.stop = threading.Event()
 
     def __call__(self, event) -> None:
@@ -35,7 +36,7 @@ class Reporter:
             return
         line = format_event(event)
         if line is not None:
-            print(line, file=sys.stderr if isinstance(event, Failed) else sys.stdout, flush=True)
+            print(line, file=sys.stderr if isinstance(event, Failed) else (self.stream or sys.stdout), flush=True)
 
     def should_stop(self) -> bool:
         return self.stop.is_set()
@@ -151,6 +152,8 @@ def cmd_models(args, rep: Reporter) -> int:
 def cmd_eval(args, rep: Reporter) -> int:
     from .eval.report import evaluate_model
 
+    if args.json:
+        rep.stream = sys.stderr
     report = evaluate_model(args.model, args.data, num_clips=args.clips, steps=args.steps, seed=args.seed,
                             device=args.device, on_event=rep, should_stop=rep.should_stop,
                             classifier_path=args.classifier)

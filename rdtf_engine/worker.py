@@ -9,7 +9,8 @@ the stream the app parses.
 The backend (``rdtf_engine.api`` + ``rdtf_engine.io``) is imported lazily inside the job handlers so the
 worker says ``ready`` in well under a second. ``RDTF_WORKER_BACKEND=<module>`` (or ``--backend``) swaps in
 another module exposing the same functions (``generate``, ``train``, ``list_models``, ``device_info``,
-``import_pack``, ``export_clip``, ``check_file``); the app's tests use ``tests.app.fake_backend`` this way.
+``import_pack``, ``export_clip``, ``check_file``); the app's tests use ``tests/app/fake_backend.py`` this way.
+``RDTF_WORKER_NICE=<n>`` lowers the worker's CPU priority (the app sets 5).
 Closing stdin is a shutdown: the job in flight is asked to stop (training writes a checkpoint), so a GUI that
 dies never leaves a run without its last checkpoint.
 """
@@ -27,8 +28,9 @@ import sys
 import tempfile
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, TextIO
 
 from .errors import Cancelled, InputError, RdtfError
 from .events import Event, Failed, Finished, event_to_dict
@@ -56,7 +58,7 @@ class Output:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def send(self, job_id: Optional[str], data: dict[str, Any]) -> None:
+    def send(self, job_id: str | None, data: dict[str, Any]) -> None:
         line = json.dumps({"id": job_id, **data}, separators=(",", ":"), default=_json_default)
         with self._lock:
             try:
@@ -66,7 +68,7 @@ class Output:
                 # The app is gone; the job's stop flag is set by the EOF on stdin, nothing to tell anyone.
                 pass
 
-    def event(self, job_id: Optional[str], event: Event) -> None:
+    def event(self, job_id: str | None, event: Event) -> None:
         self.send(job_id, event_to_dict(event))
 
 
@@ -107,14 +109,14 @@ class RealBackend:
     def import_pack(self, path: str, out: str, size: int, on_event: Callable, should_stop: Callable) -> Any:
         return self._io().import_pack(path, out, size, on_event, should_stop)
 
-    def export_clip(self, req: Any, on_event: Callable) -> Any:
-        return self._io().export_clip(req, on_event)
+    def export_clip(self, req: Any, on_event: Callable, should_stop: Callable) -> Any:
+        return self._io().export_clip(req, on_event, should_stop)
 
     def check_file(self, path: str, preset: str) -> Any:
         return self._io().check_file(path, preset)
 
 
-def load_backend(name: Optional[str]) -> Any:
+def load_backend(name: str | None) -> Any:
     return importlib.import_module(name) if name else RealBackend()
 
 
@@ -147,9 +149,9 @@ class Worker:
     def __init__(self, backend: Any, out: Output) -> None:
         self.backend = backend
         self.out = out
-        self.queue: "queue.Queue[Optional[Job]]" = queue.Queue()
+        self.queue: queue.Queue[Job | None] = queue.Queue()
         self.jobs: dict[str, Job] = {}  # queued or running, by id
-        self.current: Optional[Job] = None
+        self.current: Job | None = None
         self.lock = threading.Lock()
         self.closing = False
 
@@ -166,10 +168,11 @@ class Worker:
     def handle_line(self, raw: str) -> None:
         try:
             msg = json.loads(raw)
-            if not isinstance(msg, dict):
-                raise ValueError("a request must be a JSON object")
         except ValueError as e:
             self.out.event(None, Failed("InputError", f"unreadable request line: {e}"))
+            return
+        if not isinstance(msg, dict):
+            self.out.event(None, Failed("InputError", "unreadable request line: a request must be a JSON object"))
             return
         job_id = msg.get("id")
         job_id = str(job_id) if job_id is not None else None
@@ -289,7 +292,7 @@ class Worker:
 
         if not all(params.get(k) for k in ("input", "preset", "out")):
             raise InputError("export needs 'input', 'preset' and 'out'")
-        return dict(self.backend.export_clip(from_dict(ExportRequest, params), on_event))
+        return dict(self.backend.export_clip(from_dict(ExportRequest, params), on_event, should_stop))
 
     def op_check(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
         if not params.get("path") or not params.get("preset"):
@@ -308,11 +311,16 @@ class Worker:
         return dict(self.backend.device_info())
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rdtf worker", description="JSON-lines engine worker (docs/protocol.md)")
     parser.add_argument("--backend", default=os.environ.get("RDTF_WORKER_BACKEND") or None,
                         help="module to use instead of rdtf_engine.api/io (tests); env RDTF_WORKER_BACKEND")
     args = parser.parse_args(argv)
+    nice = int(os.environ.get("RDTF_WORKER_NICE", "0") or 0)
+    if nice > 0 and hasattr(os, "nice"):
+        # The app asks its workers to yield the CPU to the GUI process: on a few-core CPU machine torch would
+        # otherwise starve the event loop and the window would stutter while a model trains.
+        os.nice(nice)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s worker %(levelname)s %(message)s")
 
     # Keep a private handle on the real stdout, then send fd 1 to stderr for everyone else.

@@ -12,6 +12,21 @@ stage=${1:?stage}
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+# The whole log also lands in $OUT (it comes back even when the call is killed at its limit).
+exec > >(tee -a "$OUT/train.log") 2>&1
+# BUDGET_S>0: wall-clock budget of this call in seconds (data prep included); the DFGN chunk gets SIGTERM
+# (a cooperative stop that still checkpoints) early enough to leave time for the export.
+T0=$(date +%s); BUDGET_S=${BUDGET_S:-0}
+dfgn() {  # run a train command under the remaining budget
+  if [ "$BUDGET_S" -gt 0 ]; then
+    local left=$(( BUDGET_S - ($(date +%s) - T0) - 40 ))
+    echo "[gpu_train] $(( $(date +%s) - T0 )) s elapsed; DFGN gets at most $left s"
+    [ "$left" -gt 30 ] || { echo "[gpu_train] no time left for the DFGN"; return 0; }
+    timeout -s TERM -k 45 "$left" "$@" || true
+  else
+    "$@" || true
+  fi
+}
 if [ ! -d /tmp/site/diffusers ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
@@ -51,10 +66,11 @@ case "$stage" in
       python3 -m rdtf_engine train-autoencoder --data builtin:emoji --out $RUN/autoencoder --preset small --size 256 \
         --steps 3000 --batch-size 32 --lr 4e-4 --max-frames 24000 --max-minutes 3.5 --max-clips 16000
     fi
-    python3 -m rdtf_engine train $DEF --steps ${STEPS:-12000} --max-minutes ${MINUTES:-4} || true
+    echo "[gpu_train] autoencoder done at $(( $(date +%s) - T0 )) s"
+    dfgn python3 -m rdtf_engine train $DEF --steps ${STEPS:-12000} --max-minutes ${MINUTES:-4}
     export_model ;;
   default-2)
-    python3 -m rdtf_engine train --out $RUN --resume --steps ${STEPS:-12000} --max-minutes ${MINUTES:-8.5} || true
+    dfgn python3 -m rdtf_engine train --out $RUN --resume --steps ${STEPS:-12000} --max-minutes ${MINUTES:-8.5}
     export_model ;;
   *) echo "unknown stage $stage"; exit 2 ;;
 esac

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from PySide6.QtCore import Signal
 
@@ -73,8 +73,8 @@ class CreateViewModel(ViewModel):
         self._models: list[dict] = [{"name": "default", "path": "default", "builtin": True}]
         self._start_image = self._end_image = ""
         self._busy, self._progress, self._status, self._preview = False, 0.0, "", []
-        self.job: Optional[Any] = None
-        self.last: Optional[Sticker] = None
+        self.job: Any | None = None
+        self.last: Sticker | None = None
 
     def set_value(self, name: str, value: Any) -> None:
         """Form edits from widgets; values are validated when Generate is pressed, not per keystroke."""
@@ -103,7 +103,7 @@ class CreateViewModel(ViewModel):
         self._set("seed", random.randrange(1 << 31))
 
     def request(self) -> GenerateRequest:
-        cond: list[Optional[str]] = []
+        cond: list[str | None] = []
         if self._start_image or self._end_image:
             cond = [None] * int(self._frames)
             cond[0] = self._start_image or None
@@ -137,6 +137,8 @@ class CreateViewModel(ViewModel):
         self.job = job
         job.progress.connect(self._on_progress)
         job.preview.connect(lambda _step, p, _c: self._set("preview", list(p)))
+        # e.g. "training a tiny demo model first" on a fresh install: say why it takes a while
+        job.log_line.connect(lambda level, text: level == "info" and self._set("status", text))
         job.finished.connect(lambda result: self._on_finished(entry, result, params))
         job.failed.connect(lambda t, m: self._on_failed(entry, t, m))
 

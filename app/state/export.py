@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from PySide6.QtCore import Signal
 
@@ -68,7 +68,7 @@ class ExportViewModel(ViewModel):
     def __init__(self, engine: Any, dirs: Any, settings: Any = None) -> None:
         super().__init__()
         self.engine, self.dirs, self.settings = engine, dirs, settings
-        self._sticker: Optional[Sticker] = None
+        self._sticker: Sticker | None = None
         chosen = settings.get("export/presets") if settings is not None else ["telegram"]
         self._selected = [p for p in chosen if p in PRESETS] or ["telegram"]
         self._results: dict[str, dict] = {}
@@ -77,7 +77,7 @@ class ExportViewModel(ViewModel):
         self._pack_failures: list[str] = []
         self._pack_folder = ""
 
-    def set_sticker(self, sticker: Optional[Sticker]) -> None:
+    def set_sticker(self, sticker: Sticker | None) -> None:
         self._sticker = sticker  # same object edited in place by the timeline: always emit
         self.sticker_changed.emit(sticker)
         self._set("results", {})
@@ -88,8 +88,8 @@ class ExportViewModel(ViewModel):
             self.settings.set("export/presets", self._selected)
 
     def _params(self, sticker: Sticker, preset: str, input_dir: Path, out: Path) -> dict[str, Any]:
-        return {"input": str(input_dir), "preset": preset, "out": str(out),
-                "options": {"durations_ms": [f.duration_ms for f in sticker.frames]},
+        # Per-frame durations travel in the frames folder's durations.json (the engine's folder-clip format).
+        return {"input": str(input_dir), "preset": preset, "out": str(out), "options": {},
                 "recipe": {k: v for k, v in sticker.recipe.items() if not str(k).startswith("_")}}
 
     def check(self) -> None:
@@ -115,7 +115,7 @@ class ExportViewModel(ViewModel):
             job.finished.connect(lambda rep, p=preset: self._got(p, rep, None))
             job.failed.connect(lambda t, m, p=preset: self._got(p, {}, human_message(t, m)))
 
-    def _got(self, preset: str, report: dict, error: Optional[str]) -> None:
+    def _got(self, preset: str, report: dict, error: str | None) -> None:
         rules = rules_of(report)
         entry = {"path": report.get("path", ""), "bytes": int(report.get("bytes", 0) or 0), "rules": rules,
                  "trades": list(report.get("trades") or []), "error": error,
@@ -128,7 +128,7 @@ class ExportViewModel(ViewModel):
     def save_to(self, folder: str) -> list[str]:
         """Copy the checked files that passed every rule into ``folder``; returns the written paths."""
         written = []
-        for preset, r in self._results.items():
+        for r in self._results.values():
             if r["ok"] and r["path"] and Path(r["path"]).is_file():
                 dest = Path(folder) / Path(r["path"]).name
                 tmp = dest.with_name(dest.name + ".part")
@@ -166,7 +166,7 @@ class ExportViewModel(ViewModel):
         if self._pending <= 0:
             self._pack_finished()
 
-    def _pack_done(self, sticker: Sticker, preset: str, report: dict, error: Optional[str]) -> None:
+    def _pack_done(self, sticker: Sticker, preset: str, report: dict, error: str | None) -> None:
         bad = [r["name"] for r in rules_of(report) if not r["ok"]]
         if error or bad:
             self._pack_failures.append(f"{sticker.prompt or sticker.id} → {preset}: {error or ', '.join(bad)}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from PySide6.QtCore import Signal
 
 from .base import ViewModel, qprop
@@ -22,7 +20,7 @@ class GalleryViewModel(ViewModel):
         super().__init__()
         self.store = store
         self._entries: list[Sticker] = []
-        self._current: Optional[Sticker] = None
+        self._current: Sticker | None = None
 
     def refresh(self) -> None:
         self._entries = self.store.all()  # always emit: entries are edited in place by the timeline
@@ -33,7 +31,7 @@ class GalleryViewModel(ViewModel):
     def select(self, sticker_id: str) -> None:
         self._set("current", next((s for s in self._entries if s.id == sticker_id), None))
 
-    def open(self, sticker_id: Optional[str] = None) -> None:
+    def open(self, sticker_id: str | None = None) -> None:
         sticker = self.store.load(sticker_id) if sticker_id else self._current
         if sticker is not None:
             self.open_requested.emit(sticker)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -44,9 +45,9 @@ def validate_model_folder(folder: Path) -> int:
         raise ModelImportRefused("No .safetensors weights in this folder; it is not a model folder.")
     try:
         card = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        if not isinstance(card, dict):
-            raise ValueError
     except (OSError, ValueError):
+        card = None
+    if not isinstance(card, dict):
         raise ModelImportRefused("The folder has no readable config.json, so the model cannot be rebuilt.")
     size = sum(p.stat().st_size for p in files if p.is_file())
     if size > MAX_IMPORT_BYTES:
@@ -94,17 +95,25 @@ class ModelsViewModel(ViewModel):
         return p
 
     def rename(self, path: str, new_name: str) -> None:
-        new_name = new_name.strip()
+        """The engine names a model after its folder (a run's model after the run), so the folder is renamed;
+        the card's ``name`` follows so recipes made later carry the new name."""
+        new_name = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "-", new_name).strip(" .-")
         if not new_name:
             return
         try:
             folder = self._user_model(path)
+            owner = folder.parent if folder.name == "model" and folder.parent.parent == self.dirs.runs.resolve() \
+                else folder
+            target = owner.with_name(new_name)
+            if target.exists():
+                raise ModelImportRefused(f"There is already a model called “{new_name}”.")
             cfg = folder / "config.json"
             card = json.loads(cfg.read_text(encoding="utf-8"))
             card["name"] = new_name
             tmp = cfg.with_name("config.json.part")
             tmp.write_text(json.dumps(card, indent=1), encoding="utf-8")
             os.replace(tmp, cfg)
+            owner.rename(target)
         except ModelImportRefused as e:
             self.warn(str(e))
             return

@@ -16,7 +16,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 REQUEST_FILE = "studio_request.json"
 
@@ -40,7 +40,7 @@ def device_kind(device: dict[str, Any]) -> str:
     return "cuda" if d.startswith("cuda") else "mps" if d.startswith("mps") else "cpu"
 
 
-def estimate_seconds(choice: str, device: dict[str, Any], measured: Optional[float] = None) -> float:
+def estimate_seconds(choice: str, device: dict[str, Any], measured: float | None = None) -> float:
     """Whole-run time: denoiser steps plus autoencoder steps (cheaper, counted at 3× the speed)."""
     p = TRAIN_PRESETS[choice]
     speed = measured or DEFAULT_SPEED.get((device_kind(device), p["preset"]), 1.0)
@@ -78,7 +78,7 @@ def write_request(run_dir: Path, params: dict[str, Any]) -> None:
     os.replace(tmp, run_dir / REQUEST_FILE)
 
 
-def read_request(run_dir: Path) -> Optional[dict[str, Any]]:
+def read_request(run_dir: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((run_dir / REQUEST_FILE).read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else None
@@ -92,7 +92,7 @@ def last_step(run_dir: Path) -> int:
     return max(steps, default=0)
 
 
-def unfinished_runs(runs: Path, dismissed: Optional[set[str]] = None) -> list[dict[str, Any]]:
+def unfinished_runs(runs: Path, dismissed: set[str] | None = None) -> list[dict[str, Any]]:
     """Runs with checkpoints, no done.json, and a request the app can resume with; newest first."""
     found = []
     for d in sorted(Path(runs).iterdir() if Path(runs).is_dir() else [], reverse=True):
@@ -132,9 +132,17 @@ def write_captions(dataset: Path, header: list[str], rows: list[list[str]]) -> N
     os.replace(tmp, path)
 
 
-def thumbnail_for(dataset: Path, key: str, source: Optional[Path] = None) -> str:
-    """A picture for a captions row: the file itself, the first PNG of a clip folder, or the source file."""
-    for base in (Path(dataset), source):
+def thumbnail_for(dataset: Path, key: str, source: Path | None = None) -> str:
+    """A picture for a captions row: the first PNG of the clip's folder (in the manifest's ``clips_dir``),
+    the file itself, or the source file."""
+    bases = [Path(dataset), source]
+    try:
+        clips = json.loads((Path(dataset) / "manifest.json").read_text(encoding="utf-8")).get("clips_dir")
+        if clips:
+            bases.insert(0, Path(dataset) / str(clips))
+    except (OSError, ValueError, AttributeError):
+        pass
+    for base in bases:
         if base is None:
             continue
         p = base / key

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 MAX_FRAMES = 24
 
@@ -25,7 +25,7 @@ class Frame:
     duration_ms: int = 100
     locked: bool = False
 
-    def with_(self, **kw: Any) -> "Frame":
+    def with_(self, **kw: Any) -> Frame:
         return replace(self, **kw)
 
 
@@ -76,7 +76,7 @@ class GalleryStore:
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(tmp, entry / "sticker.json")
 
-    def load(self, sticker_id: str) -> Optional[Sticker]:
+    def load(self, sticker_id: str) -> Sticker | None:
         path = self.root / sticker_id / "sticker.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -8,7 +8,7 @@ unlocked frames and inserting an in-between are edits too, so they undo like any
 from __future__ import annotations
 
 import random
-from typing import Any, Optional
+from typing import Any
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
@@ -21,8 +21,8 @@ DURATION_MERGE_ID = 1
 
 
 class _Edit(QUndoCommand):
-    def __init__(self, vm: "TimelineViewModel", before: list[Frame], after: list[Frame], text: str,
-                 merge_key: Optional[tuple] = None) -> None:
+    def __init__(self, vm: TimelineViewModel, before: list[Frame], after: list[Frame], text: str,
+                 merge_key: tuple | None = None) -> None:
         super().__init__(text)
         self.vm, self.before, self.after, self.merge_key = vm, before, after, merge_key
 
@@ -69,7 +69,7 @@ class TimelineViewModel(ViewModel):
         super().__init__()
         self.engine, self.store, self.settings = engine, store, settings
         get = settings.get if settings is not None else (lambda k: None)
-        self.sticker: Optional[Sticker] = None
+        self.sticker: Sticker | None = None
         self._frames: list[Frame] = []
         self._current, self._selection = 0, []
         self._playing, self._busy, self._progress = False, False, 0.0
@@ -77,7 +77,7 @@ class TimelineViewModel(ViewModel):
         self._loop = True if get("timeline/loop") is None else get("timeline/loop")
         self._onion = bool(get("timeline/onion"))
         self.undo_stack = QUndoStack(self)
-        self.job: Optional[Any] = None
+        self.job: Any | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._tick)
@@ -101,7 +101,7 @@ class TimelineViewModel(ViewModel):
             self.sticker.frames = list(frames)
             self.store.save(self.sticker)  # autosave: the gallery always holds the latest edit
 
-    def _edit(self, after: list[Frame], text: str, merge_key: Optional[tuple] = None) -> None:
+    def _edit(self, after: list[Frame], text: str, merge_key: tuple | None = None) -> None:
         self.undo_stack.push(_Edit(self, list(self._frames), after, text, merge_key))
 
     # ---- selection and playback ----------------------------------------------------------------------
@@ -124,7 +124,7 @@ class TimelineViewModel(ViewModel):
         self.play(False)
         self.set_current(self._current + delta)
 
-    def play(self, on: Optional[bool] = None) -> None:
+    def play(self, on: bool | None = None) -> None:
         on = (not self._playing) if on is None else on
         self._set("playing", bool(on and self._frames))
         if self._playing:
@@ -157,13 +157,13 @@ class TimelineViewModel(ViewModel):
         self._schedule()
 
     # ---- edits ----------------------------------------------------------------------------------------
-    def toggle_lock(self, indices: Optional[list[int]] = None) -> None:
+    def toggle_lock(self, indices: list[int] | None = None) -> None:
         idx = set(indices if indices is not None else self.targets())
         lock = not all(self._frames[i].locked for i in idx)
         self._edit([f.with_(locked=lock) if i in idx else f for i, f in enumerate(self._frames)],
                    "Lock frames" if lock else "Unlock frames")
 
-    def delete(self, indices: Optional[list[int]] = None) -> None:
+    def delete(self, indices: list[int] | None = None) -> None:
         idx = set(indices if indices is not None else self.targets())
         after = [f for i, f in enumerate(self._frames) if i not in idx]
         if not after:
@@ -172,7 +172,7 @@ class TimelineViewModel(ViewModel):
         self._set("selection", [])
         self._edit(after, "Delete frames")
 
-    def duplicate(self, indices: Optional[list[int]] = None) -> None:
+    def duplicate(self, indices: list[int] | None = None) -> None:
         idx = set(indices if indices is not None else self.targets())
         if len(self._frames) + len(idx) > MAX_FRAMES:
             self.warn(f"A sticker can have at most {MAX_FRAMES} frames.")
@@ -182,7 +182,7 @@ class TimelineViewModel(ViewModel):
             after += [f, f] if i in idx else [f]
         self._edit(after, "Duplicate frames")
 
-    def move(self, delta: int, indices: Optional[list[int]] = None) -> None:
+    def move(self, delta: int, indices: list[int] | None = None) -> None:
         """Shift the chosen frames left (-1) or right (+1) as a block; keyboard Ctrl+Left/Right."""
         idx = sorted(indices if indices is not None else self.targets())
         if not idx or idx[0] + delta < 0 or idx[-1] + delta >= len(self._frames):
@@ -203,7 +203,7 @@ class TimelineViewModel(ViewModel):
         self._edit(after, "Move frame")
         self._set("selection", [dst])
 
-    def set_duration(self, ms: int, indices: Optional[list[int]] = None) -> None:
+    def set_duration(self, ms: int, indices: list[int] | None = None) -> None:
         idx = tuple(sorted(indices if indices is not None else self.targets()))
         ms = max(10, min(10_000, int(ms)))
         if all(self._frames[i].duration_ms == ms for i in idx):
@@ -212,7 +212,7 @@ class TimelineViewModel(ViewModel):
                    "Change duration", merge_key=("duration", idx))
 
     # ---- edits the engine makes ------------------------------------------------------------------------
-    def _generate(self, frames: int, cond: list[Optional[str]], on_done: Any, label: str) -> None:
+    def _generate(self, frames: int, cond: list[str | None], on_done: Any, label: str) -> None:
         if self.sticker is None or self._busy:
             return
         r = self.sticker.recipe
@@ -220,7 +220,9 @@ class TimelineViewModel(ViewModel):
         n = 1
         while (entry / f"gen-{n}").exists():  # each generation keeps its own frames: undo needs the old ones
             n += 1
-        params = {"prompt": r.get("prompt", ""), "model": r.get("model", "default"), "frames": frames,
+        # model_path: the exact folder that made the sticker (a user model's display name may not resolve).
+        params = {"prompt": r.get("prompt", ""), "model": r.get("model_path") or r.get("model", "default"),
+                  "frames": frames,
                   "size": int(r.get("size", 256)), "steps": int(r.get("steps", 20)),
                   "seed": random.randrange(1 << 31), "guidance_text": float(r.get("guidance_text", 7.5)),
                   "cond_frames": cond, "frames_dir": str(entry / f"gen-{n}")}
@@ -260,7 +262,7 @@ class TimelineViewModel(ViewModel):
         self._generate(len(before), [f.path if f.locked else None for f in before], done,
                        "Regenerating the unlocked frames…")
 
-    def insert_between(self, index: Optional[int] = None) -> None:
+    def insert_between(self, index: int | None = None) -> None:
         """A new frame after ``index``, interpolated between it and the next one (wrapping: stickers loop)."""
         n = len(self._frames)
         if n < 2:

@@ -9,7 +9,7 @@ so it is not offered for resuming at the next start.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from PySide6.QtCore import Signal
 
@@ -70,8 +70,8 @@ class TrainViewModel(ViewModel):
         self._header: list[str] = ["file", "caption"]
         self._rows: list[list[str]] = []
         self._col = 1
-        self.run_dir: Optional[Path] = None
-        self.job: Optional[Any] = None
+        self.run_dir: Path | None = None
+        self.job: Any | None = None
         self._pausing = False
         self._last_speed = 0.0
         self._update_estimate()
@@ -160,7 +160,7 @@ class TrainViewModel(ViewModel):
         self._set("samples", [])
         self._run(run_dir, params)
 
-    def resume(self, run_dir: Optional[str] = None) -> None:
+    def resume(self, run_dir: str | None = None) -> None:
         target = Path(run_dir) if run_dir else self.run_dir
         params = runs.read_request(target) if target else None
         if params is None or self._state in ("running", "stopping"):
@@ -206,14 +206,23 @@ class TrainViewModel(ViewModel):
             self._set("stage", f"{stage} {step}/{total}")
 
     def _on_metrics(self, step: int, values: dict) -> None:
-        self._set("step", step)
+        if values.get("stage") == "autoencoder":
+            # The autoencoder trains first with its own step count and a different loss: say so, keep the
+            # denoiser's curve clean.
+            if "loss" in values:
+                self._set("stage", f"autoencoder (loss {float(values['loss']):.3f})")
+            return
         if "loss" in values:
+            self._set("step", step)
             pts = self._losses + [(step, float(values["loss"]))]
             self._set("losses", pts[::2] if len(pts) > MAX_LOSS_POINTS else pts)
-        stage = values.get("stage") or values.get("task") or ""
+        stage = values.get("stage") or values.get("task") or values.get("curriculum") or ""
         if stage:
+            top = sorted((values.get("weights") or {}).items(), key=lambda kv: -float(kv[1]))[:2]
+            tasks = ", ".join(f"{k} {float(v):.0%}" for k, v in top)
             bucket = values.get("bucket")
-            self._set("stage", f"{stage}" + (f" (difficulty {bucket})" if bucket is not None else ""))
+            self._set("stage", f"{stage}" + (f" · {tasks}" if tasks else "")
+                      + (f" · difficulty {bucket}" if bucket is not None else ""))
         parts = []
         if values.get("steps_per_s"):
             self._last_speed = float(values["steps_per_s"])

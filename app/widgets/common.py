@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QAbstractSpinBox, QHBoxLayout, QLabel, QPushButton, QWidget
 
-_CACHE: "OrderedDict[tuple[str, int], QPixmap]" = OrderedDict()
+_CACHE: OrderedDict[tuple[str, int], QPixmap] = OrderedDict()
 _CACHE_MAX = 512  # thumbnails of a few dozen stickers; full frames are small (≤ 512 px)
 
 
@@ -59,7 +60,7 @@ class MessageBar(QWidget):
 
     shown = Signal(str, str)
 
-    COLOURS = {"info": "#2e7d32", "warning": "#ef6c00", "error": "#c62828"}
+    COLOURS: ClassVar[dict[str, str]] = {"info": "#2e7d32", "warning": "#ef6c00", "error": "#c62828"}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -6,8 +6,17 @@ import json
 import time
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import (QHBoxLayout, QListView, QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..state.gallery import GalleryViewModel
 from .common import thumb_icon

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMessageBox,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..state.models import ModelsViewModel
 
@@ -12,6 +23,9 @@ COLUMNS = ["Name", "Kind", "Size", "Trained on", "Date", "Folder"]
 
 
 def human_size(m: dict) -> str:
+    weights = m.get("bytes")
+    if isinstance(weights, (int, float)) and weights:
+        return f"{weights / 2**20:.1f} MiB"
     params = m.get("params")
     if isinstance(params, (int, float)) and params:
         return f"{params / 1e6:.1f} M params" if params >= 1e5 else f"{int(params)} params"
@@ -19,7 +33,7 @@ def human_size(m: dict) -> str:
 
 
 def data_summary(m: dict) -> str:
-    data = m.get("data") or m.get("data_summary") or ""
+    data = m.get("data_summary") or m.get("data") or ""
     if isinstance(data, dict):
         return ", ".join(f"{k}: {v}" for k, v in list(data.items())[:4])
     return str(data)

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QListView,
-                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSpinBox, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..state.timeline import TimelineViewModel
 from .common import thumb_icon
@@ -78,7 +91,7 @@ class FrameStrip(QListWidget):
         if not self._syncing:
             self.vm.select([self.row(it) for it in self.selectedItems()])
 
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def dropEvent(self, event) -> None:
         src = self.currentRow()
         super().dropEvent(event)
         # Qt already moved the item; find where it landed, then let the view-model own the change (undoable).

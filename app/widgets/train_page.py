@@ -6,9 +6,23 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QGridLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QListWidget, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..state.runs import TRAIN_PRESETS
 from ..state.train import TrainViewModel
@@ -157,12 +171,12 @@ class TrainPage(QWidget):
         if path:
             self.vm.import_source(path)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
         if len(urls) == 1 and urls[0].isLocalFile():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+    def dropEvent(self, event: QDropEvent) -> None:
         path = event.mimeData().urls()[0].toLocalFile()
         if Path(path).is_dir() or path.lower().endswith(".zip"):
             self.vm.import_source(path)
@@ -181,8 +195,8 @@ class TrainPage(QWidget):
         self.report.setText(f"{len(imported)} sticker(s) imported, {len(skipped)} skipped.")
         self.skipped.clear()
         for s in skipped:
-            name = s.get("file") or s.get("path") or "?"
-            self.skipped.addItem(f"{name}: {s.get('reason', 'skipped')}")
+            name = s.get("name") or s.get("file") or s.get("path") or "?"
+            self.skipped.addItem(f"{name}: {s.get('message') or s.get('reason') or 'skipped'}")
         self.skipped.setVisible(bool(skipped))
 
     def _captions(self, rows: list) -> None:

@@ -19,8 +19,8 @@ Both ``builtin:shapes`` and ``builtin:emoji`` animate their sprites with :func:`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -39,8 +39,8 @@ class MotionParams:
     direction: int  # +1 / -1: spin direction, slide direction, nod tilt
 
     def to_dict(self) -> dict:
-        return dict(amplitude=round(self.amplitude, 4), cycles=self.cycles, phase=round(self.phase, 4),
-                    easing=self.easing, direction=self.direction)
+        return {"amplitude": round(self.amplitude, 4), "cycles": self.cycles, "phase": round(self.phase, 4),
+                    "easing": self.easing, "direction": self.direction}
 
 
 @dataclass
@@ -99,7 +99,7 @@ Arrays = dict[str, np.ndarray]
 
 def _wave(t, p):
     u = p.cycles * t + p.phase
-    return dict(angle=(15 + 20 * p.amplitude) * osc(u, p.easing))
+    return {"angle": (15 + 20 * p.amplitude) * osc(u, p.easing)}
 
 
 def _bounce(t, p):
@@ -107,7 +107,7 @@ def _bounce(t, p):
     h = 1 - (2 * w - 1) ** 2 if p.easing in ("quad", "cubic") else np.sin(np.pi * w)  # 0 on the ground
     contact = (1 - h) ** 4
     sq = 0.12 * p.amplitude * contact
-    return dict(dy=-(0.12 + 0.1 * p.amplitude) * h, sx=1 + sq, sy=1 - sq)
+    return {"dy": -(0.12 + 0.1 * p.amplitude) * h, "sx": 1 + sq, "sy": 1 - sq}
 
 
 def _jump(t, p):
@@ -118,53 +118,54 @@ def _jump(t, p):
     land = np.where(w >= 0.8, np.sin(np.pi * np.clip((w - 0.8) / 0.2, 0, 1)), 0.0)
     squash = 0.15 * crouch + 0.08 * land
     stretch = 0.25 * air * (1 - air)  # stretched while rising/falling, round at the apex and on the ground
-    return dict(dy=-(0.16 + 0.1 * p.amplitude) * air, sx=1 + squash - 0.5 * stretch, sy=1 - squash + stretch)
+    return {"dy": -(0.16 + 0.1 * p.amplitude) * air, "sx": 1 + squash - 0.5 * stretch, "sy": 1 - squash + stretch}
 
 
 def _shake(t, p):
     u = p.cycles * t + p.phase
-    return dict(dx=(0.04 + 0.05 * p.amplitude) * osc(u, p.easing), angle=3 * osc(u + 0.25, p.easing))
+    return {"dx": (0.04 + 0.05 * p.amplitude) * osc(u, p.easing), "angle": 3 * osc(u + 0.25, p.easing)}
 
 
 def _spin(t, p):
     u = p.cycles * t + p.phase
     turns = np.floor(u) + _ease(np.mod(u, 1.0), p.easing)  # eased within each turn, continuous across turns
-    return dict(angle=360.0 * p.direction * turns)
+    return {"angle": 360.0 * p.direction * turns}
 
 
 def _pulse(t, p):
     s = 1 + (0.08 + 0.12 * p.amplitude) * osc(p.cycles * t + p.phase, p.easing)
-    return dict(sx=s, sy=s)
+    return {"sx": s, "sy": s}
 
 
 def _heartbeat(t, p):
     w = np.mod(p.cycles * t + p.phase, 1.0)
     beat = _wrapped_gauss(w, 0.1, 0.08) + 0.6 * _wrapped_gauss(w, 0.35, 0.08)  # "lub-dub"
     s = 1 + (0.12 + 0.15 * p.amplitude) * beat
-    return dict(sx=s, sy=s)
+    return {"sx": s, "sy": s}
 
 
 def _nod(t, p):
     b = bump(p.cycles * t + p.phase, p.easing)
-    return dict(dy=0.02 * b, sy=1 - (0.12 + 0.1 * p.amplitude) * b, angle=-5 * p.direction * b)
+    return {"dy": 0.02 * b, "sy": 1 - (0.12 + 0.1 * p.amplitude) * b, "angle": -5 * p.direction * b}
 
 
 def _wobble(t, p):
     u = p.cycles * t + p.phase
     a = 0.06 + 0.1 * p.amplitude
-    return dict(sx=1 + a * osc(u, p.easing), sy=1 - a * osc(u, p.easing), angle=(4 + 6 * p.amplitude) * osc(u + 0.25, p.easing))
+    o = osc(u, p.easing)
+    return {"sx": 1 + a * o, "sy": 1 - a * o, "angle": (4 + 6 * p.amplitude) * osc(u + 0.25, p.easing)}
 
 
 def _squash(t, p):
     o = osc(p.cycles * t + p.phase, p.easing)
     a = 0.12 + 0.15 * p.amplitude
-    return dict(sx=1 + 0.8 * a * o, sy=1 - a * o)
+    return {"sx": 1 + 0.8 * a * o, "sy": 1 - a * o}
 
 
 def _float(t, p):
     u = p.cycles * t + p.phase
     a = 0.05 + 0.05 * p.amplitude
-    return dict(dy=a * osc(u, p.easing), dx=0.4 * a * osc(2 * u + 0.25, "sine"), angle=3 * osc(u + 0.25, "sine"))
+    return {"dy": a * osc(u, p.easing), "dx": 0.4 * a * osc(2 * u + 0.25, "sine"), "angle": 3 * osc(u + 0.25, "sine")}
 
 
 def _slide(t, p):
@@ -174,17 +175,17 @@ def _slide(t, p):
     d = 1.0 * p.direction  # object centre one canvas side away: fully outside the frame
     x_in = -d * (1 - _ease(np.clip(w / 0.3, 0, 1), p.easing))
     x_out = d * _ease(np.clip((w - 0.6) / 0.3, 0, 1), p.easing)
-    return dict(dx=np.where(w < 0.3, x_in, np.where(w < 0.6, 0.0, x_out)))
+    return {"dx": np.where(w < 0.3, x_in, np.where(w < 0.6, 0.0, x_out))}
 
 
 def _fade(t, p):
-    return dict(alpha=1 - (0.6 + 0.4 * p.amplitude) * bump(p.cycles * t + p.phase, p.easing))
+    return {"alpha": 1 - (0.6 + 0.4 * p.amplitude) * bump(p.cycles * t + p.phase, p.easing)}
 
 
 def _blink(t, p):
     w = np.round(np.mod(p.cycles * t + p.phase, 1.0), 9) % 1.0  # rounding: identical values across periods
     off = 0.25 + 0.15 * p.amplitude
-    return dict(alpha=np.where((w >= 0.5) & (w < 0.5 + off), 0.0, 1.0))
+    return {"alpha": np.where((w >= 0.5) & (w < 0.5 + off), 0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,8 @@ PROGRAMS: dict[str, MotionProgram] = {
     m.name: m
     for m in [
         MotionProgram("wave", _wave, ("waving", "rocking side to side", "swaying", "waving hello"), (1, 3), 4, 1.0),
-        MotionProgram("bounce", _bounce, ("bouncing", "hopping up and down", "bouncing up and down", "bouncing happily"),
-                      (1, 3), 4, 1.0),
+        MotionProgram("bounce", _bounce,
+                      ("bouncing", "hopping up and down", "bouncing up and down", "bouncing happily"), (1, 3), 4, 1.0),
         MotionProgram("jump", _jump, ("jumping", "jumping for joy", "leaping up", "doing a big jump"), (1, 2), 6, 1.0),
         MotionProgram("shake", _shake, ("shaking", "trembling", "shivering", "shaking side to side"), (2, 6), 3),
         MotionProgram("spin", _spin, ("spinning", "turning round and round", "rotating", "spinning around"), (1, 2), 4),
@@ -215,10 +216,13 @@ PROGRAMS: dict[str, MotionProgram] = {
         MotionProgram("wobble", _wobble, ("wobbling", "jiggling like jelly", "wiggling", "wobbling around"), (1, 3), 4),
         MotionProgram("slide", _slide, ("sliding in and out", "sliding across", "passing by", "zipping past"),
                       (1, 1), 4, 0.0, False),
-        MotionProgram("fade", _fade, ("fading in and out", "fading away and back", "glowing softly", "appearing and vanishing"),
+        MotionProgram("fade", _fade,
+                      ("fading in and out", "fading away and back", "glowing softly", "appearing and vanishing"),
                       (1, 2), 4),
-        MotionProgram("blink", _blink, ("blinking", "flashing on and off", "flickering", "blinking on and off"), (1, 3), 4),
-        MotionProgram("squash", _squash, ("squashing and stretching", "squishing", "getting squished", "stretching up and down"),
+        MotionProgram("blink", _blink, ("blinking", "flashing on and off", "flickering", "blinking on and off"),
+                      (1, 3), 4),
+        MotionProgram("squash", _squash,
+                      ("squashing and stretching", "squishing", "getting squished", "stretching up and down"),
                       (1, 3), 4, 1.0),
         MotionProgram("float", _float, ("floating", "hovering", "drifting gently", "floating in the air"), (1, 2), 4),
     ]
@@ -274,12 +278,13 @@ def sample_motion(motion: str, num_frames: int, rng: np.random.Generator) -> Mot
 def motion_frames(spec: MotionSpec, num_frames: int, *, t: np.ndarray | None = None) -> MotionFrames:
     """Evaluate a motion at t = i / F (or at the given times, in clip periods) → :class:`MotionFrames`."""
     t = np.arange(num_frames, dtype=np.float64) / num_frames if t is None else np.asarray(t, np.float64)
-    out = dict(dx=np.zeros_like(t), dy=np.zeros_like(t), angle=np.zeros_like(t),
-               sx=np.ones_like(t), sy=np.ones_like(t), alpha=np.ones_like(t))
+    out = {"dx": np.zeros_like(t), "dy": np.zeros_like(t), "angle": np.zeros_like(t),
+               "sx": np.ones_like(t), "sy": np.ones_like(t), "alpha": np.ones_like(t)}
     names = components(spec.motion)
     for name, p in zip(names, spec.params):
         for key, val in PROGRAMS[name].fn(t, p).items():
             out[key] = out[key] * val if key in ("sx", "sy", "alpha") else out[key] + val
+    out["angle"] = np.mod(out["angle"] + 180.0, 360.0) - 180.0  # spins wrap: same pose, same number
     progs = [PROGRAMS[n] for n in names]
     # A rotating combo pivots about the centre (a spinning bounce should not orbit its base).
     pivot = 0.0 if len(progs) > 1 and "spin" in names else max(p.pivot_y for p in progs)
@@ -349,6 +354,7 @@ def render_motion(sprite: np.ndarray, mf: MotionFrames, size: int, *, object_fra
     lin = _matrices(mf)  # (F, 2, 2)
     d = np.stack([mf.dx, mf.dy], 1)  # (F, 2) canvas fractions
     half = object_frac / 2  # object larger half-side as a canvas fraction
+    margin = max(margin, 2.5 / size)  # ≥ 2.5 px: the bicubic kernel reaches 2 px beyond the object
     if mf.bounded:
         d = d - (d.max(0) + d.min(0)) / 2
         pts = _outline_points(sprite)  # (P, 2)

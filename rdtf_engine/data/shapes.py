@@ -7,7 +7,7 @@ Captions: "a red circle bouncing", "the blue star spinning around"...
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ def _outline(shape: str, n: int) -> list[tuple[float, float]]:
     return list(zip(c + r * np.cos(th), c + r * np.sin(th)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def shape_sprite(shape: str, colour: str) -> np.ndarray:
     """Straight-alpha RGBA sprite (128, 128, 4) uint8 of a shape with a darker outline and a highlight."""
     ss = 4

@@ -16,8 +16,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,19 @@ class ClipSource(Sequence):
     def identity_sprites(self) -> dict[str, np.ndarray]:
         """{object id: RGBA sprite (h, w, 4) uint8} for identity evaluation; empty if the source has none."""
         return {}
+
+    def where(self, **match: Any) -> SubsetSource:
+        """Clips whose labels match, e.g. ``where(motion=("bounce", "spin"))`` or ``where(split="heldout-pair")``
+        (a tuple/list/set value means "any of"); procedural sources select without rendering."""
+        def ok(lab: dict[str, Any]) -> bool:
+            return all(lab.get(k) in v if isinstance(v, (tuple, list, set)) else lab.get(k) == v
+                       for k, v in match.items())
+
+        keep = [i for i in range(len(self)) if ok(self.labels(i))]
+        motions = match.get("motion", self.motions)
+        motions = tuple(m for m in self.motions if m in motions) if isinstance(motions, (tuple, list, set)) \
+            else (motions,)
+        return SubsetSource(self, keep, motions)
 
     def describe(self) -> dict[str, Any]:
         """Summary for model cards and ``config.json``: name, clips, motion counts, frame-count histogram,
@@ -108,6 +122,8 @@ class ProceduralSource(ClipSource):
             raise InputError(f"size must be at least 8 px, got {size}")
         if num_clips < 1:
             raise InputError(f"num_clips must be positive, got {num_clips}")
+        if seed < 0:
+            raise InputError(f"seed must be ≥ 0, got {seed}")
         self.size, self.num_clips, self.seed = int(size), int(num_clips), int(seed)
 
     def __len__(self) -> int:
@@ -139,6 +155,29 @@ class ProceduralSource(ClipSource):
         d = super().describe()
         d["seed"] = self.seed
         return d
+
+
+class SubsetSource(ClipSource):
+    """Selected indices of another source (see :meth:`ClipSource.where`); still deterministic."""
+
+    def __init__(self, parent: ClipSource, indices: Sequence[int], motions: tuple[str, ...]) -> None:
+        self.parent, self.indices, self.motions = parent, list(indices), motions
+        self.name, self.size = f"{parent.name} (subset)", parent.size
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _get(self, i: int) -> Clip:
+        return self.parent[self.indices[i]]
+
+    def labels(self, i: int) -> dict[str, Any]:
+        return self.parent.labels(self.indices[i])
+
+    def summary_item(self, i: int) -> tuple[dict[str, Any], list[int]]:
+        return self.parent.summary_item(self.indices[i])
+
+    def identity_sprites(self) -> dict[str, np.ndarray]:
+        return self.parent.identity_sprites()
 
 
 class ListSource(ClipSource):

@@ -17,8 +17,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,8 +105,8 @@ class MotionClassifier(nn.Module):
         self.summary: dict[str, Any] = {}
 
     def config(self) -> dict[str, Any]:
-        return dict(classes=self.classes, input_size=self.input_size, num_frames=self.num_frames,
-                    width=self.width, feature_dim=self.feature_dim)
+        return {"classes": self.classes, "input_size": self.input_size, "num_frames": self.num_frames,
+                    "width": self.width, "feature_dim": self.feature_dim}
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 4, T, S, S) premultiplied RGBA → (B, feature_dim) penultimate features."""
@@ -144,8 +145,8 @@ class MotionClassifier(nn.Module):
 # ---------------------------------------------------------------------------------------------- training
 def train_motion_classifier(source: Sequence[Clip], steps: int, device: str | torch.device = "cpu", *,
                             batch_size: int = 32, max_clips: int = 2048, input_size: int = 64,
-                            num_frames: int = 8, width: int = 32, lr: float = 3e-3, seed: int = 0,
-                            workers: int = 0,
+                            num_frames: int = 8, width: int = 32, feature_dim: int = 128, lr: float = 3e-3,
+                            seed: int = 0, workers: int = 0,
                             on_log: Callable[[dict[str, Any]], None] | None = None) -> MotionClassifier:
     """Train on the first ``max_clips`` clips of ``source`` (rendered once, kept as uint8) for ``steps``
     AdamW steps with one-cycle cosine LR, horizontal flips and RGB channel shuffles (motion, not colour,
@@ -158,8 +159,12 @@ def train_motion_classifier(source: Sequence[Clip], steps: int, device: str | to
     if n < 2:
         raise InputError("the classifier needs at least 2 clips")
     t0 = time.time()
-    clips = render_many(source, range(n), workers) if isinstance(source, ClipSource) else [source[i] for i in range(n)]
-    classes = list(getattr(source, "motions", ()) or sorted({c.labels["motion"] for c in clips if "motion" in c.labels}))
+    if isinstance(source, ClipSource):
+        clips = render_many(source, range(n), workers)
+    else:
+        clips = [source[i] for i in range(n)]
+    found = sorted({c.labels["motion"] for c in clips if "motion" in c.labels})
+    classes = list(getattr(source, "motions", ()) or found)
     keep = [c for c in clips if c.labels.get("motion") in classes]
     if not keep:
         raise InputError("no clips with a motion label to train the motion classifier on")
@@ -171,7 +176,7 @@ def train_motion_classifier(source: Sequence[Clip], steps: int, device: str | to
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     dev = torch.device(device)
-    model = MotionClassifier(classes, input_size, num_frames, width).to(dev)
+    model = MotionClassifier(classes, input_size, num_frames, width, feature_dim).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -5,9 +5,10 @@ Definitions (α = alpha in 0..255; all clips straight RGBA uint8 (F, H, W, 4)):
 - **motion accuracy**: the motion classifier (``classifier.py``, trained only on real procedural clips)
   predicts the motion class of each generated clip; accuracy against the prompt's ``labels["motion"]``.
 - **Fréchet distance**: between Gaussians fitted to the classifier's 128-d penultimate features of the
-  reference and generated clips (an FVD stand-in: same formula, our own feature space), computed with a
-  symmetric eigen-decomposition: Tr(√(√Σ₁ Σ₂ √Σ₁)) = Tr(√(Σ₁Σ₂)). Reported with a noise floor: the distance
-  between two halves of the references.
+  reference and generated clips (an FVD stand-in: same formula, our own feature space), computed with
+  a symmetric eigen-decomposition: Tr(√(√Σ₁ Σ₂ √Σ₁)) = Tr(√(Σ₁Σ₂)), no scipy needed. Reported with a
+  noise floor: the distance between two halves of the references. Few clips in a 128-d space bias it
+  upwards (n < d gives singular covariances): compare numbers only at equal clip counts.
 - **identity**: each frame is cropped to its visible pixels (α > 16), padded to a square, resized to
   20 × 20 premultiplied RGBA (1600-d, scale- and position-invariant); the clip's identity is the nearest
   reference sprite (L2, minimum over its frames and over 12 reference rotations every 30°).
@@ -15,7 +16,8 @@ Definitions (α = alpha in 0..255; all clips straight RGBA uint8 (F, H, W, 4)):
   (alpha > 127) dilated minus eroded by 2 px (5 × 5 square; outside the canvas counts as transparent).
   Clean stickers → 0 (fade motions legitimately raise it; compare with the references' value).
 - **background flicker**: mean |Δα| / 255 between consecutive frames (cyclic, last → first) over the static
-  background: pixels farther than 2 px from α > 127 in *every* frame. Clean stickers → 0.
+  background: pixels farther than 2 px from α > 127 in *every* frame. Clean stickers → ≈ 0 (only faint
+  anti-aliased tips reach it).
 - **loop seam**: mean |Δ| of premultiplied RGBA from the last frame to the first, divided by the largest
   mean |Δ| between consecutive frames (≤ 1: the loop's wrap is no bigger than a step inside the clip;
   ≫ 1: a visible jump; 0 for a static clip).
@@ -23,7 +25,8 @@ Definitions (α = alpha in 0..255; all clips straight RGBA uint8 (F, H, W, 4)):
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -145,7 +148,7 @@ class IdentityBank:
 
     @classmethod
     def from_sprites(cls, sprites: dict[str, np.ndarray], angles: Sequence[float] = IDENTITY_ANGLES,
-                     render_size: int = 64) -> "IdentityBank":
+                     render_size: int = 64) -> IdentityBank:
         """Render each sprite upright and rotated by ``angles`` (degrees) and keep their features."""
         from ..data.motion import MotionFrames, render_motion
 
@@ -162,7 +165,7 @@ class IdentityBank:
         return cls(np.stack(feats), ids)
 
     @classmethod
-    def from_clips(cls, clips: Sequence[Clip], key: str = "object", frames_per_clip: int = 8) -> "IdentityBank":
+    def from_clips(cls, clips: Sequence[Clip], key: str = "object", frames_per_clip: int = 8) -> IdentityBank:
         """Reference frames of labelled clips (when no sprites are at hand, e.g. imported data)."""
         feats, ids = [], []
         for c in clips:

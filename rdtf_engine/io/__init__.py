@@ -14,9 +14,9 @@ from .presets import PRESETS, Preset, get_preset
 from .timeline import resample_clip
 
 __all__ = [
-    "Caps",
     "DEFAULT_CAPS",
     "PRESETS",
+    "Caps",
     "Preset",
     "check_bytes",
     "check_file",

@@ -9,8 +9,9 @@ Encodes are cached by setting. The result says exactly what was traded.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 from ..errors import Cancelled, ExportError
 
@@ -42,17 +43,17 @@ Encoder = Callable[[dict[str, Any]], tuple[bytes, list[str]]]
 def fit_to_bytes(
     axes: Sequence[Axis],
     encode: Encoder,
-    target: Optional[int],
+    target: int | None,
     *,
-    on_try: Optional[Callable[[int, dict[str, Any], int], None]] = None,
-    should_stop: Optional[Callable[[], bool]] = None,
-    estimate: Optional[Callable[[dict[str, Any]], Optional[int]]] = None,
+    on_try: Callable[[int, dict[str, Any], int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    estimate: Callable[[dict[str, Any]], int | None] | None = None,
     what: str = "export",
 ) -> FitResult:
     """Smallest give-away setting whose encode is <= ``target`` bytes (or the best setting if no target).
 
     ``estimate`` (cheap, e.g. encoding a few frames) lets the search skip full encodes of settings that are
-    clearly too big (> 1.3 x target); a setting is only ever *accepted* on a real encode."""
+    clearly too big (> 1.4 x target); a setting is only ever *accepted* on a real encode."""
     cache: dict[tuple[int, ...], tuple[bytes, list[str]]] = {}
     too_big: set[tuple[int, ...]] = set()
     n = len(axes)
@@ -76,7 +77,7 @@ def fit_to_bytes(
             return False
         if estimate is not None and key not in cache and list(key) != floor:
             guess = estimate({a.name: a.values[i] for a, i in zip(axes, key)})
-            if guess is not None and guess > 1.3 * target:
+            if guess is not None and guess > 1.4 * target:
                 too_big.add(key)
                 return False
         return len(run(key)[0]) <= target
@@ -90,10 +91,10 @@ def fit_to_bytes(
             continue
         # Least give-away on axis k with the axes before it at their floor...
         sol = list(probe)
-        sol[k] = _bisect(lambda i: fits(sol[:k] + [i] + sol[k + 1 :]), floor[k])
+        sol[k] = _least_on_axis(fits, sol, k, floor[k])
         # ...then win back the cheaper axes, the most valuable (latest) first.
         for j in reversed(range(k)):
-            sol[j] = _bisect(lambda i, j=j: fits(sol[:j] + [i] + sol[j + 1 :]), floor[j])
+            sol[j] = _least_on_axis(fits, sol, j, floor[j])
         return _result(axes, tuple(sol), run(tuple(sol)), len(cache))
     smallest = min((len(v[0]) for v in cache.values()), default=0)
     raise ExportError(
@@ -101,6 +102,16 @@ def fit_to_bytes(
         f"({', '.join(a.labels[-1] for a in axes)}); best size {smallest:,} bytes. "
         "Try fewer frames, a shorter clip or simpler artwork."
     )
+
+
+def _least_on_axis(fits: Callable[[list[int]], bool], sol: list[int], axis: int, hi: int) -> int:
+    """Smallest index on ``axis`` that still fits, the other axes held as in ``sol``."""
+    def ok(i: int) -> bool:
+        trial = list(sol)
+        trial[axis] = i
+        return fits(trial)
+
+    return _bisect(ok, hi)
 
 
 def _bisect(ok: Callable[[int], bool], hi: int) -> int:

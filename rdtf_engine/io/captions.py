@@ -12,8 +12,8 @@ import io
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from pathlib import PurePosixPath
-from typing import Iterable, Optional
 
 from ..errors import FormatError, LimitError
 
@@ -99,7 +99,7 @@ def is_meaningful(caption: str) -> bool:
     return any(w not in _GENERIC for w in caption.split())
 
 
-def caption_for(name: str, metadata_emoji: str = "", table: Optional[dict[str, str]] = None) -> str:
+def caption_for(name: str, metadata_emoji: str = "", table: dict[str, str] | None = None) -> str:
     """The caption rule: a table row (``captions.csv``) wins, then name words, then metadata emoji."""
     if table:
         for key in caption_keys(name):
@@ -146,7 +146,7 @@ def parse_captions_csv(data: bytes) -> dict[str, str]:
 
 
 def parse_emoji_sidecar(data: bytes) -> dict[str, str]:
-    """sticker-convert's ``emoji.txt`` (JSON {file stem: emoji}) → {stem: "grinning face"}."""
+    """sticker-convert's ``emoji.txt`` (JSON {file stem: emoji}) → {stem: emoji} for entries holding emoji."""
     if len(data) > MAX_SIDECAR_BYTES:
         raise LimitError(f"emoji sidecar is over {MAX_SIDECAR_BYTES:,} bytes")
     try:
@@ -155,7 +155,7 @@ def parse_emoji_sidecar(data: bytes) -> dict[str, str]:
         raise FormatError("emoji.txt is not a JSON object of file → emoji") from None
     if not isinstance(doc, dict):
         raise FormatError("emoji.txt is not a JSON object of file → emoji")
-    return {str(k): emoji_words(str(v)) for k, v in doc.items() if emoji_words(str(v))}
+    return {str(k): str(v) for k, v in doc.items() if emoji_words(str(v))}
 
 
 def emoji_from_exif(exif: bytes) -> str:

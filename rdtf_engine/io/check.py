@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -42,11 +41,11 @@ def check_bytes(data: bytes, preset: Preset, *, caps: Caps = DEFAULT_CAPS) -> di
             "info": info}
 
 
-def inspect_bytes(data: bytes, caps: Caps = DEFAULT_CAPS) -> tuple[dict, np.ndarray, Optional[dict]]:
+def inspect_bytes(data: bytes, caps: Caps = DEFAULT_CAPS) -> tuple[dict, np.ndarray, dict | None]:
     fmt = detect_format(data)
     facts: dict = {}
     texts: dict[str, str] = {}
-    loop_plays: Optional[int] = None
+    loop_plays: int | None = None
     if fmt in IMAGE_FORMATS:
         cinfo = walk(data, fmt)
         fmt = cinfo.format
@@ -57,7 +56,7 @@ def inspect_bytes(data: bytes, caps: Caps = DEFAULT_CAPS) -> tuple[dict, np.ndar
         elif fmt == "gif":
             loop_plays = 1
     elif fmt in VIDEO_FORMATS:
-        from .video_decoder import read_video_facts  # noqa: PLC0415
+        from .video_decoder import read_video_facts
 
         facts = read_video_facts(data, fmt)
         texts = facts.get("metadata", {})

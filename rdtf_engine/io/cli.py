@@ -70,7 +70,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..errors import InputError  # noqa: PLC0415
+    from ..errors import InputError
 
     options = {k: getattr(args, k) for k in ("fps", "loop", "size", "quality", "colors", "max_kb")
                if getattr(args, k) is not None}

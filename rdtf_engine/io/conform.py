@@ -7,7 +7,7 @@ duration cap, whole seconds for LINE, frame-count and frame-rate caps, the canva
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ..data.clip import Clip
 from ..errors import InputError
@@ -19,12 +19,12 @@ GIF_MAX_FPS = 50.0  # GIF delays below 20 ms are played at 100 ms by browsers
 
 @dataclass
 class ExportOptions:
-    fps: Optional[float] = None
-    loop: Optional[int] = None  # plays; 0 = forever
-    size: Optional[int] = None
-    quality: Optional[int] = None  # WebP quality / VP9 quality, 1-100
-    colors: Optional[int] = None  # GIF / palette APNG colours, 2-256
-    max_kb: Optional[float] = None  # an extra byte cap (KB = 1000 B), e.g. for plain presets
+    fps: float | None = None
+    loop: int | None = None  # plays; 0 = forever
+    size: int | None = None
+    quality: int | None = None  # WebP quality / VP9 quality, 1-100
+    colors: int | None = None  # GIF / palette APNG colours, 2-256
+    max_kb: float | None = None  # an extra byte cap (KB = 1000 B), e.g. for plain presets
     matte: tuple[int, int, int] = (255, 255, 255)  # GIF edge matte (the chat background)
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..errors import FormatError
 
@@ -22,12 +21,18 @@ class ContainerInfo:
     height: int
     frames: int  # declared frames (1 for a still image)
     durations_ms: list[float] = field(default_factory=list)  # raw, as stored (GIF: centiseconds x 10)
-    loop: Optional[int] = None  # 0 = forever; None = no loop info (GIF without NETSCAPE: plays once)
+    loop: int | None = None  # 0 = forever; None = no loop info (GIF without NETSCAPE: plays once)
     rects: list[tuple[int, int, int, int]] = field(default_factory=list)  # x, y, w, h per frame
     end: int = 0  # offset just past the format's own data
     has_alpha: bool = False
     texts: dict[str, str] = field(default_factory=dict)  # PNG text chunks, GIF comment, WebP XMP/EXIF
     exif: bytes = b""
+    # Where each frame's data lives, for the GIF/APNG compositors (offsets into the file, never copies):
+    # GIF: {x, y, w, h, packed, lct: (start, end) | None, data: (start, end), disposal, transparent}
+    # APNG: {x, y, w, h, dispose, blend, data: [(start, end), ...]}
+    parts: list[dict] = field(default_factory=list)
+    palette: tuple[int, int] | None = None  # GIF global colour table span
+    png_chunks: dict[str, bytes] = field(default_factory=dict)  # APNG: IHDR / PLTE / tRNS bodies
 
 
 def _need(data: bytes, end: int, what: str) -> None:
@@ -41,8 +46,11 @@ def walk_gif(data: bytes) -> ContainerInfo:
     info = ContainerInfo("gif", width, height, 0)
     pos = 13
     if packed & 0x80:
-        pos += 3 * (2 ** ((packed & 7) + 1))
-    delay: Optional[float] = None
+        info.palette = (pos, pos + 3 * (2 ** ((packed & 7) + 1)))
+        pos = info.palette[1]
+        _need(data, pos, "GIF global colour table")
+    delay: float | None = None
+    disposal, transparent = 0, None
     while True:
         _need(data, pos + 1, "GIF block")
         tag = data[pos]
@@ -56,8 +64,10 @@ def walk_gif(data: bytes) -> ContainerInfo:
             pos += 1
             body, pos = _gif_subblocks(data, pos)
             if label == 0xF9 and len(body) >= 4:
-                gce_flags, cs = struct.unpack_from("<BH", body, 0)
+                gce_flags, cs, tindex = struct.unpack_from("<BHB", body, 0)
                 delay = cs * 10.0
+                disposal = (gce_flags >> 2) & 7
+                transparent = tindex if gce_flags & 1 else None
                 info.has_alpha = info.has_alpha or bool(gce_flags & 1)
             elif label == 0xFF and body[:11] in (b"NETSCAPE2.0", b"ANIMEXTS1.0") and len(body) >= 14:
                 info.loop = struct.unpack_from("<H", body, 12)[0]
@@ -68,15 +78,20 @@ def walk_gif(data: bytes) -> ContainerInfo:
             _need(data, pos + 9, "GIF image descriptor")
             x, y, w, h, fpacked = struct.unpack_from("<HHHHB", data, pos)
             pos += 9
+            lct = None
             if fpacked & 0x80:
-                pos += 3 * (2 ** ((fpacked & 7) + 1))
+                lct = (pos, pos + 3 * (2 ** ((fpacked & 7) + 1)))
+                pos = lct[1]
             _need(data, pos + 1, "GIF image data")
+            start = pos
             pos += 1  # LZW minimum code size
             _, pos = _gif_subblocks(data, pos, keep=False)
             info.frames += 1
             info.rects.append((x, y, w, h))
             info.durations_ms.append(delay if delay is not None else 0.0)
-            delay = None
+            info.parts.append({"x": x, "y": y, "w": w, "h": h, "packed": fpacked, "lct": lct, "data": (start, pos),
+                               "disposal": disposal, "transparent": transparent})
+            delay, disposal, transparent = None, 0, None
             continue
         if info.frames:
             # Browsers stop at the first unknown block after a frame; so do we.
@@ -111,6 +126,7 @@ def walk_png(data: bytes) -> ContainerInfo:
     pos = 8
     info = ContainerInfo("png", 0, 0, 1)
     declared = None
+    hidden_default = False
     while True:
         _need(data, pos + 8, "PNG chunk header")
         length, ctype = struct.unpack_from(">I4s", data, pos)
@@ -123,15 +139,24 @@ def walk_png(data: bytes) -> ContainerInfo:
                 raise FormatError("PNG IHDR chunk is too short")
             info.width, info.height, _depth, color = struct.unpack_from(">IIBB", body, 0)
             info.has_alpha = color in (4, 6)
-        elif ctype == b"tRNS":
-            info.has_alpha = True
+            info.png_chunks["IHDR"] = bytes(body[:13])
+        elif ctype in (b"PLTE", b"tRNS"):
+            info.png_chunks[ctype.decode()] = bytes(body)
+            info.has_alpha = info.has_alpha or ctype == b"tRNS"
         elif ctype == b"acTL" and length >= 8:
             declared, plays = struct.unpack_from(">II", body, 0)
             info.loop = plays
         elif ctype == b"fcTL" and length >= 26:
-            _seq, w, h, x, y, num, den = struct.unpack_from(">IIIIIHH", body, 0)
+            _seq, w, h, x, y, num, den, dispose, blend = struct.unpack_from(">IIIIIHHBB", body, 0)
             info.rects.append((x, y, w, h))
             info.durations_ms.append(1000.0 * num / (den or 100))
+            info.parts.append({"x": x, "y": y, "w": w, "h": h, "dispose": dispose, "blend": blend, "data": []})
+        elif ctype == b"IDAT" and info.parts and not hidden_default:
+            info.parts[-1]["data"].append((body_start, body_start + length))
+        elif ctype == b"IDAT" and not info.parts:
+            hidden_default = True  # an IDAT before any fcTL is a still image outside the animation
+        elif ctype == b"fdAT" and info.parts and length >= 4:
+            info.parts[-1]["data"].append((body_start + 4, body_start + length))
         elif ctype in (b"tEXt", b"iTXt", b"zTXt"):
             _png_text(ctype, body, info.texts)
         elif ctype == b"IEND":

@@ -18,8 +18,8 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 from PIL import Image
@@ -42,8 +42,8 @@ def import_pack(
     path: str | os.PathLike[str],
     out: str | os.PathLike[str],
     size: int = 256,
-    on_event: Optional[Callable] = None,
-    should_stop: Optional[Callable[[], bool]] = None,
+    on_event: Callable | None = None,
+    should_stop: Callable[[], bool] | None = None,
     max_frames: int = 48,
     caps: Caps = DEFAULT_CAPS,
 ) -> dict:
@@ -139,7 +139,7 @@ def load_dataset(
     *,
     max_frames: int = 48,
     caps: Caps = DEFAULT_CAPS,
-    on_event: Optional[Callable] = None,
+    on_event: Callable | None = None,
 ) -> list[Clip]:
     """Clips at size x size for training: from an imported dataset folder, or a raw folder/zip imported in
     memory. Unreadable clips are skipped (reported through ``on_event``); no readable clip is an error."""

@@ -9,8 +9,9 @@ because Pillow and libwebp silently merge them (PLATFORMS.md D6).
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -36,7 +37,7 @@ def encode_gif(
     loop: int = 0,
     colors: int = 256,
     matte: tuple[int, int, int] = (255, 255, 255),
-    recipe: Optional[dict] = None,
+    recipe: dict | None = None,
 ) -> tuple[bytes, list[str]]:
     notes: list[str] = []
     flat = matte_1bit(frames, matte)
@@ -93,8 +94,8 @@ def encode_apng(
     durations: Sequence[int],
     *,
     loop: int = 0,
-    colors: Optional[int] = None,
-    recipe: Optional[dict] = None,
+    colors: int | None = None,
+    recipe: dict | None = None,
     animated: bool = True,
     level: int = 9,
 ) -> tuple[bytes, list[str]]:
@@ -132,7 +133,7 @@ def encode_webp(
     lossless: bool = False,
     animated: bool = True,
     method: int = 4,
-    recipe: Optional[dict] = None,
+    recipe: dict | None = None,
 ) -> tuple[bytes, list[str]]:
     notes: list[str] = []
     kwargs: dict[str, Any] = {"quality": int(quality), "method": int(method), "lossless": bool(lossless)}
@@ -173,14 +174,14 @@ def encode_webm(
     durations: Sequence[int],
     *,
     crf: int = 30,
-    bitrate: Optional[int] = None,
+    bitrate: int | None = None,
     max_fps: int = 30,
-    recipe: Optional[dict] = None,
+    recipe: dict | None = None,
     speed: int = 4,
 ) -> tuple[bytes, list[str]]:
     """VP9 + alpha (yuva420p) in WebM, no audio: Telegram's video-sticker format."""
     try:
-        import av  # noqa: PLC0415 - PyAV only for WebM export
+        import av
     except ImportError as exc:  # pragma: no cover - declared dependency
         raise DependencyError("WebM export needs the 'av' package (pip install av)") from exc
     f, h, w = frames.shape[:3]

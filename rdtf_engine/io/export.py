@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,8 @@ _FPS = (1.0, 0.75, 0.5, 0.34)
 _SIZE = (1.0, 0.85, 0.7, 0.55, 0.4)
 
 
-def export_clip(req: ExportRequest, on_event: Optional[Callable] = None,
-                should_stop: Optional[Callable[[], bool]] = None) -> dict:
+def export_clip(req: ExportRequest, on_event: Callable | None = None,
+                should_stop: Callable[[], bool] | None = None) -> dict:
     emit = on_event or (lambda _e: None)
     preset = get_preset(req.preset)
     opts = parse_options(dict(req.options or {}), preset)
@@ -54,9 +55,9 @@ def export_clip(req: ExportRequest, on_event: Optional[Callable] = None,
     return report
 
 
-def encode_for_preset(clip: Clip, preset: Preset, opts: ExportOptions, recipe: Optional[dict],
+def encode_for_preset(clip: Clip, preset: Preset, opts: ExportOptions, recipe: dict | None,
                       emit: Callable = lambda _e: None,
-                      should_stop: Optional[Callable[[], bool]] = None) -> tuple[bytes, dict]:
+                      should_stop: Callable[[], bool] | None = None) -> tuple[bytes, dict]:
     """The in-memory part of an export: conform, fit, check. Returns (bytes, report without path)."""
     base, loop, trades = conform(clip, preset, opts)
     target = preset.target_bytes
@@ -74,7 +75,7 @@ def encode_for_preset(clip: Clip, preset: Preset, opts: ExportOptions, recipe: O
     def encode(setting: dict) -> tuple[bytes, list[str]]:
         return _encode(variant(setting), preset, setting, loop, recipe, target)
 
-    def estimate(setting: dict) -> Optional[int]:
+    def estimate(setting: dict) -> int | None:
         v = variant(setting)
         if preset.container == "webm" or v.num_frames < 8:
             return None  # VP9 rate control makes a partial encode a poor guess; short clips are cheap anyway
@@ -84,8 +85,11 @@ def encode_for_preset(clip: Clip, preset: Preset, opts: ExportOptions, recipe: O
         bk = len(_encode(part, preset, setting, loop, None, None)[0])
         return int(b1 + (bk - b1) * (v.num_frames - 1) / (k - 1))
 
+    # An upper bound on encodes for the progress bar (the search usually needs far fewer).
+    budget = 1 + len(axes) + sum(len(a.values) for a in axes)
+
     def on_try(i: int, setting: dict, size: int) -> None:
-        emit(Progress("export", i, 0, f"try {i}: {_describe(setting)} → {size:,} B"))
+        emit(Progress("export", i, max(i, budget), f"try {i}: {_describe(setting)} → {size:,} B"))
 
     result = fit_to_bytes(axes, encode, target, on_try=on_try, should_stop=should_stop,
                           estimate=estimate if target is not None else None, what=f"{preset.name} export")
@@ -119,7 +123,7 @@ def _axes(preset: Preset, clip: Clip, opts: ExportOptions, capped: bool) -> list
         vals = (top,) + tuple(q for q in _QUALITY if q < top) if capped else (top,)
         axes.append(Axis("quality", vals, tuple(f"q{v}" for v in vals)))
     else:
-        top: Optional[int] = opts.colors
+        top: int | None = opts.colors
         if c == "gif":
             first = top or 256
             vals = (first,) + tuple(v for v in _COLOURS if v < first)
@@ -147,7 +151,7 @@ def _unique_counts(n: int, min_frames: int) -> list[float]:
 
 
 def _crf(quality: int) -> int:
-    return int(round(63 - quality * 0.45))
+    return round(63 - quality * 0.45)
 
 
 def _variant(base: Clip, preset: Preset, fps: float, size: float) -> Clip:
@@ -156,7 +160,7 @@ def _variant(base: Clip, preset: Preset, fps: float, size: float) -> Clip:
         clip = resample_clip(clip, max(preset.min_frames, 2, round(clip.num_frames * fps)))
     if size < 1.0:
         if preset.user_sized or preset.canvas == "square_max":
-            from .timeline import fit_canvas  # noqa: PLC0415
+            from .timeline import fit_canvas
 
             h, w = clip.frames.shape[1:3]
             nw, nh = max(preset.min_side, round(w * size)), max(preset.min_side, round(h * size))
@@ -166,8 +170,8 @@ def _variant(base: Clip, preset: Preset, fps: float, size: float) -> Clip:
     return clip
 
 
-def _encode(clip: Clip, preset: Preset, setting: dict, loop: int, recipe: Optional[dict],
-            target: Optional[int]) -> tuple[bytes, list[str]]:
+def _encode(clip: Clip, preset: Preset, setting: dict, loop: int, recipe: dict | None,
+            target: int | None) -> tuple[bytes, list[str]]:
     frames, durs = clip.frames, clip.durations_ms
     c = preset.container
     if c == "webm":
@@ -198,8 +202,8 @@ def _output_path(out: Path, source: Path, preset: Preset) -> Path:
     return out
 
 
-def write_clip(clip: Clip, path: str | os.PathLike[str], fmt: Optional[str] = None, *, loop: int = 0,
-               recipe: Optional[dict] = None, **opts: Any) -> dict:
+def write_clip(clip: Clip, path: str | os.PathLike[str], fmt: str | None = None, *, loop: int = 0,
+               recipe: dict | None = None, **opts: Any) -> dict:
     """Plain writer: .gif, .png (APNG), .webp, .webm, or a folder of PNG frames (+ durations.json)."""
     target = Path(path)
     kind = (fmt or _format_from_name(target)).lower()
@@ -234,9 +238,9 @@ def _format_from_name(path: Path) -> str:
     return {".gif": "gif", ".png": "png", ".apng": "apng", ".webp": "webp", ".webm": "webm"}.get(ext, ext[1:])
 
 
-def _write_frames(clip: Clip, folder: Path, recipe: Optional[dict]) -> dict:
-    from .png_writer import encode_png  # noqa: PLC0415
-    from .recipe import PNG_KEYWORD, recipe_text  # noqa: PLC0415
+def _write_frames(clip: Clip, folder: Path, recipe: dict | None) -> dict:
+    from .png_writer import encode_png
+    from .recipe import PNG_KEYWORD, recipe_text
 
     make_dir(folder)
     texts = {PNG_KEYWORD: recipe_text(recipe)} if recipe else None

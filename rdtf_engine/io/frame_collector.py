@@ -8,8 +8,6 @@ duration and the loop are preserved, and ``resample_clip`` later picks the exact
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..data.clip import Clip
@@ -19,7 +17,7 @@ from .timeline import normalise_durations, resample_clip
 
 
 class FrameCollector:
-    def __init__(self, caps: Caps, deadline: Deadline, budget: Optional[int] = None, what: str = "file") -> None:
+    def __init__(self, caps: Caps, deadline: Deadline, budget: int | None = None, what: str = "file") -> None:
         self.caps = caps
         self.deadline = deadline
         self.budget = budget
@@ -60,7 +58,7 @@ class FrameCollector:
         raws = [sum(self.raw_durations[i : i + 2]) for i in range(0, len(self.raw_durations), 2)]
         self.frames, self.durations, self.raw_durations = keep, durs, raws
 
-    def clip(self, caption: str = "", labels: Optional[dict] = None) -> Clip:
+    def clip(self, caption: str = "", labels: dict | None = None) -> Clip:
         if not self.frames:
             raise FormatError(f"{self.what} has no decodable frames")
         labels = dict(labels or {})

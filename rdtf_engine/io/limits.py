@@ -31,7 +31,7 @@ class Caps:
     max_pack_files: int = 5000  # files looked at in a folder pack
     time_budget_s: float = 30.0  # wall time to decode one file on a slow 2-core machine
 
-    def replace(self, **changes: object) -> "Caps":
+    def replace(self, **changes: object) -> Caps:
         return dataclasses.replace(self, **changes)
 
 

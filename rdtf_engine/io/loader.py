@@ -11,7 +11,6 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -25,13 +24,14 @@ from .raster_decoder import decode_raster
 from .sniff import IMAGE_FORMATS, LOTTIE_FORMATS, VIDEO_FORMATS, check_polyglot, detect_format, walk
 from .timeline import normalise_durations, resample_clip
 
+
 def load_clip(
     source: str | bytes | os.PathLike[str],
     *,
-    max_frames: Optional[int] = None,
+    max_frames: int | None = None,
     name_hint: str = "",
     caps: Caps = DEFAULT_CAPS,
-    captions: Optional[dict[str, str]] = None,
+    captions: dict[str, str] | None = None,
 ) -> Clip:
     """Decode one sticker. ``max_frames`` resamples long clips to that budget (None keeps every frame);
     the caption comes from ``captions`` (a parsed captions.csv), else ``name_hint`` or the file name."""
@@ -56,8 +56,8 @@ def decode_bytes(
     name: str,
     *,
     caps: Caps = DEFAULT_CAPS,
-    max_frames: Optional[int] = None,
-    captions: Optional[dict[str, str]] = None,
+    max_frames: int | None = None,
+    captions: dict[str, str] | None = None,
     metadata_emoji: str = "",
 ) -> Clip:
     deadline = Deadline(caps.time_budget_s, name or "file")
@@ -76,7 +76,7 @@ def decode_bytes(
             labels["loop"] = info.loop
     elif fmt in VIDEO_FORMATS:
         check_polyglot(data, fmt, None)
-        from .video_decoder import decode_video  # noqa: PLC0415 - PyAV loads only for video stickers
+        from .video_decoder import decode_video
 
         facts = decode_video(data, fmt, collector)
         labels.update(codec=facts["codec"], alpha=facts["alpha"])
@@ -128,7 +128,7 @@ def _frame_number(name: str) -> int:
     return int(nums[-1]) if nums else -1
 
 
-def _read_durations(root: Path, n: int) -> Optional[list[int]]:
+def _read_durations(root: Path, n: int) -> list[int] | None:
     path = root / "durations.json"
     if not path.is_file():
         return None

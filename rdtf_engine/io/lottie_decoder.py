@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Optional
 
 import numpy as np
 
@@ -62,14 +61,14 @@ def decode_lottie(data: bytes, fmt: str, collector: FrameCollector) -> dict:
     text = inflate_tgs(data, caps) if fmt == "tgs" else data
     doc = parse_lottie(text, caps, what)
     try:
-        from rlottie_python import LottieAnimation  # noqa: PLC0415 - optional native renderer
+        from rlottie_python import LottieAnimation
     except ImportError as exc:  # pragma: no cover - rlottie-python is a declared dependency
         raise DependencyError(
             "rendering Telegram .tgs stickers needs the 'rlottie-python' package (pip install rlottie-python)"
         ) from exc
     w, h = int(doc["w"]), int(doc["h"])
     fr = float(doc["fr"])
-    total = int(round(float(doc["op"]) - float(doc.get("ip", 0))))
+    total = round(float(doc["op"]) - float(doc.get("ip", 0)))
     wanted = _frame_numbers(total, collector.budget, caps.max_frames)
     if len(wanted) * w * h > caps.max_total_pixels:
         raise LimitError(f"{what}: {len(wanted)} frames of {w}x{h} exceed the frames x pixels cap")
@@ -85,10 +84,10 @@ def decode_lottie(data: bytes, fmt: str, collector: FrameCollector) -> dict:
             collector.add(unpremultiply(np.asarray(img.convert("RGBA"))), (nxt - n) * step_ms)
     finally:
         del anim
-    return {"fps": fr, "lottie_frames": total, "tgs": bool(doc.get("tgs"))}
+    return {"fps": fr, "original_frames": total, "tgs": bool(doc.get("tgs"))}
 
 
-def _frame_numbers(total: int, budget: Optional[int], cap: int) -> list[int]:
+def _frame_numbers(total: int, budget: int | None, cap: int) -> list[int]:
     """Which Lottie frames to render: all of them, or ``budget`` spread evenly over the loop."""
     if total > cap and not budget:
         raise LimitError(f"the animation has {total} frames; the cap is {cap}")

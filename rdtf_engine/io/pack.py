@@ -12,8 +12,8 @@ import os
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Optional
 
 from ..data.clip import Clip
 from ..errors import FormatError, InputError, LimitError, RdtfError, UnsafeInputError
@@ -32,7 +32,7 @@ def iter_pack(
     path: str | os.PathLike[str],
     *,
     caps: Caps = DEFAULT_CAPS,
-    max_frames: Optional[int] = None,
+    max_frames: int | None = None,
 ) -> Iterator[tuple[str, Clip | RdtfError]]:
     """Yield every sticker of a pack. Errors about the pack itself (missing path, corrupt zip) are raised;
     errors about one entry are yielded in its place so the caller can report and continue."""
@@ -130,13 +130,13 @@ def check_entry_name(name: str) -> None:
     n = name.replace("\\", "/")
     if "\0" in n:
         raise UnsafeInputError(f"zip entry name contains a NUL byte: {name!r}")
-    if n.startswith("/") or (len(n) > 1 and n[1] == ":") or n.startswith("//"):
+    if n.startswith("/") or (len(n) > 1 and n[1] == ":"):
         raise UnsafeInputError(f"zip entry {name!r} has an absolute path; refused")
     if any(part == ".." for part in n.split("/")):
         raise UnsafeInputError(f"zip entry {name!r} points outside the archive (../); refused")
 
 
-def _zip_entry_problem(info: zipfile.ZipInfo, caps: Caps) -> Optional[RdtfError]:
+def _zip_entry_problem(info: zipfile.ZipInfo, caps: Caps) -> RdtfError | None:
     try:
         check_entry_name(info.filename)
     except UnsafeInputError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def _filter_indexed(img: np.ndarray) -> bytes:
     return np.concatenate([np.zeros((h, 1), np.uint8), img], axis=1).tobytes()
 
 
-def _changed_box(prev: np.ndarray, cur: np.ndarray) -> Optional[tuple[int, int, int, int]]:
+def _changed_box(prev: np.ndarray, cur: np.ndarray) -> tuple[int, int, int, int] | None:
     diff = prev != cur
     if diff.ndim == 3:
         diff = diff.any(axis=2)
@@ -67,10 +67,10 @@ def encode_png(
     frames: np.ndarray,
     durations_ms: Sequence[int] = (),
     *,
-    palette: Optional[np.ndarray] = None,
+    palette: np.ndarray | None = None,
     loop: int = 0,
     animated: bool = True,
-    texts: Optional[dict[str, str]] = None,
+    texts: dict[str, str] | None = None,
     level: int = 9,
 ) -> bytes:
     """``frames``: (F, H, W, 4) RGBA, or (F, H, W) palette indices with ``palette`` (K, 4) RGBA.

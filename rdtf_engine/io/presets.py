@@ -9,7 +9,6 @@ Numbers: ../shared/PLATFORMS.md section A (re-check against the platforms before
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..errors import InputError
 
@@ -24,27 +23,27 @@ class Preset:
     width: int
     height: int
     min_side: int = 1  # "box": the longer side must reach this (LINE: one side >= 270)
-    max_bytes: Optional[int] = None
+    max_bytes: int | None = None
     margin: float = 0.04  # fraction under max_bytes that exports aim for
-    max_duration_ms: Optional[int] = None
-    min_duration_ms: Optional[int] = None
+    max_duration_ms: int | None = None
+    min_duration_ms: int | None = None
     whole_seconds: bool = False  # LINE: playback time must be 1, 2, 3 or 4 s exactly
     min_frames: int = 1
-    max_frames: Optional[int] = None
-    max_fps: Optional[float] = None
-    min_frame_ms: Optional[int] = None
+    max_frames: int | None = None
+    max_fps: float | None = None
+    min_frame_ms: int | None = None
     loops: tuple[int, ...] = (0,)  # allowed plays; 0 = forever
-    max_playback_x_loops_ms: Optional[int] = None
+    max_playback_x_loops_ms: int | None = None
     first_frame_complete: bool = False
     no_identical_frames: bool = False
-    codec: Optional[str] = None
+    codec: str | None = None
     no_audio: bool = False
     user_sized: bool = False  # plain presets: --size/--fps/--loop/--quality are the user's choice
     sources: tuple[str, ...] = field(default_factory=tuple)
     notes: str = ""
 
     @property
-    def target_bytes(self) -> Optional[int]:
+    def target_bytes(self) -> int | None:
         return None if self.max_bytes is None else int(self.max_bytes * (1.0 - self.margin))
 
     @property
@@ -94,11 +93,11 @@ _ALL = [
            notes="APNG 320x320, <= 512 KB (older API text: 500 KB, so 500 000 B), animated <= 5 s"),
     Preset("discord-gif", "Discord sticker (GIF)", "gif", True, "exact", 320, 320, max_bytes=500_000,
            max_duration_ms=5000, sources=(DISCORD, DISCORD_FAQ), notes="GIF 320x320, <= 512 KB (500 000 B used)"),
-    Preset("gif", "GIF", "gif", True, "box", 512, 512, loops=tuple(range(0, 101)), user_sized=True,
+    Preset("gif", "GIF", "gif", True, "box", 512, 512, loops=tuple(range(101)), user_sized=True,
            notes="plain GIF: shared palette, 1-bit alpha on a white matte, disposal 2; --loop plays (0 forever)"),
-    Preset("apng", "APNG", "apng", True, "box", 512, 512, loops=tuple(range(0, 101)), user_sized=True,
+    Preset("apng", "APNG", "apng", True, "box", 512, 512, loops=tuple(range(101)), user_sized=True,
            notes="plain APNG, truecolour lossless unless a byte cap forces a palette"),
-    Preset("webp", "Animated WebP", "webp", True, "box", 512, 512, loops=tuple(range(0, 101)),
+    Preset("webp", "Animated WebP", "webp", True, "box", 512, 512, loops=tuple(range(101)),
            user_sized=True, notes="plain animated WebP (lossy, --quality)"),
 ]
 
@@ -112,7 +111,7 @@ def get_preset(name: str) -> Preset:
         raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
 
 
-def canvas_size(preset: Preset, src_w: int, src_h: int, size: Optional[int] = None) -> tuple[int, int, bool]:
+def canvas_size(preset: Preset, src_w: int, src_h: int, size: int | None = None) -> tuple[int, int, bool]:
     """(width, height, pad) of the output canvas for a source of src_w x src_h."""
     if preset.user_sized:
         # Plain presets keep the aspect ratio; without --size they only ever shrink (to 512 px at most).

@@ -10,7 +10,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from .. import __version__
 from ..errors import InputError
@@ -20,10 +21,10 @@ GIF_PREFIX = "rdtf-recipe "
 WEBM_TAG = "RDTF_RECIPE"
 MAX_RECIPE_BYTES = 16 * 1024
 _XMP_NS = "urn:rdtf-sticker-studio:recipe:1"
-_XMP_RE = re.compile(r"<rdtf:recipe>(.*?)</rdtf:recipe>", re.S)
+_XMP_RE = re.compile(r"<rdtf:recipe>(.*?)</rdtf:recipe>", re.DOTALL)
 
 
-def normalise_recipe(recipe: Optional[Mapping[str, Any]]) -> Optional[dict]:
+def normalise_recipe(recipe: Mapping[str, Any] | None) -> dict | None:
     """A JSON-safe copy with ``engine_version`` filled in, or None when there is nothing to store."""
     if not recipe:
         return None
@@ -53,10 +54,10 @@ def xmp_packet(recipe: Mapping[str, Any]) -> bytes:
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
         f'<rdf:Description rdf:about="" xmlns:rdtf="{_XMP_NS}"><rdtf:recipe>{body}</rdtf:recipe>'
         '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="r"?>'
-    ).encode("utf-8")
+    ).encode()
 
 
-def parse_recipe(texts: Mapping[str, str]) -> Optional[dict]:
+def parse_recipe(texts: Mapping[str, str]) -> dict | None:
     """Find the recipe in a container's text slots: PNG text chunks, GIF comment, WebP XMP, WebM tags."""
     candidates = []
     for key, value in texts.items():

@@ -7,7 +7,7 @@ in time and integer durations are rounded with the rounding error carried forwar
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -20,7 +20,7 @@ DEFAULT_FRAME_MS = 100  # what browsers show for a 0 or <= 10 ms delay
 
 def normalise_durations(durations: Sequence[float]) -> list[int]:
     """Browser rule: a delay of 0-10 ms plays as 100 ms (Chrome, Firefox and Safari agree on GIF)."""
-    return [DEFAULT_FRAME_MS if d is None or d <= 10 else int(round(d)) for d in durations]
+    return [DEFAULT_FRAME_MS if d is None or d <= 10 else round(d) for d in durations]
 
 
 def spread_total(total: float, weights: Sequence[float], step: int = 1, minimum: int = 1) -> list[int]:
@@ -29,13 +29,13 @@ def spread_total(total: float, weights: Sequence[float], step: int = 1, minimum:
     if not weights:
         return []
     wsum = float(sum(weights)) or 1.0
-    target_total = max(step * len(weights), int(round(total / step)) * step)
+    target_total = max(step * len(weights), round(total / step) * step)
     out: list[int] = []
     exact = 0.0
     done = 0
     for w in weights:
         exact += target_total * w / wsum
-        d = int(round((exact - done) / step)) * step
+        d = round((exact - done) / step) * step
         d = max(minimum, step, d)
         out.append(d)
         done += d
@@ -84,7 +84,7 @@ def cap_fps(clip: Clip, max_fps: float) -> Clip:
     total = sum(clip.durations_ms)
     if clip.num_frames * 1000.0 <= max_fps * total + 1e-9:
         return clip
-    return resample_clip(clip, max(1, int(math.floor(total * max_fps / 1000.0))))
+    return resample_clip(clip, max(1, math.floor(total * max_fps / 1000.0)))
 
 
 def enforce_min_duration(clip: Clip, min_ms: int) -> Clip:
@@ -95,15 +95,15 @@ def enforce_min_duration(clip: Clip, min_ms: int) -> Clip:
 
 
 def fit_canvas(frames: np.ndarray, width: int, height: int, pad: bool = True) -> np.ndarray:
-    """Resize (aspect kept) into width x height; with ``pad`` the rest is transparent, centred.
+    """Resize into width x height: with ``pad`` the aspect is kept and the rest is transparent, centred;
+    without it the frames fill exactly width x height (callers pass a size that already keeps the aspect,
+    rounded to what the codec needs, e.g. even sides for VP9).
 
     Pillow resizes RGBA premultiplied, so transparent pixels' hidden RGB never bleeds into edges as halos.
     """
     f, h, w = frames.shape[:3]
     scale = min(width / w, height / h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    if not pad:
-        width, height = nw, nh
+    nw, nh = (max(1, round(w * scale)), max(1, round(h * scale))) if pad else (width, height)
     out = np.zeros((f, height, width, 4), dtype=np.uint8)
     ox, oy = (width - nw) // 2, (height - nh) // 2
     for i in range(f):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
-from typing import Optional
+from itertools import pairwise
 
 import numpy as np
 
@@ -25,7 +25,7 @@ _DEMUXER = {"webm": "matroska", "mkv": "matroska", "mp4": "mp4"}
 
 def _av():
     try:
-        import av  # noqa: PLC0415 - optional heavy import, only for video stickers
+        import av
     except ImportError as exc:  # pragma: no cover - av is a hard dependency in pyproject
         raise DependencyError("reading WebM/MP4 needs the 'av' package (pip install av)") from exc
     return av
@@ -67,7 +67,7 @@ def _decode_container(av, container, fmt: str, collector: FrameCollector) -> dic
     if alpha and codec in _ALPHA_DECODERS and _ALPHA_DECODERS[codec] in av.codecs_available:
         decoder = av.codec.CodecContext.create(_ALPHA_DECODERS[codec], "r")
     tb = stream.time_base or Fraction(1, 1000)
-    pending: Optional[tuple[float, np.ndarray]] = None
+    pending: tuple[float, np.ndarray] | None = None
     last_packet_ms = 0.0
     for packet in container.demux(stream):
         collector.deadline.check()
@@ -138,7 +138,7 @@ def read_video_facts(data: bytes, fmt: str) -> dict:
                 pts.append(float(packet.pts * tb * 1000))
                 last_dur = float((packet.duration or 0) * tb * 1000)
         pts.sort()
-        durations = [b - a for a, b in zip(pts, pts[1:])] + ([last_dur] if pts else [])
+        durations = [b - a for a, b in pairwise(pts)] + ([last_dur] if pts else [])
         return {
             "codec": stream.codec_context.name,
             "width": stream.codec_context.width,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import: tests never need a display
 
-import pytest  # noqa: E402
+import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))  # fake_engine / fake_backend import by plain name
 
-from fake_engine import FakeEngine  # noqa: E402
+from fake_engine import FakeEngine
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,7 +31,7 @@ class GenerateResult:
     frames: np.ndarray
     durations_ms: list[int]
     recipe: dict
-    out: Optional[str] = None
+    out: str | None = None
 
 
 def _frame(seed: int, i: int, n: int, size: int) -> np.ndarray:
@@ -101,7 +101,7 @@ def train(req: Any, on_event, should_stop) -> dict:
             "stopped": False}
 
 
-def list_models(dirs: Optional[list[str]] = None) -> list[dict]:
+def list_models(dirs: list[str] | None = None) -> list[dict]:
     models = [{"name": "default", "path": "builtin:default", "preset": "small", "params": 1000, "size": 64,
                "num_frames": 8, "steps": 100, "data": "builtin:emoji", "created": "2025-01-01", "builtin": True}]
     for d in dirs or []:
@@ -142,7 +142,7 @@ def _rules(path: str, preset: str) -> list[dict]:
             {"name": "loops forever", "ok": True, "detail": "loop=0"}]
 
 
-def export_clip(req: Any, on_event) -> dict:
+def export_clip(req: Any, on_event, should_stop=None) -> dict:
     frames = sorted(Path(req.input).glob("*.png")) if Path(req.input).is_dir() else [Path(req.input)]
     imgs = [Image.open(f).convert("RGBA") for f in frames]
     Path(req.out).parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -96,7 +97,7 @@ class FakeEngine(QObject):
     def last(self, op: str) -> Job:
         return [j for j in self.submitted if j.op == op][-1]
 
-    def submit(self, op: str, params: Optional[dict[str, Any]] = None) -> Job:
+    def submit(self, op: str, params: dict[str, Any] | None = None) -> Job:
         job = Job(f"f{next(self._ids)}", op, dict(params or {}), self)
         self.submitted.append(job)
         self.jobs[job.id] = job
@@ -114,7 +115,7 @@ class FakeEngine(QObject):
         for ev in events:
             job.dispatch(ev)
 
-    def finish(self, job: Job, result: Optional[dict] = None) -> None:
+    def finish(self, job: Job, result: dict | None = None) -> None:
         job.dispatch({"kind": "finished", "result": result or {}})
 
     def fail(self, job: Job, error_type: str, message: str) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from app.state.sticker import Frame
 from fake_engine import FakeEngine
+
+from app.state.sticker import Frame
 
 
 def generate(qtbot, state):

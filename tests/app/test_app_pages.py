@@ -7,17 +7,17 @@ import sys
 
 import pytest
 from conftest import ROOT
+from fake_engine import write_png
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from app.main_window import MainWindow
-from fake_engine import write_png
 
 
 @pytest.fixture
 def window(qtbot, state, settings):
-    w = MainWindow(state, settings)
+    w = MainWindow(state, settings, ask_before_close=False)  # a modal question would hang teardown
     qtbot.addWidget(w)
     w.show()
     state.start()
@@ -180,6 +180,7 @@ def test_worker_crash_shows_message_bar(qtbot, window, fake):
 
 
 def test_close_with_training_asks_then_stops_trainer(qtbot, window, state, monkeypatch, tmp_path):
+    window.ask_before_close = True
     state.train._set("dataset", str(tmp_path))
     state.train.start()
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
@@ -194,6 +195,6 @@ def test_close_with_training_asks_then_stops_trainer(qtbot, window, state, monke
 def test_gui_modules_never_import_torch():
     code = ("import sys; import app.__main__, app.main_window, app.jobs, app.state.app_state; "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
                          env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "ok", out.stderr

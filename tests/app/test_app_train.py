@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fake_engine import write_png
+
 from app.state import runs
 from app.state.train import TrainViewModel
-from fake_engine import write_png
 
 
 def imported(qtbot, state, tmp_path, skipped=()):
@@ -83,7 +84,13 @@ def test_run_pause_resume_finish(qtbot, state, tmp_path, fake_trainer):
                       {"kind": "metrics", "step": 20, "values": {"loss": 0.25}},
                       {"kind": "preview", "step": 20, "paths": [sample], "caption": ""})
     assert tv.step == 20 and tv.losses == [(10, 0.5), (20, 0.25)] and tv.samples == [sample]
-    assert tv.stage == "i2v (difficulty 2)" and "2.00 steps/s" in tv.speed and "GPU 812 MB" in tv.speed
+    assert tv.stage == "i2v · difficulty 2" and "2.00 steps/s" in tv.speed and "GPU 812 MB" in tv.speed
+    fake_trainer.push(job, {"kind": "metrics", "step": 30, "values": {"loss": 0.2, "curriculum": "adaptive",
+                                                                      "bucket": 3, "weights": {"t2v": 0.6, "i2v": 0.3,
+                                                                                               "interpolation": 0.1}}})
+    assert tv.stage == "adaptive · t2v 60%, i2v 30% · difficulty 3"
+    fake_trainer.push(job, {"kind": "metrics", "step": 2, "values": {"loss": 2.4, "stage": "autoencoder"}})
+    assert tv.stage == "autoencoder (loss 2.400)" and len(tv.losses) == 3
     with qtbot.waitSignal(tv.state_changed, check_params_cb=lambda s: s == "paused", timeout=2000):
         tv.pause()
     assert fake_trainer.cancelled == [job]

@@ -24,7 +24,7 @@ class Wire:
 
     def __init__(self, delay: float = 0.005, extra_env=None) -> None:
         env = {**os.environ, **fake_worker_env(delay), **(extra_env or {})}
-        self.proc = subprocess.Popen([sys.executable, "-m", "rdtf_engine.worker"], cwd=ROOT, env=env, text=True,
+        self.proc = subprocess.Popen([sys.executable, "-m", "rdtf_engine", "worker"], cwd=ROOT, env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[dict] = []
         self.cond = threading.Condition()

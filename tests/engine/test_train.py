@@ -18,20 +18,6 @@ from rdtf_engine.requests import TrainRequest
 from rdtf_engine.train import train
 
 
-def tiny_request(out, **kw) -> TrainRequest:
-    base = dict(data="builtin:shapes", out=str(out), preset="tiny", steps=100, size=32, batch_size=8, lr=1e-3,
-                ae_steps=150, checkpoint_every=50, max_clips=64, seed=0)
-    base.update(kw)
-    return TrainRequest(**base)
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    events = []
-    result = train(tiny_request(out), on_event=events.append)
-    return out, result, events
-
 
 def test_training_lowers_heldout_denoising_loss(tiny_run):
     out, result, events = tiny_run
@@ -92,7 +78,8 @@ def test_generate_with_locked_frames_keeps_them(tiny_run, tmp_path):
     assert long.frames.shape == (20, 32, 32, 4)
 
 
-def test_resume_continues_exactly(tiny_run, tmp_path):
+def test_resume_continues_exactly(tiny_run, tmp_path, make_request):
+    tiny_request = make_request
     ae = str(tiny_run[0] / "autoencoder")
     straight = train(tiny_request(tmp_path / "a", steps=6, checkpoint_every=3, autoencoder=ae))
     calls = {"n": 0}
@@ -116,7 +103,8 @@ def test_resume_continues_exactly(tiny_run, tmp_path):
     assert sa["curriculum"] == sb["curriculum"]
 
 
-def test_existing_run_needs_resume_and_corrupt_checkpoint_is_typed(tiny_run, tmp_path):
+def test_existing_run_needs_resume_and_corrupt_checkpoint_is_typed(tiny_run, tmp_path, make_request):
+    tiny_request = make_request
     out = tiny_run[0]
     with pytest.raises(InputError, match="--resume"):
         train(tiny_request(out, steps=5))

@@ -1,0 +1,177 @@
+"""Screenshots of every page of the real app, driven through a real workflow, saved to docs/screenshots/.
+
+    .venv/bin/python packaging/screenshots.py            # `make screenshots`
+
+Runs under Xvfb (re-executes itself with ``xvfb-run`` when there is no display; falls back to Qt's offscreen
+platform when Xvfb is missing) in a throwaway user profile, with the real engine workers: it generates a
+sticker, locks frames, imports a small pack and trains for a few steps, checks exports, then grabs each page.
+Uses the shipped default model when there is one, else first trains a tiny model (a minute or two on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "docs" / "screenshots"
+PAGES = ("create", "timeline", "train", "export", "models", "gallery")
+
+
+def ensure_display() -> None:
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if shutil.which("xvfb-run") and not os.environ.get("RDTF_SCREENSHOTS_CHILD"):
+        env = {**os.environ, "RDTF_SCREENSHOTS_CHILD": "1"}
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1400x900x24", sys.executable, *sys.argv]
+        sys.exit(subprocess.call(cmd, env=env))
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def tiny_model(dirs) -> str:
+    """The shipped default, or a tiny model trained now into the throwaway profile (shows on the Models page)."""
+    if (ROOT / "resources" / "models" / "default" / "config.json").is_file():
+        return "default"
+    from app.paths import worker_env
+
+    run = dirs.runs / "screenshot-tiny"
+    print("no shipped default model: training a tiny one first…", flush=True)
+    subprocess.run([sys.executable, "-m", "rdtf_engine", "train", "--data", "builtin:shapes", "--out", str(run),
+                    "--preset", "tiny", "--steps", "30", "--size", "64", "--ae-steps", "30", "--max-clips", "8",
+                    "--batch-size", "4"], check=True, cwd=ROOT, env={**os.environ, **worker_env(dirs)})
+    return str(run)
+
+
+def make_pack(folder: Path, frames: list[str]) -> Path:
+    """A small user pack built from generated frames, plus one broken file so the import report has a skip."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    imgs = [Image.open(p).convert("RGBA") for p in frames]
+    for i, name in enumerate(["heart_beating", "heart_wobble", "pulsing_heart"]):
+        seq = imgs[i:] + imgs[:i]
+        seq[0].save(folder / f"{name}.gif", save_all=True, append_images=seq[1:], duration=100, loop=0,
+                    disposal=2)
+    (folder / "notes.gif").write_bytes(b"GIF89a this is not really a gif")
+    return folder
+
+
+async def wait_for(signal, timeout: float = 300.0):
+    fut = asyncio.get_running_loop().create_future()
+    signal.connect(lambda *a: fut.done() or fut.set_result(a))
+    return await asyncio.wait_for(fut, timeout)
+
+
+async def until(pred, timeout: float = 300.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise TimeoutError("the app did not get there in time")
+        await asyncio.sleep(0.1)
+
+
+async def scenario(state, window, dirs, model: str, out: Path) -> None:
+    from app.state import runs
+
+    def shot(page: str) -> None:
+        window.show_page(page)
+        window.repaint()
+        path = out / f"{page}.png"
+        window.grab().save(str(path))
+        print("saved", path, flush=True)
+
+    state.start()
+    await until(lambda: bool(state.models.models))
+    c = state.create
+    for k, v in {"prompt": "a red heart beating", "frames": 8, "size": 64, "steps": 12, "seed": 7,
+                 "model": model}.items():
+        c.set_value(k, v)
+    window.show_page("create")
+    c.generate()
+    (sticker,) = await wait_for(c.generated)
+    window.bar.hide()
+    shot("create")
+
+    tl = state.timeline
+    tl.toggle_lock([0, 4])
+    tl.regenerate_unlocked()
+    await until(lambda: not tl.busy)
+    tl.play(False)
+    tl.select([0, 4])
+    window.bar.hide()
+    shot("timeline")
+
+    pack = make_pack(Path(tempfile.mkdtemp(prefix="rdtf-pack-")), [f.path for f in sticker.frames])
+    tr = state.train
+    tr.import_source(str(pack))
+    await until(lambda: not tr.importing and bool(tr.captions))
+    # A short run with frequent samples so the monitor has a curve and a sample grid to show.
+    runs.TRAIN_PRESETS["quick"].update(steps=400, ae_steps=20, sample_every=10, checkpoint_every=10, size=64)
+    tr.set_choice("quick")
+    tr.start()
+    await until(lambda: len(tr.losses) >= 2 and bool(tr.samples), timeout=900)
+    shot("train")
+    tr.stop()
+    await until(lambda: tr.state in ("idle", "paused", "done"), timeout=120)
+
+    ex = state.export
+    ex.set_selected(["telegram", "whatsapp", "line", "gif"])
+    ex.check()
+    await until(lambda: not ex.busy and len(ex.results) == 4, timeout=300)
+    window.bar.hide()
+    shot("export")
+
+    state.models.refresh()
+    await until(lambda: not state.models.busy)
+    shot("models")
+
+    state.gallery.refresh()
+    state.gallery.select(sticker.id)
+    window.bar.hide()
+    shot("gallery")
+    await state.trainer.shutdown(30)
+    await state.engine.shutdown(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--theme", choices=["light", "dark"], default="light")
+    args = parser.parse_args()
+    ensure_display()
+    os.environ["RDTF_THEME"] = args.theme
+    home = Path(tempfile.mkdtemp(prefix="rdtf-screens-"))
+    os.environ["RDTF_STUDIO_HOME"] = str(home)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from app.__main__ import build
+    from app.paths import UserDirs
+    from app.theme import apply_theme
+
+    app = QApplication(sys.argv)
+    apply_theme(app)
+    dirs = UserDirs(home)
+    model = tiny_model(dirs)
+    state, window = build(dirs, ask_before_close=False)
+    window.resize(1280, 820)
+    window.show()
+    try:
+        qasync.run(scenario(state, window, dirs, model, args.out))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""CLI: train → generate → readable animated file; kill + --resume; bad input → one line, exit 2."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from rdtf_engine.cli import main
+
+
+
+def env() -> dict:
+    # computed per call: the session fixture sets RDTF_HOME after this module is imported
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
+
+
+def rdtf(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rdtf_engine", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env())
+
+
+def test_generate_gif_apng_and_png_folder(tiny_run, tmp_path):
+    run = str(tiny_run[0])
+    gif = tmp_path / "s.gif"
+    r = rdtf("generate", "--model", run, "--prompt", "a red circle bouncing", "--steps", "3", "--seed", "1",
+             "--out", str(gif))
+    assert r.returncode == 0, r.stderr
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 8 and im.size == (32, 32)
+    rc = main(["generate", "--model", run, "--prompt", "a star", "--steps", "2", "--frames", "6",
+               "--out", str(tmp_path / "s.png")])
+    assert rc == 0
+    with Image.open(tmp_path / "s.png") as im:
+        assert getattr(im, "is_animated", False) and im.n_frames == 6
+    rc = main(["generate", "--model", run, "--prompt", "a star", "--steps", "2", "--frames", "4",
+               "--keep", "0", "--from", str(gif), "--out", str(tmp_path / "frames")])
+    assert rc == 0
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 4
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["generate", "--prompt", "x", "--frames", "0", "--out", "o.gif"], "frames"),
+        (["generate", "--prompt", "x", "--frames", "10000", "--out", "o.gif"], "frames"),
+        (["generate", "--prompt", "x", "--init", "/no/such.png", "--out", "o.gif"], "not found"),
+        (["generate", "--prompt", "x", "--model", "/no/such/model", "--out", "o.gif"], "model"),
+        (["train", "--data", "builtin:shapes", "--out", "r", "--preset", "huge"], "preset"),
+        (["train", "--data", "builtin:nothing", "--out", "r", "--steps", "1"], "builtin"),
+        (["train", "--data", "/no/such/folder", "--out", "r", "--steps", "1"], ""),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, needle, tmp_path, capsys, monkeypatch, tiny_run):
+    monkeypatch.chdir(tmp_path)
+    if args[0] == "generate" and "--model" not in args:
+        args = args + ["--model", str(tiny_run[0])]
+    rc = main(args)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("error:") and "Traceback" not in err and len(err.splitlines()) == 1
+    assert needle in err.lower()
+    assert not (tmp_path / "o.gif").exists()
+
+
+def test_corrupt_model_and_wrong_format(tiny_run, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_run[0] / "model", bad)
+    for f in (bad / "unet").glob("*.safetensors"):
+        f.write_bytes(b"garbage")
+    assert main(["generate", "--model", str(bad), "--prompt", "x", "--size", "32", "--out", str(tmp_path / "o.gif")]) == 2
+    assert "error:" in capsys.readouterr().err
+    txt = tmp_path / "notes.gif"
+    txt.write_text("this is not a gif")
+    assert main(["generate", "--model", str(tiny_run[0]), "--prompt", "x", "--init", str(txt),
+                 "--out", str(tmp_path / "o.gif")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert not (tmp_path / "o.gif").exists()
+
+
+def test_kill_and_resume_continues_from_last_checkpoint(tiny_run, tmp_path):
+    out = tmp_path / "killed"
+    ae = str(tiny_run[0] / "autoencoder")
+    cmd = [sys.executable, "-m", "rdtf_engine", "train", "--data", "builtin:shapes", "--out", str(out),
+           "--preset", "tiny", "--size", "32", "--steps", "100000", "--batch-size", "4", "--max-clips", "32",
+           "--checkpoint-every", "3", "--autoencoder", ae]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    latest = out / "checkpoints" / "latest"
+    deadline = time.time() + 400
+    while not latest.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up: the atomic checkpoint must be enough
+    proc.wait(30)
+    assert latest.exists(), "no checkpoint was written before the deadline"
+    step = int(latest.read_text().strip().split("_")[1])
+    r = rdtf("train", "--out", str(out), "--resume", "--steps", str(step + 2))
+    assert r.returncode == 0, r.stderr
+    assert f"resumed from step_{step:07d}" in r.stdout
+    assert f"step={step + 2}" in r.stdout
+    assert (out / "done.json").is_file()
+
+
+def test_models_lists_runs(tiny_run, capsys):
+    import shutil
+
+    from rdtf_engine.paths import user_runs_dir
+
+    dst = user_runs_dir() / "listed"
+    if not dst.exists():
+        shutil.copytree(tiny_run[0] / "model", dst / "model")
+    assert main(["models"]) == 0
+    assert "listed" in capsys.readouterr().out
+    assert main(["models", "--json"]) == 0
+    assert '"preset": "tiny"' in capsys.readouterr().out
+
+
+def test_help_lists_every_command():
+    r = rdtf("--help", timeout=120)
+    for cmd in ("generate", "train", "train-autoencoder", "models", "eval", "worker", "import", "export", "check"):
+        assert cmd in r.stdout
+    assert Path(sys.executable).exists()

@@ -1,0 +1,30 @@
+"""`rdtf eval` end to end on the tiny model: every metric of the report is present and sane."""
+
+from __future__ import annotations
+
+import json
+
+from rdtf_engine.cli import main
+from rdtf_engine.data.sources import open_source
+from rdtf_engine.eval.classifier import save_classifier, train_motion_classifier
+from rdtf_engine.eval.report import evaluate_model, summarize
+
+
+def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
+    clf = train_motion_classifier(open_source("builtin:shapes", 32, num_clips=96, seed=5), 30, batch_size=16,
+                                  max_clips=96, input_size=32, width=8)
+    folder = save_classifier(clf, tmp_path / "clf")
+    rep = evaluate_model(str(tiny_run[0]), "builtin:shapes", num_clips=3, steps=2, classifier_path=str(folder),
+                         device="cpu")
+    assert rep["clips"] == 3 and rep["preset"] == "tiny"
+    assert set(rep["val_loss"]) >= {"t2v", "it2v", "interpolation", "pred_forward", "all"}
+    assert all(v > 0 for v in rep["val_loss"].values())
+    for part in ("t2v", "it2v"):
+        assert 0.0 <= rep[part]["motion_accuracy"] <= 1.0
+        assert rep[part]["frechet_distance"] >= 0.0
+    s = summarize(rep)
+    assert s["val_loss"] == rep["val_loss"]["all"] and s["motion_acc"] is not None
+    assert main(["eval", "--model", str(tiny_run[0]), "--data", "builtin:shapes", "--clips", "2", "--steps", "1",
+                 "--classifier", str(folder), "--device", "cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["clips"] == 2
