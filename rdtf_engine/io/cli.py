@@ -1,8 +1,10 @@
 """CLI subcommands ``import``, ``export`` and ``check``; ``rdtf_engine/cli.py`` calls ``add_cli(subparsers)``.
 
-Handlers return an exit code (0 ok, 1 a check that failed) and raise ``RdtfError`` for user errors, which the
-main CLI prints as ``error: <message>`` with exit code 2. Progress goes to stderr; ``--json`` puts exactly
-one JSON report on stdout, so scripts can pipe it.
+Handlers are ``func(args, rep=None) -> int``: the main CLI passes its ``Reporter`` (event printing per
+``--events``, Ctrl-C as a cooperative stop); called with ``args`` alone they print progress to stderr. They
+return an exit code (0 ok, 1 a check that failed) and raise ``RdtfError`` for user errors, which the main CLI
+prints as ``error: <message>`` with exit code 2. ``--json`` puts exactly one JSON report on stdout (progress
+then goes to stderr), so scripts can pipe it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..events import Log, format_event
@@ -57,8 +60,19 @@ def _stderr_events(event: Any) -> None:
         print(line, file=sys.stderr)
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    report = import_pack(args.path, args.out, size=args.size, on_event=_stderr_events, max_frames=args.max_frames)
+def _callbacks(args: argparse.Namespace, rep: Any) -> tuple[Callable, Callable[[], bool] | None]:
+    """(on_event, should_stop): the main CLI's reporter unless stdout is reserved for the --json report."""
+    if rep is None:
+        return _stderr_events, None
+    if hasattr(rep, "install_signals"):
+        rep.install_signals()  # first Ctrl-C stops after the current file / encode; nothing half-written
+    return (_stderr_events if args.json else rep), getattr(rep, "should_stop", None)
+
+
+def cmd_import(args: argparse.Namespace, rep: Any = None) -> int:
+    on_event, should_stop = _callbacks(args, rep)
+    report = import_pack(args.path, args.out, size=args.size, on_event=on_event, should_stop=should_stop,
+                         max_frames=args.max_frames)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))
         return 0
@@ -69,7 +83,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
     from ..errors import InputError
 
     options = {k: getattr(args, k) for k in ("fps", "loop", "size", "quality", "colors", "max_kb")
@@ -81,7 +95,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--recipe is not JSON: {exc}") from None
     req = ExportRequest(input=args.input, preset=args.preset, out=args.out, options=options, recipe=recipe)
-    report = export_clip(req, on_event=_stderr_events if not args.json else None)
+    on_event, should_stop = _callbacks(args, rep)
+    report = export_clip(req, on_event=on_event, should_stop=should_stop)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))
         return 0
@@ -94,7 +109,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, rep: Any = None) -> int:
     report = check_file(args.file, args.preset)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))

@@ -60,3 +60,11 @@ def test_plain_preset_options(tmp_path, capsys):
                       "--fps", "10", "--loop", "2", "--size", "32", "--colors", "16", "--json"], capsys)
     info = json.loads(text)["info"]
     assert code == 0 and info["loop"] == 2 and max(info["size"]) == 32 and info["frames"] == 4
+
+
+def test_wired_into_the_main_cli(tmp_path, capsys):
+    cli = pytest.importorskip("rdtf_engine.cli")
+    write_clip(Clip(simple_frames(4), [100] * 4), tmp_path / "a.gif")
+    assert cli.main(["check", str(tmp_path / "a.gif"), "--preset", "gif"]) == 0
+    assert "OK for gif" in capsys.readouterr().out
+    assert cli.main(["check", str(tmp_path / "missing.gif"), "--preset", "gif"]) == 2
