@@ -145,6 +145,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--theme", choices=["light", "dark"], default="light")
+    parser.add_argument("--model", help="model folder or run to generate with (default: shipped, else train one)")
     args = parser.parse_args()
     ensure_display()
     os.environ["RDTF_THEME"] = args.theme
@@ -162,14 +163,18 @@ def main() -> int:
     app = QApplication(sys.argv)
     apply_theme(app)
     dirs = UserDirs(home)
-    model = tiny_model(dirs)
+    model = args.model or tiny_model(dirs)
     state, window = build(dirs, ask_before_close=False)
     window.resize(1280, 820)
     window.show()
     try:
         qasync.run(scenario(state, window, dirs, model, args.out))
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    except Exception:
+        log = dirs.worker_log_file
+        print(f"failed; engine state {state.engine.state}, trainer {state.trainer.state}; worker log {log}:\n"
+              + (log.read_text()[-3000:] if log.exists() else "(none)"), file=sys.stderr)
+        raise
+    shutil.rmtree(home, ignore_errors=True)
     return 0
 
 

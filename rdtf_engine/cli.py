@@ -102,7 +102,9 @@ def cmd_generate(args, rep: Reporter) -> int:
 def cmd_train(args, rep: Reporter) -> int:
     from .api import train
 
-    req = TrainRequest(data=args.data, out=args.out, preset=args.preset, steps=args.steps,
+    if not args.data and not args.resume:
+        raise InputError("--data is required (or --resume to continue the run in --out)")
+    req = TrainRequest(data=args.data or "", out=args.out, preset=args.preset, steps=args.steps,
                        batch_size=args.batch_size, lr=args.lr, size=args.size, seed=args.seed, resume=args.resume,
                        dual_mask=not args.no_dual_mask, curriculum="none" if args.no_curriculum else args.curriculum,
                        temporal=args.temporal, autoencoder=args.autoencoder, ae_steps=args.ae_steps,
@@ -195,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train", help="train a DFGN from scratch with dual masks + curriculum")
-    t.add_argument("--data", required=True, help="folder/zip of stickers, dataset folder, builtin:shapes, builtin:emoji")
+    t.add_argument("--data", default=None,
+                   help="folder/zip of stickers, dataset folder, builtin:shapes, builtin:emoji (not with --resume)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--preset", default="tiny", help="tiny | small | paper")
     t.add_argument("--steps", type=int, default=1000)

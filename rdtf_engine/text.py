@@ -82,12 +82,12 @@ class TextEncoder:
             states = self.model(**tok).last_hidden_state.float()  # (M, L, 384)
             for i, p in enumerate(missing):
                 self._cache[p] = (states[i].cpu(), tok["attention_mask"][i].bool().cpu())
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
         for p in prompts:
             self._cache.move_to_end(p)
         states = torch.stack([self._cache[p][0] for p in prompts]).to(self.device)
         mask = torch.stack([self._cache[p][1] for p in prompts]).to(self.device)
+        while len(self._cache) > self._cache_size:  # evict only after use: never a prompt of this batch
+            self._cache.popitem(last=False)
         return states, mask
 
 

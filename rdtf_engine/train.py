@@ -140,7 +140,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
             if not torch.isfinite(loss):
                 break
             accelerator.backward(loss / req.grad_accum)
-            loss_sum += float(loss) / req.grad_accum
+            loss_sum += float(loss.detach()) / req.grad_accum
             # The curriculum sees the per-valid-frame loss: the paper's all-element mean also swings with the
             # random key-frame count k (3…8), which would look like "easy data" for short clips (curriculum.md).
             signal_sum += float(masked_mse(eps.detach().float(), noise, b.valid, renormalize=True)) / req.grad_accum

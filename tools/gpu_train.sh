@@ -41,7 +41,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
 
 RUN=runs/default
-DEF="--data builtin:emoji --out $RUN --preset small --size 256 --batch-size 32 --lr 3e-4 --max-clips 16000 --checkpoint-every 500 --sample-every 1000"
+DEF="--data builtin:emoji --out $RUN --preset small --size 256 --batch-size 32 --lr 3e-4 --max-clips ${MAX_CLIPS:-16000} --checkpoint-every 500 --sample-every 1000"
 export_model() {
   python3 - "$RUN" "$OUT" <<'EOF'
 import sys, shutil, torch

@@ -82,12 +82,9 @@ def test_resume_continues_exactly(tiny_run, tmp_path, make_request):
     tiny_request = make_request
     ae = str(tiny_run[0] / "autoencoder")
     straight = train(tiny_request(tmp_path / "a", steps=6, checkpoint_every=3, autoencoder=ae))
-    calls = {"n": 0}
-
     def stop_after_three() -> bool:
-        # should_stop is polled once before each step: stop before the 4th step
-        calls["n"] += 1
-        return calls["n"] > 3
+        # the periodic checkpoint at step 3 exists → stop before step 4 (a cooperative stop)
+        return (tmp_path / "b" / "checkpoints" / "latest").exists()
 
     first = train(tiny_request(tmp_path / "b", steps=6, checkpoint_every=3, autoencoder=ae), should_stop=stop_after_three)
     assert first["stopped"] and first["step"] == 3
