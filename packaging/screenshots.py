@@ -89,7 +89,8 @@ async def scenario(state, window, dirs, model: str, out: Path) -> None:
         print("saved", path, flush=True)
 
     state.start()
-    await until(lambda: bool(state.models.models))
+    await until(lambda: not state.models.busy)
+    print("models:", [m.get("name") for m in state.models.models], flush=True)
     c = state.create
     for k, v in {"prompt": "a red heart beating", "frames": 8, "size": 64, "steps": 12, "seed": 7,
                  "model": model}.items():

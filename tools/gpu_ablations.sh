@@ -8,15 +8,20 @@
 set -euo pipefail
 stage=${1:?stage}
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=2
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-[ -d /tmp/site/diffusers ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD
-python3 -c "import diffusers.models.modeling_utils" 2>/dev/null || \
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/extra/*.whl
-[ -f /tmp/minilm/model.safetensors ] || python3 tools/gpu_bundle.py expand --src .gpu --dst /tmp/minilm
-export RDTF_TEXT_MODEL=/tmp/minilm RDTF_EMOJI_FONT=$PWD/.gpu/font/NotoColorEmoji.ttf RDTF_HOME=$PWD/runs/home
-A=runs/abl
+# CPU pilot: PY=.venv/bin/python DEVICE=cpu PRESET=tiny ... (the dev machine already has every package)
+PY=${PY:-python3}; DEVICE=${DEVICE:-cuda}; PRESET=${PRESET:-small}; SIZE=${SIZE:-64}; BATCH=${BATCH:-32}
+if [ "$DEVICE" = cuda ]; then
+  [ -d /tmp/site/diffusers ] || $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+  $PY -c "import diffusers.models.modeling_utils" 2>/dev/null || \
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/extra/*.whl
+  [ -f /tmp/minilm/model.safetensors ] || $PY tools/gpu_bundle.py expand --src .gpu --dst /tmp/minilm
+  export RDTF_TEXT_MODEL=/tmp/minilm RDTF_EMOJI_FONT=$PWD/.gpu/font/NotoColorEmoji.ttf
+fi
+export RDTF_HOME=$PWD/runs/home
+A=${ABL_DIR:-runs/abl}
 SEEDS=${SEEDS:-"0 1"}
 STEPS=${STEPS:-3000}
 ARMS="conv3d-nodual:--temporal conv3d --no-dual-mask
@@ -28,24 +33,28 @@ sti-dual-adaptive:--temporal sti --curriculum adaptive"
 case "$stage" in
   train)
     mkdir -p $A
-    [ -f $A/ae/config.json ] || python3 -m rdtf_engine train-autoencoder --data builtin:emoji --out $A/ae --preset small \
-      --size 64 --steps 2500 --batch-size 64 --max-frames 40000 --max-minutes 2 --max-clips 4000 > $A/ae.log 2>&1
+    [ -f $A/ae/config.json ] || $PY -m rdtf_engine train-autoencoder --data builtin:emoji --out $A/ae --preset small \
+      --size $SIZE --steps ${AE_STEPS:-2500} --batch-size ${AE_BATCH:-64} --max-frames 40000 --max-minutes ${AE_MINUTES:-2} \
+      --max-clips 4000 --device $DEVICE > $A/ae.log 2>&1
     tail -2 $A/ae.log
-    python3 - <<'EOF' > $A/clf.log 2>&1 &
-import torch
+    $PY - "$A" "$DEVICE" <<'EOF' > $A/clf.log 2>&1 &
+import sys
 from rdtf_engine.data.sources import open_source
 from rdtf_engine.eval.classifier import train_motion_classifier, save_classifier
-src = open_source("builtin:emoji", 64, num_clips=4096, seed=99)
-clf = train_motion_classifier(src, 3000, "cuda", max_clips=4096)
-save_classifier(clf, "runs/abl/clf")
+folder, device = sys.argv[1], sys.argv[2]
+gpu = device == "cuda"
+src = open_source("builtin:emoji", 64, num_clips=4096 if gpu else 1024, seed=99)
+kw = {} if gpu else {"input_size": 32, "width": 16}
+clf = train_motion_classifier(src, 3000 if gpu else 800, device, max_clips=len(src), **kw)
+save_classifier(clf, folder + "/clf")
 print(clf.summary)
 EOF
     for seed in $SEEDS; do
       echo "$ARMS" | while IFS=: read -r name flags; do
         [ -f $A/$name-s$seed/done.json ] && continue
-        python3 -m rdtf_engine train --data builtin:emoji --out $A/$name-s$seed --preset small --size 64 \
-          --batch-size 32 --lr 3e-4 --steps $STEPS --seed $seed --max-clips 3000 --checkpoint-every 1000 \
-          --autoencoder $A/ae --max-minutes ${MINUTES:-6.5} $flags > $A/$name-s$seed.log 2>&1 &
+        $PY -m rdtf_engine train --data builtin:emoji --out $A/$name-s$seed --preset $PRESET --size $SIZE \
+          --batch-size $BATCH --lr ${LR:-3e-4} --steps $STEPS --seed $seed --max-clips ${TRAIN_CLIPS:-3000} \
+          --checkpoint-every 1000 --autoencoder $A/ae --device $DEVICE --max-minutes ${MINUTES:-6.5} $flags > $A/$name-s$seed.log 2>&1 &
       done
     done
     wait
@@ -54,15 +63,15 @@ EOF
   eval)
     for d in $A/*-s*/; do
       n=$(basename $d)
-      python3 -m rdtf_engine eval --model $d --data builtin:emoji-holdout --clips ${CLIPS:-96} --steps 20 \
-        --classifier $A/clf --json > $A/$n.eval.json 2> $A/$n.eval.log &
+      $PY -m rdtf_engine eval --model $d --data builtin:emoji-holdout --clips ${CLIPS:-96} --steps 20 \
+        --classifier $A/clf --device $DEVICE --json > $A/$n.eval.json 2> $A/$n.eval.log &
     done
     wait
-    python3 - "$OUT" <<'EOF'
+    $PY - "$OUT" "$A" <<'EOF'
 import json, sys, glob, os
 from rdtf_engine.eval.report import summarize
 rows = {}
-for f in sorted(glob.glob("runs/abl/*.eval.json")):
+for f in sorted(glob.glob(sys.argv[2] + "/*.eval.json")):
     try:
         rep = json.load(open(f))
     except ValueError:
