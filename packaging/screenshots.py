@@ -164,7 +164,13 @@ def main() -> int:
     app = QApplication(sys.argv)
     apply_theme(app)
     dirs = UserDirs(home)
-    model = args.model or tiny_model(dirs)
+    if args.model:
+        # Like the Models page's import: the model is copied into the profile, so the Models page lists it.
+        src = Path(args.model) / "model" if (Path(args.model) / "model").is_dir() else Path(args.model)
+        shutil.copytree(src, dirs.models / "tiny-demo")
+        model = str(dirs.models / "tiny-demo")
+    else:
+        model = tiny_model(dirs)
     state, window = build(dirs, ask_before_close=False)
     window.resize(1280, 820)
     window.show()
@@ -176,7 +182,10 @@ def main() -> int:
               + (log.read_text()[-3000:] if log.exists() else "(none)"), file=sys.stderr)
         raise
     shutil.rmtree(home, ignore_errors=True)
-    return 0
+    sys.stdout.flush()
+    # Skip interpreter teardown: shiboken can crash collecting Qt objects at exit after a qasync run, and
+    # everything worth keeping is already on disk.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -66,10 +66,12 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     model = build_dfgn(req.preset, temporal=req.temporal, num_frames=req.num_frames).to(device)
     n_params = count_parameters(model)
     on_event(Log("info", f"DFGN preset {req.preset} ({req.temporal}): {n_params / 1e6:.2f} M parameters on {device}"))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=req.lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+    cuda = device.type == "cuda"  # fused/foreach kernels: hundreds of small tensors per step otherwise
+    optimizer = torch.optim.AdamW(model.parameters(), lr=req.lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8,
+                                  fused=cuda)
     warmup = min(500, max(1, req.steps // 10))
     lr_sched = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=warmup)
-    ema = EMAModel(model.parameters(), decay=req.ema_decay, use_ema_warmup=True, power=2 / 3)
+    ema = EMAModel(model.parameters(), decay=req.ema_decay, use_ema_warmup=True, power=2 / 3, foreach=cuda)
     curriculum = Curriculum(CurriculumConfig(mode=req.curriculum, horizon=req.steps), seed=seed)
     noise_sched = training_scheduler(DiffusionConfig())
     rng = random.Random(seed)

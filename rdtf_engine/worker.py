@@ -100,8 +100,9 @@ class RealBackend:
     def train(self, req: Any, on_event: Callable, should_stop: Callable) -> Any:
         return self._api().train(req, on_event, should_stop)
 
-    def list_models(self, *args: Any) -> Any:
-        return self._api().list_models(*args)
+    def list_models(self, dirs: list[str] | None = None) -> Any:
+        fn = self._api().list_models
+        return fn(dirs) if dirs and _accepts_args(fn) else fn()
 
     def device_info(self) -> Any:
         return self._api().device_info()

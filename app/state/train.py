@@ -218,7 +218,9 @@ class TrainViewModel(ViewModel):
             self._set("losses", pts[::2] if len(pts) > MAX_LOSS_POINTS else pts)
         stage = values.get("stage") or values.get("task") or values.get("curriculum") or ""
         if stage:
-            top = sorted((values.get("weights") or {}).items(), key=lambda kv: -float(kv[1]))[:2]
+            weights = {k: float(v) for k, v in (values.get("weights") or {}).items()}
+            total = sum(weights.values()) or 1.0  # the engine's task weights are relative, not probabilities
+            top = sorted(((k, v / total) for k, v in weights.items()), key=lambda kv: -kv[1])[:2]
             tasks = ", ".join(f"{k} {float(v):.0%}" for k, v in top)
             bucket = values.get("bucket")
             self._set("stage", f"{stage}" + (f" · {tasks}" if tasks else "")

@@ -82,11 +82,18 @@ class ExportPage(QWidget):
         self.save_btn.clicked.connect(self.save)
         self.pack_btn.clicked.connect(self.export_pack)
         self.file_btn.clicked.connect(self.check_file)
+        vm.selected_changed.connect(self._selected_from_vm)
         vm.sticker_changed.connect(self._sticker)
         vm.results_changed.connect(self._results)
         vm.busy_changed.connect(self._busy)
         self._sticker(vm.sticker)
         self._busy(False)
+
+    def _selected_from_vm(self, selected: list) -> None:
+        for key, cb in self.checks.items():
+            cb.blockSignals(True)
+            cb.setChecked(key in selected)
+            cb.blockSignals(False)
 
     def _selection(self) -> None:
         self.vm.set_selected([k for k, cb in self.checks.items() if cb.isChecked()])

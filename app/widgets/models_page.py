@@ -34,9 +34,10 @@ def human_size(m: dict) -> str:
 
 def data_summary(m: dict) -> str:
     data = m.get("data_summary") or m.get("data") or ""
-    if isinstance(data, dict):
-        return ", ".join(f"{k}: {v}" for k, v in list(data.items())[:4])
-    return str(data)
+    if isinstance(data, dict):  # scalars only: nested tallies (motions per clip…) would swamp the table
+        data = ", ".join(f"{k}: {v}" for k, v in data.items() if not isinstance(v, (dict, list)))
+    text = str(data)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 class ModelsPage(QWidget):

@@ -64,6 +64,13 @@ class FrameStrip(QListWidget):
         self.itemSelectionChanged.connect(self._selection_to_vm)
         vm.frames_changed.connect(self.rebuild)
         vm.current_changed.connect(self._show_current)
+        vm.selection_changed.connect(self._selection_from_vm)
+
+    def _selection_from_vm(self, selection: list) -> None:
+        self._syncing = True
+        for i in range(self.count()):
+            self.item(i).setSelected(i in selection)
+        self._syncing = False
 
     def rebuild(self, frames: list) -> None:
         self._syncing = True

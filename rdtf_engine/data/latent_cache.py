@@ -55,7 +55,7 @@ def build_latent_cache(
     scale: float,
     device: torch.device,
     indices: Optional[Sequence[int]] = None,
-    chunk: int = 256,
+    chunk: int = 0,
     progress: Optional[Callable[[int, int], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
     render: Optional[Callable[[Sequence[int]], list]] = None,
@@ -63,6 +63,8 @@ def build_latent_cache(
     """Encode clips ``indices`` of ``source`` (a Sequence of Clip). ``render`` may batch-render clips in
     parallel (procedural sources); by default clips are fetched one by one."""
     indices = list(range(len(source))) if indices is None else list(indices)
+    # Each chunk forks worker pools (render, k-means): big chunks on a many-core GPU host amortise that.
+    chunk = chunk or (1024 if device.type == "cuda" else 256)
     if not indices:
         raise InputError("the training data is empty")
     store_dtype = torch.float16 if device.type == "cuda" else torch.float32

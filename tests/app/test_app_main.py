@@ -52,7 +52,7 @@ def test_worker_command_dev_and_frozen(monkeypatch):
 
 def test_frozen_worker_flag_routes_to_the_worker(monkeypatch):
     seen = []
-    import rdtf_engine.worker as worker
+    from rdtf_engine import worker
 
     monkeypatch.setattr(worker, "main", lambda argv: seen.append(argv) or 0)
     assert entry.main(["--worker", "--backend", "x"]) == 0 and seen == [["--backend", "x"]]

@@ -86,8 +86,8 @@ def test_run_pause_resume_finish(qtbot, state, tmp_path, fake_trainer):
     assert tv.step == 20 and tv.losses == [(10, 0.5), (20, 0.25)] and tv.samples == [sample]
     assert tv.stage == "i2v · difficulty 2" and "2.00 steps/s" in tv.speed and "GPU 812 MB" in tv.speed
     fake_trainer.push(job, {"kind": "metrics", "step": 30, "values": {"loss": 0.2, "curriculum": "adaptive",
-                                                                      "bucket": 3, "weights": {"t2v": 0.6, "i2v": 0.3,
-                                                                                               "interpolation": 0.1}}})
+                                                                      "bucket": 3, "weights": {"t2v": 1.2, "i2v": 0.6,
+                                                                                               "interpolation": 0.2}}})
     assert tv.stage == "adaptive · t2v 60%, i2v 30% · difficulty 3"
     fake_trainer.push(job, {"kind": "metrics", "step": 2, "values": {"loss": 2.4, "stage": "autoencoder"}})
     assert tv.stage == "autoencoder (loss 2.400)" and len(tv.losses) == 3

@@ -207,3 +207,15 @@ def test_client_reports_a_worker_that_cannot_start(qtbot, tmp_path):
         pass
     assert failed.args[0] == "WorkerCrashed"
     c.stop_now()
+
+
+def test_real_backend_list_models_with_or_without_dirs(monkeypatch):
+    import types
+
+    from rdtf_engine.worker import RealBackend
+
+    api = types.SimpleNamespace(list_models=lambda: [{"name": "x"}])
+    monkeypatch.setattr(RealBackend, "_api", lambda self: api)
+    assert RealBackend().list_models(["/d"]) == [{"name": "x"}]  # an engine that finds its folders itself
+    api.list_models = lambda dirs: dirs
+    assert RealBackend().list_models(["/d"]) == ["/d"]
