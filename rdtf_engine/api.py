@@ -41,7 +41,8 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
     on_event(Progress("denoise", 0, req.steps * max(1, -(-req.frames // 6))))
     frames = pipe(req.prompt, req.frames, req.size, req.steps, seed, req.guidance_text, req.guidance_image,
                   req.scheduler, cond, callback=lambda i, n: on_event(Progress("denoise", i, n)),
-                  should_stop=should_stop)
+                  should_stop=should_stop, preview=_previewer(on_event) if req.preview_every > 0 else None,
+                  preview_every=req.preview_every)
     durations = [int(req.duration_ms)] * req.frames
     recipe = {"prompt": req.prompt, "seed": seed, "model": pipe.card.name, "model_path": str(model_dir),
               "steps": req.steps, "scheduler": req.scheduler, "guidance_text": req.guidance_text,
@@ -55,6 +56,34 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
         write_clip(Clip(frames, durations, caption=req.prompt), req.out, recipe=recipe)
         out = str(req.out)
     return GenerateResult(frames, durations, recipe, out)
+
+
+def _previewer(on_event):
+    """Write each live-preview estimate as PNGs in a fresh temp folder and announce them (Preview event)."""
+    import tempfile
+
+    from PIL import Image
+
+    from .events import Preview
+    from .paths import user_cache_dir
+
+    root = user_cache_dir() / "previews"
+    root.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    for old in sorted(root.glob("gen-*"), key=lambda p: p.stat().st_mtime)[:-4]:  # keep the last few only
+        shutil.rmtree(old, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix="gen-", dir=root))
+
+    def emit(step: int, frames: np.ndarray) -> None:
+        paths = []
+        for i, fr in enumerate(frames):
+            p = folder / f"step{step:04d}_{i:02d}.png"
+            Image.fromarray(fr, "RGBA").save(p)
+            paths.append(str(p))
+        on_event(Preview(step, paths, "denoising estimate"))
+
+    return emit
 
 
 def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dict[str, Any]:

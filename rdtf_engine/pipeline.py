@@ -47,8 +47,12 @@ class StickerPipeline:
                  guidance_text: float = 7.5, guidance_image: float = 1.5, scheduler: str = "dpm",
                  cond_frames: Optional[Sequence[Optional[np.ndarray]]] = None,
                  callback: Optional[Callable[[int, int], None]] = None,
-                 should_stop: Optional[Callable[[], bool]] = None) -> np.ndarray:
-        """→ uint8 RGBA (num_frames, size, size, 4). ``cond_frames[i]`` is an RGBA (size, size, 4) frame or None."""
+                 should_stop: Optional[Callable[[], bool]] = None,
+                 preview: Optional[Callable[[int, np.ndarray], None]] = None, preview_every: int = 0) -> np.ndarray:
+        """→ uint8 RGBA (num_frames, size, size, 4). ``cond_frames[i]`` is an RGBA (size, size, 4) frame or None.
+
+        ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
+        ``preview_every`` steps (one extra decode each time: the app's live preview)."""
         h = size // 8
         cond_frames = list(cond_frames) if cond_frames else [None] * num_frames
         given = torch.zeros(num_frames, 4, h, h, device=self.device)
@@ -71,9 +75,14 @@ class StickerPipeline:
             mask = [known[i] or done[i] for i in idx]
             cond = torch.stack([given[i] if known[i] else out[i] for i in idx])  # (W, 4, h, w)
             cond = cond * torch.tensor(mask, device=self.device, dtype=cond.dtype)[:, None, None, None]
+            peek = None
+            if preview is not None and preview_every > 0:
+                def peek(i, x0, wi=wi):
+                    if i % preview_every == 0 and i < steps:
+                        preview(wi * steps + i, tensor_to_rgba(decode_latents(self.vae, x0, self.scale)))
             z = self._denoise(cond, any(mask), states, tmask, steps, gen, guidance_text, guidance_image,
                               scheduler, lambda i, wi=wi: callback and callback(wi * steps + i, total),
-                              should_stop)
+                              should_stop, peek)
             for j, i in enumerate(idx):
                 if not known[i] and not done[i]:
                     out[i] = z[j]
@@ -84,7 +93,8 @@ class StickerPipeline:
                 frames[i] = f  # a locked frame stays exactly what the user locked
         return frames
 
-    def _denoise(self, cond, has_img, states, tmask, steps, gen, g_txt, g_img, scheduler, cb, should_stop):
+    def _denoise(self, cond, has_img, states, tmask, steps, gen, g_txt, g_img, scheduler, cb, should_stop,
+                 peek=None):
         """One window: cond (W, 4, h, w) masked clean latents → denoised latents (W, 4, h, w)."""
         sched = sampling_scheduler(self.card.diffusion, scheduler)
         sched.set_timesteps(steps, device=self.device)
@@ -113,6 +123,10 @@ class StickerPipeline:
             else:
                 eu, et = eps.chunk(2)
                 e = eu + g_txt * (et - eu)
+            if peek is not None:
+                # x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t: the model's current guess of the clean window (1, 4, W, h, w)
+                a = sched.alphas_cumprod[int(t)].to(x.device)
+                peek(i + 1, ((x - (1 - a).sqrt() * e) / a.sqrt())[0].permute(1, 0, 2, 3))
             x = sched.step(e, t, x, **extra).prev_sample  # a CPU generator keeps η=1 DDIM seed-deterministic
             cb(i + 1)
         return x[0].permute(1, 0, 2, 3)  # (W, 4, h, w)

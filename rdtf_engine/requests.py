@@ -50,6 +50,7 @@ class GenerateRequest:
     cond_frames: list[Optional[str]] = field(default_factory=list)
     out: Optional[str] = None
     device: str = "auto"
+    preview_every: int = 0  # >0: Preview events with the current estimate every N denoising steps
 
     def validate(self) -> None:
         if not isinstance(self.prompt, str):

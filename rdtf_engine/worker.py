@@ -259,6 +259,8 @@ class Worker:
     def op_generate(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
         from .requests import GenerateRequest, from_dict
 
+        # The app's Create page shows a live preview: a few estimates per window unless it asked otherwise.
+        params = {"preview_every": max(1, int(params.get("steps", 20)) // 4), **params}
         req = from_dict(GenerateRequest, params)
         req.validate()
         frames_dir = params.get("frames_dir") or tempfile.mkdtemp(prefix="rdtf-frames-")

@@ -40,3 +40,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+_EXIT = {"status": None}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave without interpreter finalisation once pytest has reported everything.
+
+    With Qt (PySide6), torch and worker subprocesses in one process, CPython's final garbage collection has
+    aborted with "Fatal Python error: bool_dealloc" (a refcount bug in a C extension at shutdown) after all
+    tests had passed, turning a green run into exit code 134. The results are already printed and flushed here.
+    """
+    import sys
+
+    if _EXIT["status"] is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_EXIT["status"])

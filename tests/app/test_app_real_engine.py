@@ -98,7 +98,7 @@ def test_event_loop_lateness_during_training_and_generation(qapp, real_app, dirs
     async def scenario():
         t0 = time.monotonic()
         state.train._run(run_dir, {**TINY_RUN, "out": str(run_dir)})  # the Train page's path, tiny settings
-        (_, train_lat) = await lateness_during(wait_signal(state.train.model_ready, 150))
+        (_, train_lat) = await lateness_during(wait_signal(state.train.model_ready, 400))
         t_train = time.monotonic() - t0
         window.show_page("create")
         for k, v in {**GEN, "model": str(run_dir), "prompt": "a red heart beating"}.items():
@@ -121,7 +121,7 @@ async def _generate(state):
     state.create.message.connect(lambda level, text: level == "error" and not fut.done()
                                  and fut.set_exception(AssertionError(text)))
     state.create.generate()
-    return await asyncio.wait_for(fut, 60)
+    return await asyncio.wait_for(fut, 180)
 
 
 def _tiny_model(dirs) -> str:
@@ -146,7 +146,7 @@ def test_generate_lock_regenerate_export_check(qtbot, real_app, dirs, tmp_path):
     model = _tiny_model(dirs)
     for k, v in {**GEN, "model": model, "prompt": "cat waving hello", "seed": 3}.items():
         state.create.set_value(k, v)
-    with qtbot.waitSignal(state.create.generated, timeout=60000) as gen:
+    with qtbot.waitSignal(state.create.generated, timeout=180000) as gen:
         state.create.generate()
     sticker = gen.args[0]
     assert len(sticker.frames) == 4 and all(Path(f.path).is_file() for f in sticker.frames)
@@ -155,14 +155,14 @@ def test_generate_lock_regenerate_export_check(qtbot, real_app, dirs, tmp_path):
     tl = state.timeline
     before = list(tl.frames)
     tl.toggle_lock([0, 3])
-    with qtbot.waitSignal(tl.busy_changed, check_params_cb=lambda b: not b, timeout=60000):
+    with qtbot.waitSignal(tl.busy_changed, check_params_cb=lambda b: not b, timeout=180000):
         tl.regenerate_unlocked()
     after = tl.frames
     assert [f.path for f in (after[0], after[3])] == [before[0].path, before[3].path]
     assert after[1].path != before[1].path and Path(after[1].path).is_file()
 
     state.export.set_selected(["gif"])
-    with qtbot.waitSignal(state.export.busy_changed, check_params_cb=lambda b: not b, timeout=60000):
+    with qtbot.waitSignal(state.export.busy_changed, check_params_cb=lambda b: not b, timeout=180000):
         state.export.check()
     result = state.export.results["gif"]
     assert result["ok"], result

@@ -135,3 +135,19 @@ def test_model_folder_refuses_pickle_and_truncation(tiny_run, tmp_path):
         validate_model_folder(m)
     with pytest.raises(ModelError):
         validate_model_folder(tmp_path / "missing")
+
+
+def test_generate_live_preview_events(tiny_run):
+    from rdtf_engine.events import Preview, Progress
+
+    events = []
+    res = generate(GenerateRequest(prompt="a red heart beating", model=str(tiny_run[0]), frames=8, size=32,
+                                   steps=4, seed=3, preview_every=2), on_event=events.append)
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert [p.step for p in previews] == [2] and len(previews[0].paths) == 8
+    from PIL import Image
+
+    with Image.open(previews[0].paths[0]) as im:
+        assert im.size == (32, 32) and im.mode == "RGBA"
+    assert [e.step for e in events if isinstance(e, Progress)][-1] == 4
+    assert res.frames.shape == (8, 32, 32, 4)
