@@ -10,7 +10,7 @@ import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class GenerateResult:
     frames: np.ndarray  # (F, H, W, 4) uint8 straight RGBA
     durations_ms: list[int]
     recipe: dict[str, Any]
-    out: Optional[str] = None
+    out: str | None = None
 
 
 def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) -> GenerateResult:
@@ -144,8 +144,8 @@ def _pipeline(model_dir: Path, device: str):
         return _PIPES[key]
 
 
-def _condition_frames(req: GenerateRequest) -> Optional[list[Optional[np.ndarray]]]:
-    slots: list[Optional[str]] = list(req.cond_frames) if req.cond_frames else [None] * req.frames
+def _condition_frames(req: GenerateRequest) -> list[np.ndarray | None] | None:
+    slots: list[str | None] = list(req.cond_frames) if req.cond_frames else [None] * req.frames
     if req.init_image:
         slots[0] = req.init_image
     if not any(slots):

@@ -67,8 +67,9 @@ def cmd_generate(args, rep: Reporter) -> int:
     cond: list[Any] = []
     tmp = None
     if args.from_clip:
-        from .io import load_clip, resample_clip
         from PIL import Image
+
+        from .io import load_clip, resample_clip
 
         clip = load_clip(args.from_clip)
         if clip.num_frames != args.frames:

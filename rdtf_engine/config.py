@@ -112,7 +112,7 @@ class ModelCard:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in data.items() if k in names}
         kw["text"] = TextConfig(**{k: v for k, v in (data.get("text") or {}).items() if k in TextConfig.__dataclass_fields__})

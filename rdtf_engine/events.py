@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 
 @dataclass
@@ -89,7 +90,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def format_event(event: Event) -> Optional[str]:
+def format_event(event: Event) -> str | None:
     """One human line for the CLI, or None for events not worth printing."""
     if isinstance(event, Progress):
         msg = f" {event.message}" if event.message else ""

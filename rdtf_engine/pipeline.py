@@ -13,8 +13,8 @@ mask), so one model trained on 8-frame windows makes 24-frame stickers. Locked f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ class StickerPipeline:
         self.scale = float(card.latent_scale)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> "StickerPipeline":
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> StickerPipeline:
         from .model_store import load_model_folder
         from .text import get_text_encoder
 
@@ -45,10 +45,10 @@ class StickerPipeline:
     @torch.no_grad()
     def __call__(self, prompt: str, num_frames: int = 8, size: int = 256, steps: int = 20, seed: int = 0,
                  guidance_text: float = 7.5, guidance_image: float = 1.5, scheduler: str = "dpm",
-                 cond_frames: Optional[Sequence[Optional[np.ndarray]]] = None,
-                 callback: Optional[Callable[[int, int], None]] = None,
-                 should_stop: Optional[Callable[[], bool]] = None,
-                 preview: Optional[Callable[[int, np.ndarray], None]] = None, preview_every: int = 0) -> np.ndarray:
+                 cond_frames: Sequence[np.ndarray | None] | None = None,
+                 callback: Callable[[int, int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 preview: Callable[[int, np.ndarray], None] | None = None, preview_every: int = 0) -> np.ndarray:
         """→ uint8 RGBA (num_frames, size, size, 4). ``cond_frames[i]`` is an RGBA (size, size, 4) frame or None.
 
         ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every

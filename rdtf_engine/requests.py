@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 from .errors import InputError
 
@@ -41,14 +41,14 @@ class GenerateRequest:
     frames: int = 8
     size: int = 256
     steps: int = 20
-    seed: Optional[int] = None
+    seed: int | None = None
     guidance_text: float = 7.5
     guidance_image: float = 1.5
     scheduler: str = "dpm"  # "dpm" (DPM-Solver++, fast default) | "ddim" (the paper's 50-step sampler)
     duration_ms: int = 100
-    init_image: Optional[str] = None
-    cond_frames: list[Optional[str]] = field(default_factory=list)
-    out: Optional[str] = None
+    init_image: str | None = None
+    cond_frames: list[str | None] = field(default_factory=list)
+    out: str | None = None
     device: str = "auto"
     preview_every: int = 0  # >0: Preview events with the current estimate every N denoising steps
 
@@ -92,7 +92,7 @@ class TrainRequest:
     dual_mask: bool = True
     curriculum: str = "adaptive"  # "none" | "linear" | "adaptive" (the paper's Table 4 arms)
     temporal: str = "sti"  # "sti" | "conv3d" (the paper's Table 3 ablation)
-    autoencoder: Optional[str] = None
+    autoencoder: str | None = None
     ae_steps: int = 500
     grad_accum: int = 1
     ema_decay: float = 0.999

@@ -11,7 +11,7 @@ import os
 import random
 import threading
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -20,7 +20,7 @@ from .errors import DependencyError
 
 NULL_PROMPT = ""
 _LOCK = threading.Lock()
-_ENCODERS: dict[tuple[str, int], "TextEncoder"] = {}
+_ENCODERS: dict[tuple[str, int], TextEncoder] = {}
 
 
 def augment_caption(caption: str, rng: random.Random, word_dropout: float, uncond_prob: float) -> str:

@@ -277,4 +277,4 @@ def _tuplify(x):
     return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
 
 
-__all__ = ["train", "Cancelled"]
+__all__ = ["Cancelled", "train"]

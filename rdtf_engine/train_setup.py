@@ -7,14 +7,13 @@ resumed run rebuilds exactly the same cache and train/validation split.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .atomic import write_text_atomic
 from .data.latent_cache import LatentCache, build_latent_cache, load_latent_cache, save_latent_cache
 from .errors import InputError
 from .events import Log, Progress
@@ -56,15 +55,7 @@ def resolve_device(device: str, mixed_precision: str) -> tuple[torch.device, str
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(data, indent=2))
 
 
 def split_ids(n: int) -> tuple[list[int], list[int]]:

@@ -7,7 +7,7 @@ generators), so losses from different steps, runs and ablation arms are directly
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

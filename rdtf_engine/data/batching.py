@@ -8,8 +8,8 @@ ablation arm) every clip is a fixed-length ``num_frames`` clip and the task is a
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -39,7 +39,7 @@ def make_batch(
     uncond_prob: float = 0.1,
     augment: bool = True,
 ) -> Batch:
-    zs, conds, valids, cmasks, caps, tasks = [], [], [], [], [], []
+    zs, valids, cmasks, caps, tasks = [], [], [], [], []
     for i in clip_ids:
         if dual_mask:
             k = rng.choice([k for k in KS if k <= num_frames]) if num_frames >= KS[0] else num_frames

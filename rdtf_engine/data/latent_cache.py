@@ -8,8 +8,8 @@ features of our own autoencoder (flattened latents, in place of VGG-16 fc featur
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -54,11 +54,11 @@ def build_latent_cache(
     vae,
     scale: float,
     device: torch.device,
-    indices: Optional[Sequence[int]] = None,
+    indices: Sequence[int] | None = None,
     chunk: int = 0,
-    progress: Optional[Callable[[int, int], None]] = None,
-    should_stop: Optional[Callable[[], bool]] = None,
-    render: Optional[Callable[[Sequence[int]], list]] = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    render: Callable[[Sequence[int]], list] | None = None,
 ) -> LatentCache:
     """Encode clips ``indices`` of ``source`` (a Sequence of Clip). ``render`` may batch-render clips in
     parallel (procedural sources); by default clips are fetched one by one."""
@@ -137,7 +137,7 @@ def save_latent_cache(cache: LatentCache, folder, key: str) -> None:
     os.replace(folder / ".latents.json.tmp", folder / "latents.json")
 
 
-def load_latent_cache(folder, key: str, device: torch.device) -> Optional[LatentCache]:
+def load_latent_cache(folder, key: str, device: torch.device) -> LatentCache | None:
     """The cache saved under ``folder`` if its key matches and it is intact, else None (rebuild)."""
     import json
     from pathlib import Path

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import write_bytes_atomic
 from ..data.clip import Clip
-from ..errors import InputError, ModelError, StorageError
+from ..errors import InputError, ModelError
 
 WEIGHTS_FILE = "motion_classifier.safetensors"
 CONFIG_FILE = "motion_classifier.json"
@@ -210,20 +210,6 @@ def train_motion_classifier(source: Sequence[Clip], steps: int, device: str | to
 
 
 # ---------------------------------------------------------------------------------------------- save / load
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise StorageError(f"cannot write {path}: {e}") from e
-
-
 def save_classifier(model: MotionClassifier, folder: str | os.PathLike) -> Path:
     """Write ``motion_classifier.safetensors`` + ``.json`` into ``folder`` (created); returns the folder."""
     from safetensors.torch import save
@@ -231,9 +217,9 @@ def save_classifier(model: MotionClassifier, folder: str | os.PathLike) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _write_atomic(out / WEIGHTS_FILE, save(state))
+    write_bytes_atomic(out / WEIGHTS_FILE, save(state))
     cfg = {"format_version": FORMAT_VERSION, **model.config(), "summary": model.summary}
-    _write_atomic(out / CONFIG_FILE, json.dumps(cfg, indent=2).encode())
+    write_bytes_atomic(out / CONFIG_FILE, json.dumps(cfg, indent=2).encode())
     return out
 
 

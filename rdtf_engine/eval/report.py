@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -24,7 +24,7 @@ CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level class
 
 def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: int = 64, steps: int = 20,
                    seed: int = 0, device: str = "auto", on_event=null_event, should_stop=never_stop,
-                   classifier_path: Optional[str] = None, guidance: float = 7.5) -> dict[str, Any]:
+                   classifier_path: str | None = None, guidance: float = 7.5) -> dict[str, Any]:
     from ..api import resolve_or_demo
     from ..data.latent_cache import build_latent_cache
     from ..data.sources import open_source
@@ -78,7 +78,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     return report
 
 
-def _classifier(path: Optional[str], data: str, dev: torch.device, on_event):
+def _classifier(path: str | None, data: str, dev: torch.device, on_event):
     """Load the motion classifier, or train one on the *training* split of the same family and cache it."""
     from ..data.sources import open_source
     from ..paths import user_cache_dir

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..atomic import make_dir, remove_tree_quietly, write_text_atomic
 from ..data.clip import Clip
 from ..errors import Cancelled, FormatError, InputError, RdtfError
 from ..events import Log, Progress
-from .atomic import make_dir, remove_tree_quietly, write_text_atomic
 from .captions import parse_captions_csv
 from .limits import DEFAULT_CAPS, Caps, read_file_capped
 from .loader import decode_bytes, error_summary

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import make_dir, write_bytes_atomic, write_text_atomic
 from ..data.clip import Clip
 from ..errors import ExportError, InputError
 from ..events import Log, Progress
 from ..requests import ExportRequest
-from .atomic import make_dir, write_bytes_atomic, write_text_atomic
 from .byte_fit import Axis, fit_to_bytes
 from .check import check_bytes
 from .conform import ExportOptions, conform, parse_options

@@ -15,7 +15,6 @@ from PIL import Image
 from rdtf_engine.cli import main
 
 
-
 def env() -> dict:
     # computed per call: the session fixture sets RDTF_HOME after this module is imported
     return {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}

@@ -18,7 +18,6 @@ from rdtf_engine.requests import TrainRequest
 from rdtf_engine.train import train
 
 
-
 def test_training_lowers_heldout_denoising_loss(tiny_run):
     out, result, events = tiny_run
     assert result["step"] == 100 and not result["stopped"]
@@ -81,7 +80,7 @@ def test_generate_with_locked_frames_keeps_them(tiny_run, tmp_path):
 def test_resume_continues_exactly(tiny_run, tmp_path, make_request):
     tiny_request = make_request
     ae = str(tiny_run[0] / "autoencoder")
-    straight = train(tiny_request(tmp_path / "a", steps=6, checkpoint_every=3, autoencoder=ae))
+    train(tiny_request(tmp_path / "a", steps=6, checkpoint_every=3, autoencoder=ae))
     def stop_after_three() -> bool:
         # the periodic checkpoint at step 3 exists → stop before step 4 (a cooperative stop)
         return (tmp_path / "b" / "checkpoints" / "latest").exists()

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..errors import StorageError
+from .errors import StorageError
 
 
 def _storage_error(path: Path, exc: OSError) -> StorageError:
