@@ -15,6 +15,15 @@ from pathlib import Path
 from .errors import StorageError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once at import: os.umask is process-wide and not thread-safe to probe
+
+
 def _storage_error(path: Path, exc: OSError) -> StorageError:
     if exc.errno == errno.ENOSPC:
         return StorageError(f"cannot write {path}: the disk is full; nothing was written")
@@ -31,6 +40,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     except OSError as exc:
         raise _storage_error(target, exc) from None
     try:
+        # mkstemp creates 0600; a sticker or dataset file should get the user's normal permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
