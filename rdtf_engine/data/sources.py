@@ -14,6 +14,7 @@ Specs:
 from __future__ import annotations
 
 import multiprocessing as mp
+from abc import abstractmethod
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -44,8 +45,9 @@ class ClipSource(Sequence):
             raise IndexError(f"clip index {i} out of range for {self.name} ({n} clips)")
         return self._get(int(i) % n)
 
+    @abstractmethod
     def _get(self, i: int) -> Clip:
-        raise NotImplementedError
+        """Clip ``i`` (0 <= i < len): each source's own decoding or rendering."""
 
     def labels(self, i: int) -> dict[str, Any]:
         """Labels of clip i without rendering it where the source can (procedural sources)."""
@@ -132,11 +134,13 @@ class ProceduralSource(ClipSource):
     def rng(self, i: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.salt, i])
 
+    @abstractmethod
     def plan(self, i: int) -> Plan:
-        raise NotImplementedError
+        """Object, motion, durations and caption of clip ``i``, without rendering it."""
 
+    @abstractmethod
     def sprite(self, obj: str) -> np.ndarray:
-        raise NotImplementedError
+        """The RGBA sprite (h, w, 4) uint8 of object ``obj``."""
 
     def labels(self, i: int) -> dict[str, Any]:
         return dict(self.plan(i).labels)
