@@ -105,7 +105,8 @@ def cmd_train(args, rep: Reporter) -> int:
 
     if not args.data and not args.resume:
         raise InputError("--data is required (or --resume to continue the run in --out)")
-    req = TrainRequest(data=args.data or "", out=args.out, preset=args.preset, steps=args.steps,
+    steps = args.steps if args.steps is not None else (0 if args.resume else 1000)
+    req = TrainRequest(data=args.data or "", out=args.out, preset=args.preset, steps=steps,
                        batch_size=args.batch_size, lr=args.lr, size=args.size, seed=args.seed, resume=args.resume,
                        dual_mask=not args.no_dual_mask, curriculum="none" if args.no_curriculum else args.curriculum,
                        temporal=args.temporal, autoencoder=args.autoencoder, ae_steps=args.ae_steps,
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder/zip of stickers, dataset folder, builtin:shapes, builtin:emoji (not with --resume)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--preset", default="tiny", help="tiny | small | paper")
-    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--steps", type=int, default=None, help="total steps (default 1000; with --resume: the run's own)")
     t.add_argument("--batch-size", type=int, default=4)
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--size", type=int, default=64)

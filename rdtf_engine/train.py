@@ -196,7 +196,9 @@ def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
         if not cfg.is_file():
             raise InputError(f"nothing to resume in {run_dir} (no train_config.json)")
         saved = from_dict(TrainRequest, json.loads(cfg.read_text("utf-8")))
-        return dataclasses.replace(saved, resume=True, steps=max(req.steps, 1), max_minutes=req.max_minutes,
+        # steps 0 = keep the run's own target (the CLI's --resume without --steps)
+        return dataclasses.replace(saved, resume=True, steps=req.steps or saved.steps,
+                                   max_minutes=req.max_minutes,
                                    device=req.device, sample_every=req.sample_every or saved.sample_every)
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise InputError(f"{run_dir} already holds a training run; pass --resume to continue it or pick a new --out")

@@ -96,6 +96,8 @@ def test_resume_continues_exactly(tiny_run, tmp_path, make_request):
     for k in ea:
         assert torch.equal(ea[k], eb[k]), k
     assert sa["history"] == sb["history"]
+    again = train(TrainRequest(data="", out=str(tmp_path / "b"), steps=0, resume=True))  # 0 = the run's own target
+    assert again["step"] == 6 and not again["stopped"]
     assert sa["curriculum"] == sb["curriculum"]
 
 
