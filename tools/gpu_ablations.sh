@@ -50,12 +50,13 @@ save_classifier(clf, folder + "/clf")
 print(clf.summary)
 EOF
     for seed in $SEEDS; do
-      echo "$ARMS" | while IFS=: read -r name flags; do
+      # not `echo | while`: that loop runs in a subshell whose background jobs `wait` below would not see
+      while IFS=: read -r name flags; do
         [ -f $A/$name-s$seed/done.json ] && continue
         $PY -m rdtf_engine train --data builtin:emoji --out $A/$name-s$seed --preset $PRESET --size $SIZE \
           --batch-size $BATCH --lr ${LR:-3e-4} --steps $STEPS --seed $seed --max-clips ${TRAIN_CLIPS:-3000} \
           --checkpoint-every 1000 --autoencoder $A/ae --device $DEVICE --max-minutes ${MINUTES:-6.5} $flags > $A/$name-s$seed.log 2>&1 &
-      done
+      done <<< "$ARMS"
     done
     wait
     for f in $A/*-s*.log; do echo "$f: $(grep -E '^done|^error' $f | tail -1)"; done
