@@ -16,10 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "io"))
 
+from io_corpus import busy_frames  # noqa: E402  (tests/io: one generator for tests and benchmark)
 from rdtf_engine.data.clip import Clip
 from rdtf_engine.io import PRESETS
 from rdtf_engine.io.conform import ExportOptions
@@ -27,26 +28,8 @@ from rdtf_engine.io.export import encode_for_preset
 
 
 def busy_clip(frames: int, size: int, seed: int = 0) -> Clip:
-    """Worst-case-ish sticker art: moving gradients and discs, light noise, round anti-aliased alpha edge."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    blobs = rng.random((12, 5))
-    alpha = np.clip((size * 0.46 - np.hypot(yy - size / 2, xx - size / 2)) * 128, 0, 255).astype(np.uint8)
-    out = np.zeros((frames, size, size, 4), np.uint8)
-    for f in range(frames):
-        t = 2 * np.pi * f / frames
-        img = np.empty((size, size, 3), np.float32)
-        img[..., 0] = 128 + 100 * np.sin(xx / (size / 22) + t)
-        img[..., 1] = 128 + 100 * np.cos(yy / (size / 30) - t)
-        img[..., 2] = 128 + 100 * np.sin((xx + yy) / (size / 16) + 2 * t)
-        for b in blobs:
-            cx = size * (0.2 + 0.6 * b[0]) + size / 12 * np.cos(t + b[2] * 6)
-            cy = size * (0.2 + 0.6 * b[1]) + size / 12 * np.sin(t + b[3] * 6)
-            img[((xx - cx) ** 2 + (yy - cy) ** 2) < (size * 0.05 * (0.5 + b[4])) ** 2] = 255 * b[[0, 2, 4]]
-        img += rng.normal(0, 3, img.shape)
-        out[f, ..., :3] = np.clip(img, 0, 255)
-        out[f, ..., 3] = alpha
-    return Clip(out, [100] * frames, "busy benchmark clip")
+    """The same worst-case-ish busy sticker art the preset tests check (tests/io/io_corpus.py)."""
+    return Clip(busy_frames(frames, size, seed), [100] * frames, "busy benchmark clip")
 
 
 def main() -> int:

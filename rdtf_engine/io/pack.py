@@ -156,6 +156,7 @@ def _zip_entry_problem(info: zipfile.ZipInfo, caps: Caps) -> RdtfError | None:
 
 
 def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, caps: Caps) -> bytes:
+    # zipfile raises NotImplementedError for compression methods it lacks (e.g. deflate64): a damaged-entry case
     try:
         with zf.open(info) as fh:
             data = fh.read(min(info.file_size, caps.max_file_bytes) + 1)
