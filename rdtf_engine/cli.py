@@ -160,7 +160,7 @@ def cmd_eval(args, rep: Reporter) -> int:
         rep.stream = sys.stderr
     report = evaluate_model(args.model, args.data, num_clips=args.clips, steps=args.steps, seed=args.seed,
                             device=args.device, on_event=rep, should_stop=rep.should_stop,
-                            classifier_path=args.classifier)
+                            classifier_path=args.classifier, grid_path=args.grid)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--classifier", default=None, help="motion classifier folder (trained if missing)")
     e.add_argument("--device", default="auto")
+    e.add_argument("--grid", default=None, help="also save a PNG grid of real / t2v / it2v held-out samples")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 

@@ -79,9 +79,10 @@ class TextEncoder:
                 list(missing), padding="max_length", truncation=True, max_length=self.cfg.max_tokens,
                 return_tensors="pt",
             ).to(self.device)
-            states = self.model(**tok).last_hidden_state.float()  # (M, L, 384)
-            for i, p in enumerate(missing):
-                self._cache[p] = (states[i].cpu(), tok["attention_mask"][i].bool().cpu())
+            states = self.model(**tok).last_hidden_state.float().cpu()  # (M, L, 384): one device→host copy
+            masks = tok["attention_mask"].bool().cpu()
+            for i, p in enumerate(missing):  # clone: a row view would keep the whole batch tensor alive
+                self._cache[p] = (states[i].clone(), masks[i].clone())
         for p in prompts:
             self._cache.move_to_end(p)
         states = torch.stack([self._cache[p][0] for p in prompts]).to(self.device)

@@ -107,6 +107,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
         on_event(Log("info", f"checkpoint at step {step} ({reason})"))
 
     val_every = max(LOG_EVERY, req.checkpoint_every)
+    timing = dict.fromkeys(("batch", "text", "model"), 0.0)
     t_start, step_at_start, bad, window = time.time(), step, 0, []
     train_ids, cache = data.train_ids, data.cache
     on_event(Progress("train", step, req.steps, "starting"))
@@ -130,9 +131,12 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                 task, weights = curriculum.next_task(step)
                 return task
 
+            t0 = time.perf_counter()
             b = make_batch(cache, ids, rng, req.num_frames, req.dual_mask, pick,
                            text_cfg.word_dropout, text_cfg.uncond_prob)
+            t1 = time.perf_counter()
             states, tmask = text.encode(b.captions)
+            t2 = time.perf_counter()
             noise = torch.randn(b.z0.shape, generator=gen).to(device)
             t = torch.randint(0, noise_sched.config.num_train_timesteps, (b.z0.shape[0],), generator=gen).to(device)
             noisy = noise_sched.add_noise(b.z0, noise, t)
@@ -148,6 +152,11 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
             signal_sum += float(masked_mse(eps.detach().float(), noise, b.valid, renormalize=True)) / req.grad_accum
             for task in b.tasks:
                 task_counts[task] = task_counts.get(task, 0) + 1
+            # Where a step's wall time goes (float(loss) above synchronises, so "model" is the GPU's real time):
+            # tells a data-bound run from a launch-bound or compute-bound one (metrics "ms").
+            timing["batch"] += t1 - t0
+            timing["text"] += t2 - t1
+            timing["model"] += time.perf_counter() - t2
         else:
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), 1.0)
             if torch.isfinite(torch.as_tensor(grad_norm)):
@@ -161,7 +170,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                 step += 1
                 bad = 0
                 _after_step(step, req, on_event, window, t_start, step_at_start, lr_sched, curriculum, weights,
-                            task_counts, run_dir, accelerator)
+                            task_counts, run_dir, accelerator, timing)
                 window = window if len(window) < LOG_EVERY else []
                 if step % val_every == 0 or step == req.steps:
                     _validate(raw_model, ema, data, text, noise_sched, req, step, on_event, run_dir, accelerator)
@@ -206,15 +215,17 @@ def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
 
 
 def _after_step(step, req, on_event, window, t_start, step_at_start, lr_sched, curriculum, weights, task_counts,
-                run_dir, accelerator) -> None:
+                run_dir, accelerator, timing) -> None:
     if step % LOG_EVERY and step != req.steps:
         return
+    ms = {k: round(v * 1000 / max(len(window), 1), 2) for k, v in timing.items()}  # per step, this window
+    timing.update(dict.fromkeys(timing, 0.0))
     elapsed = max(time.time() - t_start, 1e-6)
     rate = (step - step_at_start) / elapsed  # since start/resume, so ETA is honest after a resume
     vals = {"loss": sum(window) / max(len(window), 1), "lr": lr_sched.get_last_lr()[0], "steps_per_s": rate,
             "eta_s": (req.steps - step) / max(rate, 1e-9), "tasks": task_counts,
             "weights": {k: round(v, 4) for k, v in (weights or {}).items()},
-            "bucket": curriculum.state.bucket, "curriculum": req.curriculum}
+            "bucket": curriculum.state.bucket, "curriculum": req.curriculum, "ms": ms}
     if torch.cuda.is_available():
         vals["gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
     on_event(Metrics(step, vals))

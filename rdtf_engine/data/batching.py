@@ -39,7 +39,7 @@ def make_batch(
     uncond_prob: float = 0.1,
     augment: bool = True,
 ) -> Batch:
-    zs, valids, cmasks, caps, tasks = [], [], [], [], []
+    rows, valids, cmasks, caps, tasks = [], [], [], [], []
     for i in clip_ids:
         if dual_mask:
             k = rng.choice([k for k in KS if k <= num_frames]) if num_frames >= KS[0] else num_frames
@@ -49,9 +49,9 @@ def make_batch(
             k = num_frames
             frames = cache.fixed_frames(i, k)
             task = "t2v"
-        lat = cache.clip_latents(i, frames)  # (k, 4, h, w)
-        z = lat.new_zeros((num_frames,) + tuple(lat.shape[1:]))
-        z[:k] = lat
+        base = cache.offsets[i]
+        # padded slots gather the clip's first frame and are zeroed by the validity mask below
+        rows.extend([base + j for j in frames] + [base] * (num_frames - k))
         valid = [1.0] * k + [0.0] * (num_frames - k)
         cm = [float(v) for v in condition_mask(task, k, num_frames, rng)] if dual_mask else [0.0] * num_frames
         caption = cache.captions[i]
@@ -59,13 +59,18 @@ def make_batch(
             caption = NULL_PROMPT  # i2v: the authors multiply the text embedding by 0; we use the null prompt
         elif augment:
             caption = augment_caption(caption, rng, word_dropout, uncond_prob)
-        zs.append(z)
         valids.append(valid)
         cmasks.append(cm)
         caps.append(caption)
         tasks.append(task)
-    z0 = torch.stack(zs).permute(0, 2, 1, 3, 4).contiguous()  # (B, F, 4, h, w) → (B, 4, F, h, w)
-    valid_t = torch.tensor(valids, device=z0.device)
-    cm_t = torch.tensor(cmasks, device=z0.device)
+    # One gather for the whole batch (not one per clip): on CUDA every small host→device index copy would
+    # wait for the GPU queue to drain, so per-clip gathers serialised batch assembly with the previous step.
+    dev = cache.latents.device
+    sel = torch.tensor(rows, dtype=torch.long).to(dev, non_blocking=True)
+    lat = cache.latents.index_select(0, sel).float()  # (B·F, 4, h, w)
+    lat = lat.view(len(valids), num_frames, *lat.shape[1:])  # (B, F, 4, h, w)
+    valid_t = torch.tensor(valids).to(dev, non_blocking=True)
+    cm_t = torch.tensor(cmasks).to(dev, non_blocking=True)
+    z0 = (lat * valid_t[:, :, None, None, None]).permute(0, 2, 1, 3, 4).contiguous()  # (B, 4, F, h, w)
     cond = z0 * (cm_t * valid_t)[:, None, :, None, None]
     return Batch(z0, cond, valid_t, cm_t, caps, tasks)

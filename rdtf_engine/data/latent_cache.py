@@ -59,9 +59,16 @@ def build_latent_cache(
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     render: Callable[[Sequence[int]], list] | None = None,
+    phases: dict[str, float] | None = None,
 ) -> LatentCache:
     """Encode clips ``indices`` of ``source`` (a Sequence of Clip). ``render`` may batch-render clips in
-    parallel (procedural sources); by default clips are fetched one by one."""
+    parallel (procedural sources); by default clips are fetched one by one. ``phases`` (if given) accumulates
+    seconds spent rendering, encoding and clustering, to show which one bounds data preparation."""
+    import time
+
+    phases = {} if phases is None else phases
+    for name in ("render", "encode", "keyframes"):
+        phases.setdefault(name, 0.0)
     indices = list(range(len(source))) if indices is None else list(indices)
     # Each chunk forks worker pools (render, k-means): big chunks on a many-core GPU host amortise that.
     chunk = chunk or (1024 if device.type == "cuda" else 256)
@@ -75,15 +82,21 @@ def build_latent_cache(
         if should_stop is not None and should_stop():
             raise Cancelled("stopped while preparing the training data")
         ids = indices[start : start + chunk]
+        t0 = time.perf_counter()
         clips = render(ids) if render is not None else [source[i] for i in ids]
         frames = np.concatenate([c.frames for c in clips])  # (sum F, H, W, 4)
+        t1 = time.perf_counter()
         lat = encode_frames(vae, rgba_to_tensor(frames), scale)  # (sum F, 4, h, w)
         # Per-frame clustering features: latents pooled to 4×8×8 = 256-d (coarse layout and colour, like the
         # VGG fc features the authors cluster; 16× cheaper k-means than the full 4×32×32 latent at 256 px).
         feats = torch.nn.functional.adaptive_avg_pool2d(lat, (min(8, lat.shape[-2]), min(8, lat.shape[-1])))
         feats = feats.flatten(1).cpu().numpy()
+        t2 = time.perf_counter()
         bounds = np.cumsum([0] + [c.num_frames for c in clips])
         keyframes.extend(_keyframes_parallel([feats[a:b] for a, b in zip(bounds[:-1], bounds[1:])]))
+        phases["render"] += t1 - t0
+        phases["encode"] += t2 - t1
+        phases["keyframes"] += time.perf_counter() - t2
         pos = 0
         for c in clips:
             n = c.num_frames

@@ -24,7 +24,10 @@ CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level class
 
 def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: int = 64, steps: int = 20,
                    seed: int = 0, device: str = "auto", on_event=null_event, should_stop=never_stop,
-                   classifier_path: str | None = None, guidance: float = 7.5) -> dict[str, Any]:
+                   classifier_path: str | None = None, guidance: float = 7.5,
+                   grid_path: str | None = None, grid_rows: int = 8) -> dict[str, Any]:
+    """``grid_path``: also save a PNG of the first ``grid_rows`` held-out prompts, each as a real clip row
+    (8 evenly spaced frames), its text→video sample and its image&text→video sample (the model card's grid)."""
     from ..api import resolve_or_demo
     from ..data.latent_cache import build_latent_cache
     from ..data.sources import open_source
@@ -76,7 +79,33 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         "classifier": getattr(classifier, "summary", {}),
         "seconds": round(time.time() - t0, 1),
     }
+    if grid_path and t2v:
+        report["grid"] = _save_grid(grid_path, refs, t2v, it2v, grid_rows)
     return report
+
+
+def _save_grid(path: str, refs: list[Clip], t2v: list[Clip], it2v: list[Clip], rows: int) -> dict[str, Any]:
+    """Rows of (real, t2v, it2v) per prompt; it2v shows the given frame first, as the user would see it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ..atomic import write_bytes_atomic
+    from ..data.keyframes import uniform_keyframes
+    from ..pipeline import grid_image
+
+    n_frames = t2v[0].frames.shape[0]
+    clips, captions = [], []
+    for ref, a, b in list(zip(refs, t2v, it2v))[:rows]:
+        real = ref.frames[uniform_keyframes(ref.num_frames, n_frames)]
+        clips += [real, a.frames, np.concatenate([ref.frames[:1], b.frames])]
+        captions.append(ref.caption)
+    buf = io.BytesIO()
+    Image.fromarray(grid_image(clips)).save(buf, format="PNG")
+    write_bytes_atomic(path, buf.getvalue())
+    return {"path": str(path), "rows": "per prompt: real clip, text→video, image&text→video",
+            "frames": int(n_frames), "captions": captions}
 
 
 def _classifier(path: str | None, data: str, dev: torch.device, on_event):

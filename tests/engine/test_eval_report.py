@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from PIL import Image
+
 from rdtf_engine.cli import main
 from rdtf_engine.data.sources import open_source
 from rdtf_engine.eval.classifier import save_classifier, train_motion_classifier
@@ -24,7 +26,11 @@ def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
         assert rep[part]["frechet_distance"] >= 0.0
     s = summarize(rep)
     assert s["val_loss"] == rep["val_loss"]["all"] and s["motion_acc"] is not None
+    grid = tmp_path / "grid.png"
     assert main(["eval", "--model", str(tiny_run[0]), "--data", "builtin:shapes", "--clips", "2", "--steps", "1",
-                 "--classifier", str(folder), "--device", "cpu", "--json"]) == 0
+                 "--classifier", str(folder), "--device", "cpu", "--json", "--grid", str(grid)]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["clips"] == 2
+    assert out["clips"] == 2 and len(out["grid"]["captions"]) == 2
+    with Image.open(grid) as im:  # 2 prompts × (real, t2v, it2v) rows of num_frames tiles
+        w, h = im.size
+    assert h == 6 * (h // 6) and w // (h // 6) == out["grid"]["frames"]

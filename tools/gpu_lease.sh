@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# One lease of a lent GPU host (device tool; best a 4-GPU kind): trains the shipped default model on GPU 0 and
+# runs the paper's ablations (tools/gpu_ablations.sh) on the other GPUs, side by side, as detached jobs (setsid)
+# that outlive each ≤ 10-minute call. Every call ends by copying what exists so far to $OUT, so a lost host
+# still leaves the latest default model behind.
+#
+#   bash tools/gpu_lease.sh start 570    # set up, launch both jobs, watch 570 s, collect
+#   bash tools/gpu_lease.sh watch 570    # watch, collect
+#   bash tools/gpu_lease.sh finish 400   # wait (≤ 400 s) for both jobs, collect
+#
+# Jobs end by DEADLINE = start + LEASE_S (default 1500 s): the default DFGN and the arms train until
+# DEADLINE − EVAL_S, then export and evaluate. The host has torch but no registry: diffusers travels as a wheel
+# in .whl/, the pruned text encoder and the emoji font in .gpu/ (tools/gpu_bundle.py pack); carry both.
+# Back in the checkout: cat default.tar.part-* | tar x -C resources/models  (and results.tar.gz: logs, evals).
+set -euo pipefail
+cmd=${1:?command}; SECS=${2:-560}
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=2
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" runs
+T_CALL=$(date +%s)
+# Dry run on a CPU box: PY=.venv/bin/python SKIP_SETUP=1 DPRESET=tiny DSIZE=32 … with a fake nvidia-smi on PATH
+PY=${PY:-python3}; DPRESET=${DPRESET:-small}; DSIZE=${DSIZE:-256}
+
+setup_env() {
+  if [ ! -d /tmp/site/diffusers ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  fi
+  export PYTHONPATH=/tmp/site:$PWD
+  if ! python3 -c "import diffusers.models.modeling_utils" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/extra/*.whl
+  fi
+  [ -f /tmp/minilm/model.safetensors ] || python3 tools/gpu_bundle.py expand --src .gpu --dst /tmp/minilm >/dev/null
+  export RDTF_TEXT_MODEL=/tmp/minilm RDTF_EMOJI_FONT=$PWD/.gpu/font/NotoColorEmoji.ttf RDTF_HOME=$PWD/runs/home
+}
+
+RUN=runs/default
+# Batch 128: at batch 32 the small DFGN is launch-bound on an H100-class GPU (≈15 k aten ops per step whatever
+# the batch), so a 4× batch costs little extra wall time per step (metrics.jsonl "ms" shows the split).
+DEF="--data builtin:emoji --out $RUN --preset $DPRESET --size $DSIZE --batch-size ${BATCH:-128} --lr ${LR:-4e-4}
+     --max-clips ${MAX_CLIPS:-6000} --checkpoint-every 500 --sample-every 1000"
+
+steps_for() {  # step target so that run $1 (rate from its metrics) ends $2 s from now
+  $PY - "$1" "$2" <<'EOF'
+import json, sys
+rows = [r for r in map(json.loads, open(sys.argv[1] + "/metrics.jsonl")) if "steps_per_s" in r]
+print(rows[-1]["step"] + max(50, int(rows[-1]["steps_per_s"] * float(sys.argv[2]) * 0.92)))
+EOF
+}
+
+job_default() {  # GPU 0: autoencoder → DFGN (probe, then the step count that fits) → export → eval
+  local deadline=$1 eval_s=${EVAL_S:-300}
+  export CUDA_VISIBLE_DEVICES=0
+  [ -f $RUN/autoencoder/config.json ] || $PY -m rdtf_engine train-autoencoder --data builtin:emoji \
+    --out $RUN/autoencoder --preset $DPRESET --size $DSIZE --steps 3000 --batch-size 32 --lr 4e-4 --max-frames 24000 \
+    --max-minutes ${AE_MINUTES:-3.5} --max-clips 16000
+  echo "[lease] autoencoder done at $(( $(date +%s) - deadline + LEASE_S )) s"
+  # probe: learn the real step rate (data prep included before it), then fix the curriculum horizon to match
+  [ -d $RUN/checkpoints ] || $PY -m rdtf_engine train $DEF --steps 1000000 --max-minutes 1.5 || true
+  local left=$(( deadline - eval_s - $(date +%s) ))
+  local steps; steps=$(steps_for $RUN $left || echo 20000)
+  echo "[lease] DFGN: $left s left, training to step $steps"
+  $PY -m rdtf_engine train --out $RUN --resume --steps "$steps" \
+    --max-minutes "$(awk "BEGIN {print $left / 60}")" || true
+  export_default runs/export && touch runs/default.exported
+  while [ ! -f runs/abl/clf/motion_classifier.safetensors ]; do sleep 5; done
+  timeout $(( deadline - $(date +%s) + 60 )) $PY -m rdtf_engine eval --model $RUN --data builtin:emoji-holdout \
+    --clips ${EVAL_CLIPS:-64} --steps 20 --classifier runs/abl/clf --json --grid runs/default-grid.png \
+    > runs/default.eval.json 2> runs/default.eval.log || true
+  echo "[lease] default job finished at $(date +%T)"; touch runs/default.done
+}
+
+export_default() {  # the EMA model in fp16 (the shipped form) → $1/default
+  $PY - "$RUN" "$1" <<'EOF'
+import shutil, sys, torch
+from pathlib import Path
+from rdtf_engine.model_store import load_model_folder, save_model_folder
+run, out = Path(sys.argv[1]), Path(sys.argv[2])
+unet, vae, card = load_model_folder(run / "model")
+shutil.rmtree(out / "default", ignore_errors=True)
+save_model_folder(out / "default", unet, vae, card, dtype=torch.float16)
+print("exported step", card.steps, sorted(p.name for p in (out / "default").rglob("*")))
+EOF
+}
+
+job_ablations() {  # GPUs 1…n−1: shared autoencoder + classifier, 10 arms to equal steps, eval
+  local deadline=$1 n
+  n=$(nvidia-smi -L | wc -l)
+  export GPUS; GPUS=$(seq -s ' ' $(( n > 1 ? 1 : 0 )) $(( n - 1 )))
+  UNTIL=$(( deadline - ${EVAL_S:-300} )) bash tools/gpu_ablations.sh train
+  bash tools/gpu_ablations.sh eval
+  echo "[lease] ablation job finished at $(date +%T)"; touch runs/abl.done
+}
+
+collect() {  # whatever exists now → $OUT (≤ 8 files of ≤ 16 MiB)
+  local src=runs/export  # the job's final export, else a snapshot of the latest checkpoint's EMA model
+  if [ ! -f runs/default.exported ]; then src=runs/snap; export_default $src > /dev/null 2>&1 || true; fi
+  if [ -d $src/default ]; then
+    tar cf - -C $src default | split -b 15m - "$OUT/default.tar.part-"
+  fi
+  local files=()
+  for f in runs/*.log runs/*.json runs/*.png runs/default/metrics.jsonl runs/default/train_config.json \
+           runs/abl/*.log runs/abl/*.json runs/abl/*/metrics.jsonl runs/abl/clf/*.json runs/gpu_util.log; do
+    [ -e "$f" ] && files+=("$f")
+  done
+  ls runs/default/samples/*.png >/dev/null 2>&1 && files+=("$(ls runs/default/samples/*.png | tail -1)")
+  tar czf "$OUT/results.tar.gz" "${files[@]}" 2>/dev/null || true
+  ls -la "$OUT"
+}
+
+watch_jobs() {  # print progress every 60 s until $1 s have passed since this call began, or both jobs are done
+  while [ $(( $(date +%s) - T_CALL )) -lt "$1" ]; do
+    [ -f runs/default.done ] && [ -f runs/abl.done ] && break
+    sleep 60
+    echo "== $(date +%T) ($(( $(date +%s) - $(cat runs/start) )) s into the lease)"
+    grep -hE "^step|encoded|DFGN|lease|error|Error" runs/default.log 2>/dev/null | tail -3 || true
+    for f in runs/abl/*-s*.log; do [ -e "$f" ] && echo "$(basename "$f"): $(grep -E '^step [0-9]+:' "$f" | tail -1)"; done
+    tail -1 runs/gpu_util.log 2>/dev/null || true
+  done
+}
+
+[ -n "${SKIP_SETUP:-}" ] || setup_env
+case "$cmd" in
+  start)
+    LEASE_S=${LEASE_S:-1500}; echo "$T_CALL" > runs/start
+    deadline=$(( T_CALL + LEASE_S ))
+    nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+    $PY -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"
+    setsid nohup nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader -l 30 \
+      > runs/gpu_util.log 2>&1 < /dev/null &
+    export LEASE_S
+    setsid nohup bash "$0" job-default "$deadline" > runs/default.log 2>&1 < /dev/null &
+    setsid nohup bash "$0" job-ablations "$deadline" > runs/ablations.log 2>&1 < /dev/null &
+    watch_jobs "$SECS"; collect ;;
+  watch) watch_jobs "$SECS"; collect ;;
+  finish) watch_jobs "$SECS"; collect ;;
+  job-default) job_default "$SECS" ;;
+  job-ablations) job_ablations "$SECS" ;;
+  *) echo "unknown command $cmd"; exit 2 ;;
+esac
