@@ -58,6 +58,10 @@ def resolve_device(device: str, mixed_precision: str) -> tuple[torch.device, str
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        # cuDNN's SDPA kernel fails ("mha_graph.execute … is_good()") once batch × heads passes its grid limit,
+        # which STI's per-pixel temporal attention reaches at batch 128 × 32² latents; flash / memory-efficient
+        # attention have no such limit.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     return dev, mp
 
 

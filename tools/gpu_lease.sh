@@ -132,6 +132,14 @@ case "$cmd" in
     watch_jobs "$SECS"; collect ;;
   watch) watch_jobs "$SECS"; collect ;;
   finish) watch_jobs "$SECS"; collect ;;
+  redo-default)  # after a failed DFGN: keep the autoencoder and latent cache, train MIN minutes, export, eval
+    ( cd $RUN && rm -rf checkpoints model samples train_config.json metrics.jsonl done.json )
+    export CUDA_VISIBLE_DEVICES=0
+    $PY -m rdtf_engine train $DEF --steps "${STEPS:-1500}" --max-minutes "${MIN:-5}" 2>&1 | tee runs/default.log | grep -E "^step|error" | tail -8 || true
+    export_default runs/export && touch runs/default.exported
+    timeout "${EVAL_TIMEOUT:-100}" $PY -m rdtf_engine eval --model $RUN --data builtin:emoji-holdout --clips "${EVAL_CLIPS:-24}" \
+      --steps 20 --classifier runs/abl/clf --json --grid runs/default-grid.png > runs/default.eval.json 2> runs/default.eval.log || true
+    collect ;;
   job-default) job_default "$SECS" ;;
   job-ablations) job_ablations "$SECS" ;;
   *) echo "unknown command $cmd"; exit 2 ;;
