@@ -140,6 +140,18 @@ case "$cmd" in
     timeout "${EVAL_TIMEOUT:-100}" $PY -m rdtf_engine eval --model $RUN --data builtin:emoji-holdout --clips "${EVAL_CLIPS:-24}" \
       --steps 20 --classifier runs/abl/clf --json --grid runs/default-grid.png > runs/default.eval.json 2> runs/default.eval.log || true
     collect ;;
+  solo)  # one GPU, one call: autoencoder, then DFGN until SECS after the call began, export, collect
+    export CUDA_VISIBLE_DEVICES=0
+    [ -f $RUN/autoencoder/config.json ] || $PY -m rdtf_engine train-autoencoder --data builtin:emoji \
+      --out $RUN/autoencoder --preset $DPRESET --size $DSIZE --steps 3000 --batch-size 32 --lr 4e-4 \
+      --max-frames 16000 --max-minutes "${AE_MINUTES:-2.5}" --max-clips 16000 2>&1 | grep -E "^step|trained|error" | tail -3
+    $PY -m rdtf_engine train $DEF --steps "${STEPS:-800}" --max-minutes 30 > runs/default.log 2>&1 &
+    pid=$!
+    while kill -0 $pid 2>/dev/null && [ $(( $(date +%s) - T_CALL )) -lt "$SECS" ]; do sleep 5; done
+    kill -TERM $pid 2>/dev/null && { wait $pid || true; }  # a cooperative stop: the trainer checkpoints first
+    grep -E "^step|encoded|error|Error" runs/default.log | tail -12
+    export_default runs/export && touch runs/default.exported
+    collect ;;
   job-default) job_default "$SECS" ;;
   job-ablations) job_ablations "$SECS" ;;
   *) echo "unknown command $cmd"; exit 2 ;;

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled, InputError
-from ..model.autoencoder import encode_frames, rgba_to_tensor
+from ..model.autoencoder import encode_rgba
 from .keyframes import extract_all, uniform_keyframes
 
 KS = tuple(range(3, 9))
@@ -86,7 +86,7 @@ def build_latent_cache(
         clips = render(ids) if render is not None else [source[i] for i in ids]
         frames = np.concatenate([c.frames for c in clips])  # (sum F, H, W, 4)
         t1 = time.perf_counter()
-        lat = encode_frames(vae, rgba_to_tensor(frames), scale)  # (sum F, 4, h, w)
+        lat = encode_rgba(vae, frames, scale, batch=256 if device.type == "cuda" else 64)  # (sum F, 4, h, w)
         # Per-frame clustering features: latents pooled to 4×8×8 = 256-d (coarse layout and colour, like the
         # VGG fc features the authors cluster; 16× cheaper k-means than the full 4×32×32 latent at 256 px).
         feats = torch.nn.functional.adaptive_avg_pool2d(lat, (min(8, lat.shape[-2]), min(8, lat.shape[-1])))
