@@ -52,15 +52,26 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     from .text import get_text_encoder
 
     device, mp = resolve_device(req.device, req.mixed_precision)
-    accelerator = Accelerator(mixed_precision=mp, cpu=device.type == "cpu")
+    from datetime import timedelta
+
+    from accelerate.utils import InitProcessGroupKwargs
+
+    # Multi-GPU: `torchrun --nproc_per_node N -m rdtf_engine train …` (DDP). Building the latent cache can take
+    # many minutes on the main process while the others wait at a barrier: the default 10-minute timeout is short.
+    accelerator = Accelerator(mixed_precision=mp, cpu=device.type == "cpu",
+                              kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=2))])
     device = accelerator.device
+    multi = accelerator.num_processes > 1
+    if not accelerator.is_main_process:
+        on_event = null_event  # one process reports; the others would print every line again
     run_dir.mkdir(parents=True, exist_ok=True)
     if accelerator.is_main_process:
         write_json_atomic(run_dir / "train_config.json", to_dict(req))
     seed = req.seed + accelerator.process_index
     torch.manual_seed(seed)
 
-    data = prepare_data(req, run_dir, device, on_event, should_stop)
+    with accelerator.main_process_first():  # the main process trains the autoencoder / saves the cache first;
+        data = prepare_data(req, run_dir, device, on_event, should_stop)  # the others then load them
     text_cfg = TextConfig()
     text = get_text_encoder(text_cfg, device)
     model = build_dfgn(req.preset, temporal=req.temporal, num_frames=req.num_frames).to(device)
@@ -90,6 +101,9 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
         rng.setstate(_tuplify(st["rng"]))
         gen.set_state(torch.tensor(st["torch_rng"], dtype=torch.uint8))
         step, history = int(st["step"]), list(st.get("history", []))
+        if accelerator.process_index > 0:  # only the main process's RNG states are saved: give the others their
+            rng.seed(seed * 1_000_003 + step)  # own streams again (a multi-GPU resume is not bit-exact)
+            gen.manual_seed(seed * 1_000_003 + step)
         on_event(Log("info", f"resumed from {ck.name} at step {step}"))
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
@@ -116,11 +130,11 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     stopped, reason = False, "finished"
     model.train()
     while step < req.steps:
-        if should_stop():
-            stopped, reason = True, "stopped"
-            break
-        if req.max_minutes and (time.time() - t_start) > req.max_minutes * 60:
-            stopped, reason = True, "time limit"
+        flags = [float(should_stop()), float(bool(req.max_minutes) and time.time() - t_start > req.max_minutes * 60)]
+        if multi:  # every process must leave the loop at the same step, or the others hang in the next all-reduce
+            flags = accelerator.reduce(torch.tensor(flags, device=device), "sum").tolist()
+        if flags[0] or flags[1]:
+            stopped, reason = True, "stopped" if flags[0] else "time limit"
             break
         weights, task_counts, loss_sum, signal_sum = None, {}, 0.0, 0.0
         for _ in range(req.grad_accum):
@@ -143,8 +157,8 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
             with accelerator.autocast():
                 eps = model(noisy, t, states, b.cond, frame_mask=b.valid > 0, text_mask=tmask)
             loss = masked_mse(eps.float(), noise, b.valid)
-            if not torch.isfinite(loss):
-                break
+            if not torch.isfinite(loss) and not multi:  # under DDP the NaN reaches every process's gradient
+                break  # through the all-reduce instead, so they all skip the update together
             accelerator.backward(loss / req.grad_accum)
             loss_sum += float(loss.detach()) / req.grad_accum
             # The curriculum sees the per-valid-frame loss: the paper's all-element mean also swings with the
@@ -164,6 +178,8 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                 lr_sched.step()
                 optimizer.zero_grad(set_to_none=True)
                 ema.step(raw_model.parameters())
+                if multi:  # one curriculum signal for all processes: the mean difficulty of the global batch
+                    signal_sum = float(accelerator.reduce(torch.tensor(signal_sum, device=device), "mean"))
                 curriculum.observe(signal_sum)
                 history.append(loss_sum)
                 window.append(loss_sum)
@@ -176,7 +192,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                     _validate(raw_model, ema, data, text, noise_sched, req, step, on_event, run_dir, accelerator)
                 if step % req.checkpoint_every == 0 and step < req.steps:
                     checkpoint("periodic")
-                if req.sample_every and step % req.sample_every == 0:
+                if req.sample_every and step % req.sample_every == 0 and accelerator.is_main_process:
                     _sample_preview(raw_model, ema, data, req, step, on_event, run_dir)
                 continue
         # Non-finite loss or gradient: skip the update, never let NaN reach the weights or a checkpoint.
@@ -188,6 +204,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
             raise TrainingError(f"training diverged: {bad} non-finite steps in a row at step {step}; "
                                 f"resume with a lower learning rate (now {req.lr})")
     checkpoint(reason)
+    accelerator.wait_for_everyone()
     result = {"run_dir": str(run_dir), "model_dir": str(run_dir / "model"), "step": step,
               "final_loss": (sum(history[-50:]) / len(history[-50:])) if history else None,
               "stopped": stopped, "reason": reason, "params": n_params}

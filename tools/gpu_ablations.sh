@@ -4,6 +4,7 @@
 # (spread over the GPUs in $GPUS) so they also see the same hardware.
 #
 #   bash tools/gpu_ablations.sh prep    # shared autoencoder; motion classifier trained in the background
+#   bash tools/gpu_ablations.sh clf     # the motion classifier alone (rdtf eval's --classifier)
 #   bash tools/gpu_ablations.sh arms    # 5 arms × SEEDS, equal steps (see UNTIL below)
 #   bash tools/gpu_ablations.sh eval    # rdtf eval of every arm on builtin:emoji-holdout → $A/ablations.json
 #   bash tools/gpu_ablations.sh train   # prep + arms
@@ -71,14 +72,8 @@ EOF
 }
 
 case "$stage" in
-  prep|train)
-    [ -f $A/ae/config.json ] || CUDA_VISIBLE_DEVICES=$(gpu_of 0) $PY -m rdtf_engine train-autoencoder \
-      --data builtin:emoji --out $A/ae --preset small --size $SIZE --steps ${AE_STEPS:-2500} \
-      --batch-size ${AE_BATCH:-64} --max-frames 40000 --max-minutes ${AE_MINUTES:-2} --max-clips 4000 \
-      --device $DEVICE > $A/ae.log 2>&1
-    tail -2 $A/ae.log
-    # The motion classifier sees only real (procedural) clips of the training emoji; detached so arms can start.
-    [ -f $A/clf/motion_classifier.safetensors ] || CUDA_VISIBLE_DEVICES=$(gpu_of 1) $PY - "$A" "$DEVICE" "${CLF_CLIPS:-0}" "${CLF_STEPS:-0}" <<'EOF' > $A/clf.log 2>&1 &
+  clf)
+    $PY - "$A" "$DEVICE" "${CLF_CLIPS:-0}" "${CLF_STEPS:-0}" <<'EOF'
 import sys
 from rdtf_engine.data.sources import open_source
 from rdtf_engine.eval.classifier import train_motion_classifier, save_classifier
@@ -91,6 +86,15 @@ clf = train_motion_classifier(src, steps, device, max_clips=len(src), **kw)
 save_classifier(clf, folder + "/clf")
 print(clf.summary)
 EOF
+    ;;
+  prep|train)
+    [ -f $A/ae/config.json ] || CUDA_VISIBLE_DEVICES=$(gpu_of 0) $PY -m rdtf_engine train-autoencoder \
+      --data builtin:emoji --out $A/ae --preset small --size $SIZE --steps ${AE_STEPS:-2500} \
+      --batch-size ${AE_BATCH:-64} --max-frames 40000 --max-minutes ${AE_MINUTES:-2} --max-clips 4000 \
+      --device $DEVICE > $A/ae.log 2>&1
+    tail -2 $A/ae.log
+    # The motion classifier sees only real (procedural) clips of the training emoji; detached so arms can start.
+    [ -f $A/clf/motion_classifier.safetensors ] || CUDA_VISIBLE_DEVICES=$(gpu_of 1) bash "$0" clf > $A/clf.log 2>&1 &
     [ "$stage" = train ] || exit 0
     ;&
   arms)

@@ -5,8 +5,10 @@
 # still leaves the latest default model behind.
 #
 #   bash tools/gpu_lease.sh start 570    # set up, launch both jobs, watch 570 s, collect
+#   DDP=1 ABLATIONS=0 AE_FROM=.gpu/ae256 bash tools/gpu_lease.sh start 570   # every GPU on the default model
 #   bash tools/gpu_lease.sh watch 570    # watch, collect
 #   bash tools/gpu_lease.sh finish 400   # wait (≤ 400 s) for both jobs, collect
+#   bash tools/gpu_lease.sh solo 525     # one GPU, one call: autoencoder + DFGN for 525 s, export, collect
 #
 # Jobs end by DEADLINE = start + LEASE_S (default 1500 s): the default DFGN and the arms train until
 # DEADLINE − EVAL_S, then export and evaluate. The host has torch but no registry: diffusers travels as a wheel
@@ -46,25 +48,39 @@ print(rows[-1]["step"] + max(50, int(rows[-1]["steps_per_s"] * float(sys.argv[2]
 EOF
 }
 
-job_default() {  # GPU 0: autoencoder → DFGN (probe, then the step count that fits) → export → eval
-  local deadline=$1 eval_s=${EVAL_S:-300}
-  export CUDA_VISIBLE_DEVICES=0
-  [ -f $RUN/autoencoder/config.json ] || $PY -m rdtf_engine train-autoencoder --data builtin:emoji \
-    --out $RUN/autoencoder --preset $DPRESET --size $DSIZE --steps 3000 --batch-size 32 --lr 4e-4 --max-frames 24000 \
-    --max-minutes ${AE_MINUTES:-3.5} --max-clips 16000
-  echo "[lease] autoencoder done at $(( $(date +%s) - deadline + LEASE_S )) s"
+job_default() {  # autoencoder → DFGN (probe, then the step count that fits) → export → eval
+  local deadline=$1 eval_s=${EVAL_S:-300} n train
+  n=$(nvidia-smi -L | wc -l)
+  if [ "${DDP:-0}" = 1 ]; then  # every GPU trains the default model (DDP; global batch = n × BATCH)
+    train="$PY -m torch.distributed.run --standalone --nproc_per_node $n -m rdtf_engine train"
+  else
+    export CUDA_VISIBLE_DEVICES=0; train="$PY -m rdtf_engine train"
+  fi
+  if [ ! -f runs/abl/clf/motion_classifier.safetensors ] && [ "${ABLATIONS:-1}" = 0 ]; then
+    # while the main process renders data the last GPU is idle: profile a step there, then train the classifier
+    ( CUDA_VISIBLE_DEVICES=$(( n - 1 )) $PY tools/profile_step.py --batch "${BATCH:-128}" > runs/profile.json 2> runs/profile.log
+      CUDA_VISIBLE_DEVICES=$(( n - 1 )) bash tools/gpu_ablations.sh clf > runs/clf.log 2>&1 ) &
+  fi
+  local ae="--autoencoder $RUN/autoencoder"
+  if [ -n "${AE_FROM:-}" ]; then
+    ae="--autoencoder $AE_FROM"  # an autoencoder carried from an earlier lease (saves its minutes)
+  elif [ ! -f $RUN/autoencoder/config.json ]; then
+    CUDA_VISIBLE_DEVICES=0 $PY -m rdtf_engine train-autoencoder --data builtin:emoji --out $RUN/autoencoder \
+      --preset $DPRESET --size $DSIZE --steps 3000 --batch-size 32 --lr 4e-4 --max-frames 24000 \
+      --max-minutes ${AE_MINUTES:-3.5} --max-clips 16000
+  fi
+  echo "[lease] autoencoder ready at $(( $(date +%s) - deadline + LEASE_S )) s"
   # probe: learn the real step rate (data prep included before it), then fix the curriculum horizon to match
-  [ -d $RUN/checkpoints ] || $PY -m rdtf_engine train $DEF --steps 1000000 --max-minutes 1.5 || true
+  [ -d $RUN/checkpoints ] || $train $DEF $ae --steps 1000000 --max-minutes 1.5 || true
   local left=$(( deadline - eval_s - $(date +%s) ))
   local steps; steps=$(steps_for $RUN $left || echo 20000)
   echo "[lease] DFGN: $left s left, training to step $steps"
-  $PY -m rdtf_engine train --out $RUN --resume --steps "$steps" \
-    --max-minutes "$(awk "BEGIN {print $left / 60}")" || true
+  $train --out $RUN --resume --steps "$steps" --max-minutes "$(awk "BEGIN {print $left / 60}")" || true
   export_default runs/export && touch runs/default.exported
   while [ ! -f runs/abl/clf/motion_classifier.safetensors ]; do sleep 5; done
-  timeout $(( deadline - $(date +%s) + 60 )) $PY -m rdtf_engine eval --model $RUN --data builtin:emoji-holdout \
-    --clips ${EVAL_CLIPS:-64} --steps 20 --classifier runs/abl/clf --json --grid runs/default-grid.png \
-    > runs/default.eval.json 2> runs/default.eval.log || true
+  CUDA_VISIBLE_DEVICES=0 timeout $(( deadline - $(date +%s) + 60 )) $PY -m rdtf_engine eval --model $RUN \
+    --data builtin:emoji-holdout --clips ${EVAL_CLIPS:-64} --steps 20 --classifier runs/abl/clf --json \
+    --grid runs/default-grid.png > runs/default.eval.json 2> runs/default.eval.log || true
   echo "[lease] default job finished at $(date +%T)"; touch runs/default.done
 }
 
@@ -98,7 +114,8 @@ collect() {  # whatever exists now → $OUT (≤ 8 files of ≤ 16 MiB)
   fi
   local files=()
   for f in runs/*.log runs/*.json runs/*.png runs/default/metrics.jsonl runs/default/train_config.json \
-           runs/abl/*.log runs/abl/*.json runs/abl/*/metrics.jsonl runs/abl/clf/*.json runs/gpu_util.log; do
+           runs/abl/*.log runs/abl/*.json runs/abl/*/metrics.jsonl runs/abl/clf/*.json runs/gpu_util.log \
+           runs/profile.json runs/clf.log; do
     [ -e "$f" ] && files+=("$f")
   done
   ls runs/default/samples/*.png >/dev/null 2>&1 && files+=("$(ls runs/default/samples/*.png | tail -1)")
@@ -128,18 +145,14 @@ case "$cmd" in
       > runs/gpu_util.log 2>&1 < /dev/null &
     export LEASE_S
     setsid nohup bash "$0" job-default "$deadline" > runs/default.log 2>&1 < /dev/null &
-    setsid nohup bash "$0" job-ablations "$deadline" > runs/ablations.log 2>&1 < /dev/null &
+    if [ "${ABLATIONS:-1}" = 1 ]; then
+      setsid nohup bash "$0" job-ablations "$deadline" > runs/ablations.log 2>&1 < /dev/null &
+    else
+      touch runs/abl.done
+    fi
     watch_jobs "$SECS"; collect ;;
   watch) watch_jobs "$SECS"; collect ;;
   finish) watch_jobs "$SECS"; collect ;;
-  redo-default)  # after a failed DFGN: keep the autoencoder and latent cache, train MIN minutes, export, eval
-    ( cd $RUN && rm -rf checkpoints model samples train_config.json metrics.jsonl done.json )
-    export CUDA_VISIBLE_DEVICES=0
-    $PY -m rdtf_engine train $DEF --steps "${STEPS:-1500}" --max-minutes "${MIN:-5}" 2>&1 | tee runs/default.log | grep -E "^step|error" | tail -8 || true
-    export_default runs/export && touch runs/default.exported
-    timeout "${EVAL_TIMEOUT:-100}" $PY -m rdtf_engine eval --model $RUN --data builtin:emoji-holdout --clips "${EVAL_CLIPS:-24}" \
-      --steps 20 --classifier runs/abl/clf --json --grid runs/default-grid.png > runs/default.eval.json 2> runs/default.eval.log || true
-    collect ;;
   solo)  # one GPU, one call: autoencoder, then DFGN until SECS after the call began, export, collect
     export CUDA_VISIBLE_DEVICES=0
     [ -f $RUN/autoencoder/config.json ] || $PY -m rdtf_engine train-autoencoder --data builtin:emoji \

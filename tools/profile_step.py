@@ -1,0 +1,80 @@
+"""Where one DFGN training step spends its time: the top kernels/ops of a few profiled steps, printed as JSON.
+
+The second GPU run measured 412 ms per step for the `small` preset at batch 128 × 8 frames × 32² latents on an
+H200, i.e. ≈ 28 TFLOP/s of conv + matmul work: far from the card's bf16 peak. This finds the culprits (e.g.
+masked attention falling back to a slow kernel, fp32 norms, permute copies) on the real card, in ~a minute.
+
+    python tools/profile_step.py --preset small --batch 128 --size 32 --steps 6 [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--temporal", default="sti")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--size", type=int, default=32, help="latent size (256 px → 32)")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from rdtf_engine.model.dfgn import build_dfgn
+    from rdtf_engine.train_setup import resolve_device
+
+    dev, mp = resolve_device(args.device, "auto")  # same backend flags as training (cuDNN SDPA off, TF32)
+    model = build_dfgn(args.preset, temporal=args.temporal, num_frames=args.frames).to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
+    b, f, s = args.batch, args.frames, args.size
+    x = torch.randn(b, 4, f, s, s, device=dev)
+    cond = torch.zeros_like(x)
+    t = torch.randint(0, 1000, (b,), device=dev)
+    text = torch.randn(b, 32, 384, device=dev)
+    tmask = torch.ones(b, 32, dtype=torch.bool, device=dev)
+    fmask = torch.ones(b, f, dtype=torch.bool, device=dev)
+    fmask[: b // 2, 5:] = False  # half the clips padded, as the loss mask makes them
+
+    def step() -> None:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mp == "bf16"):
+            eps = model(x, t, text, cond, frame_mask=fmask, text_mask=tmask)
+        loss = (eps.float() - x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    for _ in range(3):  # warm-up (cuDNN autotuning)
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync()
+    ms = (time.perf_counter() - t0) * 1000 / args.steps
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(2):
+            step()
+        sync()
+    key = "self_device_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    rows = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
+    total = sum(getattr(e, key, 0) for e in rows) or 1
+    top = [{"op": e.key[:90], "share": round(getattr(e, key, 0) / total, 4), "calls": e.count} for e in rows[: args.top]]
+    print(json.dumps({"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+                      "preset": args.preset, "batch": b, "frames": f, "latent": s, "ms_per_step": round(ms, 1),
+                      "clips_per_s": round(b * 1000 / ms, 1), "top": top}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
