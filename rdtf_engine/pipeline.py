@@ -39,6 +39,10 @@ class StickerPipeline:
 
         dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                            ("cpu" if device == "auto" else device))
+        if dev.type == "cuda":
+            from .train_setup import configure_cuda
+
+            configure_cuda()
         unet, vae, card = load_model_folder(path, device=dev)
         return cls(unet, vae, card, get_text_encoder(card.text, dev), dev)
 

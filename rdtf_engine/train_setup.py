@@ -53,16 +53,23 @@ def resolve_device(device: str, mixed_precision: str) -> tuple[torch.device, str
     if dev.type == "cpu":
         mp = "no"  # bf16 autocast on CPU is slower than fp32 for these small convs
     else:
+        configure_cuda()
         # Training shapes are fixed (batch × frames × latent size), so cuDNN's autotuner pays off after a few
         # steps; TF32 for the fp32 parts (norms, losses) costs nothing visible in a diffusion loss.
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        # cuDNN's SDPA kernel fails ("mha_graph.execute … is_good()") once batch × heads passes its grid limit,
-        # which STI's per-pixel temporal attention reaches at batch 128 × 32² latents; flash / memory-efficient
-        # attention have no such limit.
-        torch.backends.cuda.enable_cudnn_sdp(False)
     return dev, mp
+
+
+def configure_cuda() -> None:
+    """Backend settings every CUDA process of the engine needs (training, generation, eval).
+
+    cuDNN's fused attention fails ("mha_graph.execute … is_good()", torch 2.11 + CUDA 13 on H200) for STI's
+    masked joint attention at training batch sizes (batch 128: 512 sequences of 2,048 tokens); flash and
+    memory-efficient attention have no such limit, so the cuDNN backend is switched off.
+    """
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

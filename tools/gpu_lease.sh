@@ -27,7 +27,11 @@ setup_env() {
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   fi
   export PYTHONPATH=/tmp/site:$PWD
-  if ! python3 -c "import diffusers.models.modeling_utils" 2>/dev/null; then
+  if python3 -c "import diffusers.models.modeling_utils" 2>/tmp/imp.err; then
+    echo "[lease] diffusers imports with the host's transformers / huggingface_hub"
+  else  # .whl/extra (transformers, tokenizers, hub: 17 MB) is kept out of the carry to stay under 64 MiB
+    tail -2 /tmp/imp.err
+    ls .whl/extra/*.whl >/dev/null 2>&1 || { echo "[lease] diffusers needs newer hub/transformers: carry .whl/extra"; exit 3; }
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/extra/*.whl
   fi
   [ -f /tmp/minilm/model.safetensors ] || python3 tools/gpu_bundle.py expand --src .gpu --dst /tmp/minilm >/dev/null
