@@ -33,12 +33,6 @@ class LatentCache:
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def clip_latents(self, i: int, idx: Sequence[int]) -> torch.Tensor:
-        """(len(idx), 4, h, w) latents of frames ``idx`` of clip ``i``."""
-        base = self.offsets[i]
-        sel = torch.as_tensor([base + j for j in idx], device=self.latents.device)
-        return self.latents.index_select(0, sel).float()
-
     def fixed_frames(self, i: int, n: int) -> list[int]:
         """Evenly spaced frames (ping-pong for short clips): the --no-dual-mask arm's fixed-length clips."""
         return uniform_keyframes(self.lengths[i], n)
