@@ -119,7 +119,7 @@ collect() {  # whatever exists now → $OUT (≤ 8 files of ≤ 16 MiB)
   local files=()
   for f in runs/*.log runs/*.json runs/*.png runs/default/metrics.jsonl runs/default/train_config.json \
            runs/abl/*.log runs/abl/*.json runs/abl/*/metrics.jsonl runs/abl/clf/*.json runs/gpu_util.log \
-           runs/profile.json runs/clf.log; do
+           runs/profile.json runs/profile.log runs/clf.log; do
     [ -e "$f" ] && files+=("$f")
   done
   ls runs/default/samples/*.png >/dev/null 2>&1 && files+=("$(ls runs/default/samples/*.png | tail -1)")
