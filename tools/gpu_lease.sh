@@ -76,6 +76,11 @@ job_default() {  # autoencoder â†’ DFGN (probe, then the step count that fits) â
   echo "[lease] autoencoder ready at $(( $(date +%s) - deadline + LEASE_S )) s"
   # probe: learn the real step rate (data prep included before it), then fix the curriculum horizon to match
   [ -d $RUN/checkpoints ] || $train $DEF $ae --steps 1000000 --max-minutes 1.5 || true
+  if [ "${DDP:-0}" = 1 ] && ! grep -q steps_per_s $RUN/metrics.jsonl 2>/dev/null; then
+    echo "[lease] the DDP probe made no step: falling back to one GPU"  # never lose the lease to NCCL
+    export CUDA_VISIBLE_DEVICES=0; train="$PY -m rdtf_engine train"
+    [ -d $RUN/checkpoints ] || $train $DEF $ae --steps 1000000 --max-minutes 1.5 || true
+  fi
   local left=$(( deadline - eval_s - $(date +%s) ))
   local steps; steps=$(steps_for $RUN $left || echo 20000)
   echo "[lease] DFGN: $left s left, training to step $steps"

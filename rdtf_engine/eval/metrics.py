@@ -9,7 +9,8 @@ Definitions (α = alpha in 0..255; all clips straight RGBA uint8 (F, H, W, 4)):
   a symmetric eigen-decomposition: Tr(√(√Σ₁ Σ₂ √Σ₁)) = Tr(√(Σ₁Σ₂)), no scipy needed. Reported with a
   noise floor: the distance between two halves of the references. Few clips in a 128-d space bias it
   upwards (n < d gives singular covariances): compare numbers only at equal clip counts.
-- **identity**: each frame is cropped to its visible pixels (α > 16), padded to a square, resized to
+- **identity**: each frame is cropped to the box of its body (α > max(16, ½·max α): faint specks far from
+  the object, which a decoder leaves behind, must not stretch the box), padded to a square, resized to
   20 × 20 premultiplied RGBA (1600-d, scale- and position-invariant); the clip's identity is the nearest
   reference sprite (L2, minimum over its frames and over 12 reference rotations every 30°).
 - **alpha semi-share**: |{16 < α < 239} \\ E| / |{α > 16} \\ E| over all frames, where E is the edge band:
@@ -124,9 +125,13 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------------------------- identity
 def identity_feature(frame: np.ndarray, size: int = IDENTITY_SIZE) -> np.ndarray | None:
-    """(H, W, 4) uint8 → (size·size·4,) float32, or None if the frame shows (almost) nothing."""
+    """(H, W, 4) uint8 → (size·size·4,) float32, or None if the frame shows (almost) nothing.
+
+    The box comes from the body (α above half the frame's peak), not from every visible pixel: one α = 20
+    speck in a corner (autoencoder haze) would otherwise make the crop the whole canvas and the feature
+    meaningless (round-trip identity of real clips through the 256 px autoencoder: 0 % with α > 16)."""
     a = frame[..., 3]
-    ys, xs = np.nonzero(a > 16)
+    ys, xs = np.nonzero(a > max(16, int(a.max()) // 2))
     if len(xs) < 4:
         return None
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
