@@ -110,7 +110,7 @@ def cmd_train(args, rep: Reporter) -> int:
                        batch_size=args.batch_size, lr=args.lr, size=args.size, seed=args.seed, resume=args.resume,
                        dual_mask=not args.no_dual_mask, curriculum="none" if args.no_curriculum else args.curriculum,
                        temporal=args.temporal, autoencoder=args.autoencoder, ae_steps=args.ae_steps,
-                       grad_accum=args.grad_accum, sample_every=args.sample_every,
+                       init_from=args.init_from, grad_accum=args.grad_accum, sample_every=args.sample_every,
                        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
                        max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision)
     if not args.resume:
@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--temporal", choices=("sti", "conv3d"), default="sti")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
     t.add_argument("--ae-steps", type=int, default=500)
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from this model's weights (a model folder or name, e.g. default): fine-tune it on "
+                        "your stickers with its own autoencoder; preset and temporal layer must match")
     t.add_argument("--grad-accum", type=int, default=1)
     t.add_argument("--sample-every", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=100)

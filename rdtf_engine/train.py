@@ -32,7 +32,7 @@ from .errors import Cancelled, InputError, TrainingError
 from .events import Log, Metrics, Progress, never_stop, null_event
 from .masks import masked_mse
 from .requests import TrainRequest, from_dict, to_dict
-from .train_setup import prepare_data, resolve_device, write_json_atomic
+from .train_setup import init_weights, prepare_data, resolve_device, write_json_atomic
 from .validation import validation_loss
 
 LOG_EVERY = 10
@@ -75,6 +75,8 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     text_cfg = TextConfig()
     text = get_text_encoder(text_cfg, device)
     model = build_dfgn(req.preset, temporal=req.temporal, num_frames=req.num_frames).to(device)
+    if req.init_from and not (req.resume and latest_checkpoint(run_dir) is not None):
+        on_event(Log("info", init_weights(model, req, device)))  # before the EMA copies the weights
     n_params = count_parameters(model)
     on_event(Log("info", f"DFGN preset {req.preset} ({req.temporal}): {n_params / 1e6:.2f} M parameters on {device}"))
     cuda = device.type == "cuda"  # fused/foreach kernels: hundreds of small tensors per step otherwise

@@ -96,7 +96,10 @@ def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop
         raise InputError(f"no usable clips in {req.data}")
     on_event(Log("info", f"data {req.data}: {n} clips at {req.size} px"))
     ae_dir = run_dir / "autoencoder"
-    if req.autoencoder:
+    if req.init_from and not req.autoencoder:  # a fine-tune keeps its model's latent space
+        vae, scale = load_autoencoder(resolve_init(req.init_from), device)
+        on_event(Log("info", f"using the autoencoder of {req.init_from} (latent scale {scale:.4f})"))
+    elif req.autoencoder:
         vae, scale = load_autoencoder(req.autoencoder, device)
         on_event(Log("info", f"using autoencoder {req.autoencoder} (latent scale {scale:.4f})"))
     elif (ae_dir / "config.json").is_file():
@@ -134,3 +137,33 @@ def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop
         on_event(Log("info", f"reusing the latent cache of {len(cache)} clips"))
     summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
     return TrainData(cache, train_ids, val_ids, vae, scale, summary)
+
+
+def resolve_init(name: str) -> Path:
+    """--init-from: a model folder path or an installed model's name → its folder (validated)."""
+    from .model_store import resolve_model, validate_model_folder
+
+    p = Path(name).expanduser()
+    folder = p if p.is_dir() else resolve_model(name)
+    validate_model_folder(folder)
+    return folder
+
+
+def init_weights(model, req, device) -> str:
+    """Copy the DFGN weights of ``req.init_from`` into ``model`` (fp16 files are upcast); → a log line.
+
+    Only a model of the same architecture can seed a run: a preset / temporal-layer / frame-count mismatch is a
+    clear TrainingError, never a silently partial load."""
+    from .errors import TrainingError
+    from .model_store import load_model_folder
+
+    folder = resolve_init(req.init_from)
+    unet, _, card = load_model_folder(folder, device="cpu")
+    mine, theirs = model.state_dict(), unet.state_dict()
+    bad = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
+    if bad or len(theirs) != len(mine):
+        raise TrainingError(f"--init-from {req.init_from}: its network ({card.preset}, {card.temporal}, "
+                            f"{card.num_frames} frames) does not match this run ({req.preset}, {req.temporal}, "
+                            f"{req.num_frames} frames); first mismatch: {(bad or ['extra keys'])[0]}")
+    model.load_state_dict({k: v.to(device=device, dtype=mine[k].dtype) for k, v in theirs.items()})
+    return f"initialised from {folder} ({card.name}, {card.steps} steps)"

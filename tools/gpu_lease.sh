@@ -42,7 +42,7 @@ RUN=runs/default
 # Batch 128: at batch 32 the small DFGN is launch-bound on an H100-class GPU (≈15 k aten ops per step whatever
 # the batch), so a 4× batch costs little extra wall time per step (metrics.jsonl "ms" shows the split).
 DEF="--data builtin:emoji --out $RUN --preset $DPRESET --size $DSIZE --batch-size ${BATCH:-128} --lr ${LR:-4e-4}
-     --max-clips ${MAX_CLIPS:-6000} --checkpoint-every 500 --sample-every 1000"
+     --max-clips ${MAX_CLIPS:-6000} --checkpoint-every ${CKPT_EVERY:-500} --sample-every 1000"
 
 steps_for() {  # step target so that run $1 (rate from its metrics) ends $2 s from now
   $PY - "$1" "$2" <<'EOF'
@@ -66,7 +66,9 @@ job_default() {  # autoencoder → DFGN (probe, then the step count that fits) �
       CUDA_VISIBLE_DEVICES=$(( n - 1 )) bash tools/gpu_ablations.sh clf > runs/clf.log 2>&1 ) &
   fi
   local ae="--autoencoder $RUN/autoencoder"
-  if [ -n "${AE_FROM:-}" ]; then
+  if [ -n "${INIT_FROM:-}" ]; then
+    ae="--init-from $INIT_FROM"  # continue a model that came back from an earlier lease (its own autoencoder)
+  elif [ -n "${AE_FROM:-}" ]; then
     ae="--autoencoder $AE_FROM"  # an autoencoder carried from an earlier lease (saves its minutes)
   elif [ ! -f $RUN/autoencoder/config.json ]; then
     CUDA_VISIBLE_DEVICES=0 $PY -m rdtf_engine train-autoencoder --data builtin:emoji --out $RUN/autoencoder \
@@ -123,7 +125,7 @@ collect() {  # whatever exists now → $OUT (≤ 8 files of ≤ 16 MiB)
   fi
   local files=()
   for f in runs/*.log runs/*.json runs/*.png runs/default/metrics.jsonl runs/default/train_config.json \
-           runs/abl/*.log runs/abl/*.json runs/abl/*/metrics.jsonl runs/abl/clf/*.json runs/gpu_util.log \
+           runs/abl/*.log runs/abl/*.json runs/abl/*/metrics.jsonl runs/abl/clf/* runs/gpu_util.log \
            runs/profile.json runs/profile.log runs/clf.log; do
     [ -e "$f" ] && files+=("$f")
   done
