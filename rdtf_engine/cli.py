@@ -106,10 +106,19 @@ def cmd_train(args, rep: Reporter) -> int:
     if not args.data and not args.resume:
         raise InputError("--data is required (or --resume to continue the run in --out)")
     steps = args.steps if args.steps is not None else (0 if args.resume else 1000)
-    req = TrainRequest(data=args.data or "", out=args.out, preset=args.preset, steps=steps,
-                       batch_size=args.batch_size, lr=args.lr, size=args.size, seed=args.seed, resume=args.resume,
+    base = None
+    if args.init_from and not args.resume:  # a fine-tune inherits its model's architecture unless told otherwise
+        from .model_store import validate_model_folder
+        from .train_setup import resolve_init
+
+        base = validate_model_folder(resolve_init(args.init_from))
+    preset = args.preset or (base.preset if base else "tiny")
+    size = args.size or (base.size if base else 64)
+    temporal = args.temporal or (base.temporal if base else "sti")
+    req = TrainRequest(data=args.data or "", out=args.out, preset=preset, steps=steps,
+                       batch_size=args.batch_size, lr=args.lr, size=size, seed=args.seed, resume=args.resume,
                        dual_mask=not args.no_dual_mask, curriculum="none" if args.no_curriculum else args.curriculum,
-                       temporal=args.temporal, autoencoder=args.autoencoder, ae_steps=args.ae_steps,
+                       temporal=temporal, autoencoder=args.autoencoder, ae_steps=args.ae_steps,
                        init_from=args.init_from, grad_accum=args.grad_accum, sample_every=args.sample_every,
                        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
                        max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision)
@@ -202,22 +211,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", default=None,
                    help="folder/zip of stickers, dataset folder, builtin:shapes, builtin:emoji (not with --resume)")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--preset", default="tiny", help="tiny | small | paper")
+    t.add_argument("--preset", default=None, help="tiny | small | paper (default tiny, or --init-from's)")
     t.add_argument("--steps", type=int, default=None, help="total steps (default 1000; with --resume: the run's own)")
     t.add_argument("--batch-size", type=int, default=4)
     t.add_argument("--lr", type=float, default=2e-4)
-    t.add_argument("--size", type=int, default=64)
+    t.add_argument("--size", type=int, default=None, help="frame size in px (default 64, or --init-from's)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")
     t.add_argument("--no-curriculum", action="store_true", help="same as --curriculum none")
     t.add_argument("--curriculum", choices=("none", "linear", "adaptive"), default="adaptive")
-    t.add_argument("--temporal", choices=("sti", "conv3d"), default="sti")
+    t.add_argument("--temporal", choices=("sti", "conv3d"), default=None, help="default sti, or --init-from's")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
     t.add_argument("--ae-steps", type=int, default=500)
     t.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this model's weights (a model folder or name, e.g. default): fine-tune it on "
-                        "your stickers with its own autoencoder; preset and temporal layer must match")
+                        "your stickers with its own autoencoder, preset, temporal layer and size")
     t.add_argument("--grad-accum", type=int, default=1)
     t.add_argument("--sample-every", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=100)

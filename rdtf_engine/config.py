@@ -105,6 +105,8 @@ class ModelCard:
     text: TextConfig = field(default_factory=TextConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     latent_scale: float = 1.0
+    base_model: str = ""  # --init-from: the model this one was fine-tuned from ("" = trained from scratch)
+    base_steps: int = 0  # that model's own steps (its base's included): total training = base_steps + steps
     created: str = ""
     engine_version: str = ""
 

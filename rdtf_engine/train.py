@@ -32,7 +32,7 @@ from .errors import Cancelled, InputError, TrainingError
 from .events import Log, Metrics, Progress, never_stop, null_event
 from .masks import masked_mse
 from .requests import TrainRequest, from_dict, to_dict
-from .train_setup import init_weights, prepare_data, resolve_device, write_json_atomic
+from .train_setup import base_of, init_weights, prepare_data, resolve_device, write_json_atomic
 from .validation import validation_loss
 
 LOG_EVERY = 10
@@ -77,6 +77,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     model = build_dfgn(req.preset, temporal=req.temporal, num_frames=req.num_frames).to(device)
     if req.init_from and not (req.resume and latest_checkpoint(run_dir) is not None):
         on_event(Log("info", init_weights(model, req, device)))  # before the EMA copies the weights
+    base = base_of(req, run_dir)
     n_params = count_parameters(model)
     on_event(Log("info", f"DFGN preset {req.preset} ({req.temporal}): {n_params / 1e6:.2f} M parameters on {device}"))
     cuda = device.type == "cuda"  # fused/foreach kernels: hundreds of small tensors per step otherwise
@@ -119,7 +120,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                  "config": to_dict(req)}
         ema_state = {n: p.detach() for (n, _), p in zip(raw_model.named_parameters(), ema.shadow_params)}
         save_checkpoint(run_dir, step, raw_model, ema_state, optimizer, state)
-        _export_model(run_dir, raw_model, ema, data, req, step, history)
+        _export_model(run_dir, raw_model, ema, data, req, step, history, base)
         on_event(Log("info", f"checkpoint at step {step} ({reason})"))
 
     val_every = max(LOG_EVERY, req.checkpoint_every)
@@ -270,7 +271,7 @@ def _validate(model, ema, data, text, noise_sched, req, step, on_event, run_dir,
         f.write(json.dumps({"step": step, "val": per_task}) + "\n")
 
 
-def _export_model(run_dir, model, ema, data, req, step, history) -> None:
+def _export_model(run_dir, model, ema, data, req, step, history, base=("", 0)) -> None:
     """Write the EMA weights as a complete model folder (run_dir/model) usable by generate."""
     import copy
 
@@ -281,7 +282,7 @@ def _export_model(run_dir, model, ema, data, req, step, history) -> None:
     card = ModelCard(name=run_dir.name, preset=req.preset, size=req.size, num_frames=req.num_frames,
                      temporal=req.temporal, dual_mask=req.dual_mask, curriculum=req.curriculum, steps=step,
                      data=req.data, data_summary=data.summary, latent_scale=data.scale,
-                     engine_version=__version__)
+                     base_model=base[0], base_steps=base[1], engine_version=__version__)
     save_model_folder(run_dir / "model", ema_model, data.vae, card)
 
 

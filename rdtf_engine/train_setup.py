@@ -143,8 +143,7 @@ def resolve_init(name: str) -> Path:
     """--init-from: a model folder path or an installed model's name → its folder (validated)."""
     from .model_store import resolve_model, validate_model_folder
 
-    p = Path(name).expanduser()
-    folder = p if p.is_dir() else resolve_model(name)
+    folder = resolve_model(name)  # a model folder, a training run (its EMA model) or an installed model's name
     validate_model_folder(folder)
     return folder
 
@@ -166,4 +165,18 @@ def init_weights(model, req, device) -> str:
                             f"{card.num_frames} frames) does not match this run ({req.preset}, {req.temporal}, "
                             f"{req.num_frames} frames); first mismatch: {(bad or ['extra keys'])[0]}")
     model.load_state_dict({k: v.to(device=device, dtype=mine[k].dtype) for k, v in theirs.items()})
-    return f"initialised from {folder} ({card.name}, {card.steps} steps)"
+    return f"initialised from {folder} ({card.name}, {card.base_steps + card.steps} steps)"
+
+
+def base_of(req, run_dir: Path) -> tuple[str, int]:
+    """(base model name, its total steps) recorded in the cards of a run started with --init-from."""
+    if not req.init_from:
+        return "", 0
+    from .model_store import validate_model_folder
+
+    own = run_dir / "model"
+    if req.resume and (own / "config.json").is_file():  # the base may be gone by now: the run remembers it
+        card = validate_model_folder(own)
+        return card.base_model, card.base_steps
+    card = validate_model_folder(resolve_init(req.init_from))
+    return card.name, card.base_steps + card.steps

@@ -3,7 +3,9 @@
 The GPU host has torch/transformers/accelerate but not diffusers, the text-encoder package, nor the emoji font,
 and a call may carry at most 64 MiB. The MiniLM weights are 87 MB, so we carry the transformer layers in fp16
 and only the word-embedding rows that the training captions can use (frozen encoder: identical outputs for
-those captions), and rebuild a full-size model folder on the host.
+those captions), and rebuild a full-size model folder on the host. The 11 MB emoji font is cut down to the
+500 curated emoji (1.3 MB, identical sprites) when fontTools is importable (`pip install fonttools`, a dev-only
+tool): that saving is what lets a lease also carry a 31 MB model to continue (`INIT_FROM`).
 
     python tools/gpu_bundle.py pack   [--out .gpu]          # here: writes .gpu/{minilm-pruned,font}
     python tools/gpu_bundle.py expand [--src .gpu] --dst D  # on the GPU host: full model folder for RDTF_TEXT_MODEL
@@ -52,8 +54,27 @@ def pack(out: Path) -> None:
     save_file(tensors, str(dst / "pruned.safetensors"), metadata={"key": key, "vocab": str(rows.shape[0])})
     font = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
     (out / "font").mkdir(parents=True, exist_ok=True)
-    shutil.copy(font, out / "font" / font.name)
+    pack_font(font, out / "font" / font.name)
     print(f"kept {len(keep)} of {rows.shape[0]} word embeddings; bundle in {out}")
+
+
+def pack_font(font: Path, dst: Path) -> None:
+    """Subset the font to the curated code points (sprites stay byte-identical), else copy it whole."""
+    try:
+        from fontTools import subset
+    except ImportError:
+        shutil.copy(font, dst)
+        print("fontTools not installed: carrying the whole font (11 MB)")
+        return
+    from rdtf_engine.data.emoji import candidate_codepoints
+
+    opts = subset.Options()
+    opts.layout_features, opts.hinting = ["*"], False
+    f = subset.load_font(str(font), opts)
+    sub = subset.Subsetter(opts)
+    sub.populate(unicodes=candidate_codepoints())
+    sub.subset(f)
+    subset.save_font(f, str(dst), opts)
 
 
 def expand(src: Path, dst: Path) -> None:

@@ -26,7 +26,9 @@ def _num(x, nd=4) -> str:
     return "n/a" if x is None else f"{x:.{nd}f}"
 
 
-def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_minutes: float) -> str:
+def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_minutes: float,
+               batch: str = "?") -> str:
+    """``metrics``: the metrics.jsonl rows of the run that produced the folder (the last one of a chain)."""
     cfg = json.loads((folder / "config.json").read_text("utf-8"))
     size_mb = sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 2**20
     train = [m for m in metrics if "loss" in m]
@@ -52,7 +54,11 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         "- Held out and never trained on: 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`).",
         "",
         "## Training",
-        f"- {cfg.get('steps')} optimizer steps on {gpu}, {gpu_minutes:g} GPU-minutes in all (autoencoder, data "
+        (f"- Initialised from `{cfg['base_model']}` ({cfg.get('base_steps', 0)} steps, same data and settings, "
+         f"fresh optimizer), then {cfg.get('steps')} more: "
+         f"**{cfg.get('base_steps', 0) + cfg.get('steps', 0)} optimizer steps in all**." if cfg.get("base_model")
+         else f"- Trained from scratch for {cfg.get('steps')} optimizer steps."),
+        f"- Global batch {batch}; on {gpu}, {gpu_minutes:g} GPU-minutes in all (autoencoder, data "
         f"preparation and evaluation included); last rate {_num(rate, 2)} steps/s, peak GPU memory "
         f"{mem / 1024:.1f} GiB per GPU.",
         f"- Final training loss (mean of the last logged windows): {_num(final_loss)}.",
@@ -98,10 +104,11 @@ def main() -> None:
     ap.add_argument("--grid", type=Path)
     ap.add_argument("--gpu", required=True)
     ap.add_argument("--gpu-minutes", type=float, required=True)
+    ap.add_argument("--batch", default="?", help="global batch, e.g. '512 (4 GPUs × 128)'")
     args = ap.parse_args()
     metrics = [json.loads(x) for x in args.metrics.read_text("utf-8").splitlines() if x.strip()]
     report = json.loads(args.eval.read_text("utf-8"))
-    card = build_card(args.folder, metrics, report, args.gpu, args.gpu_minutes)
+    card = build_card(args.folder, metrics, report, args.gpu, args.gpu_minutes, args.batch)
     (args.folder / "MODEL_CARD.md").write_text(card, "utf-8")
     if args.grid:
         shutil.copy(args.grid, args.folder / "samples.png")

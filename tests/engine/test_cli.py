@@ -127,3 +127,16 @@ def test_help_lists_every_command():
     for cmd in ("generate", "train", "train-autoencoder", "models", "eval", "worker", "import", "export", "check"):
         assert cmd in r.stdout
     assert Path(sys.executable).exists()
+
+
+def test_train_init_from_inherits_the_models_architecture(tiny_run, tmp_path):
+    """`rdtf train --init-from MODEL` takes preset, size and temporal layer from MODEL unless given."""
+    import json
+
+    out = tmp_path / "ft"
+    rc = main(["train", "--data", "builtin:shapes", "--out", str(out), "--init-from", str(tiny_run[0]),
+               "--steps", "1", "--batch-size", "2", "--max-clips", "8", "--checkpoint-every", "1"])
+    assert rc == 0
+    cfg = json.loads((out / "train_config.json").read_text())
+    assert (cfg["preset"], cfg["size"], cfg["temporal"]) == ("tiny", 32, "sti")
+    assert cfg["init_from"] == str(tiny_run[0])

@@ -129,6 +129,20 @@ def test_identity_bank_recognises_shapes():
     assert bank.identify(empty) is None
 
 
+def test_identity_feature_ignores_faint_specks():
+    """Decoder haze (α ≈ 20 far from the object) must not stretch the crop box: same feature, exactly."""
+    from rdtf_engine.eval.metrics import identity_feature
+
+    f = np.zeros((64, 64, 4), np.uint8)
+    f[20:40, 24:36] = (250, 200, 40, 255)
+    hazy = f.copy()
+    hazy[0, 0, 3] = hazy[63, 63, 3] = 20
+    assert np.array_equal(identity_feature(hazy), identity_feature(f))
+    faded = f.copy()
+    faded[..., 3] //= 4  # a whole object fading out (α 63) is still found
+    assert identity_feature(faded) is not None
+
+
 # ---------------------------------------------------------------------------------------------- alpha (exact)
 def _square(alpha_value: int = 255) -> np.ndarray:
     f = np.zeros((32, 32, 4), np.uint8)

@@ -152,3 +152,28 @@ def test_generate_live_preview_events(tiny_run):
         assert im.size == (32, 32) and im.mode == "RGBA"
     assert [e.step for e in events if isinstance(e, Progress)][-1] == 4
     assert res.frames.shape == (8, 32, 32, 4)
+
+
+def test_init_from_starts_at_the_models_weights_with_its_autoencoder(tiny_run, tmp_path, make_request):
+    """--init-from (fine-tuning): the run starts from the model's DFGN weights and reuses its autoencoder."""
+    from rdtf_engine.errors import TrainingError
+
+    base = tiny_run[0] / "model"
+    events: list = []
+    res = train(make_request(tmp_path / "ft", steps=1, lr=1e-9, ae_steps=1, init_from=str(base)),
+                on_event=events.append)
+    assert res["step"] == 1
+    logs = " ".join(getattr(e, "message", "") for e in events)
+    assert "initialised from" in logs and "using the autoencoder of" in logs
+    assert not (tmp_path / "ft" / "autoencoder").exists()  # no new autoencoder was trained
+    unet0, vae0, card0 = load_model_folder(base)
+    unet1, vae1, card1 = load_model_folder(tmp_path / "ft" / "model")
+    assert (card1.base_model, card1.base_steps, card1.steps) == (card0.name, card0.steps, 1)
+    for (k, a), b in zip(unet0.state_dict().items(), unet1.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), k  # lr 1e-9: one step moves nothing measurable
+    for a, b in zip(vae0.state_dict().values(), vae1.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(TrainingError, match="does not match"):
+        train(make_request(tmp_path / "bad", steps=1, temporal="conv3d", init_from=str(base)))
+    with pytest.raises(ModelError):
+        train(make_request(tmp_path / "none", steps=1, init_from=str(tmp_path / "no-such-model")))
