@@ -6,6 +6,10 @@ Sampling uses diffusers schedulers: DPM-Solver++ (fast default, ~20 steps) or DD
     no condition frames:  ε = ε(∅) + s_txt·(ε(txt) − ε(∅))
     with frames given:    ε = ε(∅,∅) + s_img·(ε(img,∅) − ε(∅,∅)) + s_txt·(ε(img,txt) − ε(img,∅))
 
+A model samples at the size it was trained at (``card.size``): a UNet run on a latent grid it never saw composes
+badly (duplicated or broken objects), so another requested size is generated at the native size and resampled
+(premultiplied Lanczos, ``io.timeline.fit_canvas``); given frames are resampled to the native size to condition on.
+
 Clips longer than the model's window (``num_frames``, 8) are generated window by window: each next window
 gets the last ``OVERLAP`` generated frames as given frames (the forward-prediction task of the condition
 mask), so one model trained on 8-frame windows makes 24-frame stickers. Locked frames come back unchanged.
@@ -57,12 +61,15 @@ class StickerPipeline:
 
         ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
         ``preview_every`` steps (one extra decode each time: the app's live preview)."""
+        from .io.timeline import fit_canvas
+
+        out_size, size = int(size), int(self.card.size) or int(size)
         h = size // 8
         cond_frames = list(cond_frames) if cond_frames else [None] * num_frames
         given = torch.zeros(num_frames, 4, h, h, device=self.device)
         known = [f is not None for f in cond_frames]
         if any(known):
-            pix = rgba_to_tensor(np.stack([f for f in cond_frames if f is not None]))
+            pix = rgba_to_tensor(fit_canvas(np.stack([f for f in cond_frames if f is not None]), size, size))
             lat = encode_frames(self.vae, pix, self.scale)
             given[torch.tensor(known)] = lat.to(self.device)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -83,7 +90,8 @@ class StickerPipeline:
             if preview is not None and preview_every > 0:
                 def peek(i, x0, wi=wi):
                     if i % preview_every == 0 and i < steps:
-                        preview(wi * steps + i, tensor_to_rgba(decode_latents(self.vae, x0, self.scale)))
+                        rgba = tensor_to_rgba(decode_latents(self.vae, x0, self.scale))
+                        preview(wi * steps + i, fit_canvas(rgba, out_size, out_size))
             z = self._denoise(cond, any(mask), states, tmask, steps, gen, guidance_text, guidance_image,
                               scheduler, lambda i, wi=wi: callback and callback(wi * steps + i, total),
                               should_stop, peek)
@@ -91,7 +99,7 @@ class StickerPipeline:
                 if not known[i] and not done[i]:
                     out[i] = z[j]
                     done[i] = True
-        frames = tensor_to_rgba(decode_latents(self.vae, out, self.scale))
+        frames = fit_canvas(tensor_to_rgba(decode_latents(self.vae, out, self.scale)), out_size, out_size)
         for i, f in enumerate(cond_frames):
             if f is not None:
                 frames[i] = f  # a locked frame stays exactly what the user locked

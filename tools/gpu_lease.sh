@@ -6,7 +6,9 @@
 #
 #   bash tools/gpu_lease.sh start 570    # set up, launch both jobs, watch 570 s, collect
 #   DDP=1 ABLATIONS=0 AE_FROM=.gpu/ae256 bash tools/gpu_lease.sh start 570   # every GPU on the default model
-#   bash tools/gpu_lease.sh watch 570    # watch, collect
+#   DDP=1 ABLATIONS=0 INIT_FROM=.gpu/init bash tools/gpu_lease.sh start 555  # continue a model (rdtf train --init-from)
+#   bash tools/gpu_lease.sh watch 570    # watch, collect (twice in session 3 the host was gone by this call:
+#                                        # plan every call to be useful on its own)
 #   bash tools/gpu_lease.sh finish 400   # wait (≤ 400 s) for both jobs, collect
 #   bash tools/gpu_lease.sh solo 525     # one GPU, one call: autoencoder + DFGN for 525 s, export, collect
 #
@@ -122,6 +124,8 @@ collect() {  # whatever exists now → $OUT (≤ 8 files of ≤ 16 MiB)
   if [ ! -f runs/default.exported ]; then src=runs/snap; export_default $src > /dev/null 2>&1 || true; fi
   if [ -d $src/default ]; then
     tar cf - -C $src default | split -b 15m - "$OUT/default.tar.part-"
+  elif [ -f $RUN/autoencoder/config.json ]; then  # no DFGN yet: at least the autoencoder's minutes come back
+    tar cf "$OUT/autoencoder.tar" -C $RUN autoencoder
   fi
   local files=()
   for f in runs/*.log runs/*.json runs/*.png runs/default/metrics.jsonl runs/default/train_config.json \

@@ -154,6 +154,21 @@ def test_generate_live_preview_events(tiny_run):
     assert res.frames.shape == (8, 32, 32, 4)
 
 
+def test_other_sizes_are_generated_at_the_native_size_and_resampled(tiny_run):
+    """A 32 px model asked for 64 px samples at 32 px (its latent grid) and resamples; locked frames stay exact."""
+    from rdtf_engine.io.timeline import fit_canvas
+
+    pipe = StickerPipeline.from_pretrained(tiny_run[0] / "model", "cpu")
+    native = pipe("a blue star spinning", 4, 32, steps=3, seed=5)
+    big = pipe("a blue star spinning", 4, 64, steps=3, seed=5)
+    assert big.shape == (4, 64, 64, 4)
+    assert np.array_equal(big, fit_canvas(native, 64, 64))
+    lock = np.zeros((64, 64, 4), np.uint8)
+    lock[8:40, 8:40] = (10, 200, 30, 255)
+    res = pipe("a blue star spinning", 4, 64, steps=2, seed=5, cond_frames=[lock, None, None, None])
+    assert res.shape == (4, 64, 64, 4) and np.array_equal(res[0], lock)
+
+
 def test_init_from_starts_at_the_models_weights_with_its_autoencoder(tiny_run, tmp_path, make_request):
     """--init-from (fine-tuning): the run starts from the model's DFGN weights and reuses its autoencoder."""
     from rdtf_engine.errors import TrainingError
