@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prompt", required=True)
     g.add_argument("--model", default="default", help="default, a model name, a model folder or a run folder")
     g.add_argument("--frames", type=int, default=8)
-    g.add_argument("--size", type=int, default=None, help="pixels (default: the model's training size; other sizes are sampled at that size and resampled)")
+    g.add_argument("--size", type=int, default=None,
+                   help="pixels (default: the model's training size; other sizes are sampled at it and resampled)")
     g.add_argument("--steps", type=int, default=20)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--guidance", type=float, default=7.5, help="text guidance scale")
