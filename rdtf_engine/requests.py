@@ -93,7 +93,7 @@ class TrainRequest:
     curriculum: str = "adaptive"  # "none" | "linear" | "adaptive" (the paper's Table 4 arms)
     temporal: str = "sti"  # "sti" | "conv3d" (the paper's Table 3 ablation)
     autoencoder: str | None = None
-    init_from: str | None = None  # a model folder: start the DFGN (and, unless autoencoder is set, its autoencoder) from it
+    init_from: str | None = None  # a model to fine-tune: its DFGN weights (and its autoencoder unless given)
     ae_steps: int = 500
     grad_accum: int = 1
     ema_decay: float = 0.999
