@@ -64,7 +64,7 @@ job_default() {  # autoencoder â†’ DFGN (probe, then the step count that fits) â
   fi
   if [ ! -f runs/abl/clf/motion_classifier.safetensors ] && [ "${ABLATIONS:-1}" = 0 ]; then
     # while the main process renders data the last GPU is idle: profile a step there, then train the classifier
-    ( CUDA_VISIBLE_DEVICES=$(( n - 1 )) $PY tools/profile_step.py --batch "${BATCH:-128}" > runs/profile.json 2> runs/profile.log
+    ( CUDA_VISIBLE_DEVICES=$(( n - 1 )) $PY tools/profile_step.py --preset $DPRESET --batch "${BATCH:-128}" --size $(( DSIZE / 8 )) > runs/profile.json 2> runs/profile.log
       CUDA_VISIBLE_DEVICES=$(( n - 1 )) bash tools/gpu_ablations.sh clf > runs/clf.log 2>&1 ) &
   fi
   local ae="--autoencoder $RUN/autoencoder"
