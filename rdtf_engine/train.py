@@ -32,7 +32,7 @@ from .errors import Cancelled, InputError, TrainingError
 from .events import Log, Metrics, Progress, never_stop, null_event
 from .masks import masked_mse
 from .requests import TrainRequest, from_dict, to_dict
-from .train_setup import base_of, init_weights, prepare_data, resolve_device, write_json_atomic
+from .train_setup import base_of, init_weights, prepare_data, resolve_device, warmup_steps, write_json_atomic
 from .validation import validation_loss
 
 LOG_EVERY = 10
@@ -83,7 +83,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     cuda = device.type == "cuda"  # fused/foreach kernels: hundreds of small tensors per step otherwise
     optimizer = torch.optim.AdamW(model.parameters(), lr=req.lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8,
                                   fused=cuda)
-    warmup = min(500, max(1, req.steps // 10))
+    warmup = warmup_steps(req.steps, fine_tune=bool(req.init_from))
     lr_sched = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=warmup)
     ema = EMAModel(model.parameters(), decay=req.ema_decay, use_ema_warmup=True, power=2 / 3, foreach=cuda)
     curriculum = Curriculum(CurriculumConfig(mode=req.curriculum, horizon=req.steps), seed=seed)

@@ -76,6 +76,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2))
 
 
+def warmup_steps(steps: int, fine_tune: bool = False) -> int:
+    """Linear LR warm-up length: 10 % of the run, at most 500 steps from scratch. A fine-tune (``--init-from``)
+    starts from trained weights and only needs Adam's moment estimates to settle: at most 100 steps, so short
+    continuation chunks (a few thousand steps per GPU lease) spend little of their time at a reduced LR."""
+    return min(100 if fine_tune else 500, max(1, int(steps) // 10))
+
+
 def split_ids(n: int) -> tuple[list[int], list[int]]:
     """Deterministic split: every 20th clip (up to 64) is held out for the validation denoising loss."""
     if n < 2:

@@ -7,6 +7,9 @@
 #   bash tools/gpu_lease.sh start 570    # set up, launch both jobs, watch 570 s, collect
 #   DDP=1 ABLATIONS=0 AE_FROM=.gpu/ae256 bash tools/gpu_lease.sh start 570   # every GPU on the default model
 #   DDP=1 ABLATIONS=0 INIT_FROM=.gpu/init bash tools/gpu_lease.sh start 555  # continue a model (rdtf train --init-from)
+#   DSIZE=128 DDP=1 ABLATIONS=0 EVAL_CLIPS=0 SEED=2 CLF_FROM=.gpu/clf INIT_FROM=.gpu/init \
+#     bash tools/gpu_lease.sh start 562   # session 4's calls: on a warm host it resumes runs/default (optimizer
+#                                         # kept), on a fresh one it continues the carried model; no eval on GPU
 #   bash tools/gpu_lease.sh watch 570    # watch, collect (twice in session 3 the host was gone by this call:
 #                                        # plan every call to be useful on its own)
 #   bash tools/gpu_lease.sh finish 400   # wait (≤ 400 s) for both jobs, collect
@@ -44,7 +47,8 @@ RUN=runs/default
 # Batch 128: at batch 32 the small DFGN is launch-bound on an H100-class GPU (≈15 k aten ops per step whatever
 # the batch), so a 4× batch costs little extra wall time per step (metrics.jsonl "ms" shows the split).
 DEF="--data builtin:emoji --out $RUN --preset $DPRESET --size $DSIZE --batch-size ${BATCH:-128} --lr ${LR:-4e-4}
-     --max-clips ${MAX_CLIPS:-6000} --checkpoint-every ${CKPT_EVERY:-500} --sample-every 1000"
+     --max-clips ${MAX_CLIPS:-6000} --checkpoint-every ${CKPT_EVERY:-500} --sample-every 1000 --seed ${SEED:-0}"
+# SEED: a continuation call with a new seed renders 6,000 new clips (the held-out split is fixed by code point)
 
 steps_for() {  # step target so that run $1 (rate from its metrics) ends $2 s from now
   $PY - "$1" "$2" <<'EOF'
@@ -62,10 +66,14 @@ job_default() {  # autoencoder → DFGN (probe, then the step count that fits) �
   else
     export CUDA_VISIBLE_DEVICES=0; train="$PY -m rdtf_engine train"
   fi
-  if [ ! -f runs/abl/clf/motion_classifier.safetensors ] && [ "${ABLATIONS:-1}" = 0 ]; then
-    # while the main process renders data the last GPU is idle: profile a step there, then train the classifier
+  if [ -n "${CLF_FROM:-}" ]; then  # a motion classifier carried from an earlier lease (1.2 MB)
+    mkdir -p runs/abl/clf && cp "$CLF_FROM"/motion_classifier.* runs/abl/clf/
+  fi
+  if [ "${ABLATIONS:-1}" = 0 ] && [ -z "${INIT_FROM:-}" ]; then
+    # while the autoencoder trains on GPU 0 the last GPU is idle: profile a step there, then train the classifier
     ( CUDA_VISIBLE_DEVICES=$(( n - 1 )) $PY tools/profile_step.py --preset $DPRESET --batch "${BATCH:-128}" --size $(( DSIZE / 8 )) > runs/profile.json 2> runs/profile.log
-      CUDA_VISIBLE_DEVICES=$(( n - 1 )) bash tools/gpu_ablations.sh clf > runs/clf.log 2>&1 ) &
+      [ -f runs/abl/clf/motion_classifier.safetensors ] || \
+        CUDA_VISIBLE_DEVICES=$(( n - 1 )) bash tools/gpu_ablations.sh clf > runs/clf.log 2>&1 ) &
   fi
   local ae="--autoencoder $RUN/autoencoder"
   if [ -n "${INIT_FROM:-}" ]; then
@@ -90,6 +98,8 @@ job_default() {  # autoencoder → DFGN (probe, then the step count that fits) �
   echo "[lease] DFGN: $left s left, training to step $steps"
   $train --out $RUN --resume --steps "$steps" --max-minutes "$(awk "BEGIN {print $left / 60}")" || true
   export_default runs/export && touch runs/default.exported
+  # EVAL_CLIPS=0: no eval here (every second goes to training; evaluate the returned model on the CPU box)
+  [ "${EVAL_CLIPS:-64}" = 0 ] && { echo "[lease] default job finished at $(date +%T)"; touch runs/default.done; return; }
   while [ ! -f runs/abl/clf/motion_classifier.safetensors ]; do sleep 5; done
   CUDA_VISIBLE_DEVICES=0 timeout $(( deadline - $(date +%s) + 60 )) $PY -m rdtf_engine eval --model $RUN \
     --data builtin:emoji-holdout --clips ${EVAL_CLIPS:-64} --steps 20 --classifier runs/abl/clf --json \
@@ -139,9 +149,12 @@ collect() {  # whatever exists now → $OUT (≤ 8 files of ≤ 16 MiB)
 }
 
 watch_jobs() {  # print progress every 60 s until $1 s have passed since this call began, or both jobs are done
+  local last=$T_CALL
   while [ $(( $(date +%s) - T_CALL )) -lt "$1" ]; do
     [ -f runs/default.done ] && [ -f runs/abl.done ] && break
-    sleep 60
+    sleep 5  # short ticks: never overshoot the call's own limit
+    [ $(( $(date +%s) - last )) -lt 60 ] && continue
+    last=$(date +%s)
     echo "== $(date +%T) ($(( $(date +%s) - $(cat runs/start) )) s into the lease)"
     grep -hE "^step|encoded|DFGN|lease|error|Error" runs/default.log 2>/dev/null | tail -3 || true
     for f in runs/abl/*-s*.log; do [ -e "$f" ] && echo "$(basename "$f"): $(grep -E '^step [0-9]+:' "$f" | tail -1)"; done
@@ -153,6 +166,8 @@ watch_jobs() {  # print progress every 60 s until $1 s have passed since this ca
 case "$cmd" in
   start)
     LEASE_S=${LEASE_S:-1500}; echo "$T_CALL" > runs/start
+    rm -f runs/default.done runs/default.exported runs/abl.done  # a warm host from the last call: go on
+    [ -d $RUN/checkpoints ] && echo "[lease] warm host: resuming $RUN (optimizer state kept; INIT_FROM unused)"
     deadline=$(( T_CALL + LEASE_S ))
     nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
     $PY -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"

@@ -16,6 +16,7 @@ from rdtf_engine.model_store import load_model_folder, validate_model_folder
 from rdtf_engine.pipeline import StickerPipeline
 from rdtf_engine.requests import TrainRequest
 from rdtf_engine.train import train
+from rdtf_engine.train_setup import warmup_steps
 
 
 def test_training_lowers_heldout_denoising_loss(tiny_run):
@@ -192,3 +193,9 @@ def test_init_from_starts_at_the_models_weights_with_its_autoencoder(tiny_run, t
         train(make_request(tmp_path / "bad", steps=1, temporal="conv3d", init_from=str(base)))
     with pytest.raises(ModelError):
         train(make_request(tmp_path / "none", steps=1, init_from=str(tmp_path / "no-such-model")))
+
+
+def test_warmup_is_short_for_a_fine_tune():
+    # from scratch: 10 % of the run, at most 500 steps; a fine-tune of trained weights: at most 100
+    assert [warmup_steps(n) for n in (1, 50, 2000, 1_000_000)] == [1, 5, 200, 500]
+    assert [warmup_steps(n, fine_tune=True) for n in (1, 50, 2000, 1_000_000)] == [1, 5, 100, 100]
