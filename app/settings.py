@@ -14,6 +14,8 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
+from rdtf_engine.requests import DEFAULT_GUIDANCE_TEXT
+
 log = logging.getLogger(__name__)
 
 # key: (type, default, (min, max) or None)
@@ -21,7 +23,7 @@ DEFAULTS: dict[str, tuple[type, Any, tuple | None]] = {
     "create/frames": (int, 8, (4, 24)),
     "create/size": (int, 256, (32, 512)),
     "create/steps": (int, 20, (1, 200)),
-    "create/guidance": (float, 7.5, (0.0, 30.0)),
+    "create/guidance": (float, DEFAULT_GUIDANCE_TEXT, (0.0, 30.0)),
     "create/model": (str, "default", None),
     "timeline/speed": (float, 1.0, (0.1, 4.0)),
     "timeline/onion": (bool, False, None),

@@ -19,7 +19,7 @@ from typing import Any
 from . import __version__
 from .errors import Cancelled, InputError, RdtfError
 from .events import Failed, Finished, event_to_json, format_event
-from .requests import GenerateRequest, TrainRequest
+from .requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, GenerateRequest, TrainRequest
 
 
 class Reporter:
@@ -197,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pixels (default: the model's training size; other sizes are sampled at it and resampled)")
     g.add_argument("--steps", type=int, default=20)
     g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--guidance", type=float, default=7.5, help="text guidance scale")
-    g.add_argument("--image-guidance", type=float, default=1.5, help="image guidance scale (given frames)")
+    g.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
+    g.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE,
+                   help="image guidance scale (given frames)")
     g.add_argument("--scheduler", choices=("dpm", "ddim"), default="dpm")
     g.add_argument("--duration", type=int, default=100, help="ms per frame")
     g.add_argument("--init", default=None, help="start image (image&text → video)")

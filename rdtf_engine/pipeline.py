@@ -25,6 +25,7 @@ import torch
 
 from .errors import Cancelled
 from .model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
+from .requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT
 from .schedule import sampling_scheduler
 from .text import NULL_PROMPT
 
@@ -52,7 +53,8 @@ class StickerPipeline:
 
     @torch.no_grad()
     def __call__(self, prompt: str, num_frames: int = 8, size: int = 256, steps: int = 20, seed: int = 0,
-                 guidance_text: float = 7.5, guidance_image: float = 1.5, scheduler: str = "dpm",
+                 guidance_text: float = DEFAULT_GUIDANCE_TEXT, guidance_image: float = DEFAULT_GUIDANCE_IMAGE,
+                 scheduler: str = "dpm",
                  cond_frames: Sequence[np.ndarray | None] | None = None,
                  callback: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,

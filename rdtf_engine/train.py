@@ -124,7 +124,9 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
         on_event(Log("info", f"checkpoint at step {step} ({reason})"))
 
     val_every = max(LOG_EVERY, req.checkpoint_every)
-    timing = dict.fromkeys(("batch", "text", "model"), 0.0)
+    # per-step wall time by phase (metrics "ms"): data, text encoder, forward+backward (+ DDP all-reduce), the
+    # update (clip, AdamW, EMA, curriculum all-reduce) and the stop-flag all-reduce that starts each step
+    timing = dict.fromkeys(("batch", "text", "model", "update", "sync"), 0.0)
     t_start, step_at_start, bad, window = time.time(), step, 0, []
     train_ids, cache = data.train_ids, data.cache
     on_event(Progress("train", step, req.steps, "starting"))
@@ -133,12 +135,14 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     stopped, reason = False, "finished"
     model.train()
     while step < req.steps:
+        t_sync = time.perf_counter()
         flags = [float(should_stop()), float(bool(req.max_minutes) and time.time() - t_start > req.max_minutes * 60)]
         if multi:  # every process must leave the loop at the same step, or the others hang in the next all-reduce
             flags = accelerator.reduce(torch.tensor(flags, device=device), "sum").tolist()
         if flags[0] or flags[1]:
             stopped, reason = True, "stopped" if flags[0] else "time limit"
             break
+        timing["sync"] += time.perf_counter() - t_sync
         weights, task_counts, loss_sum, signal_sum = None, {}, 0.0, 0.0
         for _ in range(req.grad_accum):
             ids = [train_ids[rng.randrange(len(train_ids))] for _ in range(req.batch_size)]
@@ -175,6 +179,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
             timing["text"] += t2 - t1
             timing["model"] += time.perf_counter() - t2
         else:
+            t_update = time.perf_counter()
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), 1.0)
             if torch.isfinite(torch.as_tensor(grad_norm)):
                 optimizer.step()
@@ -184,6 +189,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                 if multi:  # one curriculum signal for all processes: the mean difficulty of the global batch
                     signal_sum = float(accelerator.reduce(torch.tensor(signal_sum, device=device), "mean"))
                 curriculum.observe(signal_sum)
+                timing["update"] += time.perf_counter() - t_update
                 history.append(loss_sum)
                 window.append(loss_sum)
                 step += 1

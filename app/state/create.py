@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 
 from rdtf_engine.errors import InputError
-from rdtf_engine.requests import GenerateRequest, to_dict
+from rdtf_engine.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest, to_dict
 
 from ..logs import human_message
 from .base import ViewModel, qprop
@@ -68,7 +68,7 @@ class CreateViewModel(ViewModel):
         self._size = get("create/size") or 256
         self._steps = get("create/steps") or 20
         self._seed = random.randrange(1 << 31)
-        self._guidance = get("create/guidance") or 7.5
+        self._guidance = get("create/guidance") or DEFAULT_GUIDANCE_TEXT
         self._model = get("create/model") or "default"
         self._models: list[dict] = [{"name": "default", "path": "default", "builtin": True}]
         self._start_image = self._end_image = ""

@@ -13,6 +13,8 @@ from typing import Any
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from rdtf_engine.requests import DEFAULT_GUIDANCE_TEXT
+
 from ..logs import human_message
 from .base import ViewModel, qprop
 from .sticker import MAX_FRAMES, Frame, GalleryStore, Sticker
@@ -224,7 +226,7 @@ class TimelineViewModel(ViewModel):
         params = {"prompt": r.get("prompt", ""), "model": r.get("model_path") or r.get("model", "default"),
                   "frames": frames,
                   "size": int(r.get("size", 256)), "steps": int(r.get("steps", 20)),
-                  "seed": random.randrange(1 << 31), "guidance_text": float(r.get("guidance_text", 7.5)),
+                  "seed": random.randrange(1 << 31), "guidance_text": float(r.get("guidance_text", DEFAULT_GUIDANCE_TEXT)),
                   "cond_frames": cond, "frames_dir": str(entry / f"gen-{n}")}
         self._set("busy", True)
         self._set("progress", 0.0)

@@ -18,13 +18,14 @@ import torch
 
 from ..data.clip import Clip
 from ..events import Log, Progress, never_stop, null_event
+from ..requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT
 
 CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level classifier in ~a minute
 
 
 def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: int = 64, steps: int = 20,
                    seed: int = 0, device: str = "auto", on_event=null_event, should_stop=never_stop,
-                   classifier_path: str | None = None, guidance: float = 7.5,
+                   classifier_path: str | None = None, guidance: float = DEFAULT_GUIDANCE_TEXT,
                    grid_path: str | None = None, grid_rows: int = 8) -> dict[str, Any]:
     """``grid_path``: also save a PNG of the first ``grid_rows`` held-out prompts, each as a real clip row
     (8 evenly spaced frames), its text→video sample and its image&text→video sample (the model card's grid)."""
@@ -72,7 +73,8 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     report: dict[str, Any] = {
         "model": str(model_dir), "model_name": card.name, "preset": card.preset, "temporal": card.temporal,
         "dual_mask": card.dual_mask, "curriculum": card.curriculum, "train_steps": card.steps,
-        "data": data, "clips": len(refs), "sample_steps": steps, "guidance_text": guidance, "seed": seed,
+        "data": data, "clips": len(refs), "sample_steps": steps, "guidance_text": guidance,
+        "guidance_image": DEFAULT_GUIDANCE_IMAGE, "seed": seed,
         "val_loss": val,
         "t2v": evaluate_clips(t2v, refs, classifier, identity_bank=bank),
         "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank),
