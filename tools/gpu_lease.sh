@@ -7,7 +7,8 @@
 #   bash tools/gpu_lease.sh start 570    # set up, launch both jobs, watch 570 s, collect
 #   DDP=1 ABLATIONS=0 AE_FROM=.gpu/ae256 bash tools/gpu_lease.sh start 570   # every GPU on the default model
 #   DDP=1 ABLATIONS=0 INIT_FROM=.gpu/init bash tools/gpu_lease.sh start 555  # continue a model (rdtf train --init-from)
-#   DSIZE=128 DDP=1 ABLATIONS=0 EVAL_CLIPS=0 SEED=2 CLF_FROM=.gpu/clf INIT_FROM=.gpu/init \
+#   DSIZE=128 DDP=1 ABLATIONS=0 EVAL_CLIPS=0 SEED=3 INIT_FROM=resources/models/default \
+#     CLF_FROM=resources/eval/motion-classifier-builtin-emoji \
 #     bash tools/gpu_lease.sh start 562   # session 4's calls: on a warm host it resumes runs/default (optimizer
 #                                         # kept), on a fresh one it continues the carried model; no eval on GPU
 #   bash tools/gpu_lease.sh watch 570    # watch, collect (twice in session 3 the host was gone by this call:

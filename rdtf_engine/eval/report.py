@@ -113,11 +113,14 @@ def _save_grid(path: str, refs: list[Clip], t2v: list[Clip], it2v: list[Clip], r
 def _classifier(path: str | None, data: str, dev: torch.device, on_event):
     """Load the motion classifier, or train one on the *training* split of the same family and cache it."""
     from ..data.sources import open_source
-    from ..paths import user_cache_dir
+    from ..paths import resources_dir, user_cache_dir
     from .classifier import load_classifier, save_classifier, train_motion_classifier
 
     family = "builtin:emoji" if data.startswith("builtin:emoji") else data
-    folder = Path(path) if path else user_cache_dir() / f"motion-classifier-{family.replace(':', '-').replace('/', '_')}"
+    name = f"motion-classifier-{family.replace(':', '-').replace('/', '_')}"
+    shipped = resources_dir() / "eval" / name  # the GPU-trained one the shipped model card was measured with
+    folder = Path(path) if path else shipped if (shipped / "motion_classifier.safetensors").is_file() \
+        else user_cache_dir() / name
     if (folder / "motion_classifier.safetensors").is_file():
         return load_classifier(folder, dev)
     steps = CLASSIFIER_STEPS["cuda" if dev.type == "cuda" else "cpu"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import torch
 from PIL import Image
 
 from rdtf_engine.cli import main
@@ -34,3 +35,13 @@ def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
     with Image.open(grid) as im:  # 2 prompts × (real, t2v, it2v) rows of num_frames tiles
         w, h = im.size
     assert h == 6 * (h // 6) and w // (h // 6) == out["grid"]["frames"]
+
+
+def test_builtin_emoji_eval_uses_the_shipped_gpu_classifier(monkeypatch, tmp_path):
+    # the model card's numbers must be reproducible from a clean checkout: no CPU re-training of the classifier
+    from rdtf_engine.eval import report
+
+    monkeypatch.setattr(report, "CLASSIFIER_STEPS", {"cuda": 0, "cpu": 0})  # training would be a bug here
+    clf = report._classifier(None, "builtin:emoji-holdout", torch.device("cpu"), lambda e: None)
+    assert clf.input_size == 64 and clf.width == 32 and len(clf.classes) == 19
+    assert clf.summary["source"] == "builtin:emoji"
