@@ -92,7 +92,7 @@ async def scenario(state, window, dirs, model: str, out: Path) -> None:
     await until(lambda: not state.models.busy)
     print("models:", [m.get("name") for m in state.models.models], flush=True)
     c = state.create
-    for k, v in {"prompt": "a red heart beating", "frames": 8, "size": 64, "steps": 12, "seed": 7,
+    for k, v in {"prompt": "a red heart beating", "frames": 8, "size": 256, "steps": 20, "seed": 7,
                  "model": model}.items():
         c.set_value(k, v)
     window.show_page("create")

@@ -117,6 +117,7 @@ class CreatePage(QWidget):
         bind_spin(self.guidance, vm.guidance_changed, lambda v: vm.set_value("guidance", v), vm.guidance)
         self.size.setCurrentIndex(max(0, self.size.findData(vm.size)))
         self.size.currentIndexChanged.connect(lambda i: vm.set_value("size", self.size.itemData(i)))
+        vm.size_changed.connect(lambda s: self.size.setCurrentIndex(max(0, self.size.findData(s))))  # recipe reuse
         self.model.currentIndexChanged.connect(self._model_from_combo)
         vm.models_changed.connect(self._models)
         vm.model_changed.connect(lambda name: self.model.setCurrentIndex(max(0, self.model.findData(name))))

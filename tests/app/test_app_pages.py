@@ -198,3 +198,12 @@ def test_gui_modules_never_import_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
                          env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_create_page_size_follows_the_view_model(qtbot, window):
+    # a recipe reopened from the gallery (or a script) sets the size on the view model: the combo must show it
+    page = window.pages["create"]
+    window.state.create.set_value("size", 128)
+    assert page.size.currentData() == 128
+    page.size.setCurrentIndex(page.size.findData(512))
+    assert window.state.create.size == 512
