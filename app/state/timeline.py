@@ -226,7 +226,8 @@ class TimelineViewModel(ViewModel):
         params = {"prompt": r.get("prompt", ""), "model": r.get("model_path") or r.get("model", "default"),
                   "frames": frames,
                   "size": int(r.get("size", 256)), "steps": int(r.get("steps", 20)),
-                  "seed": random.randrange(1 << 31), "guidance_text": float(r.get("guidance_text", DEFAULT_GUIDANCE_TEXT)),
+                  "seed": random.randrange(1 << 31),
+                  "guidance_text": float(r.get("guidance_text", DEFAULT_GUIDANCE_TEXT)),
                   "cond_frames": cond, "frames_dir": str(entry / f"gen-{n}")}
         self._set("busy", True)
         self._set("progress", 0.0)

@@ -118,9 +118,9 @@ def _classifier(path: str | None, data: str, dev: torch.device, on_event):
 
     family = "builtin:emoji" if data.startswith("builtin:emoji") else data
     name = f"motion-classifier-{family.replace(':', '-').replace('/', '_')}"
-    shipped = resources_dir() / "eval" / name  # the GPU-trained one the shipped model card was measured with
-    folder = Path(path) if path else shipped if (shipped / "motion_classifier.safetensors").is_file() \
-        else user_cache_dir() / name
+    folder = Path(path) if path else resources_dir() / "eval" / name  # shipped: the model card's classifier
+    if not path and not (folder / "motion_classifier.safetensors").is_file():
+        folder = user_cache_dir() / name  # trained on first use, then cached
     if (folder / "motion_classifier.safetensors").is_file():
         return load_classifier(folder, dev)
     steps = CLASSIFIER_STEPS["cuda" if dev.type == "cuda" else "cpu"]
