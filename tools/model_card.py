@@ -59,8 +59,8 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
          f"**{cfg.get('base_steps', 0) + cfg.get('steps', 0)} optimizer steps in all**." if cfg.get("base_model")
          else f"- Trained from scratch for {cfg.get('steps')} optimizer steps."),
         f"- Global batch {batch}; on {gpu}, {gpu_minutes:g} GPU-minutes in all (all device time held: "
-        f"machine start, autoencoder, data preparation and any GPU evaluation included); last rate {_num(rate, 2)} steps/s, peak GPU memory "
-        f"{mem / 1024:.1f} GiB per GPU.",
+        f"machine start, autoencoder, data preparation and any GPU evaluation included); last rate "
+        f"{_num(rate, 2)} steps/s, peak GPU memory {mem / 1024:.1f} GiB per GPU.",
         f"- Final training loss (mean of the last logged windows): {_num(final_loss)}.",
         "- Held-out validation loss at the last checkpoint: "
         + ", ".join(f"{k} {_num(v)}" for k, v in last_val.items()) + ".",

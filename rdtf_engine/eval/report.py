@@ -59,7 +59,8 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance)
         t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
         cond = [ref.frames[0]] + [None] * (n_frames - 1)
-        fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance, cond_frames=cond)
+        fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
+                  guidance_image=DEFAULT_GUIDANCE_IMAGE, cond_frames=cond)  # the value the report records
         # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
         it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
         on_event(Progress("eval", i + 1, len(refs)))

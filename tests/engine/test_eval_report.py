@@ -37,7 +37,7 @@ def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
     assert h == 6 * (h // 6) and w // (h // 6) == out["grid"]["frames"]
 
 
-def test_builtin_emoji_eval_uses_the_shipped_gpu_classifier(monkeypatch, tmp_path):
+def test_builtin_emoji_eval_uses_the_shipped_gpu_classifier(monkeypatch):
     # the model card's numbers must be reproducible from a clean checkout: no CPU re-training of the classifier
     from rdtf_engine.eval import report
 
