@@ -58,7 +58,10 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
 
     # Multi-GPU: `torchrun --nproc_per_node N -m rdtf_engine train …` (DDP). Building the latent cache can take
     # many minutes on the main process while the others wait at a barrier: the default 10-minute timeout is short.
+    # --compile: accelerate compiles the (DDP-wrapped) model in prepare(); validation and export use the eager
+    # module (raw_model), so only the training step pays the compile.
     accelerator = Accelerator(mixed_precision=mp, cpu=device.type == "cpu",
+                              dynamo_backend="inductor" if req.compile else "no",
                               kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=2))])
     device = accelerator.device
     multi = accelerator.num_processes > 1
@@ -196,7 +199,8 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
                 bad = 0
                 _after_step(step, req, on_event, window, t_start, step_at_start, lr_sched, curriculum, weights,
                             task_counts, run_dir, accelerator, timing)
-                window = window if len(window) < LOG_EVERY else []
+                if step % LOG_EVERY == 0 or step == req.steps:  # the window _after_step just logged: a resume at
+                    window = []  # a step that is not a multiple of LOG_EVERY must not shift it off the log steps
                 if step % val_every == 0 or step == req.steps:
                     _validate(raw_model, ema, data, text, noise_sched, req, step, on_event, run_dir, accelerator)
                 if step % req.checkpoint_every == 0 and step < req.steps:
@@ -225,7 +229,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
 
 
 def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
-    """On --resume the run's saved config wins (same data, model, seed), except steps/max_minutes/device."""
+    """On --resume the run's saved config wins (same data, model, seed), except steps/max_minutes/device/compile."""
     cfg = run_dir / "train_config.json"
     if req.resume:
         if not cfg.is_file():
@@ -233,7 +237,7 @@ def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
         saved = from_dict(TrainRequest, json.loads(cfg.read_text("utf-8")))
         # steps 0 = keep the run's own target (the CLI's --resume without --steps)
         return dataclasses.replace(saved, resume=True, steps=req.steps or saved.steps,
-                                   max_minutes=req.max_minutes,
+                                   max_minutes=req.max_minutes, compile=req.compile,
                                    device=req.device, sample_every=req.sample_every or saved.sample_every)
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise InputError(f"{run_dir} already holds a training run; pass --resume to continue it or pick a new --out")
@@ -251,7 +255,8 @@ def _after_step(step, req, on_event, window, t_start, step_at_start, lr_sched, c
     vals = {"loss": sum(window) / max(len(window), 1), "lr": lr_sched.get_last_lr()[0], "steps_per_s": rate,
             "eta_s": (req.steps - step) / max(rate, 1e-9), "tasks": task_counts,
             "weights": {k: round(v, 4) for k, v in (weights or {}).items()},
-            "bucket": curriculum.state.bucket, "curriculum": req.curriculum, "ms": ms}
+            "bucket": curriculum.state.bucket, "curriculum": req.curriculum, "ms": ms,
+            "elapsed_s": round(elapsed, 2)}  # since start/resume: a step rate after a compile's warm-up
     if torch.cuda.is_available():
         vals["gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
     on_event(Metrics(step, vals))

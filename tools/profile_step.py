@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model first (as train --compile)")
     args = ap.parse_args()
 
     from torch.profiler import ProfilerActivity, profile
@@ -36,6 +37,7 @@ def main() -> None:
     dev, mp = resolve_device(args.device, "auto")  # same backend flags as training (cuDNN SDPA off, TF32)
     model = build_dfgn(args.preset, temporal=args.temporal, num_frames=args.frames).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
+    fwd = torch.compile(model) if args.compile else model
     b, f, s = args.batch, args.frames, args.size
     x = torch.randn(b, 4, f, s, s, device=dev)
     cond = torch.zeros_like(x)
@@ -47,16 +49,18 @@ def main() -> None:
 
     def step() -> None:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mp == "bf16"):
-            eps = model(x, t, text, cond, frame_mask=fmask, text_mask=tmask)
+            eps = fwd(x, t, text, cond, frame_mask=fmask, text_mask=tmask)
         loss = (eps.float() - x).pow(2).mean()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    for _ in range(3):  # warm-up (cuDNN autotuning)
+    t_warm = time.perf_counter()
+    for _ in range(3):  # warm-up (cuDNN autotuning; the compile itself with --compile)
         step()
     sync()
+    warm_s = time.perf_counter() - t_warm
     t0 = time.perf_counter()
     for _ in range(args.steps):
         step()
@@ -73,6 +77,7 @@ def main() -> None:
     top = [{"op": e.key[:90], "share": round(getattr(e, key, 0) / total, 4), "calls": e.count} for e in rows[: args.top]]
     print(json.dumps({"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
                       "preset": args.preset, "batch": b, "frames": f, "latent": s, "ms_per_step": round(ms, 1),
+                      "compiled": args.compile, "warmup_s": round(warm_s, 1),
                       "clips_per_s": round(b * 1000 / ms, 1), "top": top}, indent=1))
 
 

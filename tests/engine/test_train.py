@@ -102,6 +102,52 @@ def test_resume_continues_exactly(tiny_run, tmp_path, make_request):
     assert sa["curriculum"] == sb["curriculum"]
 
 
+def test_logged_loss_window_stays_aligned_after_a_resume(tiny_run, tmp_path, make_request):
+    """A run stopped at step 3 and resumed logs steps 11…20 at step 20: the window (loss mean and the per-step
+    "ms" split) must not stay shifted by the resume point (it used to cover steps 14…20 over 10 steps' time)."""
+    ae = str(tiny_run[0] / "autoencoder")
+    run = tmp_path / "w"
+    first = train(make_request(run, steps=23, checkpoint_every=3, autoencoder=ae),
+                  should_stop=lambda: (run / "checkpoints" / "latest").exists())
+    assert first["step"] == 3
+    train(TrainRequest(data="", out=str(run), steps=23, resume=True))
+    rows = {r["step"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r}
+    history = load_checkpoint(latest_checkpoint(run))[3]["history"]
+    assert len(history) == 23 and sorted(rows) == [10, 20, 23]
+    assert rows[20]["loss"] == pytest.approx(sum(history[10:20]) / 10, rel=1e-6)
+    assert rows[23]["loss"] == pytest.approx(sum(history[20:23]) / 3, rel=1e-6)
+    assert rows[20]["elapsed_s"] >= rows[10]["elapsed_s"] >= 0
+
+
+def test_compile_is_a_runtime_choice_kept_out_of_the_run_on_resume(tiny_run, tmp_path, make_request, monkeypatch):
+    """--compile reaches accelerate (inductor backend) and, like --device, a resume's own flag wins over the
+    saved config: a run trained compiled on a GPU can be continued eagerly on a laptop and vice versa."""
+    import accelerate
+
+    seen = []
+    real = accelerate.Accelerator.__init__
+
+    def spy(self, *a, **kw):
+        seen.append(kw.get("dynamo_backend"))
+        real(self, *a, **{**kw, "dynamo_backend": "no"})  # compiling a CPU model takes minutes: GPU test below
+
+    monkeypatch.setattr(accelerate.Accelerator, "__init__", spy)
+    ae = str(tiny_run[0] / "autoencoder")
+    train(make_request(tmp_path / "c", steps=2, checkpoint_every=1, autoencoder=ae, compile=True))
+    assert json.loads((tmp_path / "c" / "train_config.json").read_text())["compile"] is True
+    train(TrainRequest(data="", out=str(tmp_path / "c"), steps=3, resume=True))
+    assert seen == ["inductor", "no"]
+
+
+@pytest.mark.gpu
+def test_compiled_training_matches_eager_on_cuda(tiny_run, tmp_path, make_request):
+    ae = str(tiny_run[0] / "autoencoder")
+    eager = train(make_request(tmp_path / "e", steps=20, autoencoder=ae, device="cuda"))
+    compiled = train(make_request(tmp_path / "k", steps=20, autoencoder=ae, device="cuda", compile=True))
+    assert compiled["step"] == 20 and np.isfinite(compiled["final_loss"])
+    assert compiled["final_loss"] == pytest.approx(eager["final_loss"], rel=0.25)
+
+
 def test_existing_run_needs_resume_and_corrupt_checkpoint_is_typed(tiny_run, tmp_path, make_request):
     tiny_request = make_request
     out = tiny_run[0]
