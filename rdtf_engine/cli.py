@@ -121,8 +121,7 @@ def cmd_train(args, rep: Reporter) -> int:
                        temporal=temporal, autoencoder=args.autoencoder, ae_steps=args.ae_steps,
                        init_from=args.init_from, grad_accum=args.grad_accum, sample_every=args.sample_every,
                        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
-                       max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision,
-                       compile=args.compile)
+                       max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision)
     if not args.resume:
         req.validate()
     rep.install_signals()
@@ -237,8 +236,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-clips", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--mixed-precision", default="auto")
-    t.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (faster steps on a GPU after a one-off compile; also on --resume)")
     t.set_defaults(func=cmd_train)
 
     a = sub.add_parser("train-autoencoder", help="train the RGBA autoencoder alone")

@@ -109,9 +109,6 @@ class TrainRequest:
     max_minutes: float = 0.0  # >0: stop cleanly (with a checkpoint) after this wall time, for chunked runs
     max_clips: int = 0  # 0 = all clips of the source
     device: str = "auto"
-    # torch.compile the DFGN for training (accelerate's inductor backend): one fused graph instead of ~15 k small
-    # kernels per step. Pays a one-off compile (about a minute on a GPU, minutes on a CPU) at every (re)start.
-    compile: bool = False
 
     def validate(self) -> None:
         from .config import PRESETS  # local: config imports nothing heavy, but keep requests light

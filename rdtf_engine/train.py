@@ -58,10 +58,8 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
 
     # Multi-GPU: `torchrun --nproc_per_node N -m rdtf_engine train …` (DDP). Building the latent cache can take
     # many minutes on the main process while the others wait at a barrier: the default 10-minute timeout is short.
-    # --compile: accelerate compiles the (DDP-wrapped) model in prepare(); validation and export use the eager
-    # module (raw_model), so only the training step pays the compile.
+    # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, session 5).
     accelerator = Accelerator(mixed_precision=mp, cpu=device.type == "cpu",
-                              dynamo_backend="inductor" if req.compile else "no",
                               kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=2))])
     device = accelerator.device
     multi = accelerator.num_processes > 1
@@ -229,7 +227,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
 
 
 def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
-    """On --resume the run's saved config wins (same data, model, seed), except steps/max_minutes/device/compile."""
+    """On --resume the run's saved config wins (same data, model, seed), except steps/max_minutes/device."""
     cfg = run_dir / "train_config.json"
     if req.resume:
         if not cfg.is_file():
@@ -237,7 +235,7 @@ def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
         saved = from_dict(TrainRequest, json.loads(cfg.read_text("utf-8")))
         # steps 0 = keep the run's own target (the CLI's --resume without --steps)
         return dataclasses.replace(saved, resume=True, steps=req.steps or saved.steps,
-                                   max_minutes=req.max_minutes, compile=req.compile,
+                                   max_minutes=req.max_minutes,
                                    device=req.device, sample_every=req.sample_every or saved.sample_every)
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise InputError(f"{run_dir} already holds a training run; pass --resume to continue it or pick a new --out")
@@ -256,7 +254,7 @@ def _after_step(step, req, on_event, window, t_start, step_at_start, lr_sched, c
             "eta_s": (req.steps - step) / max(rate, 1e-9), "tasks": task_counts,
             "weights": {k: round(v, 4) for k, v in (weights or {}).items()},
             "bucket": curriculum.state.bucket, "curriculum": req.curriculum, "ms": ms,
-            "elapsed_s": round(elapsed, 2)}  # since start/resume: a step rate after a compile's warm-up
+            "elapsed_s": round(elapsed, 2)}  # since start/resume: the steady rate between two rows
     if torch.cuda.is_available():
         vals["gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
     on_event(Metrics(step, vals))

@@ -11,8 +11,8 @@
 #     CLF_FROM=resources/eval/motion-classifier-builtin-emoji \
 #     bash tools/gpu_lease.sh start 562   # session 4's calls: on a warm host it resumes runs/default (optimizer
 #                                         # kept), on a fresh one it continues the carried model; no eval on GPU
-#   COMPILE=1 PROFILE=1 BATCH=256 …    # session 5 (2 GPUs): torch.compile'd DDP steps; eager vs compiled step
-#                                        # timed on the last GPU during data prep (runs/profile*.json)
+#   PROFILE=1 BATCH=256 …              # session 5 (2 × H200): time one step eager vs torch.compile'd on the
+#                                        # last GPU during data prep (runs/profile*.json; compile failed there)
 #   bash tools/gpu_lease.sh watch 570    # watch, collect (twice in session 3 the host was gone by this call:
 #                                        # plan every call to be useful on its own)
 #   bash tools/gpu_lease.sh finish 400   # wait (≤ 400 s) for both jobs, collect
@@ -49,7 +49,6 @@ setup_env() {
 RUN=runs/default
 # Batch 128: at batch 32 the small DFGN is launch-bound on an H100-class GPU (≈15 k aten ops per step whatever
 # the batch), so a 4× batch costs little extra wall time per step (metrics.jsonl "ms" shows the split).
-CFLAG=""; [ "${COMPILE:-0}" = 1 ] && CFLAG="--compile"  # torch.compile: ~1 min per process start, faster steps
 DEF="--data builtin:emoji --out $RUN --preset $DPRESET --size $DSIZE --batch-size ${BATCH:-128} --lr ${LR:-4e-4}
      --max-clips ${MAX_CLIPS:-6000} --checkpoint-every ${CKPT_EVERY:-500} --sample-every 1000 --seed ${SEED:-0}"
 # SEED: a continuation call with a new seed renders 6,000 new clips (the held-out split is fixed by code point)
@@ -58,7 +57,7 @@ steps_for() {  # step target so that run $1 (rate from its metrics) ends $2 s fr
   $PY - "$1" "$2" <<'EOF'
 import json, sys
 rows = [r for r in map(json.loads, open(sys.argv[1] + "/metrics.jsonl")) if "steps_per_s" in r]
-rate = rows[-1]["steps_per_s"]  # since its process started: a compile's warm-up drags that down, so take the
+rate = rows[-1]["steps_per_s"]  # since its process started (start-up and first steps drag it down): take the
 run = [r for r in rows if "elapsed_s" in r][-12:]  # steady rate of the last logged rows where there are any
 if len(run) >= 3 and run[-1]["elapsed_s"] - run[1]["elapsed_s"] > 5:
     rate = (run[-1]["step"] - run[1]["step"]) / (run[-1]["elapsed_s"] - run[1]["elapsed_s"])
@@ -100,12 +99,7 @@ job_default() {  # autoencoder → DFGN (probe, then the step count that fits) �
   fi
   echo "[lease] autoencoder ready at $(( $(date +%s) - deadline + LEASE_S )) s"
   # probe: learn the real step rate (data prep included before it), then fix the curriculum horizon to match
-  local probe=${PROBE_MIN:-1.5}; [ -n "$CFLAG" ] && probe=${PROBE_MIN:-2.5}  # the compile eats the first minute
-  [ -d $RUN/checkpoints ] || $train $DEF $ae $CFLAG --steps 1000000 --max-minutes $probe || true
-  if [ -n "$CFLAG" ] && ! grep -q steps_per_s $RUN/metrics.jsonl 2>/dev/null; then
-    echo "[lease] the compiled probe made no step: training eagerly"; CFLAG=""
-    rm -rf $RUN/checkpoints; $train $DEF $ae --steps 1000000 --max-minutes 1.5 || true
-  fi
+  [ -d $RUN/checkpoints ] || $train $DEF $ae --steps 1000000 --max-minutes 1.5 || true
   if [ "${DDP:-0}" = 1 ] && ! grep -q steps_per_s $RUN/metrics.jsonl 2>/dev/null; then
     echo "[lease] the DDP probe made no step: falling back to one GPU"  # never lose the lease to NCCL
     export CUDA_VISIBLE_DEVICES=0; train="$PY -m rdtf_engine train"
@@ -114,7 +108,7 @@ job_default() {  # autoencoder → DFGN (probe, then the step count that fits) �
   local left=$(( deadline - eval_s - $(date +%s) ))
   local steps; steps=$(steps_for $RUN $left || echo 20000)
   echo "[lease] DFGN: $left s left, training to step $steps"
-  $train --out $RUN --resume $CFLAG --steps "$steps" --max-minutes "$(awk "BEGIN {print $left / 60}")" || true
+  $train --out $RUN --resume --steps "$steps" --max-minutes "$(awk "BEGIN {print $left / 60}")" || true
   export_default runs/export && touch runs/default.exported
   # EVAL_CLIPS=0: no eval here (every second goes to training; evaluate the returned model on the CPU box)
   [ "${EVAL_CLIPS:-64}" = 0 ] && { echo "[lease] default job finished at $(date +%T)"; touch runs/default.done; return; }

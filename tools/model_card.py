@@ -54,8 +54,8 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         "- Held out and never trained on: 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`).",
         "",
         "## Training",
-        (f"- Initialised from `{cfg['base_model']}` ({cfg.get('base_steps', 0)} steps, same data and settings, "
-         f"fresh optimizer), then {cfg.get('steps')} more: "
+        (f"- Initialised from `{cfg['base_model']}` ({cfg.get('base_steps', 0)} steps), then {cfg.get('steps')} more "
+         f"with a fresh optimizer on the data below: "
          f"**{cfg.get('base_steps', 0) + cfg.get('steps', 0)} optimizer steps in all**." if cfg.get("base_model")
          else f"- Trained from scratch for {cfg.get('steps')} optimizer steps."),
         f"- Global batch {batch}; on {gpu}, {gpu_minutes:g} GPU-minutes in all (all device time held: "
@@ -93,6 +93,10 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
     if (it2v.get("identity_accuracy") or 0) < TARGETS["identity"]:
         fails.append(f"- Image&text→video does not keep the given emoji's identity well enough "
                      f"({_pct(it2v.get('identity_accuracy'))} < {_pct(TARGETS['identity'])}).")
+    for split, v in sorted((it2v.get("identity_accuracy_by_split") or {}).items()):
+        fails.append(f"- Identity on the `{split}` clips: {_pct(v.get('accuracy'))} of {v.get('clips')}"
+                     + (" (emoji never seen in training)." if split == "heldout-emoji" else
+                        " (emoji seen in training, in a motion held out)." if split == "heldout-pair" else "."))
     fails.append("- Trained only on single emoji with procedural motions: prompts about scenes, text or several "
                  "objects fall back to emoji-like blobs; unknown words are mostly ignored (MiniLM, 384-d).")
     extra = ["", "## Notes", notes.strip()] if notes.strip() else []

@@ -243,6 +243,13 @@ def evaluate_clips(generated: Sequence[Clip], references: Sequence[Clip], classi
         if bank is not None:
             hits = [bank.identify(c) == str(c.labels[identity_key]) for c in wanted]
             out["identity_accuracy"] = float(np.mean(hits))
+            by_split: dict[str, list[bool]] = {}  # e.g. held-out emoji vs held-out (emoji, motion) pairs
+            for c, h in zip(wanted, hits):
+                if "split" in c.labels:
+                    by_split.setdefault(str(c.labels["split"]), []).append(h)
+            if by_split:
+                out["identity_accuracy_by_split"] = {s: {"accuracy": float(np.mean(v)), "clips": len(v)}
+                                                     for s, v in sorted(by_split.items())}
     out.setdefault("identity_accuracy", None)
 
     for name, fn in (("alpha_semi_share", alpha_semi_share), ("background_flicker", background_flicker),

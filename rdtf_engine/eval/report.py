@@ -55,7 +55,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     for i, ref in enumerate(refs):
         if should_stop():
             break
-        labels = {k: ref.labels[k] for k in ("motion", "object", "emoji") if k in ref.labels}
+        labels = {k: ref.labels[k] for k in ("motion", "object", "emoji", "split") if k in ref.labels}
         fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance)
         t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
         cond = [ref.frames[0]] + [None] * (n_frames - 1)

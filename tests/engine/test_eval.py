@@ -117,6 +117,20 @@ def test_motion_accuracy_drops_when_motions_are_swapped(quick):
     assert same["alpha_semi_share"]["generated"] == same["alpha_semi_share"]["reference"]
     assert same["background_flicker"]["generated"] < 1e-4
     assert set(same["motion_accuracy_per_class"]) <= set(QUICK_MOTIONS)
+    assert "identity_accuracy_by_split" not in same  # no split labels on these clips
+
+
+def test_identity_accuracy_is_reported_by_split(quick):
+    """Held-out emoji vs held-out (emoji, motion) pairs: the split label of each asked-for clip, exact counts."""
+    model, val, _ = quick
+    clips = [Clip(c.frames, c.durations_ms, c.caption, {**c.labels, "split": "a" if i % 3 else "b"})
+             for i, c in enumerate(val[:12])]
+    wrong = [Clip(c.frames, c.durations_ms, c.caption, {**c.labels, "object": "nothing"}) if i < 4 else c
+             for i, c in enumerate(clips)]  # clips 0…3 ask for an object that is not there: misses
+    res = evaluate_clips(wrong, clips, model)
+    assert res["identity_accuracy"] == pytest.approx(8 / 12)
+    assert res["identity_accuracy_by_split"] == {"a": {"accuracy": pytest.approx(6 / 8), "clips": 8},
+                                                 "b": {"accuracy": pytest.approx(2 / 4), "clips": 4}}
 
 
 def test_identity_bank_recognises_shapes():

@@ -119,35 +119,6 @@ def test_logged_loss_window_stays_aligned_after_a_resume(tiny_run, tmp_path, mak
     assert rows[20]["elapsed_s"] >= rows[10]["elapsed_s"] >= 0
 
 
-def test_compile_is_a_runtime_choice_kept_out_of_the_run_on_resume(tiny_run, tmp_path, make_request, monkeypatch):
-    """--compile reaches accelerate (inductor backend) and, like --device, a resume's own flag wins over the
-    saved config: a run trained compiled on a GPU can be continued eagerly on a laptop and vice versa."""
-    import accelerate
-
-    seen = []
-    real = accelerate.Accelerator.__init__
-
-    def spy(self, *a, **kw):
-        seen.append(kw.get("dynamo_backend"))
-        real(self, *a, **{**kw, "dynamo_backend": "no"})  # compiling a CPU model takes minutes: GPU test below
-
-    monkeypatch.setattr(accelerate.Accelerator, "__init__", spy)
-    ae = str(tiny_run[0] / "autoencoder")
-    train(make_request(tmp_path / "c", steps=2, checkpoint_every=1, autoencoder=ae, compile=True))
-    assert json.loads((tmp_path / "c" / "train_config.json").read_text())["compile"] is True
-    train(TrainRequest(data="", out=str(tmp_path / "c"), steps=3, resume=True))
-    assert seen == ["inductor", "no"]
-
-
-@pytest.mark.gpu
-def test_compiled_training_matches_eager_on_cuda(tiny_run, tmp_path, make_request):
-    ae = str(tiny_run[0] / "autoencoder")
-    eager = train(make_request(tmp_path / "e", steps=20, autoencoder=ae, device="cuda"))
-    compiled = train(make_request(tmp_path / "k", steps=20, autoencoder=ae, device="cuda", compile=True))
-    assert compiled["step"] == 20 and np.isfinite(compiled["final_loss"])
-    assert compiled["final_loss"] == pytest.approx(eager["final_loss"], rel=0.25)
-
-
 def test_existing_run_needs_resume_and_corrupt_checkpoint_is_typed(tiny_run, tmp_path, make_request):
     tiny_request = make_request
     out = tiny_run[0]
