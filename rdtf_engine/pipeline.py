@@ -17,7 +17,8 @@ mask), so one model trained on 8-frame windows makes 24-frame stickers. Locked f
 With frames given, sampling starts from the forward process at the first timestep t₀ applied to a prior clip
 (``condition_prior``: every frame a copy of, or a blend between, the nearest given frames) instead of from pure
 noise: x_t₀ = √ᾱ_t₀·prior + √(1−ᾱ_t₀)·ε, which is what training showed the network at t₀ (ᾱ_t₀ > 0). On held-out
-emoji it raised image&text→video motion accuracy and identity and lowered FD (docs/results.md, session 5).
+emoji it raised image&text→video motion accuracy and lowered FD and flicker; identity was unchanged in total
+(docs/results.md, session 5).
 """
 
 from __future__ import annotations

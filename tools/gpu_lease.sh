@@ -58,7 +58,9 @@ steps_for() {  # step target so that run $1 (rate from its metrics) ends $2 s fr
 import json, sys
 rows = [r for r in map(json.loads, open(sys.argv[1] + "/metrics.jsonl")) if "steps_per_s" in r]
 rate = rows[-1]["steps_per_s"]  # since its process started (start-up and first steps drag it down): take the
-run = [r for r in rows if "elapsed_s" in r][-12:]  # steady rate of the last logged rows where there are any
+run = [r for r in rows if "elapsed_s" in r]  # steady rate of the last process's last logged rows instead
+cut = max([i for i in range(1, len(run)) if run[i]["elapsed_s"] < run[i - 1]["elapsed_s"]], default=0)
+run = run[cut:][-12:]
 if len(run) >= 3 and run[-1]["elapsed_s"] - run[1]["elapsed_s"] > 5:
     rate = (run[-1]["step"] - run[1]["step"]) / (run[-1]["elapsed_s"] - run[1]["elapsed_s"])
 print(rows[-1]["step"] + max(50, int(rate * float(sys.argv[2]) * 0.92)))

@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--top", type=int, default=25)
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model first (as train --compile)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model first (does it work here, and pay off?)")
     args = ap.parse_args()
 
     from torch.profiler import ProfilerActivity, profile
