@@ -142,6 +142,10 @@ class ProceduralSource(ClipSource):
     def sprite(self, obj: str) -> np.ndarray:
         """The RGBA sprite (h, w, 4) uint8 of object ``obj``."""
 
+    def plan_sprite(self, p: Plan) -> np.ndarray:
+        """The sprite clip ``p`` animates (sources with appearance augmentation alter it here)."""
+        return self.sprite(p.obj)
+
     def labels(self, i: int) -> dict[str, Any]:
         return dict(self.plan(i).labels)
 
@@ -152,7 +156,7 @@ class ProceduralSource(ClipSource):
     def _get(self, i: int) -> Clip:
         p = self.plan(i)
         mf = motion_frames(p.motion, len(p.durations))
-        frames = render_motion(self.sprite(p.obj), mf, self.size, object_frac=p.object_frac)
+        frames = render_motion(self.plan_sprite(p), mf, self.size, object_frac=p.object_frac)
         return Clip(frames, list(p.durations), p.caption, dict(p.labels))
 
     def describe(self) -> dict[str, Any]:

@@ -220,9 +220,43 @@ def test_emoji_clips_deterministic_with_captions():
         assert np.array_equal(ca.frames, cb.frames) and ca.caption == cb.caption
         lab = ca.labels
         assert lab["source"] == "emoji" and lab["split"] == "train" and lab["motion"] in MOTIONS
-        assert int(lab["emoji"], 16) in emoji_mod.available_codepoints()
+        cp = int(lab["emoji"], 16)
+        assert cp in emoji_mod.available_codepoints() or cp in emoji_mod.extra_codepoints()
         assert lab["name"] in ca.caption and ca.caption == ca.caption.lower()
+        assert ("recoloured" in ca.caption) == (lab["hue"] > 0)
         assert 4 <= ca.num_frames <= 24 and ca.frames.shape[1:] == (48, 48, 4)
         assert ca.frames[..., 3].max() > 0
     assert emoji_mod.emoji_name(0x1F600) == "grinning face" and emoji_mod.emoji_name(0x2764) == "red heart"
     assert emoji_mod.emoji_sprite(0x1F600).shape[2] == 4
+
+
+@needs_font
+def test_extra_pool_trains_only_and_leaves_the_holdout_unchanged():
+    train = open_source("builtin:emoji", 32, num_clips=3000, seed=2)
+    hold = open_source("builtin:emoji-holdout", 32)
+    curated = set(emoji_mod.available_codepoints())
+    extra = set(train.extra_emoji)
+    assert len(extra) > 300 and not extra & curated and hold.extra_emoji == []
+    assert not any(emoji_mod.is_heldout_emoji(c) for c in extra)
+    # The held-out source and the identity bank know only the curated list.
+    assert {int(k, 16) for k in hold.identity_sprites()} == curated
+    assert hold.heldout_pairs == train.heldout_pairs and hold.heldout_emoji == train.heldout_emoji
+    drawn = [int(train.labels(i)["emoji"], 16) for i in range(len(train))]
+    share = sum(c in extra for c in drawn) / len(drawn)
+    assert abs(share - emoji_mod.EXTRA_P) < 0.04
+    assert not any(emoji_mod.is_heldout_emoji(c) for c in drawn)
+    for i in range(len(hold)):
+        assert "mirror" not in hold.labels(i) and "recoloured" not in hold.plan(i).caption
+
+
+def test_augment_sprite_mirrors_and_rotates_hue_exactly():
+    sprite = np.zeros((2, 3, 4), np.uint8)
+    sprite[0, 0] = (255, 0, 0, 255)  # red, top-left
+    sprite[1, 2] = (0, 0, 255, 128)  # half-transparent blue, bottom-right
+    m = emoji_mod.augment_sprite(sprite, True, 0.0)
+    assert np.array_equal(m, sprite[:, ::-1]) and m.flags["C_CONTIGUOUS"]
+    assert np.array_equal(emoji_mod.augment_sprite(sprite, False, 0.0), sprite)
+    h = emoji_mod.augment_sprite(sprite, False, 120.0)  # red → green, blue → red; alpha kept
+    assert tuple(h[0, 0]) == (0, 255, 0, 255) and tuple(h[1, 2, :3]) == (255, 0, 0) and h[1, 2, 3] == 128
+    assert np.array_equal(h[..., 3], sprite[..., 3])
+    assert emoji_mod.emoji_name(0x1F315) == "full moon"  # " symbol" is dropped from names
