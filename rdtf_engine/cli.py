@@ -169,7 +169,9 @@ def cmd_eval(args, rep: Reporter) -> int:
         rep.stream = sys.stderr
     report = evaluate_model(args.model, args.data, num_clips=args.clips, steps=args.steps, seed=args.seed,
                             device=args.device, on_event=rep, should_stop=rep.should_stop,
-                            classifier_path=args.classifier, grid_path=args.grid)
+                            classifier_path=args.classifier, grid_path=args.grid,
+                            guidance=args.guidance, guidance_image=args.image_guidance,
+                            tasks=tuple(t for t in args.tasks.split(",") if t))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -266,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--classifier", default=None, help="motion classifier folder (trained if missing)")
     e.add_argument("--device", default="auto")
     e.add_argument("--grid", default=None, help="also save a PNG grid of real / t2v / it2v held-out samples")
+    e.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
+    e.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
+    e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 

@@ -3,12 +3,20 @@
 The GPU host has torch/transformers/accelerate but not diffusers, the text-encoder package, nor the emoji font,
 and a call may carry at most 64 MiB. The MiniLM weights are 87 MB, so we carry the transformer layers in fp16
 and only the word-embedding rows that the training captions can use (frozen encoder: identical outputs for
-those captions), and rebuild a full-size model folder on the host. The 11 MB emoji font is cut down to the
-500 curated emoji (1.3 MB, identical sprites) when fontTools is importable (`pip install fonttools`, a dev-only
-tool): that saving is what lets a lease also carry a 31 MB model to continue (`INIT_FROM`).
+those captions; a caption word packed before it existed gets zero rows on the host, so repack after changing
+captions), and rebuild a full-size model folder on the host. The 11 MB emoji font is cut down to the emoji
+``builtin:emoji`` can draw (the curated 500 and the extra training pool; identical sprites) when fontTools is
+importable (`pip install fonttools`, a dev-only tool): that saving is what lets a lease also carry a 31 MB
+model to continue (`INIT_FROM`). A font cut to fewer emoji silently shrinks the extra pool on the host (the
+training config's ``data_summary.splits.extra_train_emoji`` shows what a run really used).
 
     python tools/gpu_bundle.py pack   [--out .gpu]          # here: writes .gpu/{minilm-pruned,font}
     python tools/gpu_bundle.py expand [--src .gpu] --dst D  # on the GPU host: full model folder for RDTF_TEXT_MODEL
+    python tools/gpu_bundle.py trim-wheel --src W --dst .whl  # the diffusers wheel without its pipeline families
+
+The diffusers wheel is 6.2 MB, 4.0 MB of it the pipeline families (``diffusers/pipelines/<family>/``,
+``diffusers/modular_pipelines/<family>/``) that the engine never imports; ``trim-wheel`` drops them (2.2 MB left,
+the models, schedulers, training utilities and the pipelines' own top-level modules kept) and rewrites RECORD.
 """
 
 from __future__ import annotations
@@ -59,20 +67,21 @@ def pack(out: Path) -> None:
 
 
 def pack_font(font: Path, dst: Path) -> None:
-    """Subset the font to the curated code points (sprites stay byte-identical), else copy it whole."""
+    """Subset the font to the code points training can draw (sprites stay byte-identical), else copy it whole."""
     try:
         from fontTools import subset
     except ImportError:
         shutil.copy(font, dst)
         print("fontTools not installed: carrying the whole font (11 MB)")
         return
-    from rdtf_engine.data.emoji import candidate_codepoints
+    from rdtf_engine.data.emoji import candidate_codepoints, extra_codepoints, is_heldout_emoji
 
     opts = subset.Options()
     opts.layout_features, opts.hinting = ["*"], False
     f = subset.load_font(str(font), opts)
     sub = subset.Subsetter(opts)
-    sub.populate(unicodes=candidate_codepoints())
+    # extras that hash into the held-out split are never drawn: leaving them out keeps the carry small
+    sub.populate(unicodes=candidate_codepoints() + [c for c in extra_codepoints() if not is_heldout_emoji(c)])
     sub.subset(f)
     subset.save_font(f, str(dst), opts)
 
@@ -98,15 +107,47 @@ def expand(src: Path, dst: Path) -> None:
     print(f"text model expanded into {dst}")
 
 
+def trim_wheel(src: Path, dst_dir: Path) -> Path:
+    """Copy wheel ``src`` into ``dst_dir`` without the pipeline families; returns the new wheel's path."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / src.name
+    tmp = dst.with_suffix(".tmp")
+    record, rows = None, []
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
+        for info in zin.infolist():
+            parts = info.filename.split("/")
+            if len(parts) > 3 and parts[0] == "diffusers" and parts[1] in ("pipelines", "modular_pipelines"):
+                continue  # diffusers/pipelines/<family>/…: never imported by the engine
+            if info.filename.endswith(".dist-info/RECORD"):
+                record = info.filename
+                continue
+            data = zin.read(info.filename)
+            zout.writestr(info, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows.append(f"{info.filename},sha256={digest},{len(data)}")
+        if record is None:
+            raise SystemExit(f"{src} has no RECORD: not a wheel")
+        zout.writestr(record, "\n".join(rows + [f"{record},,"]) + "\n")  # pip installs only from a valid RECORD
+    tmp.replace(dst)
+    print(f"{src.name}: {src.stat().st_size} → {dst.stat().st_size} bytes in {dst_dir}")
+    return dst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("action", choices=("pack", "expand"))
+    ap.add_argument("action", choices=("pack", "expand", "trim-wheel"))
     ap.add_argument("--out", default=".gpu")
     ap.add_argument("--src", default=".gpu")
     ap.add_argument("--dst", default="/tmp/minilm")
     a = ap.parse_args()
     if a.action == "pack":
         pack(Path(a.out))
+    elif a.action == "trim-wheel":
+        trim_wheel(Path(a.src), Path(a.dst))
     else:
         expand(Path(a.src), Path(a.dst))
 

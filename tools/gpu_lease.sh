@@ -107,6 +107,9 @@ job_default() {  # autoencoder â†’ DFGN (probe, then the step count that fits) â
     export CUDA_VISIBLE_DEVICES=0; train="$PY -m rdtf_engine train"
     rm -rf $RUN/checkpoints; $train $DEF $ae --steps 1000000 --max-minutes 1.5 || true
   fi
+  # what the data really held on this host (session 6: a cut-down font silently emptied the extra emoji pool)
+  $PY -c "import json; print('[lease] data splits', json.load(open('$RUN/model/config.json'))['data_summary'].get('splits'))" \
+    2>/dev/null || true
   local left=$(( deadline - eval_s - $(date +%s) ))
   local steps; steps=$(steps_for $RUN $left || echo 20000)
   echo "[lease] DFGN: $left s left, training to step $steps"

@@ -83,7 +83,8 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         "",
         "## Known failure modes",
     ]
-    weakest = sorted((t2v.get("motion_accuracy_per_class") or {}).items(), key=lambda kv: kv[1])[:4]
+    per_class = (t2v.get("motion_accuracy_per_class") or {}).items()
+    weakest = sorted(((k, v) for k, v in per_class if v < 1.0), key=lambda kv: kv[1])[:4]  # perfect: not weak
     fails = []
     if (t2v.get("motion_accuracy") or 0) < TARGETS["motion"]:
         fails.append(f"- Motion adherence is below target ({_pct(t2v.get('motion_accuracy'))} < "

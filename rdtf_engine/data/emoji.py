@@ -14,10 +14,13 @@ Splits are fixed by hashing code points (independent of seed, font version and l
 ``builtin:emoji`` never yields either; ``builtin:emoji-holdout`` yields only them (label ``split``).
 
 Training also draws from an **extra pool**: every other single-code-point emoji the font has (weather, places,
-tools, symbols…, ≈ 740 after the split; ``EXTRA_P`` of training clips) whose code point does not hash into the held-out 10 %. Extras that do
-hash there are used nowhere, so ``builtin:emoji-holdout`` and its identity bank stay exactly the curated list's
-(evaluations stay comparable across models). Why: with only the 445 curated training emoji the model learned to
-recall emoji rather than copy the given frame (identity 97 % on seen emoji, 47 % on never-seen ones).
+tools, symbols…; ≈ 740 after the split, ``EXTRA_P`` of training clips) whose code point does not hash into the
+held-out 10 %. Extras that do hash there are never trained on, so ``builtin:emoji-holdout`` and its identity bank
+stay exactly the curated list's (evaluations stay comparable across models). Those ≈ 80 never-trained extras
+form **``builtin:emoji-dev``**: never-seen emoji that are not the test set, for choosing sampling settings
+without tuning on the held-out split (its identity bank is the curated 500 plus them). Why: with only the 445
+curated training emoji the model learned to recall emoji rather than copy the given frame (identity 97 % on
+seen emoji, 47 % on never-seen ones).
 
 For the same reason training clips get **appearance augmentation** (never the held-out source): a mirror image
 half of the time, and in ``HUE_SHIFT_P`` of clips a hue rotation of 40°–320°, captioned "a recoloured <name> …"
@@ -87,7 +90,7 @@ _NAME_OVERRIDES = {
 def emoji_name(cp: int) -> str:
     """Lower-case display name used in captions ("grinning face")."""
     name = _NAME_OVERRIDES.get(cp) or unicodedata.name(chr(cp), "emoji").lower().replace(" sign", "")
-    return name[: -len(" symbol")] if name.endswith(" symbol") else name  # "full moon symbol" → "full moon"
+    return name.removesuffix(" symbol")  # "full moon symbol" → "full moon"
 
 
 def candidate_codepoints() -> list[int]:
@@ -208,16 +211,22 @@ class EmojiSource(ProceduralSource):
     default_holdout_clips = 1024
     motions = MOTIONS
 
-    def __init__(self, size: int, num_clips: int, seed: int, *, holdout: bool = False) -> None:
+    def __init__(self, size: int, num_clips: int, seed: int, *, holdout: bool = False, dev: bool = False) -> None:
         super().__init__(size, num_clips, seed)
-        self.holdout = holdout
-        self.name = "builtin:emoji-holdout" if holdout else "builtin:emoji"
+        self.holdout = holdout or dev  # dev: like the held-out source, over never-trained extras instead
+        self.name = "builtin:emoji-dev" if dev else "builtin:emoji-holdout" if holdout else "builtin:emoji"
         cps = available_codepoints()  # raises DependencyError without the font
         self.heldout_emoji = [c for c in cps if is_heldout_emoji(c)]
         self.train_emoji = [c for c in cps if not is_heldout_emoji(c)]
         self.heldout_pairs = [(c, m) for c in self.train_emoji for m in MOTIONS if is_heldout_pair(c, m)]
+        self.dev_emoji = [c for c in extra_codepoints() if is_heldout_emoji(c)] if dev else []
+        if dev:
+            if not self.dev_emoji:
+                raise DependencyError(f"builtin:emoji-dev needs the full {FONT_PACKAGE} font (this one has none "
+                                      "of the extra emoji)")
+            self.heldout_emoji, self.heldout_pairs = self.dev_emoji, []
         # The extra pool trains only; its held-out-hashed emoji and pairs are used nowhere (module docstring).
-        self.extra_emoji = [] if holdout else [c for c in extra_codepoints() if not is_heldout_emoji(c)]
+        self.extra_emoji = [] if self.holdout else [c for c in extra_codepoints() if not is_heldout_emoji(c)]
         # Training: per motion, the train (and extra) emoji whose pair with that motion is not held out.
         self._by_motion = {m: [c for c in self.train_emoji if not is_heldout_pair(c, m)] for m in MOTIONS}
         self._extra_by_motion = {m: [c for c in self.extra_emoji if not is_heldout_pair(c, m)] for m in MOTIONS}
@@ -232,7 +241,8 @@ class EmojiSource(ProceduralSource):
         if self.holdout:
             if rng.uniform() < 0.5 or not self.heldout_pairs:
                 cp = self.heldout_emoji[int(rng.integers(len(self.heldout_emoji)))]
-                motion, split = MOTIONS[int(rng.integers(len(MOTIONS)))], "heldout-emoji"
+                motion = MOTIONS[int(rng.integers(len(MOTIONS)))]
+                split = "dev-emoji" if self.dev_emoji else "heldout-emoji"
             else:
                 cp, motion = self.heldout_pairs[int(rng.integers(len(self.heldout_pairs)))]
                 split = "heldout-pair"
@@ -268,8 +278,9 @@ class EmojiSource(ProceduralSource):
         return augment_sprite(self.sprite(p.obj), bool(p.labels.get("mirror")), float(p.labels.get("hue", 0.0)))
 
     def identity_sprites(self) -> dict[str, np.ndarray]:
-        """All emoji (train and held out): identity is a nearest neighbour among every emoji."""
-        return {f"{c:x}": emoji_sprite(c) for c in sorted(self.train_emoji + self.heldout_emoji)}
+        """All curated emoji (train and held out; dev: and the dev emoji): identity is a nearest neighbour."""
+        cps = self.train_emoji + [c for c in available_codepoints() if is_heldout_emoji(c)] + self.dev_emoji
+        return {f"{c:x}": emoji_sprite(c) for c in sorted(cps)}
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -8,6 +8,7 @@ Specs:
 - ``builtin:shapes``         procedural coloured shapes; needs no font (tests, CI);
 - ``builtin:emoji``          Noto Color Emoji animated by motion programs (training split);
 - ``builtin:emoji-holdout``  the held-out emoji and (emoji, motion) pairs (evaluation only);
+- ``builtin:emoji-dev``      ≈ 80 never-trained emoji outside the test set (for tuning sampling settings);
 - anything else              a folder / zip / imported dataset read by ``rdtf_engine.io.load_dataset``.
 """
 
@@ -27,7 +28,7 @@ from ..errors import InputError
 from .clip import Clip
 from .motion import MotionSpec, motion_frames, render_motion
 
-BUILTINS = ("builtin:shapes", "builtin:emoji", "builtin:emoji-holdout")
+BUILTINS = ("builtin:shapes", "builtin:emoji", "builtin:emoji-holdout", "builtin:emoji-dev")
 
 
 class ClipSource(Sequence):
@@ -211,7 +212,7 @@ def open_source(spec: str, size: int, *, num_clips: int = 0, seed: int = 0) -> C
     """Open clips for training or evaluation; frames are ``size`` × ``size``.
 
     ``num_clips`` = 0 takes the source's default (procedural sources are virtually infinite: shapes 256,
-    emoji 20000, emoji-holdout 1024); for a path it caps the number of clips read (0 = all).
+    emoji 20000, emoji-holdout / emoji-dev 1024); for a path it caps the number of clips read (0 = all).
     """
     if not isinstance(spec, str) or not spec:
         raise InputError("data source must be a non-empty string")
@@ -220,12 +221,12 @@ def open_source(spec: str, size: int, *, num_clips: int = 0, seed: int = 0) -> C
             from .shapes import ShapesSource
 
             return ShapesSource(size, num_clips or ShapesSource.default_clips, seed)
-        if spec in ("builtin:emoji", "builtin:emoji-holdout"):
+        if spec in ("builtin:emoji", "builtin:emoji-holdout", "builtin:emoji-dev"):
             from .emoji import EmojiSource
 
-            holdout = spec.endswith("-holdout")
-            n = num_clips or (EmojiSource.default_holdout_clips if holdout else EmojiSource.default_clips)
-            return EmojiSource(size, n, seed, holdout=holdout)
+            holdout, dev = spec.endswith("-holdout"), spec.endswith("-dev")
+            n = num_clips or (EmojiSource.default_holdout_clips if holdout or dev else EmojiSource.default_clips)
+            return EmojiSource(size, n, seed, holdout=holdout, dev=dev)
         raise InputError(f"unknown built-in data source {spec!r}; choices: {', '.join(BUILTINS)}")
     try:
         from ..io import load_dataset  # lazily: the I/O package is optional for built-in data

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..data.clip import Clip
+from ..errors import InputError
 from ..events import Log, Progress, never_stop, null_event
 from ..requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT
 
@@ -26,9 +27,13 @@ CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level class
 def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: int = 64, steps: int = 20,
                    seed: int = 0, device: str = "auto", on_event=null_event, should_stop=never_stop,
                    classifier_path: str | None = None, guidance: float = DEFAULT_GUIDANCE_TEXT,
-                   grid_path: str | None = None, grid_rows: int = 8) -> dict[str, Any]:
+                   grid_path: str | None = None, grid_rows: int = 8,
+                   guidance_image: float = DEFAULT_GUIDANCE_IMAGE,
+                   tasks: tuple[str, ...] = ("t2v", "it2v")) -> dict[str, Any]:
     """``grid_path``: also save a PNG of the first ``grid_rows`` held-out prompts, each as a real clip row
-    (8 evenly spaced frames), its text→video sample and its image&text→video sample (the model card's grid)."""
+    (8 evenly spaced frames), its text→video sample and its image&text→video sample (the model card's grid).
+    ``tasks``: which samples to draw (a sampling-settings sweep on ``builtin:emoji-dev`` may want only it2v);
+    a skipped task reports ``None``."""
     from ..api import resolve_or_demo
     from ..data.latent_cache import build_latent_cache
     from ..data.sources import open_source
@@ -37,6 +42,9 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     from ..validation import validation_loss
     from .metrics import IdentityBank, evaluate_clips
 
+    unknown = set(tasks) - {"t2v", "it2v"}
+    if unknown or not tasks:
+        raise InputError(f"eval tasks must be t2v and/or it2v, got {', '.join(tasks) or 'none'}")
     t0 = time.time()
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)
@@ -56,13 +64,15 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         if should_stop():
             break
         labels = {k: ref.labels[k] for k in ("motion", "object", "emoji", "split") if k in ref.labels}
-        fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance)
-        t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
-        cond = [ref.frames[0]] + [None] * (n_frames - 1)
-        fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
-                  guidance_image=DEFAULT_GUIDANCE_IMAGE, cond_frames=cond)  # the value the report records
-        # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
-        it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
+        if "t2v" in tasks:
+            fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance)
+            t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
+        if "it2v" in tasks:
+            cond = [ref.frames[0]] + [None] * (n_frames - 1)
+            fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
+                      guidance_image=guidance_image, cond_frames=cond)
+            # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
+            it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
         on_event(Progress("eval", i + 1, len(refs)))
 
     bank = None
@@ -75,14 +85,14 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         "model": str(model_dir), "model_name": card.name, "preset": card.preset, "temporal": card.temporal,
         "dual_mask": card.dual_mask, "curriculum": card.curriculum, "train_steps": card.steps,
         "data": data, "clips": len(refs), "sample_steps": steps, "guidance_text": guidance,
-        "guidance_image": DEFAULT_GUIDANCE_IMAGE, "seed": seed,
+        "guidance_image": guidance_image, "seed": seed,
         "val_loss": val,
-        "t2v": evaluate_clips(t2v, refs, classifier, identity_bank=bank),
-        "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank),
+        "t2v": evaluate_clips(t2v, refs, classifier, identity_bank=bank) if "t2v" in tasks else None,
+        "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank) if "it2v" in tasks else None,
         "classifier": getattr(classifier, "summary", {}),
         "seconds": round(time.time() - t0, 1),
     }
-    if grid_path and t2v:
+    if grid_path and t2v and it2v:
         report["grid"] = _save_grid(grid_path, refs, t2v, it2v, grid_rows)
     return report
 

@@ -249,6 +249,21 @@ def test_extra_pool_trains_only_and_leaves_the_holdout_unchanged():
         assert "mirror" not in hold.labels(i) and "recoloured" not in hold.plan(i).caption
 
 
+@needs_font
+def test_emoji_dev_split_is_never_trained_and_not_the_test_set():
+    dev = open_source("builtin:emoji-dev", 32, num_clips=200, seed=3)
+    train = open_source("builtin:emoji", 32)
+    assert len(dev) == 200 and len(dev.dev_emoji) > 40 and dev.heldout_pairs == []
+    dev_set = set(dev.dev_emoji)
+    assert not dev_set & set(train.train_emoji + train.extra_emoji + train.heldout_emoji)
+    assert all(emoji_mod.is_heldout_emoji(c) for c in dev_set)
+    for i in range(len(dev)):
+        lab = dev.labels(i)
+        assert int(lab["emoji"], 16) in dev_set and lab["split"] == "dev-emoji" and "mirror" not in lab
+    bank = dev.identity_sprites()  # the curated 500 and the dev emoji: a dev clip can be confused with either
+    assert {int(k, 16) for k in bank} == set(emoji_mod.available_codepoints()) | dev_set
+
+
 def test_augment_sprite_mirrors_and_rotates_hue_exactly():
     sprite = np.zeros((2, 3, 4), np.uint8)
     sprite[0, 0] = (255, 0, 0, 255)  # red, top-left

@@ -35,6 +35,14 @@ def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
     with Image.open(grid) as im:  # 2 prompts × (real, t2v, it2v) rows of num_frames tiles
         w, h = im.size
     assert h == 6 * (h // 6) and w // (h // 6) == out["grid"]["frames"]
+    # A sampling-settings sweep: image&text→video only, at the guidance it asks for.
+    assert main(["eval", "--model", str(tiny_run[0]), "--data", "builtin:shapes", "--clips", "2", "--steps", "1",
+                 "--classifier", str(folder), "--device", "cpu", "--json", "--tasks", "it2v",
+                 "--guidance", "2", "--image-guidance", "5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["t2v"] is None and out["it2v"]["clips"] == 2
+    assert out["guidance_text"] == 2.0 and out["guidance_image"] == 5.0
+    assert main(["eval", "--model", str(tiny_run[0]), "--data", "builtin:shapes", "--tasks", "v2v"]) == 2
 
 
 def test_builtin_emoji_eval_uses_the_shipped_gpu_classifier(monkeypatch):
