@@ -220,6 +220,8 @@ class EmojiSource(ProceduralSource):
         self.train_emoji = [c for c in cps if not is_heldout_emoji(c)]
         self.heldout_pairs = [(c, m) for c in self.train_emoji for m in MOTIONS if is_heldout_pair(c, m)]
         self.dev_emoji = [c for c in extra_codepoints() if is_heldout_emoji(c)] if dev else []
+        # identity is a nearest neighbour among every curated emoji (dev: and the dev emoji)
+        self._identity_emoji = sorted(self.train_emoji + self.heldout_emoji + self.dev_emoji)
         if dev:
             if not self.dev_emoji:
                 raise DependencyError(f"builtin:emoji-dev needs the full {FONT_PACKAGE} font (this one has none "
@@ -279,8 +281,7 @@ class EmojiSource(ProceduralSource):
 
     def identity_sprites(self) -> dict[str, np.ndarray]:
         """All curated emoji (train and held out; dev: and the dev emoji): identity is a nearest neighbour."""
-        cps = self.train_emoji + [c for c in available_codepoints() if is_heldout_emoji(c)] + self.dev_emoji
-        return {f"{c:x}": emoji_sprite(c) for c in sorted(cps)}
+        return {f"{c:x}": emoji_sprite(c) for c in self._identity_emoji}
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
