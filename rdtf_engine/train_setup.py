@@ -118,10 +118,7 @@ def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop
                                        should_stop=should_stop)
     vae = vae.eval().requires_grad_(False)
     train_ids, val_ids = split_ids(n)
-    from .data.sources import ProceduralSource, render_many
-
-    # Procedural clips render in parallel processes (16 cores on the GPU host); user clips are already decoded.
-    render = (lambda ids: render_many(source, ids)) if isinstance(source, ProceduralSource) else None
+    from .data.sources import ProceduralSource, RenderPool
 
     t_prep, phases = time.time(), {}
 
@@ -136,8 +133,11 @@ def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop
     key = json.dumps([req.data, req.size, req.max_clips, req.seed, scale, n])
     cache = load_latent_cache(run_dir / "cache", key, device) if persist else None
     if cache is None:
-        cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
-                                   render=render, phases=phases)
+        # Procedural clips render in worker processes (all cores), overlapped with encoding; user clips are
+        # already decoded.
+        with RenderPool(source, 0 if isinstance(source, ProceduralSource) else 1) as pool:
+            cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
+                                       pool=pool, phases=phases)
         if persist:
             save_latent_cache(cache, run_dir / "cache", key)
     else:

@@ -52,12 +52,13 @@ def build_latent_cache(
     chunk: int = 0,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    render: Callable[[Sequence[int]], list] | None = None,
+    pool=None,
     phases: dict[str, float] | None = None,
 ) -> LatentCache:
-    """Encode clips ``indices`` of ``source`` (a Sequence of Clip). ``render`` may batch-render clips in
-    parallel (procedural sources); by default clips are fetched one by one. ``phases`` (if given) accumulates
-    seconds spent rendering, encoding and clustering, to show which one bounds data preparation."""
+    """Encode clips ``indices`` of ``source`` (a Sequence of Clip). ``pool`` (a ``data.sources.RenderPool``)
+    renders procedural clips in worker processes, one chunk ahead of the encoder; by default clips are
+    fetched one by one. ``phases`` (if given) accumulates seconds spent waiting for rendered clips, encoding
+    and clustering, to show which one bounds data preparation."""
     import time
 
     phases = {} if phases is None else phases
@@ -72,12 +73,18 @@ def build_latent_cache(
     lat_chunks: list[torch.Tensor] = []
     offsets, lengths, captions, keyframes, labels = [], [], [], [], []
     total = 0
-    for start in range(0, len(indices), chunk):
+    chunks = [indices[a : a + chunk] for a in range(0, len(indices), chunk)]
+    pending = pool.submit(chunks[0]) if pool is not None else None
+    for k, ids in enumerate(chunks):
         if should_stop is not None and should_stop():
             raise Cancelled("stopped while preparing the training data")
-        ids = indices[start : start + chunk]
         t0 = time.perf_counter()
-        clips = render(ids) if render is not None else [source[i] for i in ids]
+        if pending is not None:
+            clips = pending.get()
+            # Workers render chunk k+1 while this process encodes and clusters chunk k (≤ 2 chunks in memory).
+            pending = pool.submit(chunks[k + 1]) if k + 1 < len(chunks) else None
+        else:
+            clips = [source[i] for i in ids]
         frames = np.concatenate([c.frames for c in clips])  # (sum F, H, W, 4)
         t1 = time.perf_counter()
         lat = encode_rgba(vae, frames, scale, batch=256 if device.type == "cuda" else 64)  # (sum F, 4, h, w)
@@ -102,7 +109,7 @@ def build_latent_cache(
         total += pos
         lat_chunks.append(lat.to(device=device, dtype=store_dtype))
         if progress is not None:
-            progress(min(start + chunk, len(indices)), len(indices))
+            progress(min((k + 1) * chunk, len(indices)), len(indices))
     return LatentCache(torch.cat(lat_chunks), offsets, lengths, captions, keyframes, labels)
 
 

@@ -15,8 +15,8 @@ Specs:
 from __future__ import annotations
 
 import multiprocessing as mp
-from abc import abstractmethod
 import os
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -242,9 +242,18 @@ def open_source(spec: str, size: int, *, num_clips: int = 0, seed: int = 0) -> C
 _WORKER_SOURCE: ClipSource | None = None
 
 
-def _init_worker(source: ClipSource) -> None:
+def _init_worker(source: ClipSource | None) -> None:
     global _WORKER_SOURCE
-    _WORKER_SOURCE = source
+    if source is not None:  # spawn: the source arrives pickled; fork: it is inherited
+        _WORKER_SOURCE = source
+    # One thread per worker: N workers × the parent's torch/BLAS thread count oversubscribes a many-core host.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a hard dependency of the engine
+        pass
 
 
 def _render_one(i: int) -> Clip:
@@ -252,30 +261,67 @@ def _render_one(i: int) -> Clip:
     return _WORKER_SOURCE[i]
 
 
-def render_many(source: ClipSource, indices: Iterable[int], workers: int = 0) -> list[Clip]:
-    """Render ``source[i]`` for all ``indices`` (in order) with ``workers`` processes (0 = all cores).
+class _Ready:
+    """An already computed result with ``multiprocessing.AsyncResult``'s ``get``."""
 
-    Uses ``fork`` where available, so the source (and any cached sprites/fonts) is inherited rather than
-    pickled; elsewhere the source is pickled once per worker. Each clip is independent (seeded by its
-    index), so the result equals ``[source[i] for i in indices]``.
+    def __init__(self, value: list[Clip]):
+        self._value = value
+
+    def get(self) -> list[Clip]:
+        return self._value
+
+
+class RenderPool:
+    """Worker processes that render clips of one procedural source, kept for a whole data preparation.
+
+    ``submit(ids)`` starts rendering and returns a handle whose ``get()`` gives ``[source[i] for i in ids]``.
+    Submitting chunk k+1 before encoding chunk k overlaps rendering with the autoencoder and k-means (the
+    sum render + encode + keyframes was the data-preparation time on the GPU hosts); one pool for all chunks
+    avoids forking a large parent (CUDA context, latent cache) again per chunk. Uses ``fork`` where
+    available, so the source (and its cached sprites/fonts) is inherited rather than pickled. Each clip is
+    seeded by its index, so results never depend on the worker count. ``workers`` 0 = all cores; with ≤ 1
+    worker everything runs in-process.
     """
-    idx = [int(i) for i in indices]
-    workers = workers or (os.cpu_count() or 1)
-    workers = min(workers, max(1, len(idx) // 4))  # no pool for a handful of clips
-    if workers <= 1:
-        return [source[i] for i in idx]
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    global _WORKER_SOURCE
-    if ctx.get_start_method() == "fork":
-        _WORKER_SOURCE = source  # inherited by the children
-        pool = ctx.Pool(workers)
-    else:
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(source,))
-    try:
-        chunk = max(1, min(16, len(idx) // (workers * 4)))
-        return list(pool.imap(_render_one, idx, chunksize=chunk))
-    finally:
-        pool.close()
-        pool.join()
+
+    def __init__(self, source: ClipSource, workers: int = 0):
+        self.source = source
+        self.workers = int(workers or (os.cpu_count() or 1))
+        self._pool = None
+        if self.workers > 1:
+            global _WORKER_SOURCE
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            if ctx.get_start_method() == "fork":
+                _WORKER_SOURCE = source  # inherited by the children
+                self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(None,))
+            else:
+                self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(source,))
+
+    def submit(self, ids: Sequence[int]):
+        idx = [int(i) for i in ids]
+        if self._pool is None or len(idx) < 8:  # no round trip through the pool for a handful of clips
+            return _Ready([self.source[i] for i in idx])
+        chunk = max(1, min(16, len(idx) // (self.workers * 4)))
+        return self._pool.map_async(_render_one, idx, chunksize=chunk)
+
+    def close(self) -> None:
+        global _WORKER_SOURCE
+        if self._pool is not None:
+            self._pool.terminate()  # also right after an error or a stop: pending renders are not needed
+            self._pool.join()
+            self._pool = None
         _WORKER_SOURCE = None
+
+    def __enter__(self) -> RenderPool:  # noqa: PYI034 (typing.Self needs Python 3.11)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def render_many(source: ClipSource, indices: Iterable[int], workers: int = 0) -> list[Clip]:
+    """Render ``source[i]`` for all ``indices`` (in order) with ``workers`` processes (0 = all cores); the
+    result equals ``[source[i] for i in indices]``."""
+    idx = [int(i) for i in indices]
+    workers = min(workers or (os.cpu_count() or 1), max(1, len(idx) // 4))  # no pool for a handful of clips
+    with RenderPool(source, workers) as pool:
+        return pool.submit(idx).get()

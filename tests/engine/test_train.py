@@ -216,3 +216,22 @@ def test_warmup_is_short_for_a_fine_tune():
     # from scratch: 10 % of the run, at most 500 steps; a fine-tune of trained weights: at most 100
     assert [warmup_steps(n) for n in (1, 50, 2000, 1_000_000)] == [1, 5, 200, 500]
     assert [warmup_steps(n, fine_tune=True) for n in (1, 50, 2000, 1_000_000)] == [1, 5, 100, 100]
+
+
+def test_latent_cache_rendered_ahead_by_a_pool_equals_the_serial_cache(tiny_run):
+    """The worker pool renders chunk k+1 while chunk k is encoded; the cache is the same as one built serially
+    (clips, captions, key frames, latents), whatever the chunking and the worker count."""
+    from rdtf_engine.data.latent_cache import build_latent_cache
+    from rdtf_engine.data.sources import RenderPool, open_source
+    from rdtf_engine.train_autoencoder import load_autoencoder
+
+    vae, scale = load_autoencoder(tiny_run[0] / "autoencoder", torch.device("cpu"))
+    src = open_source("builtin:shapes", 32, num_clips=40, seed=3)
+    serial = build_latent_cache(src, vae, scale, torch.device("cpu"), chunk=16)
+    phases: dict[str, float] = {}
+    with RenderPool(src, workers=2) as pool:
+        ahead = build_latent_cache(src, vae, scale, torch.device("cpu"), chunk=16, pool=pool, phases=phases)
+    assert ahead.captions == serial.captions and ahead.keyframes == serial.keyframes
+    assert ahead.lengths == serial.lengths and ahead.offsets == serial.offsets
+    assert torch.allclose(ahead.latents, serial.latents, atol=1e-5)
+    assert set(phases) == {"render", "encode", "keyframes"}
