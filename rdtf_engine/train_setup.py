@@ -134,8 +134,9 @@ def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop
     cache = load_latent_cache(run_dir / "cache", key, device) if persist else None
     if cache is None:
         # Procedural clips render in worker processes (all cores), overlapped with encoding; user clips are
-        # already decoded.
-        with RenderPool(source, 0 if isinstance(source, ProceduralSource) else 1) as pool:
+        # already decoded, and a few dozen clips are not worth forking for.
+        parallel = isinstance(source, ProceduralSource) and n >= 64
+        with RenderPool(source, 0 if parallel else 1) as pool:
             cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
                                        pool=pool, phases=phases)
         if persist:

@@ -314,6 +314,21 @@ class Worker:
         return dict(self.backend.device_info())
 
 
+def private_stdin() -> TextIO:
+    """A private handle on the requests pipe (fd 0); fd 0 and ``sys.stdin`` then read /dev/null.
+
+    The reader thread spends its life blocked in a read of this stream, holding the stream's lock. A process
+    forked meanwhile (the render and k-means pools of data preparation) closes ``sys.stdin`` as it starts and
+    would wait for that lock forever; with ``sys.stdin`` on /dev/null, nobody else holds its lock.
+    """
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 (lives as long as the process)
+    return requests
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rdtf worker", description="JSON-lines engine worker (docs/protocol.md)")
     parser.add_argument("--backend", default=os.environ.get("RDTF_WORKER_BACKEND") or None,
@@ -337,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         out.event(None, Failed("DependencyError", f"cannot load worker backend {args.backend!r}: {e}"))
         return 2
     worker = Worker(backend, out)
-    reader = threading.Thread(target=worker.read_loop, args=(sys.stdin,), name="stdin-reader", daemon=True)
+    reader = threading.Thread(target=worker.read_loop, args=(private_stdin(),), name="stdin-reader", daemon=True)
     out.send(None, {"kind": "ready", "pid": os.getpid(), "backend": args.backend or "rdtf_engine"})
     reader.start()
     worker.run_forever()

@@ -81,7 +81,7 @@ def build_latent_cache(
         t0 = time.perf_counter()
         if pending is not None:
             clips = pending.get()
-            # Workers render chunk k+1 while this process encodes and clusters chunk k (≤ 2 chunks in memory).
+            # Workers render chunk k+1 while this process encodes chunk k (≤ 2 chunks of clips in memory).
             pending = pool.submit(chunks[k + 1]) if k + 1 < len(chunks) else None
         else:
             clips = [source[i] for i in ids]
@@ -94,7 +94,13 @@ def build_latent_cache(
         feats = feats.flatten(1).cpu().numpy()
         t2 = time.perf_counter()
         bounds = np.cumsum([0] + [c.num_frames for c in clips])
-        keyframes.extend(_keyframes_parallel([feats[a:b] for a, b in zip(bounds[:-1], bounds[1:])]))
+        per_clip = [feats[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        if pool is not None and pool.workers > 1:
+            # The pool's workers cluster chunk k right after rendering chunk k+1 (tasks run in order); no
+            # second pool is forked per chunk.
+            keyframes.extend(pool.map(_kf_one, per_clip).get())
+        else:
+            keyframes.extend(_keyframes_parallel(per_clip))
         phases["render"] += t1 - t0
         phases["encode"] += t2 - t1
         phases["keyframes"] += time.perf_counter() - t2

@@ -219,3 +219,27 @@ def test_real_backend_list_models_with_or_without_dirs(monkeypatch):
     assert RealBackend().list_models(["/d"]) == [{"name": "x"}]  # an engine that finds its folders itself
     api.list_models = lambda dirs: dirs
     assert RealBackend().list_models(["/d"]) == ["/d"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs fork")
+def test_processes_forked_by_a_job_start_while_the_reader_waits_on_stdin():
+    """Data preparation forks render / k-means pools inside the worker. A forked child closes sys.stdin as it
+    starts; if the reader thread were blocked reading sys.stdin (holding its lock), the child would hang."""
+    code = (
+        "import multiprocessing as mp, sys, threading, time\n"
+        "from rdtf_engine.worker import private_stdin\n"
+        "stream = private_stdin()\n"
+        "threading.Thread(target=stream.readline, daemon=True).start()\n"
+        "time.sleep(0.3)\n"
+        "p = mp.get_context('fork').Process(target=print, args=('child started',), daemon=True)\n"
+        "p.start(); p.join(20)\n"
+        "print('exit', p.exitcode, flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)  # stdin stays open: the reader thread blocks in its read
+    try:
+        out = proc.stdout.read()  # the script ends by itself: a hung child only delays it by the 20 s join
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+    assert "child started" in out and "exit 0" in out, out

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing as mp
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -18,8 +21,8 @@ from rdtf_engine.data.motion import (
     sample_motion,
 )
 from rdtf_engine.data.shapes import shape_sprite
-from rdtf_engine.data.sources import BUILTINS, open_source, render_many
-from rdtf_engine.errors import DependencyError, InputError
+from rdtf_engine.data.sources import BUILTINS, RenderPool, open_source, render_many
+from rdtf_engine.errors import DependencyError, InputError, TrainingError
 
 FRAME_COUNTS = (4, 5, 8, 13, 24)
 
@@ -183,6 +186,30 @@ def test_render_many_matches_serial_and_describe():
     assert set(d["motions"]) <= set(MOTIONS) and d["objects"] >= 1 and d["name"] == "builtin:shapes"
 
 
+
+class _DiesInWorker:
+    """A 'source' whose items kill the worker process that renders them (an out-of-memory kill, say)."""
+
+    def __init__(self) -> None:
+        self.parent = os.getpid()
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, i: int) -> int:
+        if os.getpid() != self.parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return i
+
+
+@pytest.mark.skipif("fork" not in mp.get_all_start_methods(), reason="needs fork")
+def test_render_pool_reports_a_killed_worker_instead_of_hanging():
+    with pytest.raises(TrainingError, match="worker process died"):
+        with RenderPool(_DiesInWorker(), workers=2) as pool:
+            pool.submit(range(32)).get()
+    with RenderPool(_DiesInWorker(), workers=2) as pool:  # small requests never leave this process
+        assert pool.submit(range(4)).get() == [0, 1, 2, 3]
+        assert pool.map(abs, [-1, 2]).get() == [1, 2]
 # ---------------------------------------------------------------------------------------------- emoji
 @needs_font
 def test_emoji_splits_are_disjoint_and_fixed():
