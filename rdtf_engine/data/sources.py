@@ -312,7 +312,7 @@ class RenderPool:
             global _WORKER_SOURCE
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             if ctx.get_start_method() == "fork":
-                # Inherited by the children. No initializer: a forked child must not touch torch/OpenMP state.
+                # Inherited by the children: nothing to pickle, no initializer to run.
                 _WORKER_SOURCE = source
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
             else:
