@@ -98,6 +98,7 @@ class TrainRequest:
     dual_mask: bool = True
     curriculum: str = "adaptive"  # "none" | "linear" | "adaptive" (the paper's Table 4 arms)
     temporal: str = "sti"  # "sti" | "conv3d" (the paper's Table 3 ablation)
+    reference_attention: bool | None = None  # DFGN spatial attention also sees the given frame; None = init_from's, else off
     autoencoder: str | None = None
     init_from: str | None = None  # a model to fine-tune: its DFGN weights (and its autoencoder unless given)
     ae_steps: int = 500

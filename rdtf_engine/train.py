@@ -75,7 +75,8 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
         data = prepare_data(req, run_dir, device, on_event, should_stop)  # the others then load them
     text_cfg = TextConfig()
     text = get_text_encoder(text_cfg, device)
-    model = build_dfgn(req.preset, temporal=req.temporal, num_frames=req.num_frames).to(device)
+    model = build_dfgn(req.preset, temporal=req.temporal, num_frames=req.num_frames,
+                       reference_attention=bool(req.reference_attention)).to(device)
     if req.init_from and not (req.resume and latest_checkpoint(run_dir) is not None):
         on_event(Log("info", init_weights(model, req, device)))  # before the EMA copies the weights
     base = base_of(req, run_dir)
@@ -239,6 +240,10 @@ def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
                                    device=req.device, sample_every=req.sample_every or saved.sample_every)
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise InputError(f"{run_dir} already holds a training run; pass --resume to continue it or pick a new --out")
+    if req.reference_attention is None:  # decided once here and saved, so a resume never depends on the base model
+        from .train_setup import base_reference_attention
+
+        req = dataclasses.replace(req, reference_attention=base_reference_attention(req))
     return req
 
 

@@ -156,6 +156,14 @@ def resolve_init(name: str) -> Path:
     return folder
 
 
+def base_reference_attention(req) -> bool:
+    """A fine-tune keeps its base model's reference attention (DFGN config; models older than it have none)."""
+    if not req.init_from:
+        return False
+    cfg = resolve_init(req.init_from) / "unet" / "config.json"
+    return bool(json.loads(cfg.read_text("utf-8")).get("reference_attention", False))
+
+
 def init_weights(model, req, device) -> str:
     """Copy the DFGN weights of ``req.init_from`` into ``model`` (fp16 files are upcast); → a log line.
 

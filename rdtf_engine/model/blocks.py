@@ -22,11 +22,13 @@ class FrameInfo:
     """How the batch axis of a ``(B·F, C, H, W)`` tensor splits into clips and frames.
 
     ``mask`` is ``(B, F)`` bool, True = a real frame; None means every frame is real (the fast path: no
-    attention mask, no multiplications).
+    attention mask, no multiplications). ``reference_rows`` ``(B·F,)`` long: the batch row of each frame's
+    reference frame, for the DFGN's reference attention (None = off).
     """
 
     num_frames: int
     mask: torch.Tensor | None = None
+    reference_rows: torch.Tensor | None = None
 
     def frame_gate(self, x: torch.Tensor) -> torch.Tensor:
         """Zero the padded frames of ``x`` (B·F, ...) so that a temporal conv reads zeros there."""

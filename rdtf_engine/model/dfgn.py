@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
@@ -32,6 +33,37 @@ from rdtf_engine.model.condition import ConditionEncoder
 from rdtf_engine.model.sti import make_temporal_layer
 
 TEMPORAL_LAYERS = ("sti", "conv3d")
+
+
+class ReferenceAttnProcessor(AttnProcessor2_0):
+    """Spatial self-attention whose keys / values also hold the tokens of the clip's reference frame.
+
+    Why: the temporal layers match pixels at the same position (temporal attention, STI's detail convs) or at half
+    resolution (STI's joint attention), so once a sticker moves, a generated frame sees the given frame's detail
+    only through a few coarse tokens, and an emoji the model never trained on drifts toward a familiar one. With
+    the reference frame's tokens in every frame's self-attention (ConsistI2V's first-frame spatial attention,
+    Text2Video-Zero's cross-frame attention) each frame can look up the given picture wherever it moved to.
+    No new weights: the layer's own to_k / to_v project the extra tokens, so a model trained without it loads as is.
+
+    hidden_states (B·F, N, C); ``reference_rows`` (B·F,) long = the batch row of each row's reference frame.
+    The reference frame attends to its own tokens twice, which leaves its output exactly as without the extension.
+    Cross-attention (text) ignores ``reference_rows``.
+    """
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
+                 reference_rows: torch.Tensor | None = None):
+        if reference_rows is not None and not attn.is_cross_attention:
+            encoder_hidden_states = torch.cat([hidden_states, hidden_states[reference_rows]], dim=1)  # (B·F, 2N, C)
+        return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+
+
+def reference_rows(cond_latents: torch.Tensor) -> torch.Tensor:
+    """(B, C, F, h, w) masked condition latents -> (B·F,) long: for every frame, the batch row (b·F + r) of its
+    clip's reference frame r = the first given frame (non-zero condition), or frame 0 when none is given (t2v)."""
+    b, _, f = cond_latents.shape[:3]
+    given = cond_latents.detach().abs().flatten(3).amax(dim=3).amax(dim=1) > 0  # (B, F)
+    first = torch.argmax(given.to(torch.uint8), dim=1)  # (B,) first True; 0 when a row has none
+    return (torch.arange(b, device=first.device) * f + first).repeat_interleave(f)
 
 
 class SpaceTimeLayer(nn.Module):
@@ -59,13 +91,19 @@ class SpaceTimeLayer(nn.Module):
                 norm_num_groups=groups,
                 use_linear_projection=True,
             )
+            if cfg["reference_attention"]:
+                for block in self.attn.transformer_blocks:  # one stateless processor for attn1 (self) and attn2 (text)
+                    block.attn1.set_processor(ReferenceAttnProcessor())
+                    block.attn2.set_processor(ReferenceAttnProcessor())
             self.temp_attn = TemporalAttention(out_channels, heads, head_dim, cfg["num_frames"])
         self.gradient_checkpointing = False  # set by ModelMixin.enable_gradient_checkpointing()
 
     def _run(self, x, temb, text, text_mask, frames: FrameInfo):
         x = self.temporal(self.resnet(x, temb), frames)
         if self.attn is not None:
-            x = self.attn(x, encoder_hidden_states=text, encoder_attention_mask=text_mask, return_dict=False)[0]
+            kw = None if frames.reference_rows is None else {"reference_rows": frames.reference_rows}
+            x = self.attn(x, encoder_hidden_states=text, encoder_attention_mask=text_mask, cross_attention_kwargs=kw,
+                          return_dict=False)[0]
             x = self.temp_attn(x, frames)
         return x
 
@@ -140,6 +178,7 @@ class DFGN(ModelMixin, ConfigMixin):
         norm_num_groups: int = 8,
         cond_hidden: int = 16,
         cond_heads: int = 2,
+        reference_attention: bool = False,  # spatial self-attention also sees the reference frame (see above)
     ):
         super().__init__()
         chans = tuple(int(c) for c in block_out_channels)
@@ -154,6 +193,7 @@ class DFGN(ModelMixin, ConfigMixin):
             "sti_heads": sti_heads,
             "sti_head_dim": sti_head_dim,
             "sti_out_norm": sti_out_norm,
+            "reference_attention": bool(reference_attention),
         }
         c0, temb_ch = chans[0], 4 * chans[0]
 
@@ -206,7 +246,8 @@ class DFGN(ModelMixin, ConfigMixin):
         self._check_inputs(sample, encoder_hidden_states, cond_latents, frame_mask, text_mask)
         if frame_mask is not None:
             frame_mask = frame_mask.to(device=sample.device, dtype=torch.bool)
-        frames = FrameInfo(f, frame_mask)
+        refs = reference_rows(cond_latents) if self.config.reference_attention else None
+        frames = FrameInfo(f, frame_mask, refs)
 
         # timestep -> (B·F, 4·C0): the same embedding for every frame of a clip
         t = (timestep if torch.is_tensor(timestep) else torch.tensor(timestep)).to(sample.device).reshape(-1)
@@ -271,13 +312,14 @@ def _validate(chans, cross, head_dim, groups, temporal, layers, num_frames) -> N
             raise InputError(f"block_out_channels[{i}] = {ch} is not divisible by attention_head_dim = {head_dim}")
 
 
-def build_dfgn(preset: str, temporal: str = "sti", num_frames: int = 8) -> DFGN:
+def build_dfgn(preset: str, temporal: str = "sti", num_frames: int = 8, reference_attention: bool = False) -> DFGN:
     """A fresh DFGN from a ``config.DFGN_PRESETS`` entry (tiny | small | paper)."""
     if preset not in DFGN_PRESETS:
         raise InputError(f"unknown model preset {preset!r}; choose one of {', '.join(DFGN_PRESETS)}")
     if temporal not in TEMPORAL_LAYERS:
         raise InputError(f"unknown temporal layer {temporal!r}; choose one of {', '.join(TEMPORAL_LAYERS)}")
-    return DFGN(**{**DFGN_PRESETS[preset], "temporal_layer": temporal, "num_frames": int(num_frames)})
+    return DFGN(**{**DFGN_PRESETS[preset], "temporal_layer": temporal, "num_frames": int(num_frames),
+                   "reference_attention": bool(reference_attention)})
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -140,3 +140,21 @@ def test_train_init_from_inherits_the_models_architecture(tiny_run, tmp_path):
     cfg = json.loads((out / "train_config.json").read_text())
     assert (cfg["preset"], cfg["size"], cfg["temporal"]) == ("tiny", 32, "sti")
     assert cfg["init_from"] == str(tiny_run[0])
+    assert cfg["reference_attention"] is False  # the base model has none: inherited, and saved resolved
+
+
+def test_train_reference_attention_is_inherited_saved_and_kept_on_resume(tiny_run, tmp_path):
+    """--reference-attention on: the fine-tune's DFGN config has it; a fine-tune of that model inherits it
+    without the flag; --resume keeps the saved value."""
+    import json
+
+    args = ["--data", "builtin:shapes", "--steps", "1", "--batch-size", "2", "--max-clips", "8",
+            "--checkpoint-every", "1"]
+    on = tmp_path / "on"
+    assert main(["train", *args, "--out", str(on), "--init-from", str(tiny_run[0]), "--reference-attention", "on"]) == 0
+    assert json.loads((on / "model" / "unet" / "config.json").read_text())["reference_attention"] is True
+    child = tmp_path / "child"
+    assert main(["train", *args, "--out", str(child), "--init-from", str(on)]) == 0
+    assert json.loads((child / "train_config.json").read_text())["reference_attention"] is True
+    assert main(["train", "--out", str(child), "--resume", "--steps", "2"]) == 0
+    assert json.loads((child / "model" / "unet" / "config.json").read_text())["reference_attention"] is True

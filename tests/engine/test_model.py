@@ -197,3 +197,57 @@ def test_bad_inputs_raise_input_error():
         model(sample, 1, text, cond[:, :, :3])
     with pytest.raises(InputError):
         model(sample, torch.tensor([1, 2, 3]), text, cond)  # 3 timesteps for 2 clips
+
+
+# ---------------------------------------------------------------------------------------------- reference attention
+def test_reference_rows_point_at_the_first_given_frame_or_frame_0():
+    from rdtf_engine.model.dfgn import reference_rows
+
+    cond = torch.zeros(3, 4, 4, 2, 2)
+    cond[0, 1, 2, 0, 0] = -0.5  # clip 0: frame 2 given (one negative value is enough)
+    cond[2, :, 1] = 1.0  # clip 2: frames 1 and 3 given -> the first one
+    cond[2, :, 3] = 1.0
+    assert reference_rows(cond).tolist() == [2, 2, 2, 2, 4, 4, 4, 4, 9, 9, 9, 9]  # clip 1: none given -> frame 0
+
+
+def test_reference_attention_processor_appends_the_reference_tokens_only_to_self_attention():
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+    from rdtf_engine.model.dfgn import ReferenceAttnProcessor
+
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, heads=2, dim_head=8).eval()
+    x = torch.randn(3, 5, 16)  # (B·F, N, C)
+    rows = torch.tensor([0, 0, 0])
+    plain = AttnProcessor2_0()
+    with torch.no_grad():
+        out = ReferenceAttnProcessor()(attn, x, reference_rows=rows)
+        # the reference frame itself: its own tokens twice = plain self-attention, exactly
+        assert torch.allclose(out[0], plain(attn, x)[0], atol=1e-6)
+        # another frame: attention over its own tokens + the reference's
+        want = plain(attn, x[1:2], encoder_hidden_states=torch.cat([x[1:2], x[0:1]], dim=1))
+        assert torch.allclose(out[1:2], want, atol=1e-6)
+        assert not torch.allclose(out[1], plain(attn, x)[1], atol=1e-3)
+        cross = Attention(query_dim=16, cross_attention_dim=12, heads=2, dim_head=8).eval()
+        ctx = torch.randn(3, 7, 12)
+        assert torch.equal(ReferenceAttnProcessor()(cross, x, ctx, reference_rows=rows), plain(cross, x, ctx))
+
+
+def test_reference_attention_adds_no_weights_and_loads_any_model_of_its_preset(tmp_path):
+    torch.manual_seed(0)
+    plain = build_dfgn("tiny").eval()
+    _perturb_zero_inits(plain)
+    plain.save_pretrained(tmp_path)
+    ref = DFGN.from_pretrained(tmp_path, reference_attention=True).eval()  # a config override, same weights
+    assert ref.config.reference_attention and not plain.config.reference_attention
+    assert plain.state_dict().keys() == ref.state_dict().keys()
+    sample, cond, text = _inputs()
+    with torch.no_grad():  # one frame: the reference is the frame itself, so nothing changes
+        a = plain(sample[:, :, :1], torch.tensor([1, 2]), text, cond[:, :, :1])
+        b = ref(sample[:, :, :1], torch.tensor([1, 2]), text, cond[:, :, :1])
+        assert torch.allclose(a, b, atol=1e-5)
+        # several frames: the other frames now see the reference frame, and every parameter still gets a gradient
+        assert not torch.allclose(plain(sample, 1, text, cond), ref(sample, 1, text, cond), atol=1e-4)
+    ref.train()
+    ref(sample, torch.tensor([1, 2]), text, cond).square().mean().backward()
+    assert all(p.grad is not None for p in ref.parameters())
