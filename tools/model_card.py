@@ -39,10 +39,13 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
     mem = max((m.get("gpu_mem_mb") or 0) for m in train) if train else 0
     t2v, it2v = report.get("t2v", {}), report.get("it2v", {})
     data = cfg.get("data_summary", {})
+    unet_cfg = folder / "unet" / "config.json"
+    ref = unet_cfg.is_file() and json.loads(unet_cfg.read_text("utf-8")).get("reference_attention", False)
     lines = [
         f"# Model card: `{folder.name}`",
         "",
-        f"RDTF DFGN `{cfg['preset']}` preset ({cfg['temporal']} temporal layer), dual masks "
+        f"RDTF DFGN `{cfg['preset']}` preset ({cfg['temporal']} temporal layer"
+        f"{', reference attention to the given frame' if ref else ''}), dual masks "
         f"{'on' if cfg.get('dual_mask') else 'off'}, curriculum `{cfg.get('curriculum')}`, trained from scratch "
         f"with its own RGBA autoencoder (latent scale {cfg.get('latent_scale', float('nan')):.4f}). "
         f"{cfg['num_frames']} frames at {cfg['size']} px; weights fp16 safetensors, {size_mb:.1f} MiB in all.",
