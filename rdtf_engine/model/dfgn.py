@@ -92,9 +92,10 @@ class SpaceTimeLayer(nn.Module):
                 use_linear_projection=True,
             )
             if cfg["reference_attention"]:
-                for block in self.attn.transformer_blocks:  # one stateless processor for attn1 (self) and attn2 (text)
-                    block.attn1.set_processor(ReferenceAttnProcessor())
-                    block.attn2.set_processor(ReferenceAttnProcessor())
+                proc = ReferenceAttnProcessor()  # stateless: one instance serves attn1 (self) and attn2 (text)
+                for block in self.attn.transformer_blocks:
+                    block.attn1.set_processor(proc)
+                    block.attn2.set_processor(proc)
             self.temp_attn = TemporalAttention(out_channels, heads, head_dim, cfg["num_frames"])
         self.gradient_checkpointing = False  # set by ModelMixin.enable_gradient_checkpointing()
 
