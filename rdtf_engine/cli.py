@@ -115,11 +115,10 @@ def cmd_train(args, rep: Reporter) -> int:
     preset = args.preset or (base.preset if base else "tiny")
     size = args.size or (base.size if base else 64)
     temporal = args.temporal or (base.temporal if base else "sti")
-    ref_attn = None if args.reference_attention is None else args.reference_attention == "on"
     req = TrainRequest(data=args.data or "", out=args.out, preset=preset, steps=steps,
                        batch_size=args.batch_size, lr=args.lr, size=size, seed=args.seed, resume=args.resume,
                        dual_mask=not args.no_dual_mask, curriculum="none" if args.no_curriculum else args.curriculum,
-                       temporal=temporal, reference_attention=ref_attn, autoencoder=args.autoencoder,
+                       temporal=temporal, reference_attention=args.reference_attention, autoencoder=args.autoencoder,
                        ae_steps=args.ae_steps,
                        init_from=args.init_from, grad_accum=args.grad_accum, sample_every=args.sample_every,
                        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
@@ -228,9 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-curriculum", action="store_true", help="same as --curriculum none")
     t.add_argument("--curriculum", choices=("none", "linear", "adaptive"), default="adaptive")
     t.add_argument("--temporal", choices=("sti", "conv3d"), default=None, help="default sti, or --init-from's")
-    t.add_argument("--reference-attention", choices=("on", "off"), default=None,
+    t.add_argument("--reference-attention", choices=("on", "off", "all"), default=None,
                    help="every frame's spatial attention also sees the given (or first) frame: keeps an image's "
-                        "identity while it moves; no extra weights (default off, or --init-from's)")
+                        "identity while it moves. on: the attention levels, no extra weights; all: also the levels "
+                        "without attention, with a zero-initialised block each (default off, or --init-from's)")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
     t.add_argument("--ae-steps", type=int, default=500)
     t.add_argument("--init-from", default=None, metavar="MODEL",

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InputError
+
 # DFGN constructor kwargs per preset (see rdtf_engine/model/dfgn.py for their meaning).
 DFGN_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
@@ -54,6 +56,34 @@ AE_PRESETS: dict[str, dict[str, Any]] = {
 PRESETS = tuple(DFGN_PRESETS)
 LATENT_CHANNELS = 4
 VAE_FACTOR = 8
+
+# DFGN reference attention (model/reference.py): "off"; "on" = the attention levels' spatial self-attention also
+# sees the reference frame (no new weights); "all" = and levels without attention get a block of their own.
+REFERENCE_MODES = ("off", "on", "all")
+
+
+def reference_mode(value: bool | str | None) -> str:
+    """A request / CLI value (a mode name, or a bool from runs saved before "all" existed) -> a REFERENCE_MODES name."""
+    if value is None or value is False:
+        return "off"
+    if value is True:
+        return "on"
+    if value not in REFERENCE_MODES:
+        raise InputError(f"reference attention must be one of {', '.join(REFERENCE_MODES)}, got {value!r}")
+    return str(value)
+
+
+def reference_flags(mode: str) -> dict[str, bool]:
+    """A REFERENCE_MODES name -> the DFGN config flags that build it."""
+    mode = reference_mode(mode)
+    return {"reference_attention": mode != "off", "reference_attention_all_levels": mode == "all"}
+
+
+def config_reference_mode(unet_config: dict[str, Any]) -> str:
+    """A DFGN ``config.json`` (models older than reference attention have neither flag) -> its mode name."""
+    if unet_config.get("reference_attention_all_levels"):
+        return "all"
+    return "on" if unet_config.get("reference_attention") else "off"
 
 
 @dataclass

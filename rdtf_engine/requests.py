@@ -99,7 +99,9 @@ class TrainRequest:
     dual_mask: bool = True
     curriculum: str = "adaptive"  # "none" | "linear" | "adaptive" (the paper's Table 4 arms)
     temporal: str = "sti"  # "sti" | "conv3d" (the paper's Table 3 ablation)
-    reference_attention: bool | None = None  # DFGN spatial attention also sees the given frame; None = init_from's, else off
+    # DFGN reference attention (model/reference.py): "off" | "on" | "all" (a bool from older runs: True = "on");
+    # None = init_from's, else off
+    reference_attention: str | bool | None = None
     autoencoder: str | None = None
     init_from: str | None = None  # a model to fine-tune: its DFGN weights (and its autoencoder unless given)
     ae_steps: int = 500
@@ -113,7 +115,7 @@ class TrainRequest:
     device: str = "auto"
 
     def validate(self) -> None:
-        from .config import PRESETS  # local: config imports nothing heavy, but keep requests light
+        from .config import PRESETS, reference_mode  # local: config imports nothing heavy, but keep requests light
 
         if self.preset not in PRESETS:
             raise InputError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -121,6 +123,7 @@ class TrainRequest:
             raise InputError(f"curriculum must be none, linear or adaptive, got {self.curriculum!r}")
         if self.temporal not in ("sti", "conv3d"):
             raise InputError(f"temporal must be sti or conv3d, got {self.temporal!r}")
+        reference_mode(self.reference_attention)
         if int(self.steps) < 1 or int(self.batch_size) < 1 or int(self.grad_accum) < 1:
             raise InputError("steps, batch_size and grad_accum must be at least 1")
         if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:

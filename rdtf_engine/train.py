@@ -25,7 +25,7 @@ import torch
 
 from . import __version__
 from .checkpoint import latest_checkpoint, load_checkpoint, optimizer_from_tensors, save_checkpoint
-from .config import CurriculumConfig, DiffusionConfig, ModelCard, TextConfig
+from .config import CurriculumConfig, DiffusionConfig, ModelCard, TextConfig, reference_mode
 from .curriculum import Curriculum
 from .data.batching import make_batch
 from .errors import Cancelled, InputError, TrainingError
@@ -76,7 +76,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     text_cfg = TextConfig()
     text = get_text_encoder(text_cfg, device)
     model = build_dfgn(req.preset, temporal=req.temporal, num_frames=req.num_frames,
-                       reference_attention=bool(req.reference_attention)).to(device)
+                       reference_attention=req.reference_attention).to(device)
     if req.init_from and not (req.resume and latest_checkpoint(run_dir) is not None):
         on_event(Log("info", init_weights(model, req, device)))  # before the EMA copies the weights
     base = base_of(req, run_dir)
@@ -243,8 +243,8 @@ def _effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
     if req.reference_attention is None:  # decided once here and saved, so a resume never depends on the base model
         from .train_setup import base_reference_attention
 
-        req = dataclasses.replace(req, reference_attention=base_reference_attention(req))
-    return req
+        return dataclasses.replace(req, reference_attention=base_reference_attention(req))
+    return dataclasses.replace(req, reference_attention=reference_mode(req.reference_attention))
 
 
 def _after_step(step, req, on_event, window, t_start, step_at_start, lr_sched, curriculum, weights, task_counts,

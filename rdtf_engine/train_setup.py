@@ -156,12 +156,14 @@ def resolve_init(name: str) -> Path:
     return folder
 
 
-def base_reference_attention(req) -> bool:
-    """A fine-tune keeps its base model's reference attention (DFGN config; models older than it have none)."""
+def base_reference_attention(req) -> str:
+    """A fine-tune keeps its base model's reference attention mode (DFGN config; older models have none: "off")."""
+    from .config import config_reference_mode
+
     if not req.init_from:
-        return False
+        return "off"
     cfg = resolve_init(req.init_from) / "unet" / "config.json"
-    return bool(json.loads(cfg.read_text("utf-8")).get("reference_attention", False))
+    return config_reference_mode(json.loads(cfg.read_text("utf-8")))
 
 
 def init_weights(model, req, device) -> str:
@@ -175,13 +177,16 @@ def init_weights(model, req, device) -> str:
     folder = resolve_init(req.init_from)
     unet, _, card = load_model_folder(folder, device="cpu")
     mine, theirs = model.state_dict(), unet.state_dict()
-    bad = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
-    if bad or len(theirs) != len(mine):
+    # Reference-attention blocks ("all") that the base predates keep their fresh init: zero output = identity.
+    new = [k for k in mine if k not in theirs and ".ref_attn." in k]
+    bad = [k for k in mine if k not in new and (k not in theirs or theirs[k].shape != mine[k].shape)]
+    if bad or len(theirs) != len(mine) - len(new):
         raise TrainingError(f"--init-from {req.init_from}: its network ({card.preset}, {card.temporal}, "
                             f"{card.num_frames} frames) does not match this run ({req.preset}, {req.temporal}, "
                             f"{req.num_frames} frames); first mismatch: {(bad or ['extra keys'])[0]}")
-    model.load_state_dict({k: v.to(device=device, dtype=mine[k].dtype) for k, v in theirs.items()})
-    return f"initialised from {folder} ({card.name}, {card.base_steps + card.steps} steps)"
+    model.load_state_dict({k: v.to(device=device, dtype=mine[k].dtype) for k, v in theirs.items()}, strict=not new)
+    grown = f"; {len(new)} new reference-attention tensors start as identity" if new else ""
+    return f"initialised from {folder} ({card.name}, {card.base_steps + card.steps} steps){grown}"
 
 
 def base_of(req, run_dir: Path) -> tuple[str, int]:

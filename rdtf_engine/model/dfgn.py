@@ -19,57 +19,27 @@ from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
-from rdtf_engine.config import DFGN_PRESETS
+from rdtf_engine.config import DFGN_PRESETS, reference_flags, reference_mode
 from rdtf_engine.errors import InputError
 from rdtf_engine.model.blocks import FrameInfo, TemporalAttention
 from rdtf_engine.model.condition import ConditionEncoder
+from rdtf_engine.model.reference import ReferenceAttention, ReferenceAttnProcessor, reference_rows
 from rdtf_engine.model.sti import make_temporal_layer
 
 TEMPORAL_LAYERS = ("sti", "conv3d")
 
 
-class ReferenceAttnProcessor(AttnProcessor2_0):
-    """Spatial self-attention whose keys / values also hold the tokens of the clip's reference frame.
-
-    Why: the temporal layers match pixels at the same position (temporal attention, STI's detail convs) or at half
-    resolution (STI's joint attention), so once a sticker moves, a generated frame sees the given frame's detail
-    only through a few coarse tokens, and an emoji the model never trained on drifts toward a familiar one. With
-    the reference frame's tokens in every frame's self-attention (ConsistI2V's first-frame spatial attention,
-    Text2Video-Zero's cross-frame attention) each frame can look up the given picture wherever it moved to.
-    No new weights: the layer's own to_k / to_v project the extra tokens, so a model trained without it loads as is.
-
-    hidden_states (B·F, N, C); ``reference_rows`` (B·F,) long = the batch row of each row's reference frame.
-    The reference frame attends to its own tokens twice, which leaves its output exactly as without the extension.
-    Cross-attention (text) ignores ``reference_rows``.
-    """
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 reference_rows: torch.Tensor | None = None):
-        if reference_rows is not None and not attn.is_cross_attention:
-            encoder_hidden_states = torch.cat([hidden_states, hidden_states[reference_rows]], dim=1)  # (B·F, 2N, C)
-        return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
-
-
-def reference_rows(cond_latents: torch.Tensor) -> torch.Tensor:
-    """(B, C, F, h, w) masked condition latents -> (B·F,) long: for every frame, the batch row (b·F + r) of its
-    clip's reference frame r = the first given frame (non-zero condition), or frame 0 when none is given (t2v)."""
-    b, _, f = cond_latents.shape[:3]
-    given = cond_latents.detach().abs().flatten(3).amax(dim=3).amax(dim=1) > 0  # (B, F)
-    first = torch.argmax(given.to(torch.uint8), dim=1)  # (B,) first True; 0 when a row has none
-    return (torch.arange(b, device=first.device) * f + first).repeat_interleave(f)
-
-
 class SpaceTimeLayer(nn.Module):
     """ResnetBlock2D(temb) -> temporal layer -> [Transformer2D (self-attn + text cross-attn) -> TemporalAttention].
 
-    The bracket exists only on cross-attention levels (ModelScope's DownBlock3D has no attention either).
+    The bracket exists only on cross-attention levels (ModelScope's DownBlock3D has no attention either); with
+    reference attention "all", the other levels get a ReferenceAttention block after the temporal layer instead.
     (B·F, C_in, H, W) -> (B·F, C_out, H, W).
     """
 
@@ -97,10 +67,15 @@ class SpaceTimeLayer(nn.Module):
                     block.attn1.set_processor(proc)
                     block.attn2.set_processor(proc)
             self.temp_attn = TemporalAttention(out_channels, heads, head_dim, cfg["num_frames"])
+        self.ref_attn = None
+        if not cross_attn and cfg["reference_attention_all_levels"]:
+            self.ref_attn = ReferenceAttention(out_channels, head_dim, groups)
         self.gradient_checkpointing = False  # set by ModelMixin.enable_gradient_checkpointing()
 
     def _run(self, x, temb, text, text_mask, frames: FrameInfo):
         x = self.temporal(self.resnet(x, temb), frames)
+        if self.ref_attn is not None:
+            x = self.ref_attn(x, frames.reference_rows)
         if self.attn is not None:
             kw = None if frames.reference_rows is None else {"reference_rows": frames.reference_rows}
             x = self.attn(x, encoder_hidden_states=text, encoder_attention_mask=text_mask, cross_attention_kwargs=kw,
@@ -179,12 +154,15 @@ class DFGN(ModelMixin, ConfigMixin):
         norm_num_groups: int = 8,
         cond_hidden: int = 16,
         cond_heads: int = 2,
-        reference_attention: bool = False,  # spatial self-attention also sees the reference frame (see above)
+        reference_attention: bool = False,  # spatial self-attention also sees the reference frame (reference.py)
+        reference_attention_all_levels: bool = False,  # and levels without attention get a block of their own
     ):
         super().__init__()
         chans = tuple(int(c) for c in block_out_channels)
         cross = tuple(bool(c) for c in cross_attn_levels)
         _validate(chans, cross, attention_head_dim, norm_num_groups, temporal_layer, layers_per_block, num_frames)
+        if reference_attention_all_levels and not reference_attention:
+            raise InputError("reference_attention_all_levels needs reference_attention")
         cfg = {  # what the layers need; they read it at build time only (the saved config is self.config)
             "norm_num_groups": norm_num_groups,
             "attention_head_dim": attention_head_dim,
@@ -195,6 +173,7 @@ class DFGN(ModelMixin, ConfigMixin):
             "sti_head_dim": sti_head_dim,
             "sti_out_norm": sti_out_norm,
             "reference_attention": bool(reference_attention),
+            "reference_attention_all_levels": bool(reference_attention_all_levels),
         }
         c0, temb_ch = chans[0], 4 * chans[0]
 
@@ -313,14 +292,16 @@ def _validate(chans, cross, head_dim, groups, temporal, layers, num_frames) -> N
             raise InputError(f"block_out_channels[{i}] = {ch} is not divisible by attention_head_dim = {head_dim}")
 
 
-def build_dfgn(preset: str, temporal: str = "sti", num_frames: int = 8, reference_attention: bool = False) -> DFGN:
-    """A fresh DFGN from a ``config.DFGN_PRESETS`` entry (tiny | small | paper)."""
+def build_dfgn(preset: str, temporal: str = "sti", num_frames: int = 8,
+               reference_attention: bool | str | None = False) -> DFGN:
+    """A fresh DFGN from a ``config.DFGN_PRESETS`` entry (tiny | small | paper); ``reference_attention``: a
+    ``config.REFERENCE_MODES`` name ("off" | "on" | "all") or a bool (True = "on")."""
     if preset not in DFGN_PRESETS:
         raise InputError(f"unknown model preset {preset!r}; choose one of {', '.join(DFGN_PRESETS)}")
     if temporal not in TEMPORAL_LAYERS:
         raise InputError(f"unknown temporal layer {temporal!r}; choose one of {', '.join(TEMPORAL_LAYERS)}")
     return DFGN(**{**DFGN_PRESETS[preset], "temporal_layer": temporal, "num_frames": int(num_frames),
-                   "reference_attention": bool(reference_attention)})
+                   **reference_flags(reference_mode(reference_attention))})
 
 
 def count_parameters(model: nn.Module) -> int:

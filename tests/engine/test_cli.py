@@ -140,7 +140,7 @@ def test_train_init_from_inherits_the_models_architecture(tiny_run, tmp_path):
     cfg = json.loads((out / "train_config.json").read_text())
     assert (cfg["preset"], cfg["size"], cfg["temporal"]) == ("tiny", 32, "sti")
     assert cfg["init_from"] == str(tiny_run[0])
-    assert cfg["reference_attention"] is False  # the base model has none: inherited, and saved resolved
+    assert cfg["reference_attention"] == "off"  # the base model has none: inherited, and saved resolved
 
 
 def test_train_reference_attention_is_inherited_saved_and_kept_on_resume(tiny_run, tmp_path):
@@ -155,6 +155,27 @@ def test_train_reference_attention_is_inherited_saved_and_kept_on_resume(tiny_ru
     assert json.loads((on / "model" / "unet" / "config.json").read_text())["reference_attention"] is True
     child = tmp_path / "child"
     assert main(["train", *args, "--out", str(child), "--init-from", str(on)]) == 0
-    assert json.loads((child / "train_config.json").read_text())["reference_attention"] is True
+    saved = child / "train_config.json"
+    assert json.loads(saved.read_text())["reference_attention"] == "on"
+    # a run saved before the modes existed holds a bool: it resumes as "on"
+    saved.write_text(saved.read_text().replace('"reference_attention": "on"', '"reference_attention": true'))
     assert main(["train", "--out", str(child), "--resume", "--steps", "2"]) == 0
-    assert json.loads((child / "model" / "unet" / "config.json").read_text())["reference_attention"] is True
+    unet = json.loads((child / "model" / "unet" / "config.json").read_text())
+    assert unet["reference_attention"] is True and unet["reference_attention_all_levels"] is False
+
+
+def test_train_reference_attention_all_grows_blocks_from_a_model_without_them(tiny_run, tmp_path, capsys):
+    """--reference-attention all fine-tunes a plain model: its new blocks start as identity (logged), the model
+    folder records both flags, and a fine-tune of the result inherits "all"."""
+    import json
+
+    args = ["--data", "builtin:shapes", "--steps", "1", "--batch-size", "2", "--max-clips", "8",
+            "--checkpoint-every", "1"]
+    grown = tmp_path / "all"
+    assert main(["train", *args, "--out", str(grown), "--init-from", str(tiny_run[0]), "--reference-attention", "all"]) == 0
+    assert "new reference-attention tensors start as identity" in capsys.readouterr().out
+    unet = json.loads((grown / "model" / "unet" / "config.json").read_text())
+    assert unet["reference_attention"] is True and unet["reference_attention_all_levels"] is True
+    child = tmp_path / "child"
+    assert main(["train", *args, "--out", str(child), "--init-from", str(grown)]) == 0
+    assert json.loads((child / "train_config.json").read_text())["reference_attention"] == "all"

@@ -201,7 +201,7 @@ def test_bad_inputs_raise_input_error():
 
 # ---------------------------------------------------------------------------------------------- reference attention
 def test_reference_rows_point_at_the_first_given_frame_or_frame_0():
-    from rdtf_engine.model.dfgn import reference_rows
+    from rdtf_engine.model.reference import reference_rows
 
     cond = torch.zeros(3, 4, 4, 2, 2)
     cond[0, 1, 2, 0, 0] = -0.5  # clip 0: frame 2 given (one negative value is enough)
@@ -213,7 +213,7 @@ def test_reference_rows_point_at_the_first_given_frame_or_frame_0():
 def test_reference_attention_processor_appends_the_reference_tokens_only_to_self_attention():
     from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-    from rdtf_engine.model.dfgn import ReferenceAttnProcessor
+    from rdtf_engine.model.reference import ReferenceAttnProcessor
 
     torch.manual_seed(0)
     attn = Attention(query_dim=16, heads=2, dim_head=8).eval()
@@ -251,3 +251,63 @@ def test_reference_attention_adds_no_weights_and_loads_any_model_of_its_preset(t
     ref.train()
     ref(sample, torch.tensor([1, 2]), text, cond).square().mean().backward()
     assert all(p.grad is not None for p in ref.parameters())
+
+
+def test_reference_modes_map_to_exact_config_flags():
+    from rdtf_engine.config import config_reference_mode, reference_flags, reference_mode
+
+    assert [reference_mode(v) for v in (None, False, True, "off", "on", "all")] == ["off", "off", "on", "off", "on", "all"]
+    assert reference_flags("off") == {"reference_attention": False, "reference_attention_all_levels": False}
+    assert reference_flags("on") == {"reference_attention": True, "reference_attention_all_levels": False}
+    assert reference_flags("all") == {"reference_attention": True, "reference_attention_all_levels": True}
+    for mode in ("off", "on", "all"):
+        assert config_reference_mode(reference_flags(mode)) == mode
+    assert config_reference_mode({}) == "off"  # a model older than reference attention
+    with pytest.raises(InputError, match="reference attention"):
+        reference_mode("everywhere")
+    with pytest.raises(InputError, match="needs reference_attention"):
+        DFGN(reference_attention_all_levels=True)
+
+
+def test_reference_attention_all_adds_blocks_only_where_there_is_no_attention_and_they_start_as_identity(tmp_path):
+    torch.manual_seed(0)
+    on = build_dfgn("tiny", reference_attention="on").eval()
+    _perturb_zero_inits(on)
+    grown = build_dfgn("tiny", reference_attention="all").eval()
+    blocks = [n for n, _ in grown.named_modules() if n.endswith(".ref_attn")]
+    # tiny: level 0 has no attention (1 down layer, 2 up layers); level 1 and the mid block have their own
+    assert blocks == ["down_blocks.0.layers.0.ref_attn", "up_blocks.1.layers.0.ref_attn", "up_blocks.1.layers.1.ref_attn"]
+    new = set(grown.state_dict()) - set(on.state_dict())
+    assert new and all(".ref_attn." in k for k in new) and set(on.state_dict()) < set(grown.state_dict())
+    grown.load_state_dict(on.state_dict(), strict=False)
+    sample, cond, text = _inputs()
+    with torch.no_grad():  # zero output projections: exactly the model it grew from
+        assert torch.equal(on(sample, torch.tensor([1, 2]), text, cond), grown(sample, torch.tensor([1, 2]), text, cond))
+        _perturb_zero_inits(grown)
+        assert not torch.allclose(on(sample, 1, text, cond), grown(sample, 1, text, cond), atol=1e-4)
+    grown.train()
+    grown(sample, torch.tensor([1, 2]), text, cond).square().mean().backward()
+    assert all(p.grad is not None and p.grad.any() for n, p in grown.named_parameters() if ".ref_attn." in n)
+    grown.save_pretrained(tmp_path)
+    again = DFGN.from_pretrained(tmp_path)
+    assert again.config.reference_attention_all_levels and set(again.state_dict()) == set(grown.state_dict())
+
+
+def test_reference_attention_block_attends_over_own_and_reference_tokens():
+    """One ReferenceAttention block: identity at init; then frame 1 = x + attention over [own + frame 0's tokens]
+    and the reference frame 0 = x + plain self-attention (its own tokens twice)."""
+    from rdtf_engine.model.reference import ReferenceAttention
+
+    torch.manual_seed(0)
+    block = ReferenceAttention(channels=8, head_dim=8, groups=1).eval()
+    with torch.no_grad():
+        x = torch.randn(2, 8, 2, 2)  # frames 0 (reference) and 1, 2 × 2 tokens each
+        refs = torch.tensor([0, 0])
+        assert torch.equal(block(x, refs), x)  # zero output projection: identity
+        block.attn.to_out[0].weight.copy_(torch.eye(8))
+        out = block(x, refs)
+        plain = block.attn.processor.__class__.__mro__[1]()  # AttnProcessor2_0: self-attention without the extension
+        tokens = block.norm(x).flatten(2).transpose(1, 2)
+        want1 = plain(block.attn, tokens[1:2], torch.cat([tokens[1:2], tokens[0:1]], dim=1))
+        assert torch.allclose(out[1], x[1] + want1[0].transpose(0, 1).reshape(8, 2, 2), atol=1e-5)
+        assert torch.allclose(out[0], x[0] + plain(block.attn, tokens[0:1])[0].transpose(0, 1).reshape(8, 2, 2), atol=1e-5)
