@@ -24,9 +24,11 @@ def build_models(device, dtype, include_peer: bool):
         for temporal in ("sti", "conv3d"):
             m = build_dfgn(preset, temporal=temporal).to(device, dtype).eval()
             models[f"dfgn-{preset}-{temporal}"] = (m, count_parameters(m), "dfgn")
-    # the shipped default's layout: small + STI + reference attention (same weights, longer self-attention keys)
-    m = build_dfgn("small", temporal="sti", reference_attention=True).to(device, dtype).eval()
-    models["dfgn-small-sti-refattn"] = (m, count_parameters(m), "dfgn")
+    # small + STI + reference attention: "on" (the shipped default: same weights, longer self-attention keys) and
+    # "all" (plus a zero-initialised reference block on the 16 × 16-latent level, which has no attention otherwise)
+    for mode in ("on", "all"):
+        m = build_dfgn("small", temporal="sti", reference_attention=mode).to(device, dtype).eval()
+        models[f"dfgn-small-sti-refattn{'' if mode == 'on' else '-all'}"] = (m, count_parameters(m), "dfgn")
     if include_peer:
         from diffusers import UNet3DConditionModel
 

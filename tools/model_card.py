@@ -15,6 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
+from rdtf_engine.config import config_reference_mode
+
 TARGETS = {"motion": 0.80, "identity": 0.90}
 
 
@@ -40,12 +42,14 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
     t2v, it2v = report.get("t2v", {}), report.get("it2v", {})
     data = cfg.get("data_summary", {})
     unet_cfg = folder / "unet" / "config.json"
-    ref = unet_cfg.is_file() and json.loads(unet_cfg.read_text("utf-8")).get("reference_attention", False)
+    ref = config_reference_mode(json.loads(unet_cfg.read_text("utf-8"))) if unet_cfg.is_file() else "off"
+    ref_text = {"off": "", "on": ", reference attention to the given frame",
+                "all": ", reference attention to the given frame at every latent level"}[ref]
     lines = [
         f"# Model card: `{folder.name}`",
         "",
         f"RDTF DFGN `{cfg['preset']}` preset ({cfg['temporal']} temporal layer"
-        f"{', reference attention to the given frame' if ref else ''}), dual masks "
+        f"{ref_text}), dual masks "
         f"{'on' if cfg.get('dual_mask') else 'off'}, curriculum `{cfg.get('curriculum')}`, trained from scratch "
         f"with its own RGBA autoencoder (latent scale {cfg.get('latent_scale', float('nan')):.4f}). "
         f"{cfg['num_frames']} frames at {cfg['size']} px; weights fp16 safetensors, {size_mb:.1f} MiB in all.",
