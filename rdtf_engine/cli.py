@@ -120,7 +120,7 @@ def cmd_train(args, rep: Reporter) -> int:
                        dual_mask=not args.no_dual_mask, curriculum="none" if args.no_curriculum else args.curriculum,
                        temporal=temporal, reference_attention=args.reference_attention, autoencoder=args.autoencoder,
                        ae_steps=args.ae_steps,
-                       init_from=args.init_from, grad_accum=args.grad_accum, sample_every=args.sample_every,
+                       init_from=args.init_from, continue_curriculum=args.continue_curriculum, grad_accum=args.grad_accum, sample_every=args.sample_every,
                        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
                        max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision)
     if not args.resume:
@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this model's weights (a model folder or name, e.g. default): fine-tune it on "
                         "your stickers with its own autoencoder, preset, temporal layer and size")
+    t.add_argument("--continue-curriculum", action="store_true",
+                   help="with --init-from on the same data: take up the base model's curriculum after its steps "
+                        "instead of restarting it at the easy tasks (PAPER.md §4.2)")
     t.add_argument("--grad-accum", type=int, default=1)
     t.add_argument("--sample-every", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=100)

@@ -104,6 +104,7 @@ class TrainRequest:
     reference_attention: str | bool | None = None
     autoencoder: str | None = None
     init_from: str | None = None  # a model to fine-tune: its DFGN weights (and its autoencoder unless given)
+    continue_curriculum: bool = False  # with init_from: take up the base's curriculum instead of restarting it
     ae_steps: int = 500
     grad_accum: int = 1
     ema_decay: float = 0.999
@@ -124,6 +125,8 @@ class TrainRequest:
         if self.temporal not in ("sti", "conv3d"):
             raise InputError(f"temporal must be sti or conv3d, got {self.temporal!r}")
         reference_mode(self.reference_attention)
+        if self.continue_curriculum and not self.init_from:
+            raise InputError("continue_curriculum needs init_from: only a fine-tune has a curriculum to continue")
         if int(self.steps) < 1 or int(self.batch_size) < 1 or int(self.grad_accum) < 1:
             raise InputError("steps, batch_size and grad_accum must be at least 1")
         if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:

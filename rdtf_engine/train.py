@@ -32,7 +32,15 @@ from .errors import Cancelled, InputError, TrainingError
 from .events import Log, Metrics, Progress, never_stop, null_event
 from .masks import masked_mse
 from .requests import TrainRequest, from_dict, to_dict
-from .train_setup import base_of, init_weights, prepare_data, resolve_device, warmup_steps, write_json_atomic
+from .train_setup import (
+    base_of,
+    curriculum_span,
+    init_weights,
+    prepare_data,
+    resolve_device,
+    warmup_steps,
+    write_json_atomic,
+)
 from .validation import validation_loss
 
 LOG_EVERY = 10
@@ -88,7 +96,8 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     warmup = warmup_steps(req.steps, fine_tune=bool(req.init_from))
     lr_sched = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=warmup)
     ema = EMAModel(model.parameters(), decay=req.ema_decay, use_ema_warmup=True, power=2 / 3, foreach=cuda)
-    curriculum = Curriculum(CurriculumConfig(mode=req.curriculum, horizon=req.steps), seed=seed)
+    offset, horizon = curriculum_span(req, base[1])
+    curriculum = Curriculum(CurriculumConfig(mode=req.curriculum, horizon=horizon), seed=seed)
     noise_sched = training_scheduler(DiffusionConfig())
     rng = random.Random(seed)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -151,7 +160,7 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
 
             def pick(r: random.Random) -> str:
                 nonlocal weights
-                task, weights = curriculum.next_task(step)
+                task, weights = curriculum.next_task(offset + step)
                 return task
 
             t0 = time.perf_counter()

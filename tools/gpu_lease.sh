@@ -51,9 +51,10 @@ RUN=runs/default
 # the batch), so a 4× batch costs little extra wall time per step (metrics.jsonl "ms" shows the split).
 DEF="--data builtin:emoji --out $RUN --preset $DPRESET --size $DSIZE --batch-size ${BATCH:-128} --lr ${LR:-4e-4}
      --max-clips ${MAX_CLIPS:-6000} --checkpoint-every ${CKPT_EVERY:-500} --sample-every 1000 --seed ${SEED:-0}
-     ${REF_ATTN:+--reference-attention $REF_ATTN}"
+     ${REF_ATTN:+--reference-attention $REF_ATTN} ${CONT_CURR:+--continue-curriculum}"
 # REF_ATTN=on|off|all: the DFGN's reference attention (default: --init-from's, else off; all = also a block at the
 # levels without attention, zero-initialised, which --init-from grows from a model without them)
+# CONT_CURR=1: an --init-from continuation takes up the base model's curriculum (rdtf train --continue-curriculum)
 # SEED: a continuation call with a new seed renders 6,000 new clips (the held-out split is fixed by code point)
 
 steps_for() {  # step target so that run $1 (rate from its metrics) ends $2 s from now

@@ -179,3 +179,35 @@ def test_train_reference_attention_all_grows_blocks_from_a_model_without_them(ti
     child = tmp_path / "child"
     assert main(["train", *args, "--out", str(child), "--init-from", str(grown)]) == 0
     assert json.loads((child / "train_config.json").read_text())["reference_attention"] == "all"
+
+
+def test_continue_curriculum_takes_up_the_base_models_schedule(tiny_run, tmp_path):
+    """--continue-curriculum: a fine-tune of the 100-step tiny model draws its tasks at index 100 + s of a
+    120-step schedule, not at s of its own 20 (exact static weights with --curriculum linear)."""
+    import json
+
+    from rdtf_engine.errors import InputError
+    from rdtf_engine.requests import TrainRequest
+    from rdtf_engine.train_setup import curriculum_span
+
+    assert curriculum_span(TrainRequest(data="d", out="o", steps=20), 100) == (0, 20)
+    assert curriculum_span(TrainRequest(data="d", out="o", steps=20, init_from="m", continue_curriculum=True),
+                           100) == (100, 120)
+    with pytest.raises(InputError, match="needs init_from"):
+        TrainRequest(data="d", out="o", continue_curriculum=True).validate()
+    args = ["--data", "builtin:shapes", "--steps", "20", "--batch-size", "2", "--max-clips", "8",
+            "--checkpoint-every", "20", "--curriculum", "linear", "--init-from", str(tiny_run[0])]
+
+    def weights_at_10(out):
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        return next(r["weights"] for r in rows if r.get("step") == 10 and "weights" in r)
+
+    assert main(["train", *args, "--out", str(tmp_path / "own")]) == 0
+    # the 10th step's tasks are drawn at step index 9: 0.1 + 0.4·9/10 (generation) and 0.9 − 0.4·9/10 (interpolation)
+    own = weights_at_10(tmp_path / "own")
+    assert own["it2v"] == pytest.approx(0.46) and own["interpolation"] == pytest.approx(0.54)
+    assert main(["train", *args, "--out", str(tmp_path / "cont"), "--continue-curriculum"]) == 0
+    cont = weights_at_10(tmp_path / "cont")  # index 109 of a 120-step schedule: past its middle (60)
+    assert cont["it2v"] == round(0.5 + 0.4 * 49 / 60, 4)  # metrics.jsonl keeps 4 decimals
+    assert cont["interpolation"] == round(0.5 - 0.4 * 49 / 60, 4)
+    assert json.loads((tmp_path / "cont" / "train_config.json").read_text())["continue_curriculum"] is True
