@@ -120,7 +120,8 @@ def cmd_train(args, rep: Reporter) -> int:
                        dual_mask=not args.no_dual_mask, curriculum="none" if args.no_curriculum else args.curriculum,
                        temporal=temporal, reference_attention=args.reference_attention, autoencoder=args.autoencoder,
                        ae_steps=args.ae_steps,
-                       init_from=args.init_from, continue_curriculum=args.continue_curriculum, grad_accum=args.grad_accum, sample_every=args.sample_every,
+                       init_from=args.init_from, continue_curriculum=args.continue_curriculum,
+                       grad_accum=args.grad_accum, sample_every=args.sample_every,
                        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
                        max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision)
     if not args.resume:

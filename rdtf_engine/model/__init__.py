@@ -1,4 +1,5 @@
-"""Neural networks of the engine: the DFGN denoiser (dfgn.py) and its parts (sti.py, blocks.py, condition.py, reference.py)."""
+"""Neural networks of the engine: the DFGN denoiser (dfgn.py) and its parts (sti.py, blocks.py, condition.py,
+reference.py)."""
 
 from rdtf_engine.model.blocks import FrameInfo, TemporalAttention
 from rdtf_engine.model.condition import ConditionEncoder

@@ -172,7 +172,8 @@ def test_train_reference_attention_all_grows_blocks_from_a_model_without_them(ti
     args = ["--data", "builtin:shapes", "--steps", "1", "--batch-size", "2", "--max-clips", "8",
             "--checkpoint-every", "1"]
     grown = tmp_path / "all"
-    assert main(["train", *args, "--out", str(grown), "--init-from", str(tiny_run[0]), "--reference-attention", "all"]) == 0
+    grow = ["--out", str(grown), "--init-from", str(tiny_run[0]), "--reference-attention", "all"]
+    assert main(["train", *args, *grow]) == 0
     assert "new reference-attention tensors start as identity" in capsys.readouterr().out
     unet = json.loads((grown / "model" / "unet" / "config.json").read_text())
     assert unet["reference_attention"] is True and unet["reference_attention_all_levels"] is True
@@ -203,7 +204,7 @@ def test_continue_curriculum_takes_up_the_base_models_schedule(tiny_run, tmp_pat
         return next(r["weights"] for r in rows if r.get("step") == 10 and "weights" in r)
 
     assert main(["train", *args, "--out", str(tmp_path / "own")]) == 0
-    # the 10th step's tasks are drawn at step index 9: 0.1 + 0.4·9/10 (generation) and 0.9 − 0.4·9/10 (interpolation)
+    # the 10th step's tasks are drawn at step index 9: 0.1 + 0.4·9/10 (generation), 0.9 − 0.4·9/10 (interpolation)
     own = weights_at_10(tmp_path / "own")
     assert own["it2v"] == pytest.approx(0.46) and own["interpolation"] == pytest.approx(0.54)
     assert main(["train", *args, "--out", str(tmp_path / "cont"), "--continue-curriculum"]) == 0

@@ -256,7 +256,8 @@ def test_reference_attention_adds_no_weights_and_loads_any_model_of_its_preset(t
 def test_reference_modes_map_to_exact_config_flags():
     from rdtf_engine.config import config_reference_mode, reference_flags, reference_mode
 
-    assert [reference_mode(v) for v in (None, False, True, "off", "on", "all")] == ["off", "off", "on", "off", "on", "all"]
+    values = (None, False, True, "off", "on", "all")
+    assert [reference_mode(v) for v in values] == ["off", "off", "on", "off", "on", "all"]
     assert reference_flags("off") == {"reference_attention": False, "reference_attention_all_levels": False}
     assert reference_flags("on") == {"reference_attention": True, "reference_attention_all_levels": False}
     assert reference_flags("all") == {"reference_attention": True, "reference_attention_all_levels": True}
@@ -276,13 +277,15 @@ def test_reference_attention_all_adds_blocks_only_where_there_is_no_attention_an
     grown = build_dfgn("tiny", reference_attention="all").eval()
     blocks = [n for n, _ in grown.named_modules() if n.endswith(".ref_attn")]
     # tiny: level 0 has no attention (1 down layer, 2 up layers); level 1 and the mid block have their own
-    assert blocks == ["down_blocks.0.layers.0.ref_attn", "up_blocks.1.layers.0.ref_attn", "up_blocks.1.layers.1.ref_attn"]
+    assert blocks == ["down_blocks.0.layers.0.ref_attn", "up_blocks.1.layers.0.ref_attn",
+                      "up_blocks.1.layers.1.ref_attn"]
     new = set(grown.state_dict()) - set(on.state_dict())
     assert new and all(".ref_attn." in k for k in new) and set(on.state_dict()) < set(grown.state_dict())
     grown.load_state_dict(on.state_dict(), strict=False)
     sample, cond, text = _inputs()
     with torch.no_grad():  # zero output projections: exactly the model it grew from
-        assert torch.equal(on(sample, torch.tensor([1, 2]), text, cond), grown(sample, torch.tensor([1, 2]), text, cond))
+        t = torch.tensor([1, 2])
+        assert torch.equal(on(sample, t, text, cond), grown(sample, t, text, cond))
         _perturb_zero_inits(grown)
         assert not torch.allclose(on(sample, 1, text, cond), grown(sample, 1, text, cond), atol=1e-4)
     grown.train()
@@ -310,4 +313,5 @@ def test_reference_attention_block_attends_over_own_and_reference_tokens():
         tokens = block.norm(x).flatten(2).transpose(1, 2)
         want1 = plain(block.attn, tokens[1:2], torch.cat([tokens[1:2], tokens[0:1]], dim=1))
         assert torch.allclose(out[1], x[1] + want1[0].transpose(0, 1).reshape(8, 2, 2), atol=1e-5)
-        assert torch.allclose(out[0], x[0] + plain(block.attn, tokens[0:1])[0].transpose(0, 1).reshape(8, 2, 2), atol=1e-5)
+        want0 = plain(block.attn, tokens[0:1])
+        assert torch.allclose(out[0], x[0] + want0[0].transpose(0, 1).reshape(8, 2, 2), atol=1e-5)
