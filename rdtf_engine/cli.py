@@ -108,10 +108,9 @@ def cmd_train(args, rep: Reporter) -> int:
     steps = args.steps if args.steps is not None else (0 if args.resume else 1000)
     base = None
     if args.init_from and not args.resume:  # a fine-tune inherits its model's architecture unless told otherwise
-        from .model_store import validate_model_folder
-        from .train_setup import resolve_init
+        from .train_setup import init_model
 
-        base = validate_model_folder(resolve_init(args.init_from))
+        base = init_model(args.init_from)[1]
     preset = args.preset or (base.preset if base else "tiny")
     size = args.size or (base.size if base else 64)
     temporal = args.temporal or (base.temporal if base else "sti")

@@ -147,13 +147,17 @@ def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop
     return TrainData(cache, train_ids, val_ids, vae, scale, summary)
 
 
-def resolve_init(name: str) -> Path:
-    """--init-from: a model folder path or an installed model's name → its folder (validated)."""
+def init_model(name: str):
+    """--init-from: a model folder path or an installed model's name → (its folder, its card), validated once."""
     from .model_store import resolve_model, validate_model_folder
 
     folder = resolve_model(name)  # a model folder, a training run (its EMA model) or an installed model's name
-    validate_model_folder(folder)
-    return folder
+    return folder, validate_model_folder(folder)
+
+
+def resolve_init(name: str) -> Path:
+    """--init-from → its folder (validated)."""
+    return init_model(name)[0]
 
 
 def base_reference_attention(req) -> str:
@@ -208,5 +212,5 @@ def base_of(req, run_dir: Path) -> tuple[str, int]:
     if req.resume and (own / "config.json").is_file():  # the base may be gone by now: the run remembers it
         card = validate_model_folder(own)
         return card.base_model, card.base_steps
-    card = validate_model_folder(resolve_init(req.init_from))
+    card = init_model(req.init_from)[1]
     return card.name, card.base_steps + card.steps
