@@ -19,7 +19,8 @@ from typing import Any
 from . import __version__
 from .errors import Cancelled, InputError, RdtfError
 from .events import Failed, Finished, event_to_json, format_event
-from .requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, GenerateRequest, TrainRequest
+from .requests import (DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, GenerateRequest,
+                       TrainRequest)
 
 
 class Reporter:
@@ -88,7 +89,7 @@ def cmd_generate(args, rep: Reporter) -> int:
         load_frame(args.init, args.size)  # fail early with a clear message
     req = GenerateRequest(prompt=args.prompt, model=args.model, frames=args.frames, size=args.size,
                           steps=args.steps, seed=args.seed, guidance_text=args.guidance,
-                          guidance_image=args.image_guidance, scheduler=args.scheduler,
+                          guidance_image=args.image_guidance, strength=args.strength, scheduler=args.scheduler,
                           duration_ms=args.duration, init_image=args.init, cond_frames=cond, out=args.out,
                           device=args.device)
     try:
@@ -171,7 +172,7 @@ def cmd_eval(args, rep: Reporter) -> int:
     report = evaluate_model(args.model, args.data, num_clips=args.clips, steps=args.steps, seed=args.seed,
                             device=args.device, on_event=rep, should_stop=rep.should_stop,
                             classifier_path=args.classifier, grid_path=args.grid,
-                            guidance=args.guidance, guidance_image=args.image_guidance,
+                            guidance=args.guidance, guidance_image=args.image_guidance, strength=args.strength,
                             tasks=tuple(t for t in args.tasks.split(",") if t))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -203,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
     g.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE,
                    help="image guidance scale (given frames)")
+    g.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                   help="given frames: share of the steps run from their noised copy (lower keeps more of "
+                        "the picture, allows less motion)")
     g.add_argument("--scheduler", choices=("dpm", "ddim"), default="dpm")
     g.add_argument("--duration", type=int, default=100, help="ms per frame")
     g.add_argument("--init", default=None, help="start image (image&text → video)")
@@ -278,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--grid", default=None, help="also save a PNG grid of real / t2v / it2v held-out samples")
     e.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
     e.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
+    e.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
     e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)

@@ -31,7 +31,7 @@ import torch
 
 from .errors import Cancelled
 from .model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
-from .requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT
+from .requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
 from .schedule import sampling_scheduler
 from .text import NULL_PROMPT
 
@@ -64,8 +64,13 @@ class StickerPipeline:
                  cond_frames: Sequence[np.ndarray | None] | None = None,
                  callback: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,
-                 preview: Callable[[int, np.ndarray], None] | None = None, preview_every: int = 0) -> np.ndarray:
+                 preview: Callable[[int, np.ndarray], None] | None = None, preview_every: int = 0,
+                 strength: float = DEFAULT_STRENGTH) -> np.ndarray:
         """→ uint8 RGBA (num_frames, size, size, 4). ``cond_frames[i]`` is an RGBA (size, size, 4) frame or None.
+
+        ``strength`` (0, 1]: with frames given, the share of the ``steps`` that is run, starting from the
+        given frames' prior noised to that point (diffusers' img2img ``strength``); 1 = from the first timestep.
+        Lower keeps more of the given picture and allows less motion. Without given frames it is ignored.
 
         ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
         ``preview_every`` steps (one extra decode each time: the app's live preview)."""
@@ -88,7 +93,8 @@ class StickerPipeline:
             starts.append(num_frames - win)
         out = torch.zeros(num_frames, 4, h, h, device=self.device)
         done = [False] * num_frames
-        total = len(starts) * steps
+        run = sampled_steps(steps, strength if any(known) else 1.0)
+        total = len(starts) * run
         for wi, s in enumerate(starts):
             idx = list(range(s, s + win))
             mask = [known[i] or done[i] for i in idx]
@@ -97,12 +103,12 @@ class StickerPipeline:
             peek = None
             if preview is not None and preview_every > 0:
                 def peek(i, x0, wi=wi):
-                    if i % preview_every == 0 and i < steps:
+                    if i % preview_every == 0 and i < run:
                         rgba = tensor_to_rgba(decode_latents(self.vae, x0, self.scale))
-                        preview(wi * steps + i, fit_canvas(rgba, out_size, out_size))
+                        preview(wi * run + i, fit_canvas(rgba, out_size, out_size))
             z = self._denoise(cond, mask, states, tmask, steps, gen, guidance_text, guidance_image,
-                              scheduler, lambda i, wi=wi: callback and callback(wi * steps + i, total),
-                              should_stop, peek)
+                              scheduler, lambda i, wi=wi: callback and callback(wi * run + i, total),
+                              should_stop, peek, run)
             for j, i in enumerate(idx):
                 if not known[i] and not done[i]:
                     out[i] = z[j]
@@ -114,16 +120,21 @@ class StickerPipeline:
         return frames
 
     def _denoise(self, cond, mask, states, tmask, steps, gen, g_txt, g_img, scheduler, cb, should_stop,
-                 peek=None):
-        """One window: cond (W, 4, h, w) masked clean latents, mask (W,) given frames → latents (W, 4, h, w)."""
+                 peek=None, run=None):
+        """One window: cond (W, 4, h, w) masked clean latents, mask (W,) given frames → latents (W, 4, h, w).
+        ``run``: how many of the schedule's last ``steps`` timesteps to take (img2img strength), default all."""
         sched = sampling_scheduler(self.card.diffusion, scheduler)
         sched.set_timesteps(steps, device=self.device)
+        has_img = any(mask)
+        skip = steps - run if has_img and run else 0
+        timesteps = sched.timesteps[skip:]
+        if skip and hasattr(sched, "set_begin_index"):  # DPM-Solver counts its steps; DDIM needs only t
+            sched.set_begin_index(skip)
         shape = (1, 4) + tuple(cond.shape[:1]) + tuple(cond.shape[2:])
         x = torch.randn(shape, generator=gen).to(self.device) * sched.init_noise_sigma
-        has_img = any(mask)
         if has_img:  # start where training's forward process would be at t₀ for a clip like the prior
             prior = condition_prior(cond, mask).permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
-            x = sched.add_noise(prior, x, sched.timesteps[:1])
+            x = sched.add_noise(prior, x, timesteps[:1])
         c = cond.permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
         zero = torch.zeros_like(c)
         three = has_img and g_img != 1.0
@@ -134,7 +145,7 @@ class StickerPipeline:
             conds = torch.cat([c, c])
             txt, tm = states, tmask
         extra = {"eta": 1.0, "generator": gen} if scheduler == "ddim" else {}
-        for i, t in enumerate(sched.timesteps):
+        for i, t in enumerate(timesteps):
             if should_stop is not None and should_stop():
                 raise Cancelled("generation stopped")
             inp = sched.scale_model_input(x, t)
@@ -154,6 +165,11 @@ class StickerPipeline:
             x = sched.step(e, t, x, **extra).prev_sample  # a CPU generator keeps η=1 DDIM seed-deterministic
             cb(i + 1)
         return x[0].permute(1, 0, 2, 3)  # (W, 4, h, w)
+
+
+def sampled_steps(steps: int, strength: float) -> int:
+    """How many of ``steps`` timesteps a sampling run with img2img ``strength`` takes (at least one)."""
+    return max(1, min(int(steps), round(int(steps) * float(strength))))
 
 
 def condition_prior(cond: torch.Tensor, mask: Sequence[bool]) -> torch.Tensor:

@@ -21,6 +21,8 @@ MIN_SIZE, MAX_SIZE = 32, 512
 # `builtin:emoji-dev` with the reference-attention model (it2v identity 78 → 84 %, motion 81 → 84 %, 32 clips).
 DEFAULT_GUIDANCE_TEXT = 4.0
 DEFAULT_GUIDANCE_IMAGE = 5.0
+# With frames given, the share of the sampling steps run from the given frames' noised prior (img2img strength).
+DEFAULT_STRENGTH = 1.0
 
 T = TypeVar("T")
 
@@ -51,6 +53,7 @@ class GenerateRequest:
     seed: int | None = None
     guidance_text: float = DEFAULT_GUIDANCE_TEXT
     guidance_image: float = DEFAULT_GUIDANCE_IMAGE
+    strength: float = DEFAULT_STRENGTH  # with frames given: share of the steps run from their prior (img2img)
     scheduler: str = "dpm"  # "dpm" (DPM-Solver++, fast default) | "ddim" (the paper's 50-step sampler)
     duration_ms: int = 100
     init_image: str | None = None
@@ -72,6 +75,8 @@ class GenerateRequest:
             raise InputError(f"scheduler must be 'dpm' or 'ddim', got {self.scheduler!r}")
         if not (0.0 <= float(self.guidance_text) <= 30.0 and 0.0 <= float(self.guidance_image) <= 30.0):
             raise InputError("guidance scales must be between 0 and 30")
+        if not (0.0 < float(self.strength) <= 1.0):
+            raise InputError(f"strength must be above 0 and at most 1, got {self.strength}")
         if not (8 <= int(self.duration_ms) <= 10_000):
             raise InputError(f"duration_ms must be between 8 and 10000, got {self.duration_ms}")
         if self.cond_frames and len(self.cond_frames) != int(self.frames):

@@ -17,6 +17,8 @@
 #                                        # plan every call to be useful on its own)
 #   bash tools/gpu_lease.sh finish 400   # wait (≤ 400 s) for both jobs, collect
 #   bash tools/gpu_lease.sh solo 525     # one GPU, one call: autoencoder + DFGN for 525 s, export, collect
+#   EVALS="dev-s7|--data builtin:emoji-dev --clips 32 --tasks it2v --strength 0.7;…" P=4 \
+#     bash tools/gpu_lease.sh evals 540   # session 10: a sampling sweep, P evals at a time → $OUT/evals.tar.gz
 #
 # Jobs end by DEADLINE = start + LEASE_S (default 1500 s): the default DFGN and the arms train until
 # DEADLINE − EVAL_S, then export and evaluate. The host has torch but no registry: diffusers travels as a wheel
@@ -216,6 +218,18 @@ case "$cmd" in
     grep -E "^step|encoded|error|Error" runs/default.log | tail -12
     export_default runs/export && touch runs/default.exported
     collect ;;
+  evals)  # EVALS="name|rdtf eval args;…" run P at a time on GPU 0 (a sampling-settings sweep), JSONs → $OUT
+    mkdir -p runs/evals; IFS=';' read -ra specs <<< "${EVALS:?EVALS=name|args;...}"
+    for spec in "${specs[@]}"; do
+      name=${spec%%|*}; args=${spec#*|}
+      [ -s runs/evals/$name.json ] && continue  # a warm host keeps the ones done
+      while [ "$(jobs -rp | wc -l)" -ge "${P:-4}" ]; do sleep 1; done
+      [ $(( $(date +%s) - T_CALL )) -ge "$SECS" ] && { echo "[evals] out of time before $name"; break; }
+      # shellcheck disable=SC2086
+      ( $PY -m rdtf_engine eval --json $args > runs/evals/$name.tmp 2> runs/evals/$name.err \
+          && mv runs/evals/$name.tmp runs/evals/$name.json; echo "[evals] $name rc=$? $(date +%T)" ) &
+    done
+    wait; tar czf "$OUT/evals.tar.gz" runs/evals; ls -la "$OUT" ;;
   job-default) job_default "$SECS" ;;
   job-ablations) job_ablations "$SECS" ;;
   *) echo "unknown command $cmd"; exit 2 ;;

@@ -24,7 +24,10 @@ seen emoji, 47 % on never-seen ones).
 
 For the same reason training clips get **appearance augmentation** (never the held-out source): a mirror image
 half of the time, and in ``HUE_SHIFT_P`` of clips a hue rotation of 40°–320°, captioned "a recoloured <name> …"
-so that the text never claims a colour the clip does not have.
+so that the text never claims a colour the clip does not have. In ``COMPOSITE_P`` of training clips the emoji
+wears a second, smaller training emoji ("grinning face with a crown …", :func:`composite_sprite`): a new
+identity every time, with the kind of inner detail (glasses, a monocle, a hat) that never-seen emoji lose
+first, so that copying the given frame pays and recalling a known emoji does not.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ HOLDOUT_PAIR_FRACTION = 0.04
 MIRROR_P = 0.5  # training clips whose sprite is mirrored left ↔ right
 EXTRA_P = 0.4  # training clips drawn from the extra pool (the curated emoji keep most of the exposure)
 HUE_SHIFT_P = 0.3  # training clips whose sprite's hue is rotated (caption says "recoloured")
+COMPOSITE_P = 0.25  # training clips whose emoji wears a second one (caption: "<name> with a <name> …")
+COMPOSITE_SCALE = (0.3, 0.55)  # the worn emoji's longer side, as a share of the wearer's
 
 # Inclusive code-point ranges of the curated list (single code points with an emoji glyph).
 _RANGES = [
@@ -184,6 +189,25 @@ def augment_sprite(sprite: np.ndarray, mirror: bool, hue_deg: float) -> np.ndarr
     return np.ascontiguousarray(out)
 
 
+def composite_sprite(base: np.ndarray, worn: np.ndarray, scale: float, cx: float, cy: float) -> np.ndarray:
+    """Two straight-RGBA sprites (h, w, 4) uint8 → one: ``worn`` resized so its longer side is ``scale`` × the
+    base's longer side, centred at (``cx``·w, ``cy``·h) of the base, composited over it ("over"); the canvas
+    grows to keep both whole and is cropped to the visible pixels."""
+    from .motion import _premul_resize
+
+    h, w = base.shape[:2]
+    k = scale * max(h, w) / max(worn.shape[:2])
+    top = _premul_resize(worn, round(worn.shape[1] * k), round(worn.shape[0] * k)).convert("RGBA")
+    x0, y0 = round(cx * w - top.width / 2), round(cy * h - top.height / 2)
+    left, up = min(0, x0), min(0, y0)  # how far the worn emoji sticks out left / above
+    canvas = Image.new("RGBA", (max(w, x0 + top.width) - left, max(h, y0 + top.height) - up), (0, 0, 0, 0))
+    canvas.paste(Image.fromarray(base, "RGBA"), (-left, -up))
+    layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    layer.paste(top, (x0 - left, y0 - up))
+    canvas = Image.alpha_composite(canvas, layer)
+    return np.asarray(canvas.crop(canvas.getchannel("A").getbbox())).copy()
+
+
 @lru_cache(maxsize=2048)
 def emoji_sprite(cp: int) -> np.ndarray:
     """Straight-alpha RGBA sprite (h, w, 4) uint8 of one emoji, cropped to its visible pixels (~136 × 128)."""
@@ -271,13 +295,26 @@ class EmojiSource(ProceduralSource):
                 hue = float(rng.uniform(40.0, 320.0))
                 caption = f"a recoloured {name} {phrase}"
             labels.update(mirror=mirror, hue=round(hue, 1))
+            if rng.uniform() < COMPOSITE_P:  # the worn emoji: any training emoji (the pair rule is the wearer's)
+                pool = self.train_emoji + self.extra_emoji
+                worn = pool[int(rng.integers(len(pool)))]
+                labels.update(worn=f"{worn:x}", worn_scale=round(float(rng.uniform(*COMPOSITE_SCALE)), 3),
+                              worn_at=[round(float(v), 3) for v in rng.uniform(0.15, 0.85, 2)])
+                wname = emoji_name(worn)
+                recol = "a recoloured " if hue else ""
+                wart = _article(wname)
+                caption = f"{recol}{name} with {wart + ' ' if wart else ''}{wname} {phrase}"
         return Plan(hexcp, spec, durations, caption, frac, labels)
 
     def sprite(self, obj: str) -> np.ndarray:
         return emoji_sprite(int(obj, 16))
 
     def plan_sprite(self, p: Plan) -> np.ndarray:
-        return augment_sprite(self.sprite(p.obj), bool(p.labels.get("mirror")), float(p.labels.get("hue", 0.0)))
+        sprite = self.sprite(p.obj)
+        if "worn" in p.labels:  # composed first, so mirror and hue apply to the whole new identity
+            sprite = composite_sprite(sprite, self.sprite(p.labels["worn"]), float(p.labels["worn_scale"]),
+                                      *map(float, p.labels["worn_at"]))
+        return augment_sprite(sprite, bool(p.labels.get("mirror")), float(p.labels.get("hue", 0.0)))
 
     def identity_sprites(self) -> dict[str, np.ndarray]:
         """All curated emoji (train and held out; dev: and the dev emoji): identity is a nearest neighbour."""

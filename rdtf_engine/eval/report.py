@@ -19,7 +19,7 @@ import torch
 from ..data.clip import Clip
 from ..errors import InputError
 from ..events import Log, Progress, never_stop, null_event
-from ..requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT
+from ..requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
 
 CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level classifier in ~a minute
 
@@ -28,7 +28,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
                    seed: int = 0, device: str = "auto", on_event=null_event, should_stop=never_stop,
                    classifier_path: str | None = None, guidance: float = DEFAULT_GUIDANCE_TEXT,
                    grid_path: str | None = None, grid_rows: int = 8,
-                   guidance_image: float = DEFAULT_GUIDANCE_IMAGE,
+                   guidance_image: float = DEFAULT_GUIDANCE_IMAGE, strength: float = DEFAULT_STRENGTH,
                    tasks: tuple[str, ...] = ("t2v", "it2v")) -> dict[str, Any]:
     """``grid_path``: also save a PNG of the first ``grid_rows`` held-out prompts, each as a real clip row
     (8 evenly spaced frames), its text→video sample and its image&text→video sample (the model card's grid).
@@ -45,6 +45,8 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     unknown = set(tasks) - {"t2v", "it2v"}
     if unknown or not tasks:
         raise InputError(f"eval tasks must be t2v and/or it2v, got {', '.join(tasks) or 'none'}")
+    if not 0.0 < float(strength) <= 1.0:
+        raise InputError(f"strength must be above 0 and at most 1, got {strength}")
     t0 = time.time()
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)
@@ -70,7 +72,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         if "it2v" in tasks:
             cond = [ref.frames[0]] + [None] * (n_frames - 1)
             fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
-                      guidance_image=guidance_image, cond_frames=cond)
+                      guidance_image=guidance_image, cond_frames=cond, strength=strength)
             # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
             it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
         on_event(Progress("eval", i + 1, len(refs)))
@@ -85,7 +87,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         "model": str(model_dir), "model_name": card.name, "preset": card.preset, "temporal": card.temporal,
         "dual_mask": card.dual_mask, "curriculum": card.curriculum, "train_steps": card.steps,
         "data": data, "clips": len(refs), "sample_steps": steps, "guidance_text": guidance,
-        "guidance_image": guidance_image, "seed": seed,
+        "guidance_image": guidance_image, "strength": strength, "seed": seed,
         "val_loss": val,
         "t2v": evaluate_clips(t2v, refs, classifier, identity_bank=bank) if "t2v" in tasks else None,
         "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank) if "it2v" in tasks else None,

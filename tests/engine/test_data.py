@@ -302,3 +302,41 @@ def test_augment_sprite_mirrors_and_rotates_hue_exactly():
     assert tuple(h[0, 0]) == (0, 255, 0, 255) and tuple(h[1, 2, :3]) == (255, 0, 0) and h[1, 2, 3] == 128
     assert np.array_equal(h[..., 3], sprite[..., 3])
     assert emoji_mod.emoji_name(0x1F315) == "full moon"  # " symbol" is dropped from names
+
+
+def test_composite_sprite_grows_the_canvas_and_puts_the_worn_emoji_on_top():
+    base = np.zeros((10, 20, 4), np.uint8)
+    base[...] = (255, 0, 0, 255)  # opaque red 20 × 10
+    worn = np.zeros((4, 4, 4), np.uint8)
+    worn[...] = (0, 0, 255, 255)  # opaque blue square
+    # scale 0.5 of the longer side (20) → 10 × 10, centred at (1.0·20, 0.5·10) = (20, 5): half sticks out right
+    out = emoji_mod.composite_sprite(base, worn, 0.5, 1.0, 0.5)
+    assert out.shape == (10, 25, 4)
+    assert tuple(out[5, 2]) == (255, 0, 0, 255) and tuple(out[5, 17]) == (0, 0, 255, 255)
+    assert tuple(out[5, 24]) == (0, 0, 255, 255) and out[..., 3].min() == 255
+    # centred at the top-left corner: the canvas grows up and left, the base keeps its pixels
+    out = emoji_mod.composite_sprite(base, worn, 0.5, 0.0, 0.0)
+    assert out.shape == (15, 25, 4)
+    assert out[0, 10, 3] == 0 and tuple(out[0, 0]) == (0, 0, 255, 255) and tuple(out[14, 24]) == (255, 0, 0, 255)
+
+
+@needs_font
+def test_composite_clips_are_training_only_deterministic_and_captioned():
+    a = open_source("builtin:emoji", 32, num_clips=400, seed=5)
+    plans = [a.plan(i) for i in range(len(a))]
+    worn = [p for p in plans if "worn" in p.labels]
+    assert abs(len(worn) / len(plans) - emoji_mod.COMPOSITE_P) < 0.07
+    pool = set(a.train_emoji + a.extra_emoji)
+    for p in worn[:20]:
+        wname = emoji_mod.emoji_name(int(p.labels["worn"], 16))
+        assert int(p.labels["worn"], 16) in pool and " with " in p.caption and wname in p.caption
+        assert p.caption.startswith(("a recoloured " if p.labels["hue"] else "") + p.labels["name"])
+        lo, hi = emoji_mod.COMPOSITE_SCALE
+        assert lo <= p.labels["worn_scale"] <= hi and all(0.15 <= v <= 0.85 for v in p.labels["worn_at"])
+    i = plans.index(worn[0])
+    clip = a[i]
+    assert np.array_equal(clip.frames, open_source("builtin:emoji", 32, num_clips=400, seed=5)[i].frames)
+    plain = emoji_mod.augment_sprite(a.sprite(worn[0].obj), bool(worn[0].labels["mirror"]), worn[0].labels["hue"])
+    assert a.plan_sprite(worn[0]).shape != plain.shape or not np.array_equal(a.plan_sprite(worn[0]), plain)
+    for src in (open_source("builtin:emoji-holdout", 32), open_source("builtin:emoji-dev", 32, num_clips=100)):
+        assert not any("worn" in src.labels(i) for i in range(len(src)))

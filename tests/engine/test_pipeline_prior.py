@@ -26,3 +26,10 @@ def test_prior_without_given_frames_is_zero_and_keeps_shape():
     cond = torch.randn(8, 4, 2, 2)
     prior = condition_prior(cond, [False] * 8)
     assert prior.shape == cond.shape and not prior.any()
+
+
+def test_sampled_steps_follow_img2img_strength():
+    from rdtf_engine.pipeline import sampled_steps
+
+    assert [sampled_steps(20, s) for s in (1.0, 0.8, 0.5, 0.01)] == [20, 16, 10, 1]
+    assert sampled_steps(7, 0.5) == 4 and sampled_steps(3, 1.0) == 3
