@@ -19,8 +19,7 @@ from typing import Any
 from . import __version__
 from .errors import Cancelled, InputError, RdtfError
 from .events import Failed, Finished, event_to_json, format_event
-from .requests import (DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, GenerateRequest,
-                       TrainRequest)
+from .requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, GenerateRequest, TrainRequest
 
 
 class Reporter:

@@ -41,6 +41,7 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
     mem = max((m.get("gpu_mem_mb") or 0) for m in train) if train else 0
     t2v, it2v = report.get("t2v", {}), report.get("it2v", {})
     data = cfg.get("data_summary", {})
+    aug = data.get("augmentation") or {}
     unet_cfg = folder / "unet" / "config.json"
     ref = config_reference_mode(json.loads(unet_cfg.read_text("utf-8"))) if unet_cfg.is_file() else "off"
     ref_text = {"off": "", "on": ", reference attention to the given frame",
@@ -58,6 +59,9 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         f"- `{cfg.get('data')}`: {data.get('clips', '?')} procedural clips of Noto Color Emoji (OFL) with "
         f"{len(data.get('motions', {}))} motion classes, frame counts "
         f"{min(map(int, data.get('frame_counts', {'0': 0})))}–{max(map(int, data.get('frame_counts', {'0': 0})))}.",
+        *([(f"- Appearance augmentation (share of clips): mirrored {_pct(aug.get('mirror_p'))}, hue-rotated "
+            f"{_pct(aug.get('hue_shift_p'))}, wearing a second emoji {_pct(aug.get('composite_p'))}; extra "
+            f"emoji pool {_pct(aug.get('extra_p'))}.")] if aug else []),
         "- Held out and never trained on: 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`).",
         "",
         "## Training",

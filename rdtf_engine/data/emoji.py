@@ -323,5 +323,8 @@ class EmojiSource(ProceduralSource):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d["splits"] = self.splits()
+        if not self.holdout:  # what a training run's clips were made of (the model card's data section)
+            d["augmentation"] = {"mirror_p": MIRROR_P, "hue_shift_p": HUE_SHIFT_P, "composite_p": COMPOSITE_P,
+                                 "extra_p": EXTRA_P}
         d["font"] = os.path.basename(find_font() or "")
         return d

@@ -338,5 +338,6 @@ def test_composite_clips_are_training_only_deterministic_and_captioned():
     assert np.array_equal(clip.frames, open_source("builtin:emoji", 32, num_clips=400, seed=5)[i].frames)
     plain = emoji_mod.augment_sprite(a.sprite(worn[0].obj), bool(worn[0].labels["mirror"]), worn[0].labels["hue"])
     assert a.plan_sprite(worn[0]).shape != plain.shape or not np.array_equal(a.plan_sprite(worn[0]), plain)
+    assert a.describe()["augmentation"]["composite_p"] == emoji_mod.COMPOSITE_P
     for src in (open_source("builtin:emoji-holdout", 32), open_source("builtin:emoji-dev", 32, num_clips=100)):
-        assert not any("worn" in src.labels(i) for i in range(len(src)))
+        assert not any("worn" in src.labels(i) for i in range(len(src))) and "augmentation" not in src.describe()
