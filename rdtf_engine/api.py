@@ -38,10 +38,6 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
     pipe = _pipeline(model_dir, req.device)
     seed = int(req.seed) if req.seed is not None else random.SystemRandom().randrange(2**31)
     cond = _condition_frames(req)
-    from .pipeline import sampled_steps
-
-    run = sampled_steps(req.steps, req.strength) if cond and any(f is not None for f in cond) else req.steps
-    on_event(Progress("denoise", 0, run * max(1, -(-req.frames // 6))))
     frames = pipe(req.prompt, req.frames, req.size, req.steps, seed, req.guidance_text, req.guidance_image,
                   req.scheduler, cond, callback=lambda i, n: on_event(Progress("denoise", i, n)),
                   should_stop=should_stop, preview=_previewer(on_event) if req.preview_every > 0 else None,

@@ -72,6 +72,7 @@ class StickerPipeline:
         given frames' prior noised to that point (diffusers' img2img ``strength``); 1 = from the first timestep.
         Lower keeps more of the given picture and allows less motion. Without given frames it is ignored.
 
+        ``callback(i, total)`` is called with i = 0 before the first step, then after each step.
         ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
         ``preview_every`` steps (one extra decode each time: the app's live preview)."""
         from .io.timeline import fit_canvas
@@ -95,6 +96,8 @@ class StickerPipeline:
         done = [False] * num_frames
         run = sampled_steps(steps, strength if any(known) else 1.0)
         total = len(starts) * run
+        if callback is not None:
+            callback(0, total)  # the real total (windows × the steps strength leaves) before the first step
         for wi, s in enumerate(starts):
             idx = list(range(s, s + win))
             mask = [known[i] or done[i] for i in idx]

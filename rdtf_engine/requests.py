@@ -27,6 +27,12 @@ DEFAULT_STRENGTH = 1.0
 T = TypeVar("T")
 
 
+def check_strength(strength: float) -> None:
+    """img2img strength is a share of the sampling steps: (0, 1]."""
+    if not 0.0 < float(strength) <= 1.0:
+        raise InputError(f"strength must be above 0 and at most 1, got {strength}")
+
+
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in data.items() if k in names})
@@ -75,8 +81,7 @@ class GenerateRequest:
             raise InputError(f"scheduler must be 'dpm' or 'ddim', got {self.scheduler!r}")
         if not (0.0 <= float(self.guidance_text) <= 30.0 and 0.0 <= float(self.guidance_image) <= 30.0):
             raise InputError("guidance scales must be between 0 and 30")
-        if not (0.0 < float(self.strength) <= 1.0):
-            raise InputError(f"strength must be above 0 and at most 1, got {self.strength}")
+        check_strength(self.strength)
         if not (8 <= int(self.duration_ms) <= 10_000):
             raise InputError(f"duration_ms must be between 8 and 10000, got {self.duration_ms}")
         if self.cond_frames and len(self.cond_frames) != int(self.frames):

@@ -106,12 +106,16 @@ job_default() {  # autoencoder â†’ DFGN (probe, then the step count that fits) â
       --max-minutes ${AE_MINUTES:-3.5} --max-clips 16000
   fi
   echo "[lease] autoencoder ready at $(( $(date +%s) - deadline + LEASE_S )) s"
-  # probe: learn the real step rate (data prep included before it), then fix the curriculum horizon to match
-  [ -d $RUN/checkpoints ] || $train $DEF $ae --steps 1000000 --max-minutes 1.5 || true
+  # probe: learn the real step rate (data prep included before it), then fix the curriculum horizon to match.
+  # Its --steps is a guess of the final count (PROBE_RATE steps/s over the lease), not 1e6: the curriculum's
+  # horizon comes from --steps, and with CONT_CURR a huge one put the probe's steps at the start weights.
+  local guess=$(( ${PROBE_RATE:-2} * (deadline - eval_s - $(date +%s)) ))
+  [ "$guess" -ge 100 ] || guess=100
+  [ -d $RUN/checkpoints ] || $train $DEF $ae --steps $guess --max-minutes 1.5 || true
   if [ "${DDP:-0}" = 1 ] && ! grep -q steps_per_s $RUN/metrics.jsonl 2>/dev/null; then
     echo "[lease] the DDP probe made no step: falling back to one GPU"  # never lose the lease to NCCL
     export CUDA_VISIBLE_DEVICES=0; train="$PY -m rdtf_engine train"
-    rm -rf $RUN/checkpoints; $train $DEF $ae --steps 1000000 --max-minutes 1.5 || true
+    rm -rf $RUN/checkpoints; $train $DEF $ae --steps $guess --max-minutes 1.5 || true
   fi
   # what the data really held on this host (session 6: a cut-down font silently emptied the extra emoji pool)
   $PY -c "import json; print('[lease] data splits', json.load(open('$RUN/model/config.json'))['data_summary'].get('splits'))" \

@@ -19,7 +19,7 @@ import torch
 from ..data.clip import Clip
 from ..errors import InputError
 from ..events import Log, Progress, never_stop, null_event
-from ..requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
+from ..requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, check_strength
 
 CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level classifier in ~a minute
 
@@ -45,8 +45,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     unknown = set(tasks) - {"t2v", "it2v"}
     if unknown or not tasks:
         raise InputError(f"eval tasks must be t2v and/or it2v, got {', '.join(tasks) or 'none'}")
-    if not 0.0 < float(strength) <= 1.0:
-        raise InputError(f"strength must be above 0 and at most 1, got {strength}")
+    check_strength(strength)
     t0 = time.time()
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)

@@ -79,7 +79,8 @@ def test_generate_with_locked_frames_keeps_them(tiny_run, tmp_path):
 
 
 def test_strength_runs_the_last_steps_from_the_given_frames(tiny_run):
-    """img2img strength: with a frame given, 0.5 of 4 steps runs 2 (callbacks say so), keeps the frame exactly,
+    """img2img strength: with a frame given, 0.5 of 4 steps runs 2 (the callbacks' total says so from the start),
+    keeps the frame exactly,
     and differs from a full run; without given frames strength changes nothing."""
     pipe = StickerPipeline.from_pretrained(tiny_run[0] / "model", "cpu")
     lock = np.zeros((32, 32, 4), np.uint8)
@@ -88,7 +89,7 @@ def test_strength_runs_the_last_steps_from_the_given_frames(tiny_run):
     half = pipe("a red square bouncing", 4, 32, steps=4, seed=3, cond_frames=[lock, None, None, None],
                 strength=0.5, callback=lambda i, n: calls.append((i, n)))
     full = pipe("a red square bouncing", 4, 32, steps=4, seed=3, cond_frames=[lock, None, None, None])
-    assert calls == [(1, 2), (2, 2)] and np.array_equal(half[0], lock) and not np.array_equal(half, full)
+    assert calls == [(0, 2), (1, 2), (2, 2)] and np.array_equal(half[0], lock) and not np.array_equal(half, full)
     assert np.array_equal(pipe("a red square bouncing", 4, 32, steps=3, seed=3, strength=0.3),
                           pipe("a red square bouncing", 4, 32, steps=3, seed=3))
     for bad in (0.0, 1.5):
