@@ -27,7 +27,10 @@ half of the time, and in ``HUE_SHIFT_P`` of clips a hue rotation of 40°–320°
 so that the text never claims a colour the clip does not have. In ``COMPOSITE_P`` of training clips the emoji
 wears a second, smaller training emoji ("grinning face with a crown …", :func:`composite_sprite`): a new
 identity every time, with the kind of inner detail (glasses, a monocle, a hat) that never-seen emoji lose
-first, so that copying the given frame pays and recalling a known emoji does not.
+first, so that copying the given frame pays and recalling a known emoji does not. In ``SPLICE_P`` more, the
+emoji is cut across (or down) and finished by a second one ("half nerd face, half grinning face …",
+:func:`splice_sprite`; a face's partner is a face): new mixes of eyes and mouth, the detail that never-seen
+faces lost in session 11's misses.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ EXTRA_P = 0.4  # training clips drawn from the extra pool (the curated emoji kee
 HUE_SHIFT_P = 0.3  # training clips whose sprite's hue is rotated (caption says "recoloured")
 COMPOSITE_P = 0.25  # training clips whose emoji wears a second one (caption: "<name> with a <name> …")
 COMPOSITE_SCALE = (0.3, 0.55)  # the worn emoji's longer side, as a share of the wearer's
+SPLICE_P = 0.2  # training clips whose emoji is spliced with a second one (caption: "half <name>, half <name> …")
+SPLICE_AT = (0.35, 0.65)  # where the cut runs, as a share of the sprite's height (or width)
 
 # Inclusive code-point ranges of the curated list (single code points with an emoji glyph).
 _RANGES = [
@@ -208,6 +213,27 @@ def composite_sprite(base: np.ndarray, worn: np.ndarray, scale: float, cx: float
     return np.asarray(canvas.crop(canvas.getchannel("A").getbbox())).copy()
 
 
+def splice_sprite(first: np.ndarray, second: np.ndarray, axis: str, at: float) -> np.ndarray:
+    """Two straight-RGBA sprites (h, w, 4) uint8 → one of ``first``'s size: ``first`` above (axis "h") or left of
+    (axis "v") a straight cut at ``at`` × its height (width), ``second`` resized to the same box beyond it; cropped
+    to the visible pixels. Two faces cut across give one's eyes over the other's mouth: a face no font has."""
+    from .motion import _premul_resize
+
+    h, w = first.shape[:2]
+    out = first.copy()
+    other = np.asarray(_premul_resize(second, w, h).convert("RGBA"))
+    if axis == "h":
+        cut = round(at * h)
+        out[cut:] = other[cut:]
+    elif axis == "v":
+        cut = round(at * w)
+        out[:, cut:] = other[:, cut:]
+    else:
+        raise ValueError(f"splice axis must be 'h' or 'v', got {axis!r}")
+    box = Image.fromarray(out[..., 3]).getbbox()
+    return out if box is None else np.ascontiguousarray(out[box[1]:box[3], box[0]:box[2]])
+
+
 @lru_cache(maxsize=2048)
 def emoji_sprite(cp: int) -> np.ndarray:
     """Straight-alpha RGBA sprite (h, w, 4) uint8 of one emoji, cropped to its visible pixels (~136 × 128)."""
@@ -219,6 +245,15 @@ def emoji_sprite(cp: int) -> np.ndarray:
     if box is None:
         raise InputError(f"emoji U+{cp:04X} renders empty with this font")
     return np.asarray(img.crop(box)).copy()
+
+
+_FACE_RANGES = [(0x1F600, 0x1F64F), (0x1F910, 0x1F92F), (0x1F970, 0x1F97A), (0x1F9D0, 0x1F9D0),
+                (0x1FAE0, 0x1FAEF), (0x2639, 0x263A)]  # the smiley blocks (also cats, monkeys, hands: by name)
+
+
+def _is_face(cp: int) -> bool:
+    """A smiley ("nerd face", "grinning cat face"), not an animal's head ("giraffe face") or "clock face two"."""
+    return any(a <= cp <= b for a, b in _FACE_RANGES) and "face" in emoji_name(cp).split()
 
 
 def _article(name: str) -> str | None:
@@ -256,6 +291,9 @@ class EmojiSource(ProceduralSource):
         # Training: per motion, the train (and extra) emoji whose pair with that motion is not held out.
         self._by_motion = {m: [c for c in self.train_emoji if not is_heldout_pair(c, m)] for m in MOTIONS}
         self._extra_by_motion = {m: [c for c in self.extra_emoji if not is_heldout_pair(c, m)] for m in MOTIONS}
+        # Splice partners of a smiley are smileys (the misses of never-seen emoji are mostly smileys: a new mix of
+        # eyes and mouth is what the model must learn to copy rather than recall); of anything else, anything.
+        self._faces = [c for c in self.train_emoji + self.extra_emoji if _is_face(c)]
 
     def splits(self) -> dict[str, int]:
         return {"emoji": len(self.train_emoji) + len(self.heldout_emoji), "train_emoji": len(self.train_emoji),
@@ -304,6 +342,12 @@ class EmojiSource(ProceduralSource):
                 recol = "a recoloured " if hue else ""
                 wart = _article(wname)
                 caption = f"{recol}{name} with {wart + ' ' if wart else ''}{wname} {phrase}"
+            elif rng.uniform() < SPLICE_P / (1 - COMPOSITE_P):  # drawn only here: composite plans stay as they were
+                pool = self._faces if _is_face(cp) and self._faces else self.train_emoji + self.extra_emoji
+                other = pool[int(rng.integers(len(pool)))]
+                labels.update(spliced=f"{other:x}", splice_axis="hv"[int(rng.integers(2))],
+                              splice_at=round(float(rng.uniform(*SPLICE_AT)), 3))
+                caption = f"{'a recoloured ' if hue else ''}half {name}, half {emoji_name(other)} {phrase}"
         return Plan(hexcp, spec, durations, caption, frac, labels)
 
     def sprite(self, obj: str) -> np.ndarray:
@@ -314,6 +358,9 @@ class EmojiSource(ProceduralSource):
         if "worn" in p.labels:  # composed first, so mirror and hue apply to the whole new identity
             sprite = composite_sprite(sprite, self.sprite(p.labels["worn"]), float(p.labels["worn_scale"]),
                                       *map(float, p.labels["worn_at"]))
+        elif "spliced" in p.labels:
+            sprite = splice_sprite(sprite, self.sprite(p.labels["spliced"]), p.labels["splice_axis"],
+                                   float(p.labels["splice_at"]))
         return augment_sprite(sprite, bool(p.labels.get("mirror")), float(p.labels.get("hue", 0.0)))
 
     def identity_sprites(self) -> dict[str, np.ndarray]:
@@ -325,6 +372,6 @@ class EmojiSource(ProceduralSource):
         d["splits"] = self.splits()
         if not self.holdout:  # what a training run's clips were made of (the model card's data section)
             d["augmentation"] = {"mirror_p": MIRROR_P, "hue_shift_p": HUE_SHIFT_P, "composite_p": COMPOSITE_P,
-                                 "extra_p": EXTRA_P}
+                                 "splice_p": SPLICE_P, "extra_p": EXTRA_P}
         d["font"] = os.path.basename(find_font() or "")
         return d

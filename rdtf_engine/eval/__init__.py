@@ -17,6 +17,7 @@ from .metrics import (
     evaluate_clips,
     frechet_distance,
     loop_seam,
+    reference_identity_accuracy,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "frechet_distance",
     "load_classifier",
     "loop_seam",
+    "reference_identity_accuracy",
     "save_classifier",
     "train_motion_classifier",
 ]

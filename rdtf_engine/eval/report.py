@@ -40,7 +40,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     from ..pipeline import StickerPipeline
     from ..schedule import training_scheduler
     from ..validation import validation_loss
-    from .metrics import IdentityBank, evaluate_clips
+    from .metrics import IdentityBank, evaluate_clips, reference_identity_accuracy
 
     unknown = set(tasks) - {"t2v", "it2v"}
     if unknown or not tasks:
@@ -93,9 +93,23 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         "classifier": getattr(classifier, "summary", {}),
         "seconds": round(time.time() - t0, 1),
     }
+    if bank is not None and report["it2v"] is not None:
+        report["it2v"]["reference_identity_accuracy"] = reference_identity_accuracy(refs, bank, n_frames)
+    if data.startswith("builtin:emoji"):
+        name_emoji_misses(report)
     if grid_path and t2v and it2v:
         report["grid"] = _save_grid(grid_path, refs, t2v, it2v, grid_rows)
     return report
+
+
+def name_emoji_misses(report: dict[str, Any]) -> None:
+    """Add ``found_name`` to each identity miss of a builtin:emoji report (the bank's ids are hex code points):
+    "ram" for a sheep tells a near-twin from a lost identity at a glance."""
+    from ..data.emoji import emoji_name
+
+    for part in (report.get("t2v"), report.get("it2v")):
+        for miss in (part or {}).get("identity_misses", []):
+            miss["found_name"] = emoji_name(int(miss["found"], 16)) if miss["found"] else None
 
 
 def _save_grid(path: str, refs: list[Clip], t2v: list[Clip], it2v: list[Clip], rows: int) -> dict[str, Any]:
@@ -157,6 +171,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             "motion_acc": g(report, "t2v", "motion_accuracy"), "fd": g(report, "t2v", "frechet_distance"),
             "fd_floor": g(report, "t2v", "frechet_distance_reference_halves"),
             "identity_acc": g(report, "it2v", "identity_accuracy"),
+            "identity_ref": g(report, "it2v", "reference_identity_accuracy"),
             "alpha_semi": g(report, "t2v", "alpha_semi_share", "generated"),
             "flicker": g(report, "t2v", "background_flicker", "generated")}
 

@@ -341,3 +341,49 @@ def test_composite_clips_are_training_only_deterministic_and_captioned():
     assert a.describe()["augmentation"]["composite_p"] == emoji_mod.COMPOSITE_P
     for src in (open_source("builtin:emoji-holdout", 32), open_source("builtin:emoji-dev", 32, num_clips=100)):
         assert not any("worn" in src.labels(i) for i in range(len(src))) and "augmentation" not in src.describe()
+
+
+def test_splice_sprite_cuts_across_or_down_exactly():
+    first = np.zeros((10, 8, 4), np.uint8)
+    first[...] = (255, 0, 0, 255)  # opaque red 8 × 10
+    second = np.zeros((5, 4, 4), np.uint8)
+    second[...] = (0, 0, 255, 255)  # opaque blue, resized to 8 × 10 beyond the cut
+    out = emoji_mod.splice_sprite(first, second, "h", 0.4)  # rows 0…3 red, 4…9 blue
+    assert out.shape == (10, 8, 4) and out[..., 3].min() == 255
+    assert (out[:4, :, 0] == 255).all() and (out[4:, :, 2] == 255).all() and (out[4:, :, 0] == 0).all()
+    out = emoji_mod.splice_sprite(first, second, "v", 0.5)  # columns 0…3 red, 4…7 blue
+    assert (out[:, :4, 0] == 255).all() and (out[:, 4:, 2] == 255).all()
+    empty = second.copy()
+    empty[..., 3] = 0  # an invisible second half: the canvas shrinks to the visible first part
+    assert emoji_mod.splice_sprite(first, empty, "h", 0.3).shape == (3, 8, 4)
+    with pytest.raises(ValueError):
+        emoji_mod.splice_sprite(first, second, "x", 0.5)
+
+
+@needs_font
+def test_splice_clips_are_training_only_and_faces_take_faces():
+    a = open_source("builtin:emoji", 32, num_clips=600, seed=5)
+    plans = [a.plan(i) for i in range(len(a))]
+    spliced = [p for p in plans if "spliced" in p.labels]
+    assert abs(len(spliced) / len(plans) - emoji_mod.SPLICE_P) < 0.07
+    assert not any("worn" in p.labels for p in spliced)  # one kind of new identity per clip
+    lo, hi = emoji_mod.SPLICE_AT
+    for p in spliced[:30]:
+        other = emoji_mod.emoji_name(int(p.labels["spliced"], 16))
+        assert p.caption.startswith(("a recoloured " if p.labels["hue"] else "") + f"half {p.labels['name']}, "
+                                    f"half {other} ")
+        assert p.labels["splice_axis"] in ("h", "v") and lo <= p.labels["splice_at"] <= hi
+        if emoji_mod._is_face(int(p.obj, 16)):
+            assert emoji_mod._is_face(int(p.labels["spliced"], 16))
+    assert emoji_mod._is_face(0x1F913) and emoji_mod._is_face(0x1F638)  # nerd face, grinning cat face
+    assert not emoji_mod._is_face(0x1F992) and not emoji_mod._is_face(0x1F550)  # giraffe face, clock face one
+    assert not emoji_mod._is_face(0x1F64F)  # folded hands: in the block, not a face
+    assert sum(emoji_mod._is_face(int(p.obj, 16)) for p in spliced) >= 5
+    p = spliced[0]
+    first = emoji_mod.augment_sprite(a.sprite(p.obj), False, 0.0)
+    assert not np.array_equal(a.plan_sprite(p), emoji_mod.augment_sprite(first, p.labels["mirror"], p.labels["hue"]))
+    i = plans.index(p)
+    assert np.array_equal(a[i].frames, open_source("builtin:emoji", 32, num_clips=600, seed=5)[i].frames)
+    assert a.describe()["augmentation"]["splice_p"] == emoji_mod.SPLICE_P
+    for src in (open_source("builtin:emoji-holdout", 32), open_source("builtin:emoji-dev", 32, num_clips=100)):
+        assert not any("spliced" in src.labels(i) for i in range(len(src)))

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rdtf_engine.data.clip import Clip
+from rdtf_engine.data.keyframes import uniform_keyframes
 from rdtf_engine.data.motion import motion_frames, render_motion, sample_motion
 from rdtf_engine.data.shapes import shape_sprite
 from rdtf_engine.data.sources import open_source
@@ -22,6 +23,7 @@ from rdtf_engine.eval import (
     frechet_distance,
     load_classifier,
     loop_seam,
+    reference_identity_accuracy,
     save_classifier,
     train_motion_classifier,
 )
@@ -118,6 +120,10 @@ def test_motion_accuracy_drops_when_motions_are_swapped(quick):
     assert same["background_flicker"]["generated"] < 1e-4
     assert set(same["motion_accuracy_per_class"]) <= set(QUICK_MOTIONS)
     assert "identity_accuracy_by_split" not in same  # no split labels on these clips
+    assert same["identity_misses"] == []
+    for r in (res, same):  # one record per miss (the real clips' own misses are the classifier's)
+        assert len(r["motion_misses"]) == round((1 - r["motion_accuracy"]) * 40)
+    assert all(m["wanted"] != m["found"] and m["found"] in QUICK_MOTIONS for m in res["motion_misses"])
 
 
 def test_identity_accuracy_is_reported_by_split(quick):
@@ -131,6 +137,9 @@ def test_identity_accuracy_is_reported_by_split(quick):
     assert res["identity_accuracy"] == pytest.approx(8 / 12)
     assert res["identity_accuracy_by_split"] == {"a": {"accuracy": pytest.approx(6 / 8), "clips": 8},
                                                  "b": {"accuracy": pytest.approx(2 / 4), "clips": 4}}
+    # each miss names what was asked for and what the bank found instead (the clip's real object)
+    assert res["identity_misses"] == [{"caption": c.caption, "wanted": "nothing", "found": c.labels["object"],
+                                       "split": "a" if i % 3 else "b"} for i, c in enumerate(clips[:4])]
 
 
 def test_identity_bank_recognises_shapes():
@@ -141,6 +150,21 @@ def test_identity_bank_recognises_shapes():
     assert acc >= 0.9
     empty = Clip(np.zeros((2, 48, 48, 4), np.uint8), [100, 100])
     assert bank.identify(empty) is None
+
+
+def test_reference_identity_accuracy_is_the_rule_on_real_clips():
+    src = open_source("builtin:shapes", 48, num_clips=30, seed=4)
+    bank = IdentityBank.from_sprites(src.identity_sprites())
+    clips = [src[i] for i in range(len(src))]
+    base = reference_identity_accuracy(clips, bank, 8)
+    views = [c.frames[uniform_keyframes(c.num_frames, 8)[1:]] for c in clips]  # what a sample is scored on
+    hits = [bank.identify(Clip(v, [100] * len(v))) == c.labels["object"] for v, c in zip(views, clips)]
+    assert base == pytest.approx(np.mean(hits)) and base >= 0.8
+    first = hits.index(True)  # relabel one recognised clip: exactly one hit fewer
+    wrong = [Clip(c.frames, c.durations_ms, c.caption, {**c.labels, "object": "nothing"}) if i == first else c
+             for i, c in enumerate(clips)]
+    assert reference_identity_accuracy(wrong, bank, 8) == pytest.approx(base - 1 / len(clips))
+    assert reference_identity_accuracy([Clip(c.frames, c.durations_ms) for c in clips], bank, 8) is None
 
 
 def test_identity_feature_ignores_faint_specks():

@@ -10,7 +10,7 @@ from PIL import Image
 from rdtf_engine.cli import main
 from rdtf_engine.data.sources import open_source
 from rdtf_engine.eval.classifier import save_classifier, train_motion_classifier
-from rdtf_engine.eval.report import evaluate_model, summarize
+from rdtf_engine.eval.report import evaluate_model, name_emoji_misses, summarize
 
 
 def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
@@ -53,3 +53,10 @@ def test_builtin_emoji_eval_uses_the_shipped_gpu_classifier(monkeypatch):
     clf = report._classifier(None, "builtin:emoji-holdout", torch.device("cpu"), lambda e: None)
     assert clf.input_size == 64 and clf.width == 32 and len(clf.classes) == 19
     assert clf.summary["source"] == "builtin:emoji"
+
+
+def test_emoji_identity_misses_are_named():
+    rep = {"t2v": None, "it2v": {"identity_misses": [{"wanted": "1f40f", "found": "1f411"},
+                                                     {"wanted": "1f40f", "found": None}]}}
+    name_emoji_misses(rep)
+    assert [m["found_name"] for m in rep["it2v"]["identity_misses"]] == ["sheep", None]
