@@ -29,8 +29,8 @@ wears a second, smaller training emoji ("grinning face with a crown …", :func:
 identity every time, with the kind of inner detail (glasses, a monocle, a hat) that never-seen emoji lose
 first, so that copying the given frame pays and recalling a known emoji does not. In ``SPLICE_P`` more, the
 emoji is cut across (or down) and finished by a second one ("half nerd face, half grinning face …",
-:func:`splice_sprite`; a face's partner is a face): new mixes of eyes and mouth, the detail that never-seen
-faces lost in session 11's misses.
+:func:`splice_sprite`; a smiley's partner is a smiley): new mixes of eyes and mouth, the detail that the
+never-seen smileys lost in session 11's misses.
 """
 
 from __future__ import annotations

@@ -198,9 +198,9 @@ class IdentityBank:
 def reference_identity_accuracy(references: Sequence[Clip], bank: IdentityBank, num_frames: int,
                                 key: str = "object") -> float | None:
     """The identity metric's ceiling: the same nearest-emoji rule on the *real* held-out clips, each seen the way
-    an image&text→video sample is scored (``num_frames`` evenly spaced frames, the first one dropped). Real
-    clips miss too: fades to near-transparent frames, spins and near-twins in the bank (kissing face vs kissing
-    face with smiling eyes)."""
+    an image&text→video sample is scored (``num_frames`` evenly spaced frames, the first one dropped). Below 1,
+    the rule itself loses clips (fades, spins, near-twins in the bank); at 1 (both builtin:emoji-holdout draws
+    and dev, session 11) every generated miss is the model's."""
     from ..data.keyframes import uniform_keyframes
 
     hits = []

@@ -320,11 +320,21 @@ def test_composite_sprite_grows_the_canvas_and_puts_the_worn_emoji_on_top():
     assert out[0, 10, 3] == 0 and tuple(out[0, 0]) == (0, 0, 255, 255) and tuple(out[14, 24]) == (255, 0, 0, 255)
 
 
+def _augmented_plans(label: str, n: int):
+    """A training source, its first n plans, and those carrying ``label`` (one augmentation kind)."""
+    a = open_source("builtin:emoji", 32, num_clips=n, seed=5)
+    plans = [a.plan(i) for i in range(len(a))]
+    return a, plans, [p for p in plans if label in p.labels]
+
+
+def _never_in_eval_sources(label: str) -> None:
+    for src in (open_source("builtin:emoji-holdout", 32), open_source("builtin:emoji-dev", 32, num_clips=100)):
+        assert not any(label in src.labels(i) for i in range(len(src)))
+
+
 @needs_font
 def test_composite_clips_are_training_only_deterministic_and_captioned():
-    a = open_source("builtin:emoji", 32, num_clips=400, seed=5)
-    plans = [a.plan(i) for i in range(len(a))]
-    worn = [p for p in plans if "worn" in p.labels]
+    a, plans, worn = _augmented_plans("worn", 400)
     assert abs(len(worn) / len(plans) - emoji_mod.COMPOSITE_P) < 0.07
     pool = set(a.train_emoji + a.extra_emoji)
     for p in worn[:20]:
@@ -339,8 +349,9 @@ def test_composite_clips_are_training_only_deterministic_and_captioned():
     plain = emoji_mod.augment_sprite(a.sprite(worn[0].obj), bool(worn[0].labels["mirror"]), worn[0].labels["hue"])
     assert a.plan_sprite(worn[0]).shape != plain.shape or not np.array_equal(a.plan_sprite(worn[0]), plain)
     assert a.describe()["augmentation"]["composite_p"] == emoji_mod.COMPOSITE_P
-    for src in (open_source("builtin:emoji-holdout", 32), open_source("builtin:emoji-dev", 32, num_clips=100)):
-        assert not any("worn" in src.labels(i) for i in range(len(src))) and "augmentation" not in src.describe()
+    _never_in_eval_sources("worn")
+    assert "augmentation" not in open_source("builtin:emoji-holdout", 32).describe()
+    assert "augmentation" not in open_source("builtin:emoji-dev", 32, num_clips=100).describe()
 
 
 def test_splice_sprite_cuts_across_or_down_exactly():
@@ -362,9 +373,7 @@ def test_splice_sprite_cuts_across_or_down_exactly():
 
 @needs_font
 def test_splice_clips_are_training_only_and_faces_take_faces():
-    a = open_source("builtin:emoji", 32, num_clips=600, seed=5)
-    plans = [a.plan(i) for i in range(len(a))]
-    spliced = [p for p in plans if "spliced" in p.labels]
+    a, plans, spliced = _augmented_plans("spliced", 600)
     assert abs(len(spliced) / len(plans) - emoji_mod.SPLICE_P) < 0.07
     assert not any("worn" in p.labels for p in spliced)  # one kind of new identity per clip
     lo, hi = emoji_mod.SPLICE_AT
@@ -385,5 +394,4 @@ def test_splice_clips_are_training_only_and_faces_take_faces():
     i = plans.index(p)
     assert np.array_equal(a[i].frames, open_source("builtin:emoji", 32, num_clips=600, seed=5)[i].frames)
     assert a.describe()["augmentation"]["splice_p"] == emoji_mod.SPLICE_P
-    for src in (open_source("builtin:emoji-holdout", 32), open_source("builtin:emoji-dev", 32, num_clips=100)):
-        assert not any("spliced" in src.labels(i) for i in range(len(src)))
+    _never_in_eval_sources("spliced")
