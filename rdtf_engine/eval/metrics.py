@@ -268,13 +268,15 @@ def evaluate_clips(generated: Sequence[Clip], references: Sequence[Clip], classi
             out["identity_misses"] = [{"caption": c.caption, "wanted": str(c.labels[identity_key]), "found": f,
                                        **({"split": str(c.labels["split"])} if "split" in c.labels else {})}
                                       for c, f, h in zip(wanted, found, hits) if not h]
-            by_split: dict[str, list[bool]] = {}  # e.g. held-out emoji vs held-out (emoji, motion) pairs
-            for c, h in zip(wanted, hits):
-                if "split" in c.labels:
-                    by_split.setdefault(str(c.labels["split"]), []).append(h)
-            if by_split:
-                out["identity_accuracy_by_split"] = {s: {"accuracy": float(np.mean(v)), "clips": len(v)}
-                                                     for s, v in sorted(by_split.items())}
+            # by split (held-out emoji vs held-out (emoji, motion) pairs) and by motion (do spins lose identity?)
+            for label in ("split", "motion"):
+                groups: dict[str, list[bool]] = {}
+                for c, h in zip(wanted, hits):
+                    if label in c.labels:
+                        groups.setdefault(str(c.labels[label]), []).append(h)
+                if groups:
+                    out[f"identity_accuracy_by_{label}"] = {g: {"accuracy": float(np.mean(v)), "clips": len(v)}
+                                                            for g, v in sorted(groups.items())}
     out.setdefault("identity_accuracy", None)
 
     for name, fn in (("alpha_semi_share", alpha_semi_share), ("background_flicker", background_flicker),

@@ -120,6 +120,8 @@ def test_motion_accuracy_drops_when_motions_are_swapped(quick):
     assert same["background_flicker"]["generated"] < 1e-4
     assert set(same["motion_accuracy_per_class"]) <= set(QUICK_MOTIONS)
     assert "identity_accuracy_by_split" not in same  # no split labels on these clips
+    by_motion = same["identity_accuracy_by_motion"]  # every clip's motion, each all hits
+    assert sum(v["clips"] for v in by_motion.values()) == 40 and all(v["accuracy"] == 1.0 for v in by_motion.values())
     assert same["identity_misses"] == []
     for r in (res, same):  # one record per miss (the real clips' own misses are the classifier's)
         assert len(r["motion_misses"]) == round((1 - r["motion_accuracy"]) * 40)
@@ -137,6 +139,11 @@ def test_identity_accuracy_is_reported_by_split(quick):
     assert res["identity_accuracy"] == pytest.approx(8 / 12)
     assert res["identity_accuracy_by_split"] == {"a": {"accuracy": pytest.approx(6 / 8), "clips": 8},
                                                  "b": {"accuracy": pytest.approx(2 / 4), "clips": 4}}
+    per_motion: dict[str, list[bool]] = {}
+    for i, c in enumerate(clips):
+        per_motion.setdefault(c.labels["motion"], []).append(i >= 4)
+    assert res["identity_accuracy_by_motion"] == {m: {"accuracy": pytest.approx(np.mean(v)), "clips": len(v)}
+                                                  for m, v in per_motion.items()}
     # each miss names what was asked for and what the bank found instead (the clip's real object)
     assert res["identity_misses"] == [{"caption": c.caption, "wanted": "nothing", "found": c.labels["object"],
                                        "split": "a" if i % 3 else "b"} for i, c in enumerate(clips[:4])]
