@@ -233,19 +233,21 @@ def evaluate_clips(generated: Sequence[Clip], references: Sequence[Clip], classi
     rfeat, rpred = classifier.embed(ref)
     classes = set(classifier.classes)
 
-    def adherence(clips: list[Clip], preds: list[str]) -> tuple[float | None, dict[str, float]]:
+    def adherence(clips: list[Clip], preds: list[str]) -> tuple[float | None, dict[str, float], list[dict]]:
         per: dict[str, list[bool]] = {}
+        misses = []
         for c, p in zip(clips, preds):
             m = c.labels.get("motion")
             if m in classes:
                 per.setdefault(m, []).append(p == m)
+                if p != m:
+                    misses.append({"caption": c.caption, "wanted": m, "found": p})
         hits = [h for v in per.values() for h in v]
-        return (float(np.mean(hits)) if hits else None), {m: float(np.mean(v)) for m, v in sorted(per.items())}
+        acc = float(np.mean(hits)) if hits else None
+        return acc, {m: float(np.mean(v)) for m, v in sorted(per.items())}, misses
 
-    out["motion_accuracy"], out["motion_accuracy_per_class"] = adherence(gen, gpred)
-    out["motion_misses"] = [{"caption": c.caption, "wanted": c.labels["motion"], "found": p}
-                            for c, p in zip(gen, gpred) if c.labels.get("motion") in classes and p != c.labels["motion"]]
-    out["reference_motion_accuracy"], _ = adherence(ref, rpred)
+    out["motion_accuracy"], out["motion_accuracy_per_class"], out["motion_misses"] = adherence(gen, gpred)
+    out["reference_motion_accuracy"], _, _ = adherence(ref, rpred)
     out["frechet_distance"] = frechet_distance(rfeat, gfeat) if len(gen) >= 2 and len(ref) >= 2 else None
     if len(ref) >= 4:  # noise floor: two halves of the same real distribution
         perm = np.random.default_rng(0).permutation(len(ref))
