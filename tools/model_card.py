@@ -63,7 +63,9 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         f"{min(map(int, data.get('frame_counts', {'0': 0})))}–{max(map(int, data.get('frame_counts', {'0': 0})))}.",
         *([(f"- Appearance augmentation (share of clips): mirrored {_pct(aug.get('mirror_p'))}, hue-rotated "
             f"{_pct(aug.get('hue_shift_p'))}, wearing a second emoji {_pct(aug.get('composite_p'))}"
-            f"{', spliced with a second emoji ' + _pct(aug['splice_p']) if aug.get('splice_p') else ''}; extra "
+            f"{', spliced with a second emoji ' + _pct(aug['splice_p']) if aug.get('splice_p') else ''}"
+            f"{' (smiley halves in ≥ ' + _pct(aug['splice_face_p']) + ' of those)' if aug.get('splice_face_p') else ''}"
+            "; extra "
             f"emoji pool {_pct(aug.get('extra_p'))}.")] if aug else []),
         "- Held out and never trained on: 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`).",
         "",

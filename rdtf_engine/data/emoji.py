@@ -30,7 +30,9 @@ identity every time, with the kind of inner detail (glasses, a monocle, a hat) t
 first, so that copying the given frame pays and recalling a known emoji does not. In ``SPLICE_P`` more, the
 emoji is cut across (or down) and finished by a second one ("half nerd face, half grinning face …",
 :func:`splice_sprite`; a smiley's partner is a smiley): new mixes of eyes and mouth, the detail that the
-never-seen smileys lost in session 11's misses.
+never-seen smileys lost in session 11's misses. Smileys are ≈ 9 % of training emoji, so left to chance only
+≈ 2 % of clips would be spliced smileys: in ``SPLICE_FACE_P`` of spliced clips the first emoji is redrawn from
+the smileys (the pair rule still holds), which makes them ≈ 10 %.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ COMPOSITE_P = 0.25  # training clips whose emoji wears a second one (caption: "<
 COMPOSITE_SCALE = (0.3, 0.55)  # the worn emoji's longer side, as a share of the wearer's
 SPLICE_P = 0.2  # training clips whose emoji is spliced with a second one (caption: "half <name>, half <name> …")
 SPLICE_AT = (0.35, 0.65)  # where the cut runs, as a share of the sprite's height (or width)
+SPLICE_FACE_P = 0.5  # spliced clips whose first emoji is redrawn from the smileys (module docstring)
 
 # Inclusive code-point ranges of the curated list (single code points with an emoji glyph).
 _RANGES = [
@@ -294,6 +297,8 @@ class EmojiSource(ProceduralSource):
         # Splice partners of a smiley are smileys (the misses of never-seen emoji are mostly smileys: a new mix of
         # eyes and mouth is what the model must learn to copy rather than recall); of anything else, anything.
         self._faces = [c for c in self.train_emoji + self.extra_emoji if _is_face(c)]
+        self._faces_by_motion = {m: [c for c in self._by_motion[m] + self._extra_by_motion[m] if _is_face(c)]
+                                 for m in MOTIONS}
 
     def splits(self) -> dict[str, int]:
         return {"emoji": len(self.train_emoji) + len(self.heldout_emoji), "train_emoji": len(self.train_emoji),
@@ -343,6 +348,11 @@ class EmojiSource(ProceduralSource):
                 wart = _article(wname)
                 caption = f"{recol}{name} with {wart + ' ' if wart else ''}{wname} {phrase}"
             elif rng.uniform() < SPLICE_P / (1 - COMPOSITE_P):  # drawn only here: composite plans stay as they were
+                faces = self._faces_by_motion[motion]
+                if faces and rng.uniform() < SPLICE_FACE_P:  # a smiley whose pair with this motion may train
+                    cp = faces[int(rng.integers(len(faces)))]
+                    name, hexcp = emoji_name(cp), f"{cp:x}"
+                    labels.update(emoji=hexcp, object=hexcp, name=name)
                 pool = self._faces if _is_face(cp) and self._faces else self.train_emoji + self.extra_emoji
                 other = pool[int(rng.integers(len(pool)))]
                 labels.update(spliced=f"{other:x}", splice_axis="hv"[int(rng.integers(2))],
@@ -372,6 +382,7 @@ class EmojiSource(ProceduralSource):
         d["splits"] = self.splits()
         if not self.holdout:  # what a training run's clips were made of (the model card's data section)
             d["augmentation"] = {"mirror_p": MIRROR_P, "hue_shift_p": HUE_SHIFT_P, "composite_p": COMPOSITE_P,
-                                 "splice_p": SPLICE_P, "extra_p": EXTRA_P}
+                                 "splice_p": SPLICE_P, "splice_face_p": SPLICE_FACE_P,
+                                 "extra_p": EXTRA_P}
         d["font"] = os.path.basename(find_font() or "")
         return d
