@@ -45,7 +45,7 @@ sysdeps:
 	fi
 
 lint: setup
-	$(VENV)/bin/ruff check rdtf_engine app tests benchmarks
+	$(VENV)/bin/ruff check rdtf_engine app tests benchmarks tools
 
 bench: setup
 	$(PY) benchmarks/export.py

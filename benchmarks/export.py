@@ -16,11 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "io"))
 
-from io_corpus import busy_frames  # noqa: E402  (tests/io: one generator for tests and benchmark)
+# tests/io's generator: one corpus for tests and benchmark
+from io_corpus import busy_frames
+
 from rdtf_engine.data.clip import Clip
 from rdtf_engine.io import PRESETS
 from rdtf_engine.io.conform import ExportOptions

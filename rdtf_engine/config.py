@@ -14,43 +14,43 @@ from .errors import InputError
 
 # DFGN constructor kwargs per preset (see rdtf_engine/model/dfgn.py for their meaning).
 DFGN_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        cross_attn_levels=(False, True),
-        attention_head_dim=8,
-        cross_attention_dim=32,
-        sti_heads=2,
-        sti_head_dim=8,
-        norm_num_groups=8,
-    ),
-    "small": dict(
-        block_out_channels=(64, 128, 160),
-        layers_per_block=1,
-        cross_attn_levels=(False, True, True),
-        attention_head_dim=32,
-        cross_attention_dim=256,
-        sti_heads=4,
-        sti_head_dim=32,
-        norm_num_groups=16,
-    ),
-    "paper": dict(
-        block_out_channels=(320, 640, 1024, 1280),
-        layers_per_block=2,
-        cross_attn_levels=(True, True, True, False),
-        attention_head_dim=64,
-        cross_attention_dim=1024,
-        sti_heads=8,
-        sti_head_dim=32,
-        norm_num_groups=32,
-    ),
+    "tiny": {
+        "block_out_channels": (16, 32),
+        "layers_per_block": 1,
+        "cross_attn_levels": (False, True),
+        "attention_head_dim": 8,
+        "cross_attention_dim": 32,
+        "sti_heads": 2,
+        "sti_head_dim": 8,
+        "norm_num_groups": 8,
+    },
+    "small": {
+        "block_out_channels": (64, 128, 160),
+        "layers_per_block": 1,
+        "cross_attn_levels": (False, True, True),
+        "attention_head_dim": 32,
+        "cross_attention_dim": 256,
+        "sti_heads": 4,
+        "sti_head_dim": 32,
+        "norm_num_groups": 16,
+    },
+    "paper": {
+        "block_out_channels": (320, 640, 1024, 1280),
+        "layers_per_block": 2,
+        "cross_attn_levels": (True, True, True, False),
+        "attention_head_dim": 64,
+        "cross_attention_dim": 1024,
+        "sti_heads": 8,
+        "sti_head_dim": 32,
+        "norm_num_groups": 32,
+    },
 }
 
 # diffusers AutoencoderKL kwargs per preset: RGBA in/out, 4 latent channels, f = 2 ** (len(blocks) - 1) = 8.
 AE_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(block_out_channels=(8, 16, 16, 16), layers_per_block=1, norm_num_groups=8),
-    "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=32),
-    "paper": dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32),
+    "tiny": {"block_out_channels": (8, 16, 16, 16), "layers_per_block": 1, "norm_num_groups": 8},
+    "small": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 1, "norm_num_groups": 32},
+    "paper": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32},
 }
 
 PRESETS = tuple(DFGN_PRESETS)

@@ -158,9 +158,9 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
         for _ in range(req.grad_accum):
             ids = [train_ids[rng.randrange(len(train_ids))] for _ in range(req.batch_size)]
 
-            def pick(r: random.Random) -> str:
+            def pick(r: random.Random, at: int = offset + step) -> str:  # bound now: called within this step
                 nonlocal weights
-                task, weights = curriculum.next_task(offset + step)
+                task, weights = curriculum.next_task(at)
                 return task
 
             t0 = time.perf_counter()

@@ -87,7 +87,7 @@ def split_ids(n: int) -> tuple[list[int], list[int]]:
     """Deterministic split: every 20th clip (up to 64) is held out for the validation denoising loss."""
     if n < 2:
         return list(range(n)), []
-    step = max(2, int(round(1 / VAL_FRACTION)))
+    step = max(2, round(1 / VAL_FRACTION))
     val = [i for i in range(n) if i % step == step - 1][:MAX_VAL_CLIPS] or [n - 1]
     vs = set(val)
     return [i for i in range(n) if i not in vs], val

@@ -51,16 +51,16 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
     lines = [
         f"# Model card: `{folder.name}`",
         "",
-        f"RDTF DFGN `{cfg['preset']}` preset ({cfg['temporal']} temporal layer"
+        (f"RDTF DFGN `{cfg['preset']}` preset ({cfg['temporal']} temporal layer"
         f"{ref_text}), dual masks "
         f"{'on' if cfg.get('dual_mask') else 'off'}, curriculum `{cfg.get('curriculum')}`, trained from scratch "
         f"with its own RGBA autoencoder (latent scale {cfg.get('latent_scale', float('nan')):.4f}). "
-        f"{cfg['num_frames']} frames at {cfg['size']} px; weights fp16 safetensors, {size_mb:.1f} MiB in all.",
+        f"{cfg['num_frames']} frames at {cfg['size']} px; weights fp16 safetensors, {size_mb:.1f} MiB in all."),
         "",
         "## Data",
-        f"- `{cfg.get('data')}`: {data.get('clips', '?')} procedural clips of Noto Color Emoji (OFL) with "
+        (f"- `{cfg.get('data')}`: {data.get('clips', '?')} procedural clips of Noto Color Emoji (OFL) with "
         f"{len(data.get('motions', {}))} motion classes, frame counts "
-        f"{min(map(int, data.get('frame_counts', {'0': 0})))}–{max(map(int, data.get('frame_counts', {'0': 0})))}.",
+        f"{min(map(int, data.get('frame_counts', {'0': 0})))}–{max(map(int, data.get('frame_counts', {'0': 0})))}."),
         *([(f"- Appearance augmentation (share of clips): mirrored {_pct(aug.get('mirror_p'))}, hue-rotated "
             f"{_pct(aug.get('hue_shift_p'))}, wearing a second emoji {_pct(aug.get('composite_p'))}"
             f"{', spliced with a second emoji ' + _pct(aug['splice_p']) if aug.get('splice_p') else ''}"
@@ -74,26 +74,26 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
          f"with a fresh optimizer on the data below: "
          f"**{cfg.get('base_steps', 0) + cfg.get('steps', 0)} optimizer steps in all**." if cfg.get("base_model")
          else f"- Trained from scratch for {cfg.get('steps')} optimizer steps."),
-        f"- Global batch {batch}; on {gpu}, {gpu_minutes:g} GPU-minutes in all (all device time held: "
+        (f"- Global batch {batch}; on {gpu}, {gpu_minutes:g} GPU-minutes in all (all device time held: "
         f"machine start, autoencoder, data preparation and any GPU evaluation included); last rate "
-        f"{_num(rate, 2)} steps/s, peak GPU memory {mem / 1024:.1f} GiB per GPU.",
+        f"{_num(rate, 2)} steps/s, peak GPU memory {mem / 1024:.1f} GiB per GPU."),
         f"- Final training loss (mean of the last logged windows): {_num(final_loss)}.",
         "- Held-out validation loss at the last checkpoint: "
         + ", ".join(f"{k} {_num(v)}" for k, v in last_val.items()) + ".",
         "",
-        f"## Evaluation (`rdtf eval`, {report.get('clips', '?')} held-out clips, {report.get('sample_steps', '?')} "
+        (f"## Evaluation (`rdtf eval`, {report.get('clips', '?')} held-out clips, {report.get('sample_steps', '?')} "
         f"sampling steps, text guidance {report.get('guidance_text', '?')}, image guidance "
-        f"{report.get('guidance_image', '?')}, seed {report.get('seed', '?')})",
+        f"{report.get('guidance_image', '?')}, seed {report.get('seed', '?')})"),
         "| metric | text→video | image&text→video | target |",
         "|---|---|---|---|",
-        f"| motion accuracy (classifier on real clips: {_pct(t2v.get('reference_motion_accuracy'))}) | "
-        f"{_pct(t2v.get('motion_accuracy'))} | {_pct(it2v.get('motion_accuracy'))} | ≥ {_pct(TARGETS['motion'])} |",
+        (f"| motion accuracy (classifier on real clips: {_pct(t2v.get('reference_motion_accuracy'))}) | "
+        f"{_pct(t2v.get('motion_accuracy'))} | {_pct(it2v.get('motion_accuracy'))} | ≥ {_pct(TARGETS['motion'])} |"),
         f"| identity (nearest emoji{id_ref}) | – | {_pct(it2v.get('identity_accuracy'))} | ≥ {_pct(TARGETS['identity'])} |",
-        f"| Fréchet distance (real-vs-real floor {_num(t2v.get('frechet_distance_reference_halves'), 1)}) | "
-        f"{_num(t2v.get('frechet_distance'), 1)} | {_num(it2v.get('frechet_distance'), 1)} | near the floor |",
-        f"| semi-transparent share away from edges | {_num((t2v.get('alpha_semi_share') or {}).get('generated'), 3)}"
+        (f"| Fréchet distance (real-vs-real floor {_num(t2v.get('frechet_distance_reference_halves'), 1)}) | "
+        f"{_num(t2v.get('frechet_distance'), 1)} | {_num(it2v.get('frechet_distance'), 1)} | near the floor |"),
+        (f"| semi-transparent share away from edges | {_num((t2v.get('alpha_semi_share') or {}).get('generated'), 3)}"
         f" | {_num((it2v.get('alpha_semi_share') or {}).get('generated'), 3)} | as real: "
-        f"{_num((t2v.get('alpha_semi_share') or {}).get('reference'), 3)} |",
+        f"{_num((t2v.get('alpha_semi_share') or {}).get('reference'), 3)} |"),
         "",
         "![held-out prompts: real clip, text→video, image&text→video per prompt](samples.png)",
         "",

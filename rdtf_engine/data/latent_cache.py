@@ -8,6 +8,7 @@ features of our own autoencoder (flattened latents, in place of VGG-16 fc featur
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -94,7 +95,7 @@ def build_latent_cache(
         feats = feats.flatten(1).cpu().numpy()
         t2 = time.perf_counter()
         bounds = np.cumsum([0] + [c.num_frames for c in clips])
-        per_clip = [feats[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        per_clip = [feats[a:b] for a, b in itertools.pairwise(bounds)]
         if pool is not None and pool.workers > 1:
             # The pool's workers cluster chunk k right after rendering chunk k+1 (tasks run in order); no
             # second pool is forked per chunk.
@@ -170,7 +171,7 @@ def load_latent_cache(folder, key: str, device: torch.device) -> LatentCache | N
         if meta.get("key") != key:
             return None
         lat = load_file(str(folder / "latents.safetensors"))["latents"]
-    except Exception:  # missing, partial or corrupt: rebuilding is always correct
+    except Exception:  # noqa: BLE001 - missing, partial or corrupt: rebuilding is always correct
         return None
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     kfs = [{int(k): v for k, v in kf.items()} for kf in meta["keyframes"]]

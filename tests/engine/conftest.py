@@ -8,8 +8,8 @@ from rdtf_engine.requests import TrainRequest
 
 
 def tiny_request(out, **kw) -> TrainRequest:
-    base = dict(data="builtin:shapes", out=str(out), preset="tiny", steps=100, size=32, batch_size=8, lr=1e-3,
-                ae_steps=150, checkpoint_every=50, max_clips=64, seed=0)
+    base = {"data": "builtin:shapes", "out": str(out), "preset": "tiny", "steps": 100, "size": 32, "batch_size": 8,
+            "lr": 1e-3, "ae_steps": 150, "checkpoint_every": 50, "max_clips": 64, "seed": 0}
     base.update(kw)
     return TrainRequest(**base)
 

@@ -22,7 +22,7 @@ def env() -> dict:
 
 def rdtf(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rdtf_engine", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env())
+                          timeout=timeout, env=env(), check=False)  # tests read returncode
 
 
 def test_generate_gif_apng_and_png_folder(tiny_run, tmp_path):
