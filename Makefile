@@ -23,6 +23,7 @@ studio: sysdeps setup
 
 test: sysdeps setup
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check rdtf_engine app tests benchmarks tools
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider --timeout=900 tests
 
 setup: $(STAMP)
