@@ -30,7 +30,7 @@ def has_display() -> bool:
 
 
 def engine_cli_command(args: list[str]) -> list[str]:
-    from .paths import frozen
+    from app.paths import frozen
 
     if frozen():
         return [sys.executable, "--cli", *args]
@@ -41,7 +41,7 @@ def run_demo() -> int:
     print("No display found (no DISPLAY or WAYLAND_DISPLAY, QT_QPA_PLATFORM not set): "
           "making a demo sticker headlessly instead of opening the window.", flush=True)
     DEMO_OUT.parent.mkdir(parents=True, exist_ok=True)
-    from .paths import UserDirs, worker_env
+    from app.paths import UserDirs, worker_env
 
     cmd = engine_cli_command(["generate", "--prompt", DEMO_PROMPT, "--out", str(DEMO_OUT)])
     print("$ " + " ".join(cmd), flush=True)
@@ -55,15 +55,15 @@ def run_demo() -> int:
 
 def build(dirs=None, ask_before_close: bool = True):
     """Everything a window needs, wired; shared by main() and packaging/screenshots.py."""
-    from .jobs import EngineClient
-    from .main_window import MainWindow
-    from .paths import UserDirs
-    from .settings import Settings
-    from .state.app_state import AppState
+    from app.jobs import EngineClient
+    from app.main_window import MainWindow
+    from app.paths import UserDirs
+    from app.settings import Settings
+    from app.state.app_state import AppState
 
     dirs = dirs or UserDirs()
     settings = Settings(dirs.settings_file)
-    from .paths import worker_env
+    from app.paths import worker_env
 
     env = worker_env(dirs)
     engine = EngineClient("engine", env=env, log_file=dirs.worker_log_file)
@@ -86,10 +86,10 @@ def run_gui(page: str | None) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from . import __version__
-    from .logs import install_excepthook, setup_logging
-    from .paths import UserDirs
-    from .theme import follow_system
+    from app import __version__
+    from app.logs import install_excepthook, setup_logging
+    from app.paths import UserDirs
+    from app.theme import follow_system
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("RDTF Sticker Studio")
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return worker_main(argv[1:])
     if argv[:1] == ["--cli"]:
-        from rdtf_engine.cli import main as cli_main
+        from rdtf_engine.cli.main import main as cli_main
 
         return cli_main(argv[1:])
     multiprocessing.freeze_support()

@@ -23,7 +23,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from . import paths
+from app import paths
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from types import TracebackType
 
 log = logging.getLogger("app")
 
-# error_type (an rdtf_engine.errors class name, or the app's own) → what the user can do about it.
+# error_type (an rdtf_engine.core.errors class name, or the app's own) → what the user can do about it.
 HINTS = {
     "InputError": "Check the values you entered.",
     "FormatError": "The file is not a sticker format the app can read; try another file.",

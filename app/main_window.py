@@ -23,14 +23,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .state.app_state import PAGES, AppState
-from .widgets.common import MessageBar
-from .widgets.create_page import CreatePage
-from .widgets.export_page import ExportPage
-from .widgets.gallery_page import GalleryPage
-from .widgets.models_page import ModelsPage
-from .widgets.timeline_page import TimelinePage
-from .widgets.train_page import TrainPage
+from app.state.app_state import PAGES, AppState
+from app.widgets.common import MessageBar
+from app.widgets.create_page import CreatePage
+from app.widgets.export_page import ExportPage
+from app.widgets.gallery_page import GalleryPage
+from app.widgets.models_page import ModelsPage
+from app.widgets.timeline_page import TimelinePage
+from app.widgets.train_page import TrainPage
 
 log = logging.getLogger(__name__)
 TITLES = {"create": "Create", "timeline": "Timeline", "train": "Train", "export": "Export", "models": "Models",

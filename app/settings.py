@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from rdtf_engine.requests import DEFAULT_GUIDANCE_TEXT
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT
 
 log = logging.getLogger(__name__)
 

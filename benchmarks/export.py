@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "io"))
 # tests/io's generator: one corpus for tests and benchmark
 from io_corpus import busy_frames
 
-from rdtf_engine.data.clip import Clip
-from rdtf_engine.io import PRESETS
-from rdtf_engine.io.conform import ExportOptions
-from rdtf_engine.io.export import encode_for_preset
+from rdtf_engine.core.clip import Clip
+from rdtf_engine.platforms.conform import ExportOptions
+from rdtf_engine.platforms.export import encode_for_preset
+from rdtf_engine.platforms.presets import PRESETS
 
 
 def busy_clip(frames: int, size: int, seed: int = 0) -> Clip:

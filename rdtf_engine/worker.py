@@ -6,7 +6,7 @@ time on the main thread in arrival order (one GPU queue). stdout is reserved for
 descriptor 1 is re-pointed at stderr at start, so a stray ``print`` in any library (or C code) cannot corrupt
 the stream the app parses.
 
-The backend (``rdtf_engine.api`` + ``rdtf_engine.io``) is imported lazily inside the job handlers so the
+The backend (``rdtf_engine.jobs.api``, ``rdtf_engine.platforms``, ``rdtf_engine.datasets``) is imported lazily inside the job handlers so the
 worker says ``ready`` in well under a second. ``RDTF_WORKER_BACKEND=<module>`` (or ``--backend``) swaps in
 another module exposing the same functions (``generate``, ``train``, ``list_models``, ``device_info``,
 ``import_pack``, ``export_clip``, ``check_file``); the app's tests use ``tests/app/fake_backend.py`` this way.
@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .errors import Cancelled, InputError, RdtfError
-from .events import Event, Failed, Finished, event_to_dict
+from rdtf_engine.core.errors import Cancelled, InputError, RdtfError
+from rdtf_engine.core.events import Event, Failed, Finished, event_to_dict
 
 log = logging.getLogger("rdtf_engine.worker")
 
@@ -85,14 +85,10 @@ class RealBackend:
     """The engine proper, imported on first use (torch takes seconds to import)."""
 
     def _api(self) -> Any:
-        from . import api
+        from rdtf_engine.jobs import api
 
         return api
 
-    def _io(self) -> Any:
-        from . import io
-
-        return io
 
     def generate(self, req: Any, on_event: Callable, should_stop: Callable) -> Any:
         return self._api().generate(req, on_event, should_stop)
@@ -108,13 +104,19 @@ class RealBackend:
         return self._api().device_info()
 
     def import_pack(self, path: str, out: str, size: int, on_event: Callable, should_stop: Callable) -> Any:
-        return self._io().import_pack(path, out, size, on_event, should_stop)
+        from rdtf_engine.datasets.dataset import import_pack
+
+        return import_pack(path, out, size, on_event, should_stop)
 
     def export_clip(self, req: Any, on_event: Callable, should_stop: Callable) -> Any:
-        return self._io().export_clip(req, on_event, should_stop)
+        from rdtf_engine.platforms.export import export_clip
+
+        return export_clip(req, on_event, should_stop)
 
     def check_file(self, path: str, preset: str) -> Any:
-        return self._io().check_file(path, preset)
+        from rdtf_engine.platforms.check import check_file
+
+        return check_file(path, preset)
 
 
 def load_backend(name: str | None) -> Any:
@@ -257,7 +259,7 @@ class Worker:
 
     # ---- op handlers: params dict → JSON-able result dict ------------------------------------------
     def op_generate(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        from .requests import GenerateRequest, from_dict
+        from rdtf_engine.core.requests import GenerateRequest, from_dict
 
         # The app's Create page shows a live preview: a few estimates per window unless it asked otherwise.
         params = {"preview_every": max(1, int(params.get("steps", 20)) // 4), **params}
@@ -278,7 +280,7 @@ class Worker:
         }
 
     def op_train(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        from .requests import TrainRequest, from_dict
+        from rdtf_engine.core.requests import TrainRequest, from_dict
 
         req = from_dict(TrainRequest, params)
         req.validate()
@@ -291,7 +293,7 @@ class Worker:
         return dict(self.backend.import_pack(str(path), str(out), int(params.get("size", 64)), on_event, should_stop))
 
     def op_export(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        from .requests import ExportRequest, from_dict
+        from rdtf_engine.core.requests import ExportRequest, from_dict
 
         if not all(params.get(k) for k in ("input", "preset", "out")):
             raise InputError("export needs 'input', 'preset' and 'out'")
@@ -332,7 +334,7 @@ def private_stdin() -> TextIO:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rdtf worker", description="JSON-lines engine worker (docs/protocol.md)")
     parser.add_argument("--backend", default=os.environ.get("RDTF_WORKER_BACKEND") or None,
-                        help="module to use instead of rdtf_engine.api/io (tests); env RDTF_WORKER_BACKEND")
+                        help="module to use instead of rdtf_engine.jobs.api/io (tests); env RDTF_WORKER_BACKEND")
     args = parser.parse_args(argv)
     nice = int(os.environ.get("RDTF_WORKER_NICE", "0") or 0)
     if nice > 0 and hasattr(os, "nice"):

@@ -122,7 +122,7 @@ EOF
     wait
     $PY - "$A" <<'EOF'
 import json, sys, glob, os
-from rdtf_engine.eval.report import summarize
+from rdtf_engine.jobs.evaluate import summarize
 rows = {}
 for f in sorted(glob.glob(sys.argv[1] + "/*.eval.json")):
     try:

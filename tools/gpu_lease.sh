@@ -138,7 +138,7 @@ export_default() {  # the EMA model in fp16 (the shipped form) → $1/default
   $PY - "$RUN" "$1" <<'EOF'
 import shutil, sys, torch
 from pathlib import Path
-from rdtf_engine.model_store import load_model_folder, save_model_folder
+from rdtf_engine.model.store import load_model_folder, save_model_folder
 run, out = Path(sys.argv[1]), Path(sys.argv[2])
 unet, vae, card = load_model_folder(run / "model")
 shutil.rmtree(out / "default", ignore_errors=True)

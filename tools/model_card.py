@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from rdtf_engine.config import config_reference_mode
+from rdtf_engine.core.config import config_reference_mode
 
 TARGETS = {"motion": 0.80, "identity": 0.90}
 

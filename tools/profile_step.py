@@ -31,8 +31,8 @@ def main() -> None:
 
     from torch.profiler import ProfilerActivity, profile
 
+    from rdtf_engine.core.device import resolve_device
     from rdtf_engine.model.dfgn import build_dfgn
-    from rdtf_engine.train_setup import resolve_device
 
     dev, mp = resolve_device(args.device, "auto")  # same backend flags as training (cuDNN SDPA off, TF32)
     model = build_dfgn(args.preset, temporal=args.temporal, num_frames=args.frames).to(dev).train()

@@ -6,13 +6,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from .create import CreateViewModel
-from .export import ExportViewModel
-from .gallery import GalleryViewModel
-from .models import ModelsViewModel
-from .sticker import GalleryStore, Sticker
-from .timeline import TimelineViewModel
-from .train import TrainViewModel
+from app.state.create import CreateViewModel
+from app.state.export import ExportViewModel
+from app.state.gallery import GalleryViewModel
+from app.state.models import ModelsViewModel
+from app.state.sticker import GalleryStore, Sticker
+from app.state.timeline import TimelineViewModel
+from app.state.train import TrainViewModel
 
 PAGES = ("create", "timeline", "train", "export", "models", "gallery")
 

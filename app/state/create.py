@@ -8,12 +8,11 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
-from rdtf_engine.errors import InputError
-from rdtf_engine.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest, to_dict
-
-from ..logs import human_message
-from .base import ViewModel, qprop
-from .sticker import GalleryStore, Sticker, from_result
+from app.logs import human_message
+from app.state.base import ViewModel, qprop
+from app.state.sticker import GalleryStore, Sticker, from_result
+from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest, to_dict
 
 EXAMPLES = [
     "a red heart beating",

@@ -15,10 +15,10 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
-from ..logs import human_message
-from .base import ViewModel, qprop
-from .runs import slug
-from .sticker import Sticker
+from app.logs import human_message
+from app.state.base import ViewModel, qprop
+from app.state.runs import slug
+from app.state.sticker import Sticker
 
 PRESETS: dict[str, str] = {
     "telegram": "Telegram (WebM, 512 px, ≤ 256 KB, ≤ 3 s)",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 
-from .base import ViewModel, qprop
-from .sticker import GalleryStore, Sticker
+from app.state.base import ViewModel, qprop
+from app.state.sticker import GalleryStore, Sticker
 
 
 class GalleryViewModel(ViewModel):

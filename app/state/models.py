@@ -17,9 +17,9 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
-from ..logs import human_message
-from .base import ViewModel, qprop
-from .runs import slug
+from app.logs import human_message
+from app.state.base import ViewModel, qprop
+from app.state.runs import slug
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz"}
 MAX_IMPORT_BYTES = 4 << 30

@@ -13,11 +13,10 @@ from typing import Any
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from rdtf_engine.requests import DEFAULT_GUIDANCE_TEXT
-
-from ..logs import human_message
-from .base import ViewModel, qprop
-from .sticker import MAX_FRAMES, Frame, GalleryStore, Sticker
+from app.logs import human_message
+from app.state.base import ViewModel, qprop
+from app.state.sticker import MAX_FRAMES, Frame, GalleryStore, Sticker
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT
 
 DURATION_MERGE_ID = 1
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
-from ..logs import human_message
-from . import runs
-from .base import ViewModel, qprop
+from app.logs import human_message
+from app.state import runs
+from app.state.base import ViewModel, qprop
 
 MAX_LOSS_POINTS = 5000  # the plot keeps every step of a standard run; a long run is thinned 2:1 past this
 

@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..state.create import EXAMPLES, SIZES, CreateViewModel
-from .common import bind_spin
-from .player import PlayerWidget
+from app.state.create import EXAMPLES, SIZES, CreateViewModel
+from app.widgets.common import bind_spin
+from app.widgets.player import PlayerWidget
 
 IMAGE_FILTER = "Images (*.png *.webp *.gif *.jpg *.jpeg)"
 

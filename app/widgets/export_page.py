@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..state.export import PRESETS, ExportViewModel
-from .player import PlayerWidget
+from app.state.export import PRESETS, ExportViewModel
+from app.widgets.player import PlayerWidget
 
 PASS, FAIL = QColor("#2e7d32"), QColor("#c62828")
 

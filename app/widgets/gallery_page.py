@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..state.gallery import GalleryViewModel
-from .common import thumb_icon
-from .player import PlayerWidget
+from app.state.gallery import GalleryViewModel
+from app.widgets.common import thumb_icon
+from app.widgets.player import PlayerWidget
 
 THUMB = 96
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..state.models import ModelsViewModel
+from app.state.models import ModelsViewModel
 
 COLUMNS = ["Name", "Kind", "Size", "Trained on", "Date", "Folder"]
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from .common import checker_brush, pixmap
+from app.widgets.common import checker_brush, pixmap
 
 
 class PlayerWidget(QWidget):

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..state.timeline import TimelineViewModel
-from .common import thumb_icon
-from .player import PlayerWidget
+from app.state.timeline import TimelineViewModel
+from app.widgets.common import thumb_icon
+from app.widgets.player import PlayerWidget
 
 THUMB = 72
 

@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..state.runs import TRAIN_PRESETS
-from ..state.train import TrainViewModel
-from .common import pixmap, thumb_icon
-from .loss_plot import LossPlot
+from app.state.runs import TRAIN_PRESETS
+from app.state.train import TrainViewModel
+from app.widgets.common import pixmap, thumb_icon
+from app.widgets.loss_plot import LossPlot
 
 THUMB = 40
 

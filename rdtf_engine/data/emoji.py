@@ -47,9 +47,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import DependencyError, InputError
-from .motion import MOTION_WEIGHTS, MOTIONS, motion_phrase, sample_durations, sample_motion
-from .sources import Plan, ProceduralSource
+from rdtf_engine.core.errors import DependencyError, InputError
+from rdtf_engine.data.clip_source import Plan, ProceduralSource
+from rdtf_engine.data.motion import MOTION_WEIGHTS, MOTIONS, motion_phrase, sample_durations, sample_motion
 
 FONT_SIZE = 109  # the only strike in NotoColorEmoji.ttf
 FONT_PACKAGE = "fonts-noto-color-emoji"
@@ -201,7 +201,7 @@ def composite_sprite(base: np.ndarray, worn: np.ndarray, scale: float, cx: float
     """Two straight-RGBA sprites (h, w, 4) uint8 → one: ``worn`` resized so its longer side is ``scale`` × the
     base's longer side, centred at (``cx``·w, ``cy``·h) of the base, composited over it ("over"); the canvas
     grows to keep both whole and is cropped to the visible pixels."""
-    from .motion import _premul_resize
+    from rdtf_engine.data.motion import _premul_resize
 
     h, w = base.shape[:2]
     k = scale * max(h, w) / max(worn.shape[:2])
@@ -220,7 +220,7 @@ def splice_sprite(first: np.ndarray, second: np.ndarray, axis: str, at: float) -
     """Two straight-RGBA sprites (h, w, 4) uint8 → one of ``first``'s size: ``first`` above (axis "h") or left of
     (axis "v") a straight cut at ``at`` × its height (width), ``second`` resized to the same box beyond it; cropped
     to the visible pixels. Two faces cut across give one's eyes over the other's mouth: a face no font has."""
-    from .motion import _premul_resize
+    from rdtf_engine.data.motion import _premul_resize
 
     h, w = first.shape[:2]
     out = first.copy()

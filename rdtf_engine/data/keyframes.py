@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..errors import InputError
+from rdtf_engine.core.errors import InputError
 
 KS = tuple(range(3, 9))  # Table 6: k in 3..8
 N_INIT = 10  # sklearn's default n_init in the authors' era

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import Cancelled, InputError
-from ..model.autoencoder import encode_rgba
-from .keyframes import extract_all, uniform_keyframes
+from rdtf_engine.core.errors import Cancelled, InputError
+from rdtf_engine.data.keyframes import extract_all, uniform_keyframes
+from rdtf_engine.model.autoencoder import encode_rgba
 
 KS = tuple(range(3, 9))
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .motion import MOTION_WEIGHTS, MOTIONS, motion_phrase, sample_durations, sample_motion
-from .sources import Plan, ProceduralSource
+from rdtf_engine.data.clip_source import Plan, ProceduralSource
+from rdtf_engine.data.motion import MOTION_WEIGHTS, MOTIONS, motion_phrase, sample_durations, sample_motion
 
 SHAPES = ("circle", "square", "triangle", "star", "heart")
 COLOURS: dict[str, tuple[int, int, int]] = {

@@ -4,13 +4,13 @@ The denoising-loss part of evaluation needs the model and lives with it; this pa
 classifier (motion adherence, Fréchet features), identity, and alpha-quality metrics.
 """
 
-from .classifier import (
+from rdtf_engine.eval.classifier import (
     MotionClassifier,
     load_classifier,
     save_classifier,
     train_motion_classifier,
 )
-from .metrics import (
+from rdtf_engine.eval.metrics import (
     IdentityBank,
     alpha_semi_share,
     background_flicker,

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import write_bytes_atomic
-from ..data.clip import Clip
-from ..errors import InputError, ModelError
+from rdtf_engine.core.atomic import write_bytes_atomic
+from rdtf_engine.core.clip import Clip
+from rdtf_engine.core.errors import InputError, ModelError
 
 WEIGHTS_FILE = "motion_classifier.safetensors"
 CONFIG_FILE = "motion_classifier.json"
@@ -153,7 +153,7 @@ def train_motion_classifier(source: Sequence[Clip], steps: int, device: str | to
     must decide the class). Returns the model in eval mode with ``model.summary`` filled in."""
     if steps < 1:
         raise InputError("steps must be positive")
-    from ..data.sources import ClipSource, render_many
+    from rdtf_engine.data.sources import ClipSource, render_many
 
     n = min(len(source), max_clips)
     if n < 2:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..data.clip import Clip
+from rdtf_engine.core.clip import Clip
 
 IDENTITY_SIZE = 20
 IDENTITY_ANGLES = tuple(range(0, 360, 30))
@@ -155,7 +155,7 @@ class IdentityBank:
     def from_sprites(cls, sprites: dict[str, np.ndarray], angles: Sequence[float] = IDENTITY_ANGLES,
                      render_size: int = 64) -> IdentityBank:
         """Render each sprite upright and rotated by ``angles`` (degrees) and keep their features."""
-        from ..data.motion import MotionFrames, render_motion
+        from rdtf_engine.data.motion import MotionFrames, render_motion
 
         n = len(angles)
         ones, zeros = np.ones(n), np.zeros(n)
@@ -201,7 +201,7 @@ def reference_identity_accuracy(references: Sequence[Clip], bank: IdentityBank, 
     an image&text→video sample is scored (``num_frames`` evenly spaced frames, the first one dropped). Below 1,
     the rule itself loses clips (fades, spins, near-twins in the bank); at 1 (both builtin:emoji-holdout draws
     and dev, session 11) every generated miss is the model's."""
-    from ..data.keyframes import uniform_keyframes
+    from rdtf_engine.data.keyframes import uniform_keyframes
 
     hits = []
     for c in references:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config import AE_PRESETS, LATENT_CHANNELS
-from ..errors import InputError
+from rdtf_engine.core.config import AE_PRESETS, LATENT_CHANNELS
+from rdtf_engine.core.errors import InputError
 
 
 def build_autoencoder(preset: str, sample_size: int = 256):

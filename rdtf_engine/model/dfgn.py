@@ -25,8 +25,8 @@ from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
-from rdtf_engine.config import DFGN_PRESETS, reference_flags, reference_mode
-from rdtf_engine.errors import InputError
+from rdtf_engine.core.config import DFGN_PRESETS, reference_flags, reference_mode
+from rdtf_engine.core.errors import InputError
 from rdtf_engine.model.blocks import FrameInfo, TemporalAttention
 from rdtf_engine.model.condition import ConditionEncoder
 from rdtf_engine.model.reference import ReferenceAttention, ReferenceAttnProcessor, reference_rows

@@ -1,4 +1,4 @@
-"""A deterministic stand-in for rdtf_engine.api/io, loaded by the real worker process in tests.
+"""A deterministic stand-in for rdtf_engine.jobs.api/io, loaded by the real worker process in tests.
 
 Use: ``RDTF_WORKER_BACKEND=fake_backend`` with this folder on ``PYTHONPATH`` (see ``worker_env`` in
 conftest.py). It speaks the same function signatures as the engine, emits the same event types and honours
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from rdtf_engine.errors import Cancelled, FormatError, ModelError
-from rdtf_engine.events import Log, Metrics, Preview, Progress
+from rdtf_engine.core.errors import Cancelled, FormatError, ModelError
+from rdtf_engine.core.events import Log, Metrics, Preview, Progress
 
 DELAY = float(os.environ.get("RDTF_FAKE_DELAY", "0.005"))
 

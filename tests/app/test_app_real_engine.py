@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(importlib.util.find_spec("rdtf_engine.api") is None, reason="engine not built")]
+              pytest.mark.skipif(importlib.util.find_spec("rdtf_engine.jobs.api") is None, reason="engine not built")]
 
 TINY_RUN = {"data": "builtin:shapes", "preset": "tiny", "steps": 4, "ae_steps": 4, "size": 32, "batch_size": 2,
             "max_clips": 4, "sample_every": 0, "checkpoint_every": 2, "resume": False}

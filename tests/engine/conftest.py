@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rdtf_engine.requests import TrainRequest
+from rdtf_engine.core.requests import TrainRequest
 
 
 def tiny_request(out, **kw) -> TrainRequest:
@@ -17,7 +17,7 @@ def tiny_request(out, **kw) -> TrainRequest:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A 100-step tiny DFGN (+ its autoencoder) on builtin:shapes at 32 px: (run_dir, result, events)."""
-    from rdtf_engine.train import train
+    from rdtf_engine.training.loop import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     events: list = []

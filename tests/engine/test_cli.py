@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from rdtf_engine.cli import main
+from rdtf_engine.cli.main import main
 
 
 def env() -> dict:
@@ -111,7 +111,7 @@ def test_kill_and_resume_continues_from_last_checkpoint(tiny_run, tmp_path):
 def test_models_lists_runs(tiny_run, capsys):
     import shutil
 
-    from rdtf_engine.paths import user_runs_dir
+    from rdtf_engine.core.paths import user_runs_dir
 
     dst = user_runs_dir() / "listed"
     if not dst.exists():
@@ -187,9 +187,9 @@ def test_continue_curriculum_takes_up_the_base_models_schedule(tiny_run, tmp_pat
     120-step schedule, not at s of its own 20 (exact static weights with --curriculum linear)."""
     import json
 
-    from rdtf_engine.errors import InputError
-    from rdtf_engine.requests import TrainRequest
-    from rdtf_engine.train_setup import curriculum_span
+    from rdtf_engine.core.errors import InputError
+    from rdtf_engine.core.requests import TrainRequest
+    from rdtf_engine.training.setup import curriculum_span
 
     assert curriculum_span(TrainRequest(data="d", out="o", steps=20), 100) == (0, 20)
     assert curriculum_span(TrainRequest(data="d", out="o", steps=20, init_from="m", continue_curriculum=True),

@@ -1,4 +1,4 @@
-"""Exact tests of rdtf_engine.curriculum: static schedule, PID signal, rank/bucket convention, sampling, state."""
+"""Exact tests of rdtf_engine.training.curriculum: static schedule, PID signal, rank/bucket convention, sampling, state."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import random
 
 import pytest
 
-from rdtf_engine.config import CurriculumConfig
-from rdtf_engine.curriculum import (
+from rdtf_engine.core.config import CurriculumConfig
+from rdtf_engine.core.errors import CheckpointError, InputError
+from rdtf_engine.training.curriculum import (
     Curriculum,
     CurriculumState,
     adaptive_weights,
@@ -21,8 +22,7 @@ from rdtf_engine.curriculum import (
     static_weights,
     task_weights,
 )
-from rdtf_engine.errors import CheckpointError, InputError
-from rdtf_engine.masks import TASKS
+from rdtf_engine.training.masks import TASKS
 
 GEN, INTERP, PRED = ("t2v", "i2v", "it2v"), ("interpolation",), ("pred_forward", "pred_backward")
 

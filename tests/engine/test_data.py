@@ -10,6 +10,7 @@ import signal
 import numpy as np
 import pytest
 
+from rdtf_engine.core.errors import DependencyError, InputError, TrainingError
 from rdtf_engine.data import emoji as emoji_mod
 from rdtf_engine.data.motion import (
     COMBOS,
@@ -22,7 +23,6 @@ from rdtf_engine.data.motion import (
 )
 from rdtf_engine.data.shapes import shape_sprite
 from rdtf_engine.data.sources import BUILTINS, RenderPool, open_source, render_many
-from rdtf_engine.errors import DependencyError, InputError, TrainingError
 
 FRAME_COUNTS = (4, 5, 8, 13, 24)
 
@@ -150,7 +150,7 @@ def test_unknown_builtin_and_bad_args():
 
 
 def test_path_specs_go_to_the_importer(monkeypatch, tmp_path):
-    import rdtf_engine.io as io_pkg
+    import rdtf_engine.datasets.dataset as io_pkg
 
     clips = open_source("builtin:shapes", 16, num_clips=5)
     seen = []

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from rdtf_engine.data.clip import Clip
+from rdtf_engine.core.clip import Clip
+from rdtf_engine.core.errors import ModelError
 from rdtf_engine.data.keyframes import uniform_keyframes
 from rdtf_engine.data.motion import motion_frames, render_motion, sample_motion
 from rdtf_engine.data.shapes import shape_sprite
 from rdtf_engine.data.sources import open_source
-from rdtf_engine.errors import ModelError
 from rdtf_engine.eval import (
     IdentityBank,
     alpha_semi_share,

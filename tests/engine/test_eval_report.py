@@ -7,10 +7,10 @@ import json
 import torch
 from PIL import Image
 
-from rdtf_engine.cli import main
+from rdtf_engine.cli.main import main
 from rdtf_engine.data.sources import open_source
 from rdtf_engine.eval.classifier import save_classifier, train_motion_classifier
-from rdtf_engine.eval.report import evaluate_model, name_emoji_misses, summarize
+from rdtf_engine.jobs.evaluate import evaluate_model, name_emoji_misses, summarize
 
 
 def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
@@ -47,7 +47,7 @@ def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
 
 def test_builtin_emoji_eval_uses_the_shipped_gpu_classifier(monkeypatch):
     # the model card's numbers must be reproducible from a clean checkout: no CPU re-training of the classifier
-    from rdtf_engine.eval import report
+    from rdtf_engine.jobs import evaluate as report
 
     monkeypatch.setattr(report, "CLASSIFIER_STEPS", {"cuda": 0, "cpu": 0})  # training would be a bug here
     clf = report._classifier(None, "builtin:emoji-holdout", torch.device("cpu"), lambda e: None)

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from rdtf_engine.core.errors import InputError
 from rdtf_engine.data.keyframes import KS, extract_all, extract_keyframes, uniform_keyframes
-from rdtf_engine.errors import InputError
 
 
 def clustered(labels: str, dim: int = 16, noise: float = 0.05, seed: int = 0) -> np.ndarray:

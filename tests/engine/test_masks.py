@@ -1,4 +1,4 @@
-"""Exact tests of rdtf_engine.masks: condition masks per task, validity / lock masks, task inference, masked MSE."""
+"""Exact tests of rdtf_engine.training.masks: condition masks per task, validity / lock masks, task inference, masked MSE."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 import pytest
 import torch
 
-from rdtf_engine.errors import InputError
-from rdtf_engine.masks import (
+from rdtf_engine.core.errors import InputError
+from rdtf_engine.training.masks import (
     GROUP_OF,
     TASK_GROUPS,
     TASKS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rdtf_engine.errors import InputError
+from rdtf_engine.core.errors import InputError
 from rdtf_engine.model import DFGN, STILayer, TemporalAttention, build_dfgn, count_parameters
 from rdtf_engine.model.blocks import FrameInfo, masked_attention
 from rdtf_engine.model.sti import Conv3DTemporalLayer
@@ -254,7 +254,7 @@ def test_reference_attention_adds_no_weights_and_loads_any_model_of_its_preset(t
 
 
 def test_reference_modes_map_to_exact_config_flags():
-    from rdtf_engine.config import config_reference_mode, reference_flags, reference_mode
+    from rdtf_engine.core.config import config_reference_mode, reference_flags, reference_mode
 
     values = (None, False, True, "off", "on", "all")
     assert [reference_mode(v) for v in values] == ["off", "off", "on", "off", "on", "all"]

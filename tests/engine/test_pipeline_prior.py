@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rdtf_engine.pipeline import condition_prior
+from rdtf_engine.diffusion.pipeline import condition_prior
 
 
 def _clip(values):  # (W, 1, 1, 1) latents with one value per frame
@@ -29,7 +29,7 @@ def test_prior_without_given_frames_is_zero_and_keeps_shape():
 
 
 def test_sampled_steps_follow_img2img_strength():
-    from rdtf_engine.pipeline import sampled_steps
+    from rdtf_engine.diffusion.pipeline import sampled_steps
 
     assert [sampled_steps(20, s) for s in (1.0, 0.8, 0.5, 0.01)] == [20, 16, 10, 1]
     assert sampled_steps(7, 0.5) == 4 and sampled_steps(3, 1.0) == 3

@@ -4,8 +4,8 @@ import random
 
 import torch
 
-from rdtf_engine.config import TextConfig
-from rdtf_engine.text import NULL_PROMPT, TextEncoder, augment_caption, get_text_encoder
+from rdtf_engine.core.config import TextConfig
+from rdtf_engine.model.text import NULL_PROMPT, TextEncoder, augment_caption, get_text_encoder
 
 
 def test_token_states_are_fixed_length_and_masked():

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from rdtf_engine.api import GenerateRequest, generate
-from rdtf_engine.checkpoint import latest_checkpoint, load_checkpoint
-from rdtf_engine.errors import CheckpointError, InputError, ModelError, UnsafeInputError
-from rdtf_engine.events import Metrics
-from rdtf_engine.model_store import load_model_folder, validate_model_folder
-from rdtf_engine.pipeline import StickerPipeline
-from rdtf_engine.requests import TrainRequest
-from rdtf_engine.train import train
-from rdtf_engine.train_setup import warmup_steps
+from rdtf_engine.core.errors import CheckpointError, InputError, ModelError, UnsafeInputError
+from rdtf_engine.core.events import Metrics
+from rdtf_engine.core.requests import TrainRequest
+from rdtf_engine.diffusion.pipeline import StickerPipeline
+from rdtf_engine.jobs.api import GenerateRequest, generate
+from rdtf_engine.model.store import load_model_folder, validate_model_folder
+from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint
+from rdtf_engine.training.loop import train
+from rdtf_engine.training.setup import warmup_steps
 
 
 def test_training_lowers_heldout_denoising_loss(tiny_run):
@@ -49,7 +49,7 @@ def test_save_load_gives_identical_outputs(tiny_run):
     pipe_a = StickerPipeline.from_pretrained(out / "model", "cpu")
     a = pipe_a("a red circle bouncing", num_frames=8, size=32, steps=4, seed=7)
     unet, vae, card = load_model_folder(out / "model")
-    from rdtf_engine.text import get_text_encoder
+    from rdtf_engine.model.text import get_text_encoder
 
     pipe_b = StickerPipeline(unet, vae, card, get_text_encoder(card.text, "cpu"), torch.device("cpu"))
     b = pipe_b("a red circle bouncing", num_frames=8, size=32, steps=4, seed=7)
@@ -176,7 +176,7 @@ def test_model_folder_refuses_pickle_and_truncation(tiny_run, tmp_path):
 
 
 def test_generate_live_preview_events(tiny_run):
-    from rdtf_engine.events import Preview, Progress
+    from rdtf_engine.core.events import Preview, Progress
 
     events = []
     res = generate(GenerateRequest(prompt="a red heart beating", model=str(tiny_run[0]), frames=8, size=32,
@@ -193,7 +193,7 @@ def test_generate_live_preview_events(tiny_run):
 
 def test_other_sizes_are_generated_at_the_native_size_and_resampled(tiny_run):
     """A 32 px model asked for 64 px samples at 32 px (its latent grid) and resamples; locked frames stay exact."""
-    from rdtf_engine.io.timeline import fit_canvas
+    from rdtf_engine.formats.timing import fit_canvas
 
     pipe = StickerPipeline.from_pretrained(tiny_run[0] / "model", "cpu")
     native = pipe("a blue star spinning", 4, 32, steps=3, seed=5)
@@ -208,7 +208,7 @@ def test_other_sizes_are_generated_at_the_native_size_and_resampled(tiny_run):
 
 def test_init_from_starts_at_the_models_weights_with_its_autoencoder(tiny_run, tmp_path, make_request):
     """--init-from (fine-tuning): the run starts from the model's DFGN weights and reuses its autoencoder."""
-    from rdtf_engine.errors import TrainingError
+    from rdtf_engine.core.errors import TrainingError
 
     base = tiny_run[0] / "model"
     events: list = []
@@ -242,7 +242,7 @@ def test_latent_cache_rendered_ahead_by_a_pool_equals_the_serial_cache(tiny_run)
     (clips, captions, key frames, latents), whatever the chunking and the worker count."""
     from rdtf_engine.data.latent_cache import build_latent_cache
     from rdtf_engine.data.sources import RenderPool, open_source
-    from rdtf_engine.train_autoencoder import load_autoencoder
+    from rdtf_engine.training.autoencoder import load_autoencoder
 
     vae, scale = load_autoencoder(tiny_run[0] / "autoencoder", torch.device("cpu"))
     src = open_source("builtin:shapes", 32, num_clips=40, seed=3)

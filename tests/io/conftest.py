@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # the in-code corpus lives besid
 
 from io_corpus import busy_frames, simple_frames
 
-from rdtf_engine.data.clip import Clip
+from rdtf_engine.core.clip import Clip
 
 
 def need_tool(name: str) -> str:

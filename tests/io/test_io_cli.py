@@ -8,10 +8,10 @@ import json
 import pytest
 from io_corpus import simple_frames
 
-from rdtf_engine.data.clip import Clip
-from rdtf_engine.errors import InputError, RdtfError
-from rdtf_engine.io import write_clip
-from rdtf_engine.io.cli import add_cli
+from rdtf_engine.cli.files import add_cli
+from rdtf_engine.core.clip import Clip
+from rdtf_engine.core.errors import InputError, RdtfError
+from rdtf_engine.platforms.export import write_clip
 
 
 def run(argv: list[str], capsys) -> tuple[int, str]:
@@ -63,7 +63,7 @@ def test_plain_preset_options(tmp_path, capsys):
 
 
 def test_wired_into_the_main_cli(tmp_path, capsys):
-    cli = pytest.importorskip("rdtf_engine.cli")
+    cli = pytest.importorskip("rdtf_engine.cli.main")
     write_clip(Clip(simple_frames(4), [100] * 4), tmp_path / "a.gif")
     assert cli.main(["check", str(tmp_path / "a.gif"), "--preset", "gif"]) == 0
     assert "OK for gif" in capsys.readouterr().out

@@ -11,11 +11,13 @@ import pytest
 from io_corpus import GifFrame, build_gif, simple_frames, tgs_bytes, zip_bytes
 from PIL import Image
 
-from rdtf_engine.data.clip import Clip
-from rdtf_engine.errors import Cancelled, InputError
-from rdtf_engine.events import Progress
-from rdtf_engine.io import import_pack, iter_pack, load_dataset, write_clip
-from rdtf_engine.io.captions import caption_for, emoji_words, parse_captions_csv, words_from_name
+from rdtf_engine.core.clip import Clip
+from rdtf_engine.core.errors import Cancelled, InputError
+from rdtf_engine.core.events import Progress
+from rdtf_engine.datasets.dataset import import_pack, load_dataset
+from rdtf_engine.datasets.pack import iter_pack
+from rdtf_engine.formats.captions import caption_for, emoji_words, parse_captions_csv, words_from_name
+from rdtf_engine.platforms.export import write_clip
 
 PAL = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
 
@@ -151,7 +153,7 @@ def test_manifest_ids_cannot_point_outside(tmp_path):
 def test_write_clip_frames_folder_round_trip(tmp_path):
     clip = Clip(simple_frames(4), [30, 60, 90, 120], "x")
     write_clip(clip, tmp_path / "frames")
-    from rdtf_engine.io import load_clip
+    from rdtf_engine.formats.loader import load_clip
 
     back = load_clip(tmp_path / "frames")
     np.testing.assert_array_equal(back.frames, clip.frames)

@@ -18,10 +18,11 @@ from io_corpus import (
     tgs_bytes,
 )
 
-from rdtf_engine.data.clip import Clip
-from rdtf_engine.io import load_clip, resample_clip, write_clip
-from rdtf_engine.io.encoders import encode_webm
-from rdtf_engine.io.timeline import normalise_durations
+from rdtf_engine.core.clip import Clip
+from rdtf_engine.formats.encoders import encode_webm
+from rdtf_engine.formats.loader import load_clip
+from rdtf_engine.formats.timing import normalise_durations, resample_clip
+from rdtf_engine.platforms.export import write_clip
 
 PAL = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]], np.uint8)
 

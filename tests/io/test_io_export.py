@@ -11,11 +11,14 @@ import pytest
 from conftest import ffmpeg_rgba, need_tool, run_tool
 from io_corpus import simple_frames
 
-from rdtf_engine.data.clip import Clip
-from rdtf_engine.errors import ExportError, InputError, StorageError
-from rdtf_engine.io import PRESETS, check_file, export_clip, load_clip, write_clip
-from rdtf_engine.io.byte_fit import Axis, fit_to_bytes
-from rdtf_engine.requests import ExportRequest
+from rdtf_engine.core.clip import Clip
+from rdtf_engine.core.errors import ExportError, InputError, StorageError
+from rdtf_engine.core.requests import ExportRequest
+from rdtf_engine.formats.loader import load_clip
+from rdtf_engine.platforms.byte_fit import Axis, fit_to_bytes
+from rdtf_engine.platforms.check import check_file
+from rdtf_engine.platforms.export import export_clip, write_clip
+from rdtf_engine.platforms.presets import PRESETS
 
 RECIPE = {"prompt": "cat waving", "seed": 7, "model": "small-v1"}
 
@@ -78,7 +81,7 @@ def test_gif_round_trip_via_imagemagick(tmp_path):
 
 
 def test_gif_keeps_repeated_frames_apart():
-    from rdtf_engine.io.encoders import encode_gif
+    from rdtf_engine.formats.encoders import encode_gif
 
     data, notes = encode_gif(dup_clip().frames, dup_clip().durations_ms)
     assert load_clip(data).num_frames == 6 and not any("merged" in n for n in notes)

@@ -24,9 +24,13 @@ from io_corpus import (
     zip_bytes,
 )
 
-from rdtf_engine.data.clip import Clip
-from rdtf_engine.errors import FormatError, InputError, LimitError, RdtfError, UnsafeInputError
-from rdtf_engine.io import DEFAULT_CAPS, import_pack, iter_pack, load_clip, write_clip
+from rdtf_engine.core.clip import Clip
+from rdtf_engine.core.errors import FormatError, InputError, LimitError, RdtfError, UnsafeInputError
+from rdtf_engine.datasets.dataset import import_pack
+from rdtf_engine.datasets.pack import iter_pack
+from rdtf_engine.formats.limits import DEFAULT_CAPS
+from rdtf_engine.formats.loader import load_clip
+from rdtf_engine.platforms.export import write_clip
 
 PAL = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
 

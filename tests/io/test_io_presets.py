@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from rdtf_engine.io import PRESETS, check_bytes
-from rdtf_engine.io.conform import ExportOptions
-from rdtf_engine.io.export import encode_for_preset
+from rdtf_engine.platforms.check import check_bytes
+from rdtf_engine.platforms.conform import ExportOptions
+from rdtf_engine.platforms.export import encode_for_preset
+from rdtf_engine.platforms.presets import PRESETS
 
 RECIPE = {"prompt": "busy test", "seed": 3, "model": "tiny"}
 MATRIX = [(n, name) for n in (8, 16, 48) for name in PRESETS]

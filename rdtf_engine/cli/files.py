@@ -1,0 +1,124 @@
+"""CLI subcommands ``import``, ``export`` and ``check``; ``rdtf_engine/cli.py`` calls ``add_cli(subparsers)``.
+
+Handlers are ``func(args, rep=None) -> int``: the main CLI passes its ``Reporter`` (event printing per
+``--events``, Ctrl-C as a cooperative stop); called with ``args`` alone they print progress to stderr. They
+return an exit code (0 ok, 1 a check that failed) and raise ``RdtfError`` for user errors, which the main CLI
+prints as ``error: <message>`` with exit code 2. ``--json`` puts exactly one JSON report on stdout (progress
+then goes to stderr), so scripts can pipe it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rdtf_engine.core.events import Log, format_event
+from rdtf_engine.core.requests import ExportRequest
+from rdtf_engine.datasets.dataset import import_pack
+from rdtf_engine.platforms.check import check_file
+from rdtf_engine.platforms.export import export_clip
+from rdtf_engine.platforms.presets import PRESETS
+
+
+def add_cli(subparsers: Any) -> None:
+    names = ", ".join(PRESETS)
+    p = subparsers.add_parser("import", help="import a folder / zip / file of stickers as a training dataset")
+    p.add_argument("path", help="folder, .zip or single sticker file (GIF, APNG, WebP, WebM, MP4, TGS)")
+    p.add_argument("--out", required=True, help="dataset folder to create (or an earlier import to replace)")
+    p.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
+    p.add_argument("--max-frames", type=int, default=48, help="frame budget per clip (default 48)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = subparsers.add_parser("export", help="export a clip for a platform, squeezed under its byte cap")
+    p.add_argument("input", help="animated file, or a folder of PNG frames (+ durations.json)")
+    p.add_argument("--preset", required=True, choices=list(PRESETS), metavar="PRESET", help=f"one of: {names}")
+    p.add_argument("--out", required=True, help="output file (or an existing folder)")
+    p.add_argument("--fps", type=float, help="frame rate to resample to")
+    p.add_argument("--loop", type=int, help="plays (0 = forever)")
+    p.add_argument("--size", type=int, help="canvas size (plain presets and signal)")
+    p.add_argument("--quality", type=int, help="WebP/WebM quality 1-100")
+    p.add_argument("--colors", type=int, help="GIF/APNG palette colours 2-256")
+    p.add_argument("--max-kb", type=float, help="extra byte cap in KB (1000 B)")
+    p.add_argument("--recipe", help="JSON object to embed (prompt, seed, model, ...)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_export)
+
+    p = subparsers.add_parser("check", help="check a file against a platform preset; exit 1 if a rule fails")
+    p.add_argument("file")
+    p.add_argument("--preset", required=True, choices=list(PRESETS), metavar="PRESET", help=f"one of: {names}")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_check)
+
+
+def _stderr_events(event: Any) -> None:
+    line = format_event(event)
+    if line and not (isinstance(event, Log) and event.level == "info"):
+        print(line, file=sys.stderr)
+
+
+def _callbacks(args: argparse.Namespace, rep: Any) -> tuple[Callable, Callable[[], bool] | None]:
+    """(on_event, should_stop): the main CLI's reporter unless stdout is reserved for the --json report."""
+    if rep is None:
+        return _stderr_events, None
+    if hasattr(rep, "install_signals"):
+        rep.install_signals()  # first Ctrl-C stops after the current file / encode; nothing half-written
+    return (_stderr_events if args.json else rep), getattr(rep, "should_stop", None)
+
+
+def cmd_import(args: argparse.Namespace, rep: Any = None) -> int:
+    on_event, should_stop = _callbacks(args, rep)
+    report = import_pack(args.path, args.out, size=args.size, on_event=on_event, should_stop=should_stop,
+                         max_frames=args.max_frames)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+        return 0
+    print(f"imported {len(report['imported'])} clip(s) into {report['out']}")
+    for s in report["skipped"]:
+        print(f"  skipped {s['name']}: {s['error_type']}: {s['message']}")
+    print(f"captions: {report['out']}/captions.csv (edit it before training)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
+    from rdtf_engine.core.errors import InputError
+
+    options = {k: getattr(args, k) for k in ("fps", "loop", "size", "quality", "colors", "max_kb")
+               if getattr(args, k) is not None}
+    recipe: dict = {}
+    if args.recipe:
+        try:
+            recipe = json.loads(args.recipe)
+        except ValueError as exc:
+            raise InputError(f"--recipe is not JSON: {exc}") from None
+    req = ExportRequest(input=args.input, preset=args.preset, out=args.out, options=options, recipe=recipe)
+    on_event, should_stop = _callbacks(args, rep)
+    report = export_clip(req, on_event=on_event, should_stop=should_stop)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+        return 0
+    print(f"wrote {report['path']} ({report['bytes']:,} B) for {report['preset']}")
+    for t in report["trades"]:
+        print(f"  traded {t}")
+    for n in report["notes"]:
+        print(f"  note: {n}")
+    print(f"  checks: {sum(r['ok'] for r in report['checks'])}/{len(report['checks'])} passed")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, rep: Any = None) -> int:
+    report = check_file(args.file, args.preset)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+        return 0 if report["ok"] else 1
+    info = report["info"]
+    print(f"{args.file}: {info.get('format')} {info.get('size')} {info.get('frames')} frame(s), "
+          f"{info.get('bytes'):,} B — {'OK' if report['ok'] else 'FAILS'} for {report['preset']}")
+    for r in report["rules"]:
+        print(f"  [{'pass' if r['ok'] else 'FAIL'}] {r['name']}: {r['detail']}")
+    if report["recipe"]:
+        print(f"  recipe: {json.dumps(report['recipe'], ensure_ascii=False)}")
+    return 0 if report["ok"] else 1

@@ -1,0 +1,103 @@
+"""``rdtf generate``: text (+ given frames) → animated sticker."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rdtf_engine.cli.reporter import Reporter
+from rdtf_engine.core.errors import InputError, RdtfError
+from rdtf_engine.core.events import Finished
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, GenerateRequest
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated frame numbers, got {text!r}") from exc
+
+
+def cmd_generate(args, rep: Reporter) -> int:
+    from rdtf_engine.jobs.api import generate, load_frame
+
+    if args.keep and not args.from_clip:
+        raise InputError("--keep needs --from CLIP (the clip whose frames are kept)")
+    cond: list[Any] = []
+    tmp = None
+    if args.from_clip:
+        from PIL import Image
+
+        from rdtf_engine.formats.loader import load_clip
+        from rdtf_engine.formats.timing import resample_clip
+
+        clip = load_clip(args.from_clip)
+        if clip.num_frames != args.frames:
+            clip = resample_clip(clip, args.frames)
+        keep = args.keep if args.keep else list(range(args.frames))
+        bad = [k for k in keep if not 0 <= k < args.frames]
+        if bad:
+            raise InputError(f"--keep frames {bad} are outside 0..{args.frames - 1}")
+        tmp = tempfile.TemporaryDirectory(prefix="rdtf-keep-")
+        cond = [None] * args.frames
+        for k in keep:
+            p = Path(tmp.name) / f"{k:03d}.png"
+            Image.fromarray(clip.frames[k], "RGBA").save(p)
+            cond[k] = str(p)
+    if args.init:
+        load_frame(args.init, args.size)  # fail early with a clear message
+    req = GenerateRequest(prompt=args.prompt, model=args.model, frames=args.frames, size=args.size,
+                          steps=args.steps, seed=args.seed, guidance_text=args.guidance,
+                          guidance_image=args.image_guidance, strength=args.strength, scheduler=args.scheduler,
+                          duration_ms=args.duration, init_image=args.init, cond_frames=cond, out=args.out,
+                          device=args.device)
+    try:
+        res = generate(req, rep, rep.should_stop)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    rep(Finished({"out": res.out, "frames": len(res.frames), "seed": res.recipe["seed"], "model": res.recipe["model"]}))
+    return 0
+
+
+def add_generate_parser(sub) -> None:
+    g = sub.add_parser("generate", help="text (+ frames) → animated sticker")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--model", default="default", help="default, a model name, a model folder or a run folder")
+    g.add_argument("--frames", type=int, default=8)
+    g.add_argument("--size", type=int, default=None,
+                   help="pixels (default: the model's training size; other sizes are sampled at it and resampled)")
+    g.add_argument("--steps", type=int, default=20)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
+    g.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE,
+                   help="image guidance scale (given frames)")
+    g.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+                   help="given frames: share of the steps run from their noised copy (lower keeps more of "
+                        "the picture, allows less motion)")
+    g.add_argument("--scheduler", choices=("dpm", "ddim"), default="dpm")
+    g.add_argument("--duration", type=int, default=100, help="ms per frame")
+    g.add_argument("--init", default=None, help="start image (image&text → video)")
+    g.add_argument("--keep", type=_int_list, default=None, help="frames of --from to keep, e.g. 0,7")
+    g.add_argument("--from", dest="from_clip", default=None, help="clip whose --keep frames are locked")
+    g.add_argument("--out", required=True, help=".gif, .png (APNG), .webp, .webm or a folder for PNG frames")
+    g.add_argument("--device", default="auto")
+    g.set_defaults(func=cmd_generate)
+
+
+def _model_size(model: str) -> int:
+    """The model's own training size is the best default output size; 256 if it cannot be read yet."""
+    try:
+        from rdtf_engine.model.store import resolve_model, validate_model_folder
+
+        return int(validate_model_folder(resolve_model(model)).size)
+    except RdtfError:
+        return 256 if model == "default" and _has_default() else 64
+
+
+def _has_default() -> bool:
+    from rdtf_engine.core.paths import builtin_models_dir
+
+    return (builtin_models_dir() / "default" / "config.json").is_file()

@@ -1,0 +1,66 @@
+"""``python -m rdtf_engine`` / ``rdtf``: everything the GUI does, headless.
+
+Events print as human lines, or as JSON lines with ``--events jsonl``. Any RdtfError → one line
+``error: <message>`` on stderr and exit code 2 (no traceback, nothing half-written: writers are atomic).
+Ctrl-C / SIGTERM during training asks the loop to stop cooperatively, so a checkpoint is written first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rdtf_engine import __version__
+from rdtf_engine.cli.files import add_cli as add_file_parsers
+from rdtf_engine.cli.generate import _model_size, add_generate_parser
+from rdtf_engine.cli.models import add_model_parsers
+from rdtf_engine.cli.reporter import Reporter
+from rdtf_engine.cli.train import add_train_parsers
+from rdtf_engine.core.errors import Cancelled, RdtfError
+from rdtf_engine.core.events import Failed
+
+
+def cmd_worker(args, rep: Reporter) -> int:
+    from rdtf_engine.worker import main as worker_main
+
+    return worker_main([])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rdtf", description="RDTF animated sticker engine (headless)")
+    p.add_argument("--version", action="version", version=f"rdtf {__version__}")
+    p.add_argument("--events", choices=("human", "jsonl"), default="human", help="how progress is printed")
+    sub = p.add_subparsers(dest="command", required=True)
+    add_generate_parser(sub)
+    add_train_parsers(sub)
+    add_model_parsers(sub)
+    w = sub.add_parser("worker", help="JSON-lines worker process for the app (docs/protocol.md)")
+    w.set_defaults(func=cmd_worker)
+    add_file_parsers(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    rep = Reporter(args.events)
+    try:
+        if getattr(args, "command", None) == "generate" and args.size is None:
+            args.size = _model_size(args.model)
+        return int(args.func(args, rep) or 0)
+    except Cancelled as exc:
+        rep(Failed("Cancelled", str(exc)))
+        return exc.exit_code
+    except RdtfError as exc:
+        if rep.mode == "jsonl":
+            rep(Failed(type(exc).__name__, str(exc)))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""``rdtf models`` and ``rdtf eval``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rdtf_engine.cli.reporter import Reporter
+from rdtf_engine.core.events import Finished
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
+
+
+def cmd_models(args, rep: Reporter) -> int:
+    from rdtf_engine.jobs.api import list_models
+
+    models = list_models()
+    if args.json or rep.mode == "jsonl":
+        print(json.dumps(models, indent=None if rep.mode == "jsonl" else 2))
+        return 0
+    if not models:
+        print("no models installed (train one with `rdtf train`)")
+    for m in models:
+        tag = "shipped" if m.get("builtin") else ("run" if m.get("run") else "user")
+        mb = (m.get("bytes") or 0) / 2**20
+        print(f"{m['name']:<24} {tag:<8} preset={m.get('preset')} {m.get('size')}px {m.get('num_frames')}f "
+              f"steps={m.get('steps')} data={m.get('data')} {mb:.1f} MB  {m['path']}")
+    return 0
+
+
+def cmd_eval(args, rep: Reporter) -> int:
+    from rdtf_engine.jobs.evaluate import evaluate_model
+
+    if args.json:
+        rep.stream = sys.stderr
+    report = evaluate_model(args.model, args.data, num_clips=args.clips, steps=args.steps, seed=args.seed,
+                            device=args.device, on_event=rep, should_stop=rep.should_stop,
+                            classifier_path=args.classifier, grid_path=args.grid,
+                            guidance=args.guidance, guidance_image=args.image_guidance, strength=args.strength,
+                            tasks=tuple(t for t in args.tasks.split(",") if t))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        rep(Finished(report))
+    return 0
+
+
+def add_model_parsers(sub) -> None:
+    m = sub.add_parser("models", help="list installed models")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    e = sub.add_parser("eval", help="evaluate a model on held-out data (metrics of docs/results.md)")
+    e.add_argument("--model", default="default")
+    e.add_argument("--data", default="builtin:emoji-holdout")
+    e.add_argument("--clips", type=int, default=64)
+    e.add_argument("--steps", type=int, default=20)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--classifier", default=None, help="motion classifier folder (trained if missing)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--grid", default=None, help="also save a PNG grid of real / t2v / it2v held-out samples")
+    e.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
+    e.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
+    e.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
+    e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)

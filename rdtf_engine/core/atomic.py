@@ -1,0 +1,94 @@
+"""Atomic writes: a temp file in the destination folder, fsync, then ``os.replace``.
+
+A crash, a full disk or a cancelled export must never leave a half-written sticker where the user expects a
+finished one; a temp file in the *same* folder makes the final rename atomic on every platform we ship to.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from rdtf_engine.core.errors import StorageError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once at import: os.umask is process-wide and not thread-safe to probe
+
+
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"cannot write {path}: the disk is full; nothing was written")
+    if isinstance(exc, PermissionError):
+        return StorageError(f"cannot write {path}: permission denied")
+    return StorageError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _storage_error(target, exc) from None
+    try:
+        # mkstemp creates 0600; a sticker or dataset file should get the user's normal permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise _storage_error(target, exc) from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return target
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def make_dir(path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _storage_error(target, exc) from None
+    return target
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Swap a fully written folder into place; the old one (if any) is removed only after the swap."""
+    old = dst.with_name(dst.name + ".old")
+    try:
+        if old.exists():
+            shutil.rmtree(old)
+        if dst.exists():
+            os.replace(dst, old)
+        os.replace(src, dst)
+    except OSError as exc:
+        raise _storage_error(dst, exc) from None
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_tree_quietly(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

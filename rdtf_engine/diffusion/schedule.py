@@ -1,0 +1,37 @@
+"""Noise schedules, all from diffusers (never hand-written): DDPM for training, DPM-Solver++ / DDIM for sampling.
+
+PAPER.md §2.4: T = 1000, linear β 0.00085 → 0.012, ε-prediction; the paper samples with DDIM 50 steps
+(η = 1.0 in Table 6). Our fast default is DPM-Solver++ (2nd order, ~20 steps), good for guided sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from rdtf_engine.core.config import DiffusionConfig
+from rdtf_engine.core.errors import InputError
+
+
+def _common(cfg: DiffusionConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items()}
+
+
+def training_scheduler(cfg: DiffusionConfig):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(**_common(cfg), clip_sample=False)
+
+
+def sampling_scheduler(cfg: DiffusionConfig, kind: str):
+    """``kind``: "dpm" → DPMSolverMultistepScheduler (dpmsolver++, order 2), "ddim" → DDIMScheduler."""
+    if kind == "dpm":
+        from diffusers import DPMSolverMultistepScheduler
+
+        return DPMSolverMultistepScheduler(
+            **_common(cfg), algorithm_type="dpmsolver++", solver_order=2, lower_order_final=True
+        )
+    if kind == "ddim":
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler(**_common(cfg), clip_sample=False, set_alpha_to_one=False)
+    raise InputError(f"unknown scheduler {kind!r}; choose dpm or ddim")

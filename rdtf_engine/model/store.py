@@ -1,0 +1,207 @@
+"""Model folders: save, validate (safetensors by content, never pickle), load, list.
+
+A model folder is self-describing (DESIGN.md §4 "configs travel with artifacts")::
+
+    config.json            ModelCard: preset, size, frames, text encoder, diffusion schedule, latent scale, data
+    unet/                  DFGN (diffusers save_pretrained: config.json + *.safetensors, sharded ≤ 15 MB)
+    vae/                   RGBA AutoencoderKL (same)
+    MODEL_CARD.md          optional human card
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rdtf_engine.core.config import ModelCard
+from rdtf_engine.core.errors import ModelError, UnsafeInputError
+from rdtf_engine.core.paths import builtin_models_dir, user_models_dir, user_runs_dir
+
+MAX_HEADER = 100 * 1024 * 1024
+SHARD = "15MB"  # every weight file ≤ 16 MiB: the repo and the GPU machine's transfer limits
+
+
+def check_safetensors(path: Path) -> dict[str, Any]:
+    """Validate a safetensors file by its content: 8-byte little-endian header length, a JSON header whose
+    tensor offsets exactly cover the rest of the file. Returns the header. Raises ModelError otherwise."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ModelError(f"{path.name}: too short to be a safetensors file")
+            (n,) = struct.unpack("<Q", head)
+            if n <= 1 or n > MAX_HEADER or 8 + n > size:
+                raise ModelError(f"{path.name}: not a safetensors file (bad header length)")
+            header = json.loads(f.read(n).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path.name}: not a readable safetensors file ({exc})") from exc
+    if not isinstance(header, dict):
+        raise ModelError(f"{path.name}: not a safetensors file (header is not a table)")
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            lo, hi = info["data_offsets"]
+            info["dtype"], info["shape"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path.name}: malformed tensor entry {name!r}") from exc
+        if not (0 <= lo <= hi):
+            raise ModelError(f"{path.name}: bad offsets for {name!r}")
+        end = max(end, hi)
+    if 8 + n + end != size:
+        raise ModelError(f"{path.name}: truncated or padded safetensors file ({size} bytes, expected {8 + n + end})")
+    return header
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # pickle protocol 2–5 starts with 0x80 <proto>; torch.save's zip container starts with "PK".
+    return (len(head) >= 2 and head[0] == 0x80 and head[1] in (2, 3, 4, 5)) or head[:2] == b"PK"
+
+
+def validate_model_folder(path: str | os.PathLike) -> ModelCard:
+    """Check a model folder before anything is loaded from it; return its card."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelError(f"model folder not found: {root}")
+    cfg = root / "config.json"
+    if not cfg.is_file():
+        raise ModelError(f"{root} is not a model folder (no config.json)")
+    try:
+        card = ModelCard.from_dict(json.loads(cfg.read_text("utf-8")))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ModelError(f"{root}/config.json is not a valid model config ({exc})") from exc
+    for sub in ("unet", "vae"):
+        d = root / sub
+        if not (d / "config.json").is_file():
+            raise ModelError(f"{root} is missing {sub}/config.json")
+        weights = [p for p in d.iterdir() if p.is_file() and p.name != "config.json" and not p.name.endswith(".index.json")]
+        if not weights:
+            raise ModelError(f"{root}/{sub} has no weights")
+        for p in weights:
+            if p.is_symlink():
+                raise UnsafeInputError(f"{p} is a symbolic link; model folders must hold real files")
+            if _looks_like_pickle(p):
+                raise UnsafeInputError(f"{p.name} is a pickle/torch.save file; only safetensors weights are loaded")
+            check_safetensors(p)
+    return card
+
+
+def save_model_folder(out: str | os.PathLike, unet, vae, card: ModelCard, dtype=None, readme: str = "") -> Path:
+    """Write a complete model folder atomically (temp dir beside it, then rename over the old one)."""
+    import torch
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes 0700; a model folder is ordinary shared data
+    try:
+        card.created = card.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for name, mod in (("unet", unet), ("vae", vae)):
+            if dtype is not None and dtype != torch.float32:
+                import copy
+
+                mod = copy.deepcopy(mod).to(dtype)
+            mod.save_pretrained(tmp / name, safe_serialization=True, max_shard_size=SHARD)
+        (tmp / "config.json").write_text(json.dumps(card.to_dict(), indent=2), "utf-8")
+        if readme:
+            (tmp / "MODEL_CARD.md").write_text(readme, "utf-8")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        from rdtf_engine.core.errors import StorageError
+
+        raise StorageError(f"could not write model folder {out}: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_model_folder(path: str | os.PathLike, device="cpu", dtype=None):
+    """→ (unet, vae, card). Validates first; loads only safetensors; fp16 weights are upcast unless dtype given."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from rdtf_engine.model.dfgn import DFGN
+
+    card = validate_model_folder(path)
+    root = Path(path)
+    dtype = dtype or torch.float32
+    try:
+        unet = DFGN.from_pretrained(root / "unet", use_safetensors=True, torch_dtype=dtype)
+        vae = AutoencoderKL.from_pretrained(root / "vae", use_safetensors=True, torch_dtype=dtype)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise ModelError(f"could not load model from {root}: {exc}") from exc
+    return unet.to(device).eval(), vae.to(device).eval(), card
+
+
+def resolve_model(name: str) -> Path:
+    """``default`` / a model name / a run dir / a model folder → the folder to load."""
+    p = Path(name).expanduser()
+    if p.is_dir():
+        if (p / "config.json").is_file() and (p / "unet").is_dir():
+            return p
+        if (p / "model" / "config.json").is_file():  # a training run dir: its exported EMA model
+            return p / "model"
+        raise ModelError(f"{p} is neither a model folder nor a training run with a model")
+    for base in (builtin_models_dir(), user_models_dir()):
+        if (base / name / "config.json").is_file():
+            return base / name
+    run = user_runs_dir() / name / "model"
+    if (run / "config.json").is_file():
+        return run
+    if name == "default":
+        raise ModelError("no default model is installed (resources/models/default is missing)")
+    raise ModelError(f"unknown model {name!r}; see `rdtf models`")
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Installed models: shipped ones first, then user models and finished/partial training runs."""
+    out: list[dict[str, Any]] = []
+    places = [(builtin_models_dir(), True), (user_models_dir(), False)]
+    seen: set[str] = set()
+    for base, builtin in places:
+        if not base.is_dir():
+            continue
+        for d in sorted(base.iterdir()):
+            if (d / "config.json").is_file() and d.name not in seen:
+                seen.add(d.name)
+                out.append(_describe(d, d.name, builtin))
+    runs = user_runs_dir()
+    for d in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if (d / "model" / "config.json").is_file():
+            out.append(_describe(d / "model", d.name, False, run=True))
+    return out
+
+
+def _describe(d: Path, name: str, builtin: bool, run: bool = False) -> dict[str, Any]:
+    info: dict[str, Any] = {"name": name, "path": str(d), "builtin": builtin, "run": run}
+    try:
+        card = json.loads((d / "config.json").read_text("utf-8"))
+        unet_cfg = json.loads((d / "unet" / "config.json").read_text("utf-8"))
+        weights = sum(p.stat().st_size for p in d.rglob("*.safetensors"))
+        info.update(
+            preset=card.get("preset"), size=card.get("size"), num_frames=card.get("num_frames"),
+            steps=card.get("steps"), data=card.get("data"), created=card.get("created"),
+            temporal=card.get("temporal"), data_summary=card.get("data_summary", {}), bytes=weights,
+            channels=unet_cfg.get("block_out_channels"),
+        )
+    except (OSError, json.JSONDecodeError) as exc:
+        info["error"] = f"unreadable: {exc}"
+    return info

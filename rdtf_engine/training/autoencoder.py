@@ -1,0 +1,149 @@
+"""Train the RGBA autoencoder from scratch on sticker frames (the latent space the DFGN lives in).
+
+Frames are sampled from the clips of a source and kept as uint8 on the training device (N, H, W, 4); each step
+premultiplies a random batch and minimises autoencoder_loss. The result is a diffusers ``AutoencoderKL``
+folder whose ``scaling_factor`` is set to 1/std of its latents (SD's 0.18215 trick, measured, not copied).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rdtf_engine.core.errors import Cancelled, InputError, TrainingError
+from rdtf_engine.core.events import Log, Metrics, Progress, never_stop, null_event
+from rdtf_engine.model.autoencoder import autoencoder_loss, build_autoencoder, compute_latent_scale, uint8_to_pixels
+from rdtf_engine.model.store import check_safetensors
+
+
+def collect_frames(source, max_frames: int, seed: int = 0) -> np.ndarray:
+    """Up to ``max_frames`` frames from clips of ``source`` in a seeded random order → (N, H, W, 4) uint8."""
+    from rdtf_engine.data.sources import ProceduralSource, render_many
+
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(source))]
+    out, n, chunk = [], 0, 256
+    for s in range(0, len(order), chunk):
+        ids = order[s : s + chunk]
+        clips = render_many(source, ids) if isinstance(source, ProceduralSource) else [source[i] for i in ids]
+        for c in clips:
+            out.append(c.frames)
+            n += c.num_frames
+        if n >= max_frames:
+            break
+    if not out:
+        raise InputError("the training data is empty")
+    return np.concatenate(out)[:max_frames]
+
+
+def train_autoencoder(
+    source,
+    out_dir: str | os.PathLike,
+    preset: str,
+    steps: int,
+    device: torch.device,
+    batch_size: int = 16,
+    lr: float = 4e-4,
+    seed: int = 0,
+    max_frames: int = 20000,
+    mixed_precision: str = "no",
+    on_event=null_event,
+    should_stop=never_stop,
+    frames: np.ndarray | None = None,
+    max_minutes: float = 0.0,
+):
+    """→ (vae, scale). Writes ``out_dir`` (config.json + safetensors + ae.json) atomically."""
+    torch.manual_seed(seed)
+    if frames is None:
+        on_event(Log("info", f"autoencoder: collecting up to {max_frames} frames"))
+        frames = collect_frames(source, max_frames, seed)
+    size = frames.shape[1]
+    data = torch.from_numpy(frames).to(device)  # (N, H, W, 4) uint8
+    vae = build_autoencoder(preset, sample_size=size).to(device).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * (0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.9 + 0.1))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    use_bf16 = device.type == "cuda" and mixed_precision in ("auto", "bf16")
+    t0, bad, last = time.time(), 0, float("nan")
+    for step in range(steps):
+        if should_stop():
+            raise Cancelled("autoencoder training stopped")
+        if max_minutes and time.time() - t0 > max_minutes * 60:
+            on_event(Log("info", f"autoencoder: time limit reached after {step} steps"))
+            steps = step
+            break
+        idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen).to(device)
+        x = uint8_to_pixels(data.index_select(0, idx))  # (B, 4, H, W)
+        if torch.rand((), generator=gen) < 0.5:
+            x = x.flip(-1)  # stickers are mostly left/right symmetric in style; cheap augmentation
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss, parts = autoencoder_loss(vae, x)
+        if not torch.isfinite(loss):
+            bad += 1
+            opt.zero_grad(set_to_none=True)
+            if bad > 20:
+                raise TrainingError("autoencoder loss is not finite (20 times in a row); lower the learning rate")
+            continue
+        bad = 0
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        last = float(loss.detach())
+        if step % 25 == 0 or step == steps - 1:
+            rate = (step + 1) / max(time.time() - t0, 1e-6)
+            on_event(Metrics(step, {"stage": "autoencoder", "loss": last, **parts, "steps_per_s": rate,
+                                    "eta_s": (steps - step - 1) / rate}))
+            on_event(Progress("autoencoder", step + 1, steps))
+    vae.eval()
+    scale = compute_latent_scale(vae, uint8_to_pixels(data[: min(256, data.shape[0])]))
+    vae.register_to_config(scaling_factor=scale)
+    save_autoencoder(vae, Path(out_dir), {"preset": preset, "steps": steps, "final_loss": last, "scale": scale,
+                                          "frames": int(data.shape[0]), "size": int(size)})
+    on_event(Log("info", f"autoencoder trained: {steps} steps, loss {last:.4f}, latent scale {scale:.4f}"))
+    return vae, scale
+
+
+def save_autoencoder(vae, out: Path, info: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        vae.save_pretrained(tmp, safe_serialization=True, max_shard_size="15MB")
+        (tmp / "ae.json").write_text(json.dumps(info, indent=2), "utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_autoencoder(path: str | os.PathLike, device: torch.device):
+    """A folder written by ``save_autoencoder`` or a model folder (its ``vae/``) → (vae, scale)."""
+    from diffusers import AutoencoderKL
+
+    from rdtf_engine.core.errors import ModelError
+
+    p = Path(path)
+    if (p / "vae" / "config.json").is_file():
+        p = p / "vae"
+    if not (p / "config.json").is_file():
+        raise ModelError(f"{path} is not an autoencoder folder (no config.json)")
+    files = list(p.glob("*.safetensors"))
+    if not files:
+        raise ModelError(f"{path} has no safetensors weights")
+    for f in files:
+        check_safetensors(f)
+    try:
+        vae = AutoencoderKL.from_pretrained(p, use_safetensors=True, torch_dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"could not load autoencoder from {path}: {exc}") from exc
+    return vae.to(device).eval().requires_grad_(False), float(vae.config.scaling_factor)
