@@ -64,3 +64,16 @@ def test_pack_captions_survive_pruning(tmp_path):
     plain = bundle.caption_token_ids(tok, n_train=8, n_holdout=8)
     wanted = set(tok("saxophone playing crab in the style of my pack")["input_ids"])
     assert wanted <= set(extra) and not wanted <= set(plain)
+
+
+def test_int8_carry_round_trip():
+    import torch
+
+    bundle = _bundle()
+    w = torch.randn(64, 48) * torch.linspace(0.01, 3, 64)[:, None]  # rows of very different ranges
+    packed = bundle.quantize_int8({"w": w.half(), "b": torch.ones(48), "__ids__": torch.arange(5)})
+    assert packed["w.__q8__"].dtype == torch.int8 and "w" not in packed
+    back = bundle.dequantize_int8(packed)
+    assert set(back) == {"w", "b", "__ids__"} and torch.equal(back["b"], torch.ones(48))
+    rel = (back["w"] - w).abs().amax(dim=1) / w.abs().amax(dim=1)
+    assert float(rel.max()) < 0.01  # per-row scales: a small row is not crushed by a large one
