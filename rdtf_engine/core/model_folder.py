@@ -21,6 +21,8 @@ from rdtf_engine.core.config import ModelCard
 from rdtf_engine.core.errors import ModelError, UnsafeInputError
 
 MAX_HEADER = 100 * 1024 * 1024
+# File kinds that are pickle-based (can run code when loaded): a model folder holding one is refused outright.
+PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz"})
 _HASHES: dict[tuple, str] = {}
 _HASH_LOCK = threading.Lock()
 
@@ -71,6 +73,14 @@ def validate_model_folder(path: str | os.PathLike) -> ModelCard:
     root = Path(path)
     if not root.is_dir():
         raise ModelError(f"model folder not found: {root}")
+    files = list(root.rglob("*"))
+    links = [p.name for p in files if p.is_symlink()]
+    if links:
+        raise UnsafeInputError(f"{root} contains links ({', '.join(links[:3])}); model folders must hold real files")
+    unsafe = sorted(p.name for p in files if p.suffix.lower() in PICKLE_SUFFIXES)
+    if unsafe:
+        raise UnsafeInputError(f"{', '.join(unsafe[:3])}: a pickle-based format that can run code when loaded; "
+                               "only safetensors weights are accepted (convert the model first)")
     cfg = root / "config.json"
     if not cfg.is_file():
         raise ModelError(f"{root} is not a model folder (no config.json)")

@@ -35,7 +35,7 @@ def normalise_recipe(recipe: Mapping[str, Any] | None) -> dict | None:
         return None
     if not isinstance(recipe, Mapping):
         raise InputError("recipe must be a JSON object (prompt, seed, model, ...)")
-    out = {str(k): v for k, v in recipe.items() if str(k) not in PRIVATE_KEYS}
+    out = {str(k): v for k, v in recipe.items() if str(k) not in PRIVATE_KEYS and not str(k).startswith("_")}
     out.setdefault("engine_version", __version__)
     text = json.dumps(out, sort_keys=True, ensure_ascii=True, default=str)
     if len(text) > MAX_RECIPE_BYTES:
