@@ -103,6 +103,17 @@ class CreateViewModel(ViewModel):
                 return str(m["path"])
         return self._model
 
+    def _model_for(self, ref: str, sha256: str | None) -> str:
+        """The picker entry for a recipe's model: the listed model with those weights, else the one at that
+        folder or of that name, else the reference itself (the engine resolves it or says why not)."""
+        for m in self._models:
+            if sha256 and m.get("sha256") == sha256:
+                return str(m.get("name"))
+        for m in self._models:
+            if ref in (m.get("path"), m.get("name")):
+                return str(m.get("name"))
+        return ref
+
     def roll_seed(self) -> None:
         self._set("seed", random.randrange(1 << 31))
 
@@ -120,7 +131,7 @@ class CreateViewModel(ViewModel):
             self._set(name, value)
         if req.seed is not None:
             self._set("seed", int(req.seed))
-        self._set("model", str(recipe.get(MODEL_REF) or req.model))
+        self._set("model", self._model_for(str(recipe.get(MODEL_REF) or req.model), req.model_sha256))
         self.extra = {"guidance_image": req.guidance_image, "strength": req.strength, "scheduler": req.scheduler,
                       "duration_ms": req.duration_ms, "model_sha256": req.model_sha256}
 

@@ -19,7 +19,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.jobs import JobHandle, make_job
-from rdtf_engine.core.requests import Request
+from rdtf_engine.core.requests import Request, from_wire
 
 
 def write_png(path: Path, colour: tuple[int, int, int], size: int = 32) -> str:
@@ -39,7 +39,9 @@ def generate_events(params: dict) -> list[dict]:
               for i, c in enumerate(cond)]
     steps = int(params.get("steps", 4))
     events: list[dict] = [{"kind": "progress", "stage": "denoise", "step": i + 1, "total": steps} for i in range(steps)]
-    recipe = {"prompt": params.get("prompt"), "seed": seed, "model": params.get("model"), "size": params.get("size")}
+    # The engine's recipe: the request's fields, the seed, the model's identity, which frames were given.
+    locked = [i for i, c in enumerate(cond) if c]
+    recipe = from_wire("generate", params).recipe(seed, str(params.get("model")), "f" * 64, locked)
     events.append({"kind": "finished", "result": {"frames": frames, "durations_ms": [100] * n, "recipe": recipe,
                                                    "out": None, "size": [32, 32]}})
     return events
