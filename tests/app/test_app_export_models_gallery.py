@@ -147,6 +147,11 @@ def test_gallery_reopens_into_timeline_and_deletes(qtbot, state):
     with qtbot.waitSignal(state.page_requested) as page:
         gv.open()
     assert page.args == ["timeline"] and state.timeline.sticker.id == first.id
+    state.create.set_value("prompt", "something else")
+    with qtbot.waitSignal(state.page_requested) as page:
+        gv.reuse()  # the recipe back into the Create form
+    assert page.args == ["create"] and state.create.prompt == first.prompt
+    assert state.create.seed == first.recipe["seed"]
     gv.delete(first.id)
     assert [s.id for s in gv.entries] != [first.id] and len(gv.entries) == 1 and gv.current is None
 
