@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
@@ -136,6 +136,14 @@ class JobHandle(QObject):
         if self.state == "failed":
             raise JobFailed(self.error_type, self.error_message)
         return self.result or {}
+
+
+class Engine(Protocol):
+    """What view-models use of an engine client (``EngineClient``, or the tests' ``FakeEngine``)."""
+
+    def submit(self, request: Request | str, params: dict[str, Any] | None = None) -> JobHandle: ...
+
+    def cancel(self, job: JobHandle) -> None: ...
 
 
 class EngineClient(QObject):

@@ -8,6 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
+from app.jobs import Engine, JobHandle
 from app.logs import human_message
 from app.state.base import ViewModel, qprop
 from app.state.sticker import MODEL_REF, GalleryStore, Sticker, from_result
@@ -59,7 +60,7 @@ class CreateViewModel(ViewModel):
     status = qprop(str, "status", status_changed)
     preview = qprop(list, "preview", preview_changed)
 
-    def __init__(self, engine: Any, store: GalleryStore, settings: Any = None) -> None:
+    def __init__(self, engine: Engine, store: GalleryStore, settings: Any = None) -> None:
         super().__init__()
         self.engine, self.store, self.settings = engine, store, settings
         get = settings.get if settings is not None else (lambda k: None)
@@ -75,7 +76,7 @@ class CreateViewModel(ViewModel):
         self._busy, self._progress, self._status, self._preview = False, 0.0, "", []
         # Request fields the form has no widget for; a reused recipe sets them so its sticker comes out the same.
         self.extra: dict[str, Any] = {}
-        self.job: Any | None = None
+        self.job: JobHandle | None = None
         self.last: Sticker | None = None
 
     def set_value(self, name: str, value: Any) -> None:

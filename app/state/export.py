@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
+from app.jobs import Engine
 from app.logs import human_message
 from app.state.base import ViewModel, qprop
 from app.state.runs import slug
@@ -66,7 +67,7 @@ class ExportViewModel(ViewModel):
     results = qprop(dict, "results", results_changed)  # preset → {path, bytes, rules, ok, trades, error}
     busy = qprop(bool, "busy", busy_changed)
 
-    def __init__(self, engine: Any, dirs: Any, settings: Any = None) -> None:
+    def __init__(self, engine: Engine, dirs: Any, settings: Any = None) -> None:
         super().__init__()
         self.engine, self.dirs, self.settings = engine, dirs, settings
         self._sticker: Sticker | None = None

@@ -18,6 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
+from app.jobs import Engine
 from app.logs import human_message
 from app.state.base import ViewModel, qprop
 from app.state.runs import slug
@@ -56,7 +57,7 @@ class ModelsViewModel(ViewModel):
     models = qprop(list, "models", models_changed)
     busy = qprop(bool, "busy", busy_changed)
 
-    def __init__(self, engine: Any, dirs: Any) -> None:
+    def __init__(self, engine: Engine, dirs: Any) -> None:
         super().__init__()
         self.engine, self.dirs = engine, dirs
         self._models: list[dict] = []

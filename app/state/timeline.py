@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from app.jobs import Engine, JobHandle
 from app.logs import human_message
 from app.state.base import ViewModel, qprop
 from app.state.sticker import MAX_FRAMES, Frame, GalleryStore, Sticker, regenerate_request
@@ -66,7 +67,7 @@ class TimelineViewModel(ViewModel):
     busy = qprop(bool, "busy", busy_changed)
     progress = qprop(float, "progress", progress_changed)
 
-    def __init__(self, engine: Any, store: GalleryStore, settings: Any = None) -> None:
+    def __init__(self, engine: Engine, store: GalleryStore, settings: Any = None) -> None:
         super().__init__()
         self.engine, self.store, self.settings = engine, store, settings
         get = settings.get if settings is not None else (lambda k: None)
@@ -78,7 +79,7 @@ class TimelineViewModel(ViewModel):
         self._loop = True if get("timeline/loop") is None else get("timeline/loop")
         self._onion = bool(get("timeline/onion"))
         self.undo_stack = QUndoStack(self)
-        self.job: Any | None = None
+        self.job: JobHandle | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._tick)
