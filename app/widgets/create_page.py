@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.state.create import EXAMPLES, SIZES, CreateViewModel
 from app.widgets.common import bind_spin
 from app.widgets.player import PlayerWidget
+from rdtf_engine.core.requests import MAX_FRAMES
 
 IMAGE_FILTER = "Images (*.png *.webp *.gif *.jpg *.jpeg)"
 
@@ -68,7 +69,7 @@ class CreatePage(QWidget):
         self.examples = QComboBox()
         self.examples.addItem("Examples…")
         self.examples.addItems(EXAMPLES)
-        self.frames = QSpinBox(minimum=4, maximum=24)
+        self.frames = QSpinBox(minimum=4, maximum=MAX_FRAMES)
         self.size = QComboBox()
         for s in SIZES:
             self.size.addItem(f"{s} px", s)
