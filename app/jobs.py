@@ -2,8 +2,10 @@
 
 Transport: ``QProcess``. Its ``readyReadStandardOutput`` signal is delivered by the same Qt event loop that
 qasync drives, so reading the worker never blocks the GUI, needs no thread, and behaves the same under
-pytest-qt (which spins plain Qt loops) as in the app (qasync). Jobs are ``Job`` QObjects with signals; view-models
-connect to them, and ``await job.wait()`` is there for async code. The worker serialises jobs itself (one GPU
+pytest-qt (which spins plain Qt loops) as in the app (qasync). A job is the engine's ``Job`` (an id and one typed
+request, ``rdtf_engine.core.requests``) held by a ``JobHandle`` QObject with signals; view-models connect to them,
+and ``await job.wait()`` is there for async code. Worker lines are decoded into the engine's event dataclasses
+(``event_from_dict``) before any signal fires. The worker serialises jobs itself (one GPU
 queue), so ``submit`` sends at once; lines written before the worker says ``ready`` are held back.
 
 When the worker dies (crash, OOM-kill, kill -9), every job it held fails with ``WorkerCrashed``, ``crashed`` is
@@ -19,11 +21,13 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from app import paths
+from rdtf_engine.core.events import Event, Failed, Finished, Log, Metrics, Preview, Progress, event_from_dict
+from rdtf_engine.core.requests import Job, Request, from_wire, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +42,17 @@ class JobFailed(Exception):
         self.message = message
 
 
-class Job(QObject):
-    """One request to the worker and the events it produced. Ends with exactly one finished or failed."""
+def make_job(job_id: str, request: Request | str, params: dict[str, Any] | None = None) -> Job:
+    """The engine ``Job`` for a typed request, or for ``(op, params)`` decoded into one (InputError if bad)."""
+    if isinstance(request, str):
+        request = from_wire(request, dict(params or {}))
+    return Job(job_id, request)
 
+
+class JobHandle(QObject):
+    """One engine ``Job`` in flight and the events it produced. Ends with exactly one finished or failed."""
+
+    event = Signal(object)  # every decoded event (Progress, Preview, Metrics, Log, Finished, Failed)
     progress = Signal(str, int, int, str)  # stage, step, total, message
     preview = Signal(int, object, str)  # step, [png paths], caption
     metrics = Signal(int, object)  # step, {"loss": ..., ...}
@@ -49,40 +61,64 @@ class Job(QObject):
     failed = Signal(str, str)  # error_type, message
     done = Signal()  # after finished or failed
 
-    def __init__(self, job_id: str, op: str, params: dict[str, Any], parent: QObject | None = None) -> None:
+    def __init__(self, job: Job, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.id, self.op, self.params = job_id, op, params
+        self.job = job
         self.state = "queued"  # queued → running → finished | failed
         self.result: dict | None = None
         self.error_type = ""
         self.error_message = ""
 
     @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
+    def op(self) -> str:
+        return self.job.op
+
+    @property
+    def request(self) -> Request:
+        return self.job.request
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The request as its wire fields (what the worker receives)."""
+        return to_dict(self.job.request)
+
+    @property
     def ended(self) -> bool:
         return self.state in ("finished", "failed")
 
-    def dispatch(self, ev: dict[str, Any]) -> None:
-        """Turn one protocol event (a decoded JSON line) into signals."""
+    def dispatch(self, data: dict[str, Any]) -> None:
+        """One protocol line (decoded JSON) → its typed event → signals. Unknown kinds are ignored."""
+        try:
+            ev = event_from_dict(data)
+        except (ValueError, TypeError) as e:
+            log.warning("job %s: not an event: %s", self.id, e)
+            return
+        self.handle(ev)
+
+    def handle(self, ev: Event) -> None:
         if self.ended:
             return
-        kind = ev.get("kind")
-        if kind == "progress":
+        if isinstance(ev, (Progress, Metrics)):
             self.state = "running"
-            self.progress.emit(str(ev.get("stage", "")), int(ev.get("step", 0)), int(ev.get("total", 0)),
-                               str(ev.get("message", "")))
-        elif kind == "preview":
-            self.preview.emit(int(ev.get("step", 0)), list(ev.get("paths") or []), str(ev.get("caption", "")))
-        elif kind == "metrics":
-            self.state = "running"
-            self.metrics.emit(int(ev.get("step", 0)), dict(ev.get("values") or {}))
-        elif kind == "log":
-            self.log_line.emit(str(ev.get("level", "info")), str(ev.get("message", "")))
-        elif kind == "finished":
-            self.state, self.result = "finished", dict(ev.get("result") or {})
+        self.event.emit(ev)
+        if isinstance(ev, Progress):
+            self.progress.emit(ev.stage, int(ev.step), int(ev.total), ev.message)
+        elif isinstance(ev, Preview):
+            self.preview.emit(int(ev.step), list(ev.paths or []), ev.caption)
+        elif isinstance(ev, Metrics):
+            self.metrics.emit(int(ev.step), dict(ev.values or {}))
+        elif isinstance(ev, Log):
+            self.log_line.emit(ev.level, ev.message)
+        elif isinstance(ev, Finished):
+            self.state, self.result = "finished", dict(ev.result or {})
             self.finished.emit(self.result)
             self.done.emit()
-        elif kind == "failed":
-            self.fail(str(ev.get("error_type", "InternalError")), str(ev.get("message", "")))
+        elif isinstance(ev, Failed):
+            self.fail(ev.error_type, ev.message)
 
     def fail(self, error_type: str, message: str) -> None:
         if self.ended:
@@ -102,13 +138,21 @@ class Job(QObject):
         return self.result or {}
 
 
+class Engine(Protocol):
+    """What view-models use of an engine client (``EngineClient``, or the tests' ``FakeEngine``)."""
+
+    def submit(self, request: Request | str, params: dict[str, Any] | None = None) -> JobHandle: ...
+
+    def cancel(self, job: JobHandle) -> None: ...
+
+
 class EngineClient(QObject):
     """Starts and talks to one worker process. The app has two: ``engine`` (generate, import, export, check,
     models, device) and ``trainer`` (a training run), so a run survives whatever happens to generation."""
 
     state_changed = Signal(str)  # "stopped" | "starting" | "ready" | "crashed" | "gave-up"
     crashed = Signal(str)  # a human message
-    job_started = Signal(object)  # Job, for status bars
+    job_started = Signal(object)  # JobHandle, for status bars
     ready_changed = Signal(bool)
 
     def __init__(self, name: str = "engine", command: list[str] | None = None,
@@ -119,7 +163,7 @@ class EngineClient(QObject):
         self.command = command or paths.worker_command()
         self.env = {**paths.worker_env(), **(env or {})}
         self.log_file = log_file
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[str, JobHandle] = {}
         self._ids = itertools.count(1)
         self._proc: QProcess | None = None
         self._outbox: list[str] = []
@@ -165,18 +209,20 @@ class EngineClient(QObject):
             self.state_changed.emit(state)
 
     # ---- jobs ----------------------------------------------------------------------------------------
-    def submit(self, op: str, params: dict[str, Any] | None = None) -> Job:
-        job = Job(f"{self.name[0]}{next(self._ids)}", op, dict(params or {}), self)
+    def submit(self, request: Request | str, params: dict[str, Any] | None = None) -> JobHandle:
+        """Send one typed request (or ``op, params``, decoded into one: InputError if that cannot be done) to the
+        worker, which validates it and answers with events."""
+        job = JobHandle(make_job(f"{self.name[0]}{next(self._ids)}", request, params), self)
         self.jobs[job.id] = job
         job.done.connect(lambda j=job: self.jobs.pop(j.id, None))
         if self.state == "gave-up":
             QTimer.singleShot(0, lambda: job.fail("WorkerCrashed", "the engine is not running after repeated crashes"))
             return job
-        self._send({"id": job.id, "op": op, "params": job.params})
+        self._send(job.job.to_wire())
         self.job_started.emit(job)
         return job
 
-    def cancel(self, job: Job) -> None:
+    def cancel(self, job: JobHandle) -> None:
         if not job.ended and self._proc is not None:
             self._send({"id": None, "op": "cancel", "params": {"target": job.id}})
 

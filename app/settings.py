@@ -14,13 +14,13 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, MAX_FRAMES
 
 log = logging.getLogger(__name__)
 
 # key: (type, default, (min, max) or None)
 DEFAULTS: dict[str, tuple[type, Any, tuple | None]] = {
-    "create/frames": (int, 8, (4, 24)),
+    "create/frames": (int, 8, (4, MAX_FRAMES)),
     "create/size": (int, 256, (32, 512)),
     "create/steps": (int, 20, (1, 200)),
     "create/guidance": (float, DEFAULT_GUIDANCE_TEXT, (0.0, 30.0)),

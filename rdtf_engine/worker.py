@@ -6,10 +6,10 @@ time on the main thread in arrival order (one GPU queue). stdout is reserved for
 descriptor 1 is re-pointed at stderr at start, so a stray ``print`` in any library (or C code) cannot corrupt
 the stream the app parses.
 
-The backend (``rdtf_engine.jobs.api``, ``rdtf_engine.platforms``, ``rdtf_engine.datasets``) is imported lazily inside the job handlers so the
-worker says ``ready`` in well under a second. ``RDTF_WORKER_BACKEND=<module>`` (or ``--backend``) swaps in
-another module exposing the same functions (``generate``, ``train``, ``list_models``, ``device_info``,
-``import_pack``, ``export_clip``, ``check_file``); the app's tests use ``tests/app/fake_backend.py`` this way.
+Each request line is decoded into its typed request (``core.requests.from_wire``) and validated once, here;
+the backend (``jobs.backend.Backend``) gets it untouched. The real backend imports the engine lazily so the
+worker says ``ready`` in well under a second. ``RDTF_WORKER_BACKEND=<module>`` (or ``--backend``) swaps in a
+module implementing the same protocol; the app's tests use ``tests/app/fake_backend.py`` this way.
 ``RDTF_WORKER_NICE=<n>`` lowers the worker's CPU priority (the app sets 5).
 Closing stdin is a shutdown: the job in flight is asked to stop (training writes a checkpoint), so a GUI that
 dies never leaves a run without its last checkpoint.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import json
 import logging
 import os
@@ -28,18 +27,19 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from rdtf_engine.core.errors import Cancelled, InputError, RdtfError
+from rdtf_engine.core.errors import Cancelled, RdtfError
 from rdtf_engine.core.events import Event, Failed, Finished, event_to_dict
+from rdtf_engine.core.requests import REQUESTS, GenerateRequest, Job, from_wire
+from rdtf_engine.core.results import GeneratedSticker
+from rdtf_engine.jobs.backend import Backend, EngineBackend, run_request
 
 log = logging.getLogger("rdtf_engine.worker")
 
 # Ops answered on the reader thread, never queued behind a long job.
 CONTROL_OPS = ("cancel", "ping", "shutdown")
-JOB_OPS = ("generate", "train", "import", "export", "check", "models", "device")
+JOB_OPS = tuple(REQUESTS)
 
 
 def _json_default(o: Any) -> Any:
@@ -72,55 +72,8 @@ class Output:
         self.send(job_id, event_to_dict(event))
 
 
-@dataclass
-class Job:
-    id: str
-    op: str
-    params: dict[str, Any]
-    stop: threading.Event = field(default_factory=threading.Event)
-    dropped: bool = False  # cancelled while queued: already answered, never run
-
-
-class RealBackend:
-    """The engine proper, imported on first use (torch takes seconds to import)."""
-
-    def _api(self) -> Any:
-        from rdtf_engine.jobs import api
-
-        return api
-
-
-    def generate(self, req: Any, on_event: Callable, should_stop: Callable) -> Any:
-        return self._api().generate(req, on_event, should_stop)
-
-    def train(self, req: Any, on_event: Callable, should_stop: Callable) -> Any:
-        return self._api().train(req, on_event, should_stop)
-
-    def list_models(self, dirs: list[str] | None = None) -> Any:
-        fn = self._api().list_models
-        return fn(dirs) if dirs and _accepts_args(fn) else fn()
-
-    def device_info(self) -> Any:
-        return self._api().device_info()
-
-    def import_pack(self, path: str, out: str, size: int, on_event: Callable, should_stop: Callable) -> Any:
-        from rdtf_engine.datasets.dataset import import_pack
-
-        return import_pack(path, out, size, on_event, should_stop)
-
-    def export_clip(self, req: Any, on_event: Callable, should_stop: Callable) -> Any:
-        from rdtf_engine.platforms.export import export_clip
-
-        return export_clip(req, on_event, should_stop)
-
-    def check_file(self, path: str, preset: str) -> Any:
-        from rdtf_engine.platforms.check import check_file
-
-        return check_file(path, preset)
-
-
-def load_backend(name: str | None) -> Any:
-    return importlib.import_module(name) if name else RealBackend()
+def load_backend(name: str | None) -> Backend:
+    return importlib.import_module(name) if name else EngineBackend()  # type: ignore[return-value]
 
 
 def write_frames(frames: Any, frames_dir: str) -> list[str]:
@@ -138,18 +91,8 @@ def write_frames(frames: Any, frames_dir: str) -> list[str]:
     return paths
 
 
-def _accepts_args(fn: Callable) -> bool:
-    try:
-        return any(
-            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-            for p in inspect.signature(fn).parameters.values()
-        )
-    except (TypeError, ValueError):
-        return False
-
-
 class Worker:
-    def __init__(self, backend: Any, out: Output) -> None:
+    def __init__(self, backend: Backend, out: Output) -> None:
         self.backend = backend
         self.out = out
         self.queue: queue.Queue[Job | None] = queue.Queue()
@@ -191,14 +134,27 @@ class Worker:
             if job_id is not None:
                 self.out.event(job_id, Finished({"shutdown": True}))
             self.close("shutdown requested")
-        elif op in JOB_OPS and job_id is not None and isinstance(params, dict):
-            job = Job(job_id, op, params)
-            with self.lock:
-                self.jobs[job_id] = job
-            self.queue.put(job)
+        elif op in JOB_OPS and job_id is not None:
+            self.receive(job_id, str(op), params)
         else:
             why = "a job needs an id" if job_id is None and op in JOB_OPS else f"unknown op {op!r}"
             self.out.event(job_id, Failed("InputError", why))
+
+    def receive(self, job_id: str, op: str, params: Any) -> None:
+        """A job line → its typed request, validated once, here (a bad one is answered at once), then queued."""
+        try:
+            req = from_wire(op, params)
+            req.validate()
+        except RdtfError as e:
+            self.out.event(job_id, Failed(type(e).__name__, str(e)))
+            return
+        except (TypeError, ValueError) as e:  # e.g. "frames": "eight"
+            self.out.event(job_id, Failed("InputError", f"{op}: {e}"))
+            return
+        job = Job(job_id, req)
+        with self.lock:
+            self.jobs[job_id] = job
+        self.queue.put(job)
 
     def cancel(self, target: str) -> None:
         with self.lock:
@@ -245,7 +201,7 @@ class Worker:
                 self.out.event(job.id, event)
 
         try:
-            result = getattr(self, "op_" + job.op)(job.params, on_event, job.stop.is_set)
+            result = self.result_dict(run_request(self.backend, job.request, on_event, job.stop.is_set), job)
         except RdtfError as e:
             self.out.event(job.id, Failed(type(e).__name__, str(e)))
         except MemoryError:
@@ -257,63 +213,19 @@ class Worker:
         else:
             self.out.event(job.id, Finished(result))
 
-    # ---- op handlers: params dict → JSON-able result dict ------------------------------------------
-    def op_generate(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        from rdtf_engine.core.requests import GenerateRequest, from_dict
-
-        # The app's Create page shows a live preview: a few estimates per window unless it asked otherwise.
-        params = {"preview_every": max(1, int(params.get("steps", 20)) // 4), **params}
-        req = from_dict(GenerateRequest, params)
-        req.validate()
-        frames_dir = params.get("frames_dir") or tempfile.mkdtemp(prefix="rdtf-frames-")
-        res = self.backend.generate(req, on_event, should_stop)
-        if res is None:  # a backend that returns nothing was stopped before it had frames
-            raise Cancelled("generation cancelled")
-        frames = res.frames
-        paths = write_frames(frames, frames_dir)
-        return {
-            "frames": paths,
-            "durations_ms": [int(d) for d in res.durations_ms],
-            "recipe": dict(res.recipe or {}),
-            "out": res.out,
-            "size": [int(frames.shape[2]), int(frames.shape[1])],
-        }
-
-    def op_train(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        from rdtf_engine.core.requests import TrainRequest, from_dict
-
-        req = from_dict(TrainRequest, params)
-        req.validate()
-        return dict(self.backend.train(req, on_event, should_stop))
-
-    def op_import(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        path, out = params.get("path"), params.get("out")
-        if not path or not out:
-            raise InputError("import needs 'path' (folder or zip) and 'out' (dataset folder)")
-        return dict(self.backend.import_pack(str(path), str(out), int(params.get("size", 64)), on_event, should_stop))
-
-    def op_export(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        from rdtf_engine.core.requests import ExportRequest, from_dict
-
-        if not all(params.get(k) for k in ("input", "preset", "out")):
-            raise InputError("export needs 'input', 'preset' and 'out'")
-        return dict(self.backend.export_clip(from_dict(ExportRequest, params), on_event, should_stop))
-
-    def op_check(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        if not params.get("path") or not params.get("preset"):
-            raise InputError("check needs 'path' and 'preset'")
-        return dict(self.backend.check_file(str(params["path"]), str(params["preset"])))
-
-    def op_models(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        # The app passes the folders it keeps user models and runs in; an engine whose list_models takes no
-        # argument finds them itself.
-        dirs = [str(d) for d in params.get("dirs") or []]
-        fn = self.backend.list_models
-        models = fn(dirs) if dirs and _accepts_args(fn) else fn()
-        return {"models": list(models)}
-
-    def op_device(self, params: dict, on_event: Callable, should_stop: Callable) -> dict:
-        return dict(self.backend.device_info())
+    # ---- results: a backend's typed result → the JSON-able ``finished`` payload ------------------------------
+    def result_dict(self, result: Any, job: Job) -> dict:
+        req = job.request
+        if isinstance(req, GenerateRequest):
+            if result is None:  # a backend that returns nothing was stopped before it had frames
+                raise Cancelled("generation cancelled")
+            frames = result.frames
+            paths = write_frames(frames, req.frames_dir or tempfile.mkdtemp(prefix="rdtf-frames-"))
+            return GeneratedSticker(paths, [int(d) for d in result.durations_ms], dict(result.recipe or {}),
+                                    result.out, [int(frames.shape[2]), int(frames.shape[1])]).to_dict()
+        if job.op == "models":
+            return {"models": list(result)}
+        return dict(result)
 
 
 def private_stdin() -> TextIO:

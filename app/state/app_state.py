@@ -35,6 +35,7 @@ class AppState(QObject):
             vm.message.connect(self.message)
         self.create.generated.connect(self._on_generated)
         self.gallery.open_requested.connect(self.open_sticker)
+        self.gallery.reuse_requested.connect(self.reuse_sticker)
         self.models.models_changed.connect(self.create.set_models)
         self.train.model_ready.connect(lambda _path: self.models.refresh())
         for name in ("frames_changed", "sticker_changed"):
@@ -51,6 +52,10 @@ class AppState(QObject):
     def _on_generated(self, sticker: Sticker) -> None:
         self.gallery.refresh()
         self.open_sticker(sticker)
+
+    def reuse_sticker(self, sticker: Sticker) -> None:
+        self.create.use_sticker(sticker)
+        self.page_requested.emit("create")
 
     def open_sticker(self, sticker: Sticker) -> None:
         self.timeline.load(sticker)

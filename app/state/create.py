@@ -8,11 +8,13 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
+from app.jobs import Engine, JobHandle
 from app.logs import human_message
 from app.state.base import ViewModel, qprop
-from app.state.sticker import GalleryStore, Sticker, from_result
+from app.state.sticker import MODEL_REF, GalleryStore, Sticker, from_result
 from rdtf_engine.core.errors import InputError
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest, to_dict
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest
+from rdtf_engine.core.results import GeneratedSticker
 
 EXAMPLES = [
     "a red heart beating",
@@ -58,7 +60,7 @@ class CreateViewModel(ViewModel):
     status = qprop(str, "status", status_changed)
     preview = qprop(list, "preview", preview_changed)
 
-    def __init__(self, engine: Any, store: GalleryStore, settings: Any = None) -> None:
+    def __init__(self, engine: Engine, store: GalleryStore, settings: Any = None) -> None:
         super().__init__()
         self.engine, self.store, self.settings = engine, store, settings
         get = settings.get if settings is not None else (lambda k: None)
@@ -72,7 +74,9 @@ class CreateViewModel(ViewModel):
         self._models: list[dict] = [{"name": "default", "path": "default", "builtin": True}]
         self._start_image = self._end_image = ""
         self._busy, self._progress, self._status, self._preview = False, 0.0, "", []
-        self.job: Any | None = None
+        # Request fields the form has no widget for; a reused recipe sets them so its sticker comes out the same.
+        self.extra: dict[str, Any] = {}
+        self.job: JobHandle | None = None
         self.last: Sticker | None = None
 
     def set_value(self, name: str, value: Any) -> None:
@@ -80,6 +84,8 @@ class CreateViewModel(ViewModel):
         if name not in FORM_FIELDS:
             raise KeyError(name)
         self._set(name, value)
+        if name == "model":
+            self.extra.pop("model_sha256", None)  # another model: the recipe's weights no longer apply
         if self.settings is not None and name in ("frames", "size", "steps", "guidance", "model"):
             self.settings.set(f"create/{name}", value)
 
@@ -98,24 +104,55 @@ class CreateViewModel(ViewModel):
                 return str(m["path"])
         return self._model
 
+    def _model_for(self, ref: str, sha256: str | None) -> str:
+        """The picker entry for a recipe's model: the listed model with those weights, else the one at that
+        folder or of that name, else the reference itself (the engine resolves it or says why not)."""
+        for m in self._models:
+            if sha256 and m.get("sha256") == sha256:
+                return str(m.get("name"))
+        for m in self._models:
+            if ref in (m.get("path"), m.get("name")):
+                return str(m.get("name"))
+        return ref
+
     def roll_seed(self) -> None:
         self._set("seed", random.randrange(1 << 31))
 
+    def use_sticker(self, sticker: Sticker) -> None:
+        """Fill the form from a sticker's recipe (the request that made it) and its given first / last frame:
+        Generate then makes the same sticker again."""
+        recipe = sticker.recipe
+        req = GenerateRequest.from_recipe(recipe)
+        given = {int(i) for i in recipe.get("locked") or []}
+        paths = [f.path for f in sticker.frames]
+        self._set("start_image", paths[0] if 0 in given and paths else "")
+        self._set("end_image", paths[-1] if len(paths) > 1 and len(paths) - 1 in given else "")
+        for name, value in (("prompt", req.prompt), ("frames", req.frames), ("size", req.size),
+                            ("steps", req.steps), ("guidance", req.guidance_text)):
+            self._set(name, value)
+        if req.seed is not None:
+            self._set("seed", int(req.seed))
+        self._set("model", self._model_for(str(recipe.get(MODEL_REF) or req.model), req.model_sha256))
+        self.extra = {"guidance_image": req.guidance_image, "strength": req.strength, "scheduler": req.scheduler,
+                      "duration_ms": req.duration_ms, "model_sha256": req.model_sha256}
+
     def request(self) -> GenerateRequest:
+        """The form as a request. Field ranges are checked by the engine when it receives it (the worker)."""
         cond: list[str | None] = []
         if self._start_image or self._end_image:
             cond = [None] * int(self._frames)
             cond[0] = self._start_image or None
             cond[-1] = self._end_image or cond[-1]
+        steps = int(self._steps)
         req = GenerateRequest(prompt=self._prompt.strip(), model=self.model_ref(), frames=int(self._frames),
-                              size=int(self._size), steps=int(self._steps), seed=int(self._seed),
-                              guidance_text=float(self._guidance), cond_frames=cond)
+                              size=int(self._size), steps=steps, seed=int(self._seed),
+                              guidance_text=float(self._guidance), cond_frames=cond,
+                              preview_every=max(1, steps // 4), **self.extra)  # a few live previews per window
         if not req.prompt:
             raise InputError("type a prompt first, or pick an example")
         for p in (self._start_image, self._end_image):
             if p and not Path(p).is_file():
                 raise InputError(f"the image {p} does not exist")
-        req.validate()
         return req
 
     def generate(self) -> None:
@@ -127,18 +164,18 @@ class CreateViewModel(ViewModel):
             self.error(human_message("InputError", str(e)))
             return
         entry = self.store.new_entry_dir()
-        params = {**to_dict(req), "frames_dir": str(entry / "gen-1")}
+        req.frames_dir = str(entry / "gen-1")
         self._set("busy", True)
         self._set("progress", 0.0)
         self._set("status", "Starting the engine…")
         self._set("preview", [])
-        job = self.engine.submit("generate", params)
+        job = self.engine.submit(req)
         self.job = job
         job.progress.connect(self._on_progress)
         job.preview.connect(lambda _step, p, _c: self._set("preview", list(p)))
         # e.g. "training a tiny demo model first" on a fresh install: say why it takes a while
-        job.log_line.connect(lambda level, text: level == "info" and self._set("status", text))
-        job.finished.connect(lambda result: self._on_finished(entry, result, params))
+        job.log_line.connect(lambda level, text: level in ("info", "warning") and self._set("status", text))
+        job.finished.connect(lambda result: self._on_finished(entry, GeneratedSticker.from_dict(result), req))
         job.failed.connect(lambda t, m: self._on_failed(entry, t, m))
 
     def cancel(self) -> None:
@@ -150,8 +187,8 @@ class CreateViewModel(ViewModel):
         self._set("progress", step / total if total else 0.0)
         self._set("status", f"{stage.capitalize()} {step}/{total}" + (f" — {message}" if message else ""))
 
-    def _on_finished(self, entry: Path, result: dict, params: dict) -> None:
-        sticker = from_result(entry, result, params)
+    def _on_finished(self, entry: Path, result: GeneratedSticker, req: GenerateRequest) -> None:
+        sticker = from_result(entry, result, req)
         self.store.save(sticker)
         self.last, self.job = sticker, None
         self._set("preview", [f.path for f in sticker.frames])

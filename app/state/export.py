@@ -15,10 +15,12 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
+from app.jobs import Engine
 from app.logs import human_message
 from app.state.base import ViewModel, qprop
 from app.state.runs import slug
 from app.state.sticker import Sticker
+from rdtf_engine.core.requests import CheckRequest, ExportRequest
 
 PRESETS: dict[str, str] = {
     "telegram": "Telegram (WebM, 512 px, ≤ 256 KB, ≤ 3 s)",
@@ -65,7 +67,7 @@ class ExportViewModel(ViewModel):
     results = qprop(dict, "results", results_changed)  # preset → {path, bytes, rules, ok, trades, error}
     busy = qprop(bool, "busy", busy_changed)
 
-    def __init__(self, engine: Any, dirs: Any, settings: Any = None) -> None:
+    def __init__(self, engine: Engine, dirs: Any, settings: Any = None) -> None:
         super().__init__()
         self.engine, self.dirs, self.settings = engine, dirs, settings
         self._sticker: Sticker | None = None
@@ -87,10 +89,11 @@ class ExportViewModel(ViewModel):
         if self.settings is not None:
             self.settings.set("export/presets", self._selected)
 
-    def _params(self, sticker: Sticker, preset: str, input_dir: Path, out: Path) -> dict[str, Any]:
+    def _request(self, sticker: Sticker, preset: str, input_dir: Path, out: Path) -> ExportRequest:
         # Per-frame durations travel in the frames folder's durations.json (the engine's folder-clip format).
-        return {"input": str(input_dir), "preset": preset, "out": str(out), "options": {},
-                "recipe": {k: v for k, v in sticker.recipe.items() if not str(k).startswith("_")}}
+        # The recipe is the sticker's (the request that made it); the engine leaves local paths out of the file.
+        return ExportRequest(input=str(input_dir), preset=preset, out=str(out), options={},
+                             recipe={k: v for k, v in sticker.recipe.items() if not str(k).startswith("_")})
 
     def check(self) -> None:
         """Export the current sticker for each chosen preset into the cache and collect the rule checks."""
@@ -111,7 +114,7 @@ class ExportViewModel(ViewModel):
         name = slug(self._sticker.prompt or "sticker")
         for preset in self._selected:
             out = work / f"{name}-{preset}{EXTENSIONS[preset]}"
-            job = self.engine.submit("export", self._params(self._sticker, preset, frames, out))
+            job = self.engine.submit(self._request(self._sticker, preset, frames, out))
             job.finished.connect(lambda rep, p=preset: self._got(p, rep, None))
             job.failed.connect(lambda t, m, p=preset: self._got(p, {}, human_message(t, m)))
 
@@ -160,7 +163,7 @@ class ExportViewModel(ViewModel):
             for preset in self._selected:
                 out = Path(folder) / preset / f"{slug(s.prompt or 'sticker')}-{s.id[-6:]}{EXTENSIONS[preset]}"
                 out.parent.mkdir(parents=True, exist_ok=True)
-                job = self.engine.submit("export", self._params(s, preset, frames, out))
+                job = self.engine.submit(self._request(s, preset, frames, out))
                 job.finished.connect(lambda rep, s=s, p=preset: self._pack_done(s, p, rep, None))
                 job.failed.connect(lambda t, m, s=s, p=preset: self._pack_done(s, p, {}, human_message(t, m)))
         if self._pending <= 0:
@@ -186,6 +189,6 @@ class ExportViewModel(ViewModel):
         """Validate any existing file against a preset; the result shows like a fresh export's."""
         self._pending = 1
         self._set("busy", True)
-        job = self.engine.submit("check", {"path": path, "preset": preset})
+        job = self.engine.submit(CheckRequest(path=path, preset=preset))
         job.finished.connect(lambda rep: self._got(preset, {**rep, "path": path}, None))
         job.failed.connect(lambda t, m: self._got(preset, {}, human_message(t, m)))

@@ -12,6 +12,7 @@ class GalleryViewModel(ViewModel):
     entries_changed = Signal(object)
     current_changed = Signal(object)
     open_requested = Signal(object)  # Sticker → timeline
+    reuse_requested = Signal(object)  # Sticker → the Create form (its recipe)
 
     entries = qprop(list, "entries", entries_changed)
     current = qprop(object, "current", current_changed)
@@ -35,6 +36,11 @@ class GalleryViewModel(ViewModel):
         sticker = self.store.load(sticker_id) if sticker_id else self._current
         if sticker is not None:
             self.open_requested.emit(sticker)
+
+    def reuse(self, sticker_id: str | None = None) -> None:
+        sticker = self.store.load(sticker_id) if sticker_id else self._current
+        if sticker is not None:
+            self.reuse_requested.emit(sticker)
 
     def delete(self, sticker_id: str) -> None:
         self.store.delete(sticker_id)

@@ -1,8 +1,9 @@
 """Models page state: shipped and trained models, rename/delete of user models, importing a model folder.
 
 Listing goes through the worker's ``models`` op (the engine knows how to read a model card). Rename, delete and
-import are plain file operations on the user's own models folder, done here: they need no torch. Import refuses
-anything but safetensors, because a pickle-based checkpoint (.bin/.pt/.ckpt/.pkl) can run code when loaded.
+import are plain file operations on the user's own models folder, done here: they need no torch. Import checks the
+folder with the engine's own model-folder rules first: safetensors only, because a pickle-based checkpoint
+(.bin/.pt/.ckpt/.pkl) can run code when loaded.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
+from app.jobs import Engine
 from app.logs import human_message
 from app.state.base import ViewModel, qprop
 from app.state.runs import slug
+from rdtf_engine.core.errors import RdtfError
+from rdtf_engine.core.model_folder import validate_model_folder as engine_validate
+from rdtf_engine.core.requests import ModelsRequest
 
-PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz"}
 MAX_IMPORT_BYTES = 4 << 30
 
 
@@ -30,26 +34,13 @@ class ModelImportRefused(Exception):
 
 
 def validate_model_folder(folder: Path) -> int:
-    """Total bytes of an importable model folder, or raise ModelImportRefused saying why not."""
-    if not folder.is_dir():
-        raise ModelImportRefused(f"{folder} is not a folder.")
-    files = [p for p in folder.rglob("*")]
-    if any(p.is_symlink() for p in files):
-        raise ModelImportRefused("The folder contains links; copy the real files into it and try again.")
-    unsafe = sorted(p.name for p in files if p.suffix.lower() in PICKLE_SUFFIXES)
-    if unsafe:
-        raise ModelImportRefused(
-            f"Refused: {', '.join(unsafe[:3])} use a pickle-based format that can run code when loaded. "
-            "Only .safetensors weights are accepted; convert the model to safetensors first.")
-    if not any(p.suffix == ".safetensors" for p in files):
-        raise ModelImportRefused("No .safetensors weights in this folder; it is not a model folder.")
+    """Total bytes of an importable model folder, or raise ModelImportRefused saying why not. What a model
+    folder is (safetensors by content, never pickle, no links) is the engine's rule; the size cap is the app's."""
     try:
-        card = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        card = None
-    if not isinstance(card, dict):
-        raise ModelImportRefused("The folder has no readable config.json, so the model cannot be rebuilt.")
-    size = sum(p.stat().st_size for p in files if p.is_file())
+        engine_validate(folder)
+    except RdtfError as e:
+        raise ModelImportRefused(f"Refused: {e}.") from None
+    size = folder_bytes(folder)
     if size > MAX_IMPORT_BYTES:
         raise ModelImportRefused(f"The model is {size >> 20} MiB; the limit is {MAX_IMPORT_BYTES >> 20} MiB.")
     return size
@@ -66,7 +57,7 @@ class ModelsViewModel(ViewModel):
     models = qprop(list, "models", models_changed)
     busy = qprop(bool, "busy", busy_changed)
 
-    def __init__(self, engine: Any, dirs: Any) -> None:
+    def __init__(self, engine: Engine, dirs: Any) -> None:
         super().__init__()
         self.engine, self.dirs = engine, dirs
         self._models: list[dict] = []
@@ -74,7 +65,7 @@ class ModelsViewModel(ViewModel):
 
     def refresh(self) -> None:
         self._set("busy", True)
-        job = self.engine.submit("models", {"dirs": [str(self.dirs.models), str(self.dirs.runs)]})
+        job = self.engine.submit(ModelsRequest(dirs=[str(self.dirs.models), str(self.dirs.runs)]))
         job.finished.connect(lambda r: self._got(list(r.get("models") or [])))
         job.failed.connect(self._failed)
 

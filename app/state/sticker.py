@@ -1,7 +1,8 @@
 """The sticker being edited and its persistent home in the gallery folder.
 
 A sticker is a list of frames (PNG files written by the worker) with per-frame durations and lock flags, plus
-the recipe that made it. Edits never touch the PNGs: they rearrange references, so undo is cheap and exact.
+the recipe that made it: the engine's ``GenerateRequest.recipe`` (every request field, the seed it resolved, the
+model's name and weights hash, which frames were given). ``regenerate_request`` turns it back into the request. Edits never touch the PNGs: they rearrange references, so undo is cheap and exact.
 Each gallery entry is a folder ``gallery/<id>/`` with ``sticker.json`` and the generations' frame folders.
 """
 
@@ -16,7 +17,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-MAX_FRAMES = 24
+from rdtf_engine.core.requests import LOCAL_FIELDS, MAX_FRAMES, GenerateRequest
+from rdtf_engine.core.results import GeneratedSticker
+
+__all__ = ["MAX_FRAMES", "Frame", "GalleryStore", "Sticker", "from_result", "regenerate_request"]
+# Recipe keys starting with "_" are the app's own notes on a gallery entry; they never leave the gallery.
+MODEL_REF = "_model_ref"  # what the app sent as ``model`` (a user model's folder): finds the model again
 
 
 @dataclass(frozen=True)
@@ -45,14 +51,29 @@ def new_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-def from_result(entry_dir: Path, result: dict[str, Any], request: dict[str, Any]) -> Sticker:
+def from_result(entry_dir: Path, result: GeneratedSticker, request: GenerateRequest) -> Sticker:
     """A sticker from a worker ``generate`` result; the request fills what the engine's recipe left out."""
-    recipe = {k: v for k, v in request.items() if k not in ("frames_dir", "cond_frames", "init_image", "out")}
-    recipe.update(result.get("recipe") or {})
-    durations = list(result.get("durations_ms") or [])
-    frames = [Frame(str(p), int(durations[i]) if i < len(durations) else int(request.get("duration_ms", 100)))
-              for i, p in enumerate(result.get("frames") or [])]
+    recipe = {k: v for k, v in asdict(request).items() if k not in LOCAL_FIELDS}
+    recipe.update(result.recipe)
+    recipe[MODEL_REF] = request.model
+    durations = result.durations_ms
+    frames = [Frame(p, int(durations[i]) if i < len(durations) else int(request.duration_ms))
+              for i, p in enumerate(result.frames)]
     return Sticker(entry_dir.name, frames, recipe)
+
+
+def regenerate_request(sticker: Sticker, frames_dir: Path, **overrides: Any) -> GenerateRequest:
+    """The request that makes this sticker again: every recipe field (seed, guidance, scheduler, strength...),
+    the model it was made with, and its given frames taken from the sticker itself. ``overrides`` change some
+    (a new seed, other frames or given frames for a partial redraw)."""
+    r = sticker.recipe
+    given = [int(i) for i in r.get("locked") or [] if 0 <= int(i) < len(sticker.frames)]
+    cond: list[str | None] = []
+    if given and len(sticker.frames) == int(r.get("frames", len(sticker.frames))):
+        cond = [sticker.frames[i].path if i in given else None for i in range(len(sticker.frames))]
+    base = {"model": r.get(MODEL_REF) or r.get("model", "default"), "cond_frames": cond,
+            "frames_dir": str(frames_dir)}
+    return GenerateRequest.from_recipe(r, **{**base, **overrides})
 
 
 class GalleryStore:

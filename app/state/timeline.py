@@ -13,10 +13,11 @@ from typing import Any
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from app.jobs import Engine, JobHandle
 from app.logs import human_message
 from app.state.base import ViewModel, qprop
-from app.state.sticker import MAX_FRAMES, Frame, GalleryStore, Sticker
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT
+from app.state.sticker import MAX_FRAMES, Frame, GalleryStore, Sticker, regenerate_request
+from rdtf_engine.core.results import GeneratedSticker
 
 DURATION_MERGE_ID = 1
 
@@ -66,7 +67,7 @@ class TimelineViewModel(ViewModel):
     busy = qprop(bool, "busy", busy_changed)
     progress = qprop(float, "progress", progress_changed)
 
-    def __init__(self, engine: Any, store: GalleryStore, settings: Any = None) -> None:
+    def __init__(self, engine: Engine, store: GalleryStore, settings: Any = None) -> None:
         super().__init__()
         self.engine, self.store, self.settings = engine, store, settings
         get = settings.get if settings is not None else (lambda k: None)
@@ -78,7 +79,7 @@ class TimelineViewModel(ViewModel):
         self._loop = True if get("timeline/loop") is None else get("timeline/loop")
         self._onion = bool(get("timeline/onion"))
         self.undo_stack = QUndoStack(self)
-        self.job: Any | None = None
+        self.job: JobHandle | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._tick)
@@ -213,38 +214,47 @@ class TimelineViewModel(ViewModel):
                    "Change duration", merge_key=("duration", idx))
 
     # ---- edits the engine makes ------------------------------------------------------------------------
-    def _generate(self, frames: int, cond: list[str | None], on_done: Any, label: str) -> None:
+    def _generate(self, on_done: Any, label: str, **overrides: Any) -> None:
+        """Run the sticker's own request (every recipe field) with ``overrides``; ``on_done(frame paths)``."""
         if self.sticker is None or self._busy:
             return
-        r = self.sticker.recipe
         entry = self.store.root / self.sticker.id
         n = 1
         while (entry / f"gen-{n}").exists():  # each generation keeps its own frames: undo needs the old ones
             n += 1
-        # model_path: the exact folder that made the sticker (a user model's display name may not resolve).
-        params = {"prompt": r.get("prompt", ""), "model": r.get("model_path") or r.get("model", "default"),
-                  "frames": frames,
-                  "size": int(r.get("size", 256)), "steps": int(r.get("steps", 20)),
-                  "seed": random.randrange(1 << 31),
-                  "guidance_text": float(r.get("guidance_text", DEFAULT_GUIDANCE_TEXT)),
-                  "cond_frames": cond, "frames_dir": str(entry / f"gen-{n}")}
+        req = regenerate_request(self.sticker, entry / f"gen-{n}", **overrides)
         self._set("busy", True)
         self._set("progress", 0.0)
-        self.job = self.engine.submit("generate", params)
+        self.job = self.engine.submit(req)
         self.job.progress.connect(lambda _s, i, n, _m: self._set("progress", i / n if n else 0.0))
-        self.job.finished.connect(lambda res: self._gen_done(res, on_done))
+        self.job.finished.connect(lambda res: self._gen_done(GeneratedSticker.from_dict(res), on_done))
         self.job.failed.connect(self._gen_failed)
         self.info(label)
 
-    def _gen_done(self, result: dict, on_done: Any) -> None:
+    def _gen_done(self, result: GeneratedSticker, on_done: Any) -> None:
         self.job = None
         self._set("busy", False)
-        on_done(list(result.get("frames") or []))
+        on_done(list(result.frames))
 
     def _gen_failed(self, error_type: str, message: str) -> None:
         self.job = None
         self._set("busy", False)
         self.message.emit("info" if error_type == "Cancelled" else "error", human_message(error_type, message))
+
+    def regenerate(self) -> None:
+        """Make the sticker again from its recipe: same request, same seed, its given frames taken from the
+        sticker itself, so an unedited sticker comes back pixel for pixel (durations and locks are kept)."""
+        if self.sticker is None:
+            return
+        before = list(self._frames)
+
+        def done(paths: list[str]) -> None:
+            if len(paths) != len(before):
+                self.error("The engine returned a different number of frames; nothing was changed.")
+                return
+            self._edit([f.with_(path=paths[i]) for i, f in enumerate(before)], "Regenerate")
+
+        self._generate(done, "Regenerating from the recipe…", frames=len(before))
 
     def regenerate_unlocked(self) -> None:
         """Keep the locked frames (condition mask = 1) and let the model redraw the others around them."""
@@ -261,8 +271,8 @@ class TimelineViewModel(ViewModel):
             self._edit([f if f.locked else f.with_(path=paths[i]) for i, f in enumerate(before)],
                        "Regenerate unlocked frames")
 
-        self._generate(len(before), [f.path if f.locked else None for f in before], done,
-                       "Regenerating the unlocked frames…")
+        self._generate(done, "Regenerating the unlocked frames…", frames=len(before),
+                       cond_frames=[f.path if f.locked else None for f in before], seed=random.randrange(1 << 31))
 
     def insert_between(self, index: int | None = None) -> None:
         """A new frame after ``index``, interpolated between it and the next one (wrapping: stickers loop)."""
@@ -285,7 +295,8 @@ class TimelineViewModel(ViewModel):
             self._edit(before[: i + 1] + [mid] + before[i + 1:], "Insert in-between")
             self._set("current", i + 1)
 
-        self._generate(3, [a.path, None, b.path], done, "Drawing an in-between frame…")
+        self._generate(done, "Drawing an in-between frame…", frames=3, cond_frames=[a.path, None, b.path],
+                       seed=random.randrange(1 << 31))
 
     def cancel(self) -> None:
         if self.job is not None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.state.create import EXAMPLES, SIZES, CreateViewModel
 from app.widgets.common import bind_spin
 from app.widgets.player import PlayerWidget
+from rdtf_engine.core.requests import MAX_FRAMES
 
 IMAGE_FILTER = "Images (*.png *.webp *.gif *.jpg *.jpeg)"
 
@@ -55,13 +56,20 @@ class CreatePage(QWidget):
     def __init__(self, vm: CreateViewModel) -> None:
         super().__init__()
         self.vm = vm
+        self._build_widgets(vm)
+        self._build_layout()
+        self._connect(vm)
+        self._models(vm.models)
+        self._busy(False)
+
+    def _build_widgets(self, vm: CreateViewModel) -> None:
         self.prompt = QPlainTextEdit(vm.prompt)
         self.prompt.setPlaceholderText("Describe the sticker and its motion, e.g. “cat waving hello”")
         self.prompt.setMaximumHeight(80)
         self.examples = QComboBox()
         self.examples.addItem("Examples…")
         self.examples.addItems(EXAMPLES)
-        self.frames = QSpinBox(minimum=4, maximum=24)
+        self.frames = QSpinBox(minimum=4, maximum=MAX_FRAMES)
         self.size = QComboBox()
         for s in SIZES:
             self.size.addItem(f"{s} px", s)
@@ -81,6 +89,8 @@ class CreatePage(QWidget):
         self.preview = PlayerWidget()
         self.preview.placeholder = "The preview appears here"
 
+    def _build_layout(self) -> None:
+        """The form and its buttons on the left, the (live) preview on the right."""
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(self.dice)
@@ -108,6 +118,7 @@ class CreatePage(QWidget):
         lay.addLayout(left, 2)
         lay.addWidget(self.preview, 3)
 
+    def _connect(self, vm: CreateViewModel) -> None:
         self.prompt.textChanged.connect(lambda: vm.set_value("prompt", self.prompt.toPlainText()))
         vm.prompt_changed.connect(self._prompt_from_vm)
         self.examples.activated.connect(self._example)
@@ -129,8 +140,6 @@ class CreatePage(QWidget):
         vm.progress_changed.connect(lambda v: self.progress.setValue(int(v * 1000)))
         vm.status_changed.connect(self.status.setText)
         vm.preview_changed.connect(self._preview)
-        self._models(vm.models)
-        self._busy(False)
 
     def _prompt_from_vm(self, text: str) -> None:
         if self.prompt.toPlainText() != text:

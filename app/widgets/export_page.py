@@ -30,12 +30,19 @@ class ExportPage(QWidget):
         super().__init__()
         self.vm = vm
         self.gallery_entries = gallery_entries  # the pack: everything in the gallery
+        self._build_widgets(vm)
+        self._build_layout()
+        self._connect(vm)
+        self._sticker(vm.sticker)
+        self._busy(False)
+
+    def _build_widgets(self, vm: ExportViewModel) -> None:
         self.source = QLabel("No sticker: generate one or open one from the gallery.")
         self.source.setWordWrap(True)
         self.preview = PlayerWidget()
         self.preview.setMaximumWidth(260)
         self.checks: dict[str, QCheckBox] = {}
-        box = QGroupBox("Platforms")
+        self.platforms = box = QGroupBox("Platforms")
         grid = QGridLayout(box)
         for i, (key, label) in enumerate(PRESETS.items()):
             cb = QCheckBox(label, checked=key in vm.selected)
@@ -56,11 +63,13 @@ class ExportPage(QWidget):
         self.results.setColumnWidth(1, 70)
         self.status = QLabel()
 
+    def _build_layout(self) -> None:
+        """Preview and platform choice on top, the rule results below, checking another file at the bottom."""
         top = QHBoxLayout()
         top.addWidget(self.preview)
         right = QVBoxLayout()
         right.addWidget(self.source)
-        right.addWidget(box)
+        right.addWidget(self.platforms)
         buttons = QHBoxLayout()
         for b in (self.check_btn, self.save_btn, self.pack_btn):
             buttons.addWidget(b)
@@ -78,6 +87,7 @@ class ExportPage(QWidget):
         lay.addWidget(self.results, 1)
         lay.addLayout(other)
 
+    def _connect(self, vm: ExportViewModel) -> None:
         self.check_btn.clicked.connect(vm.check)
         self.save_btn.clicked.connect(self.save)
         self.pack_btn.clicked.connect(self.export_pack)
@@ -86,8 +96,6 @@ class ExportPage(QWidget):
         vm.sticker_changed.connect(self._sticker)
         vm.results_changed.connect(self._results)
         vm.busy_changed.connect(self._busy)
-        self._sticker(vm.sticker)
-        self._busy(False)
 
     def _selected_from_vm(self, selected: list) -> None:
         for key, cb in self.checks.items():

@@ -41,11 +41,14 @@ class GalleryPage(QWidget):
         self.recipe = QPlainTextEdit()
         self.recipe.setReadOnly(True)
         self.open_btn, self.delete_btn = QPushButton("Open in timeline"), QPushButton("Delete…")
+        self.reuse_btn = QPushButton("Reuse in Create")
+        self.reuse_btn.setToolTip("Fill the Create form with this sticker's recipe: Generate makes it again")
         side = QVBoxLayout()
         side.addWidget(self.preview, 2)
         side.addWidget(self.recipe, 1)
         buttons = QHBoxLayout()
         buttons.addWidget(self.open_btn)
+        buttons.addWidget(self.reuse_btn)
         buttons.addWidget(self.delete_btn)
         side.addLayout(buttons)
         lay = QHBoxLayout(self)
@@ -56,6 +59,7 @@ class GalleryPage(QWidget):
             lambda cur, _prev: vm.select(cur.data(Qt.ItemDataRole.UserRole)) if cur else vm.select(""))
         self.grid.itemDoubleClicked.connect(lambda item: vm.open(item.data(Qt.ItemDataRole.UserRole)))
         self.open_btn.clicked.connect(lambda: vm.open())
+        self.reuse_btn.clicked.connect(lambda: vm.reuse())
         self.delete_btn.clicked.connect(self.delete)
         vm.entries_changed.connect(self._entries)
         vm.current_changed.connect(self._current)
@@ -78,6 +82,7 @@ class GalleryPage(QWidget):
 
     def _current(self, sticker) -> None:
         self.open_btn.setEnabled(sticker is not None)
+        self.reuse_btn.setEnabled(sticker is not None)
         self.delete_btn.setEnabled(sticker is not None)
         if sticker is None:
             self.preview.set_frames([])

@@ -34,6 +34,7 @@ ACTIONS = [
     ("Next", "Right", "next_frame"),
     ("Lock", "L", "lock"),
     ("Regenerate unlocked", "R", "regenerate"),
+    ("Remake from recipe", "Ctrl+Shift+R", "remake"),
     ("Insert in-between", "I", "insert"),
     ("Duplicate", "Ctrl+D", "duplicate"),
     ("Delete", "Delete", "delete"),
@@ -115,6 +116,19 @@ class TimelinePage(QWidget):
         self.player.placeholder = "Generate a sticker or open one from the gallery"
         self.strip = FrameStrip(vm)
 
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.player, 1)
+        lay.addLayout(self._build_transport())
+        lay.addWidget(self.strip)
+        lay.addLayout(self._build_tools())
+        self._connect(vm)
+        self.player.set_onion(vm.onion)
+        self._busy(False)
+        self._frames(vm.frames)
+
+    def _build_transport(self) -> QHBoxLayout:
+        """Play, speed, loop, onion skin, the selected frames' duration, and the engine's progress."""
+        vm = self.vm
         self.play_btn = QPushButton("Play")
         self.speed = QDoubleSpinBox(minimum=0.1, maximum=4.0, singleStep=0.25, value=vm.speed, suffix="×")
         self.loop = QCheckBox("Loop", checked=vm.loop)
@@ -124,8 +138,6 @@ class TimelinePage(QWidget):
         self.progress = QProgressBar(maximum=1000, textVisible=False)
         self.progress.setMaximumWidth(160)
         self.cancel_btn = QPushButton("Cancel")
-        self.info = QLabel()
-
         transport = QHBoxLayout()
         for w in (self.play_btn, QLabel("Speed"), self.speed, self.loop, self.onion, QLabel("Frame duration"),
                   self.duration):
@@ -133,7 +145,11 @@ class TimelinePage(QWidget):
         transport.addStretch(1)
         transport.addWidget(self.progress)
         transport.addWidget(self.cancel_btn)
+        return transport
 
+    def _build_tools(self) -> QHBoxLayout:
+        """One button and keyboard shortcut per ``ACTIONS`` entry (transport keys get no button)."""
+        self.info = QLabel()
         tools = QHBoxLayout()
         self.buttons: dict[str, QToolButton] = {}
         for label, keys, name in ACTIONS:
@@ -151,13 +167,9 @@ class TimelinePage(QWidget):
             self.buttons[name] = btn
         tools.addStretch(1)
         tools.addWidget(self.info)
+        return tools
 
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.player, 1)
-        lay.addLayout(transport)
-        lay.addWidget(self.strip)
-        lay.addLayout(tools)
-
+    def _connect(self, vm: TimelineViewModel) -> None:
         self.play_btn.clicked.connect(self.play_pause)
         self.speed.valueChanged.connect(lambda v: vm.set_option("speed", v))
         self.loop.toggled.connect(lambda v: vm.set_option("loop", v))
@@ -176,9 +188,6 @@ class TimelinePage(QWidget):
         vm.undo_stack.canRedoChanged.connect(self.buttons["redo"].setEnabled)
         self.buttons["undo"].setEnabled(False)
         self.buttons["redo"].setEnabled(False)
-        self.player.set_onion(vm.onion)
-        self._busy(False)
-        self._frames(vm.frames)
 
     # ---- view-model → widgets ---------------------------------------------------------------------------
     def _frames(self, frames: list) -> None:
@@ -206,7 +215,7 @@ class TimelinePage(QWidget):
     def _busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
         self.cancel_btn.setVisible(busy)
-        for name in ("regenerate", "insert"):
+        for name in ("regenerate", "remake", "insert"):
             self.buttons[name].setEnabled(not busy)
 
     # ---- actions (buttons and shortcuts) ----------------------------------------------------------------
@@ -225,6 +234,9 @@ class TimelinePage(QWidget):
 
     def regenerate(self) -> None:
         self.vm.regenerate_unlocked()
+
+    def remake(self) -> None:
+        self.vm.regenerate()
 
     def insert(self) -> None:
         self.vm.insert_between()

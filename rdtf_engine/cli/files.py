@@ -16,10 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rdtf_engine.core.events import Log, format_event
-from rdtf_engine.core.requests import ExportRequest
-from rdtf_engine.datasets.dataset import import_pack
-from rdtf_engine.platforms.check import check_file
-from rdtf_engine.platforms.export import export_clip
+from rdtf_engine.core.requests import CheckRequest, ExportRequest, ImportRequest
+from rdtf_engine.jobs.backend import EngineBackend
 from rdtf_engine.platforms.presets import PRESETS
 
 
@@ -70,9 +68,10 @@ def _callbacks(args: argparse.Namespace, rep: Any) -> tuple[Callable, Callable[[
 
 
 def cmd_import(args: argparse.Namespace, rep: Any = None) -> int:
+    req = ImportRequest(path=args.path, out=args.out, size=args.size, max_frames=args.max_frames)
+    req.validate()
     on_event, should_stop = _callbacks(args, rep)
-    report = import_pack(args.path, args.out, size=args.size, on_event=on_event, should_stop=should_stop,
-                         max_frames=args.max_frames)
+    report = EngineBackend().import_pack(req, on_event, should_stop)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))
         return 0
@@ -95,8 +94,9 @@ def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
         except ValueError as exc:
             raise InputError(f"--recipe is not JSON: {exc}") from None
     req = ExportRequest(input=args.input, preset=args.preset, out=args.out, options=options, recipe=recipe)
+    req.validate()
     on_event, should_stop = _callbacks(args, rep)
-    report = export_clip(req, on_event=on_event, should_stop=should_stop)
+    report = EngineBackend().export(req, on_event, should_stop)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))
         return 0
@@ -110,7 +110,9 @@ def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
 
 
 def cmd_check(args: argparse.Namespace, rep: Any = None) -> int:
-    report = check_file(args.file, args.preset)
+    req = CheckRequest(path=args.file, preset=args.preset)
+    req.validate()
+    report = EngineBackend().check(req, _stderr_events, lambda: False)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))
         return 0 if report["ok"] else 1

@@ -25,41 +25,41 @@ def cmd_generate(args, rep: Reporter) -> int:
 
     if args.keep and not args.from_clip:
         raise InputError("--keep needs --from CLIP (the clip whose frames are kept)")
-    cond: list[Any] = []
-    tmp = None
-    if args.from_clip:
-        from PIL import Image
-
-        from rdtf_engine.formats.loader import load_clip
-        from rdtf_engine.formats.timing import resample_clip
-
-        clip = load_clip(args.from_clip)
-        if clip.num_frames != args.frames:
-            clip = resample_clip(clip, args.frames)
-        keep = args.keep if args.keep else list(range(args.frames))
-        bad = [k for k in keep if not 0 <= k < args.frames]
-        if bad:
-            raise InputError(f"--keep frames {bad} are outside 0..{args.frames - 1}")
-        tmp = tempfile.TemporaryDirectory(prefix="rdtf-keep-")
-        cond = [None] * args.frames
-        for k in keep:
-            p = Path(tmp.name) / f"{k:03d}.png"
-            Image.fromarray(clip.frames[k], "RGBA").save(p)
-            cond[k] = str(p)
-    if args.init:
-        load_frame(args.init, args.size)  # fail early with a clear message
-    req = GenerateRequest(prompt=args.prompt, model=args.model, frames=args.frames, size=args.size,
-                          steps=args.steps, seed=args.seed, guidance_text=args.guidance,
-                          guidance_image=args.image_guidance, strength=args.strength, scheduler=args.scheduler,
-                          duration_ms=args.duration, init_image=args.init, cond_frames=cond, out=args.out,
-                          device=args.device)
-    try:
+    with tempfile.TemporaryDirectory(prefix="rdtf-keep-") as tmp:
+        cond = _kept_frames(args, Path(tmp)) if args.from_clip else []
+        req = GenerateRequest(prompt=args.prompt, model=args.model, frames=args.frames, size=args.size,
+                              steps=args.steps, seed=args.seed, guidance_text=args.guidance,
+                              guidance_image=args.image_guidance, strength=args.strength, scheduler=args.scheduler,
+                              duration_ms=args.duration, init_image=args.init, cond_frames=cond, out=args.out,
+                              device=args.device)
+        req.validate()
+        if args.init:
+            load_frame(args.init, args.size)  # fail early with a clear message
         res = generate(req, rep, rep.should_stop)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
     rep(Finished({"out": res.out, "frames": len(res.frames), "seed": res.recipe["seed"], "model": res.recipe["model"]}))
     return 0
+
+
+def _kept_frames(args, folder: Path) -> list[Any]:
+    """--from CLIP --keep i,j → condition slots: the kept frames saved as PNGs in ``folder``, None elsewhere."""
+    from PIL import Image
+
+    from rdtf_engine.formats.loader import load_clip
+    from rdtf_engine.formats.timing import resample_clip
+
+    clip = load_clip(args.from_clip)
+    if clip.num_frames != args.frames:
+        clip = resample_clip(clip, args.frames)
+    keep = args.keep if args.keep else list(range(args.frames))
+    bad = [k for k in keep if not 0 <= k < args.frames]
+    if bad:
+        raise InputError(f"--keep frames {bad} are outside 0..{args.frames - 1}")
+    cond: list[Any] = [None] * args.frames
+    for k in keep:
+        p = folder / f"{k:03d}.png"
+        Image.fromarray(clip.frames[k], "RGBA").save(p)
+        cond[k] = str(p)
+    return cond
 
 
 def add_generate_parser(sub) -> None:

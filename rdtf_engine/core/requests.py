@@ -1,12 +1,17 @@
 """Requests: what a caller (CLI, worker, app) asks the engine to do. Small, JSON-able dataclasses.
 
-``from_dict`` ignores unknown keys so an older app can talk to a newer worker; validation lives in
-``validate()`` and raises ``InputError`` with a message naming the bad field.
+Every job is described by exactly one of them, from the app's click (or the CLI's parse) to the pixels:
+``GenerateRequest``, ``TrainRequest``, ``ImportRequest``, ``ExportRequest``, ``CheckRequest``,
+``ModelsRequest`` and ``DeviceRequest``. On the worker's wire a request is ``{"op": OP, "params": to_dict(req)}``
+(``to_wire`` / ``from_wire``); ``from_dict`` ignores unknown keys so an older app can talk to a newer worker.
+Validation lives in ``validate()`` (``InputError`` naming the bad field) and runs once, where a request enters
+the engine: the CLI's parse or the worker's receive. Everything below passes the request on untouched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,12 +39,23 @@ def check_strength(strength: float) -> None:
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    if not isinstance(data, dict):
+        raise InputError(f"{cls.__name__} parameters must be a JSON object")
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in data.items() if k in names})
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:  # a required field is missing
+        raise InputError(f"{cls.__name__}: {exc}") from None
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
+
+
+def _need(req: Any, *names: str) -> None:
+    missing = [n for n in names if not getattr(req, n)]
+    if missing:
+        raise InputError(f"{OPS[type(req)]} needs {' and '.join(repr(n) for n in missing)}")
 
 
 @dataclass
@@ -48,7 +64,8 @@ class GenerateRequest:
 
     ``cond_frames`` are paths to RGBA images (or None) per output frame slot: the frames the user locked or
     gave (start/end image). A slot with a path is a "1" in the condition mask. ``init_image`` is shorthand for
-    "frame 0 given" (image&text→video).
+    "frame 0 given" (image&text→video). ``model`` is a shipped model's name, a user model's name or a model
+    folder; ``model_sha256`` (optional, from a sticker's recipe) names the exact weights that made a sticker.
     """
 
     prompt: str
@@ -67,6 +84,8 @@ class GenerateRequest:
     out: str | None = None
     device: str = "auto"
     preview_every: int = 0  # >0: Preview events with the current estimate every N denoising steps
+    frames_dir: str | None = None  # worker: the folder the result's PNG frames go to (default: a temp folder)
+    model_sha256: str | None = None
 
     def validate(self) -> None:
         if not isinstance(self.prompt, str):
@@ -86,6 +105,23 @@ class GenerateRequest:
             raise InputError(f"duration_ms must be between 8 and 10000, got {self.duration_ms}")
         if self.cond_frames and len(self.cond_frames) != int(self.frames):
             raise InputError(f"cond_frames has {len(self.cond_frames)} slots but frames is {self.frames}")
+
+    def recipe(self, seed: int, model: str, model_sha256: str | None, locked: list[int]) -> dict[str, Any]:
+        """What a written sticker carries: this request's settings with the seed resolved and the model named
+        by its identity (name + weights hash). No local paths: given frames come from the sticker itself
+        (``locked`` lists their indices), the output and the device are the writer's business."""
+        rec = {k: v for k, v in to_dict(self).items() if k not in LOCAL_FIELDS}
+        rec.update(seed=int(seed), model=model, model_sha256=model_sha256, locked=list(locked))
+        return rec
+
+    @classmethod
+    def from_recipe(cls, recipe: dict[str, Any], **overrides: Any) -> GenerateRequest:
+        """The request that regenerates a sticker from its recipe (given frames: pass ``cond_frames``)."""
+        return from_dict(cls, {**{k: v for k, v in recipe.items() if k not in LOCAL_FIELDS}, **overrides})
+
+
+# Request fields that name local things (files, folders, the device, UI cadence): never embedded in a sticker.
+LOCAL_FIELDS = ("init_image", "cond_frames", "out", "device", "preview_every", "frames_dir")
 
 
 @dataclass
@@ -151,11 +187,103 @@ class TrainRequest:
 
 
 @dataclass
+class ImportRequest:
+    """A folder / zip / single sticker file → a training dataset folder (``captions.csv`` + normalised clips)."""
+
+    path: str
+    out: str
+    size: int = 256
+    max_frames: int = 48
+
+    def validate(self) -> None:
+        _need(self, "path", "out")
+        if not (MIN_SIZE <= int(self.size) <= MAX_SIZE):
+            raise InputError(f"size must be between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
+        if int(self.max_frames) < 1:
+            raise InputError(f"max_frames must be at least 1, got {self.max_frames}")
+
+
+@dataclass
 class ExportRequest:
-    """Write a clip (animated file or folder of PNG frames) for a platform preset."""
+    """Write a clip (animated file or folder of PNG frames) for a platform preset. ``recipe``: what the file
+    carries (a sticker's recipe, see ``GenerateRequest.recipe``)."""
 
     input: str
     preset: str
     out: str
     options: dict[str, Any] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _need(self, "input", "preset", "out")
+        if not isinstance(self.options, dict) or not isinstance(self.recipe, dict):
+            raise InputError("export options and recipe must be JSON objects")
+
+
+@dataclass
+class CheckRequest:
+    """Does a file meet a platform preset's rules?"""
+
+    path: str
+    preset: str
+
+    def validate(self) -> None:
+        _need(self, "path", "preset")
+
+
+@dataclass
+class ModelsRequest:
+    """List the installed models; ``dirs``: extra folders of user models or training runs (the app's)."""
+
+    dirs: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if not isinstance(self.dirs, list) or not all(isinstance(d, str) for d in self.dirs):
+            raise InputError("models: dirs must be a list of folder paths")
+
+
+@dataclass
+class DeviceRequest:
+    """What the engine computes on (CPU or a GPU, its memory)."""
+
+    def validate(self) -> None:
+        return None
+
+
+Request = GenerateRequest | TrainRequest | ImportRequest | ExportRequest | CheckRequest | ModelsRequest | DeviceRequest
+# The worker's op name for each request type (and back).
+OPS: dict[type, str] = {GenerateRequest: "generate", TrainRequest: "train", ImportRequest: "import",
+                        ExportRequest: "export", CheckRequest: "check", ModelsRequest: "models",
+                        DeviceRequest: "device"}
+REQUESTS: dict[str, type] = {op: cls for cls, op in OPS.items()}
+
+
+def to_wire(req: Request) -> tuple[str, dict[str, Any]]:
+    """A request → (op, params) for one protocol line."""
+    return OPS[type(req)], to_dict(req)
+
+
+def from_wire(op: str, params: dict[str, Any]) -> Request:
+    """(op, params) from a protocol line → the typed request (not validated yet: the receiver does that)."""
+    cls = REQUESTS.get(op)
+    if cls is None:
+        raise InputError(f"unknown op {op!r}")
+    return from_dict(cls, params or {})
+
+
+@dataclass
+class Job:
+    """One request with the id its caller gave it: what the app submits and the worker queues and runs."""
+
+    id: str
+    request: Request
+    stop: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    dropped: bool = False  # worker: cancelled while queued, already answered, never run
+
+    @property
+    def op(self) -> str:
+        return OPS[type(self.request)]
+
+    def to_wire(self) -> dict[str, Any]:
+        op, params = to_wire(self.request)
+        return {"id": self.id, "op": op, "params": params}

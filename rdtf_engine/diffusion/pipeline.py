@@ -24,6 +24,7 @@ emoji it raised image&text→video motion accuracy and lowered FD and flicker; i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,40 @@ from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to
 from rdtf_engine.model.text import NULL_PROMPT
 
 OVERLAP = 2
+
+
+@dataclass
+class SampleParams:
+    """Everything one sampling run depends on (its output is a pure function of these and the weights).
+
+    ``cond_frames[i]``: an RGBA (size, size, 4) uint8 frame given for slot i, or None (condition mask 0).
+    ``strength`` (0, 1]: with frames given, the share of ``steps`` that is run, starting from the given frames'
+    prior noised to that point (diffusers' img2img ``strength``); 1 = from the first timestep. Lower keeps more
+    of the given picture and allows less motion. Without given frames it is ignored.
+    ``preview_every``: with a ``preview`` hook, hand it the current clean-frame estimate every N steps."""
+
+    prompt: str
+    frames: int = 8
+    size: int = 256
+    steps: int = 20
+    seed: int = 0
+    guidance_text: float = DEFAULT_GUIDANCE_TEXT
+    guidance_image: float = DEFAULT_GUIDANCE_IMAGE
+    strength: float = DEFAULT_STRENGTH
+    scheduler: str = "dpm"  # "dpm" | "ddim"
+    cond_frames: Sequence[np.ndarray | None] = field(default_factory=list)
+    preview_every: int = 0
+
+
+@dataclass
+class _Window:
+    """One window of the clip being denoised: what ``_denoise`` needs besides the run's ``SampleParams``."""
+
+    cond: torch.Tensor  # (W, 4, h, w) clean latents of the given / already generated frames, zero elsewhere
+    mask: list[bool]  # (W,) which frames are given
+    run: int  # how many of the schedule's last timesteps to take (img2img strength)
+    on_step: Callable[[int], None]  # after each step, with the step's number in this window (1-based)
+    peek: Callable[[int, torch.Tensor], None] | None = None  # (step, x̂₀ (W, 4, h, w)) for the live preview
 
 
 class StickerPipeline:
@@ -58,43 +93,27 @@ class StickerPipeline:
         return cls(unet, vae, card, get_text_encoder(card.text, dev), dev)
 
     @torch.no_grad()
-    def __call__(self, prompt: str, num_frames: int = 8, size: int = 256, steps: int = 20, seed: int = 0,
-                 guidance_text: float = DEFAULT_GUIDANCE_TEXT, guidance_image: float = DEFAULT_GUIDANCE_IMAGE,
-                 scheduler: str = "dpm",
-                 cond_frames: Sequence[np.ndarray | None] | None = None,
-                 callback: Callable[[int, int], None] | None = None,
+    def __call__(self, p: SampleParams, *, callback: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,
-                 preview: Callable[[int, np.ndarray], None] | None = None, preview_every: int = 0,
-                 strength: float = DEFAULT_STRENGTH) -> np.ndarray:
-        """→ uint8 RGBA (num_frames, size, size, 4). ``cond_frames[i]`` is an RGBA (size, size, 4) frame or None.
-
-        ``strength`` (0, 1]: with frames given, the share of the ``steps`` that is run, starting from the
-        given frames' prior noised to that point (diffusers' img2img ``strength``); 1 = from the first timestep.
-        Lower keeps more of the given picture and allows less motion. Without given frames it is ignored.
+                 preview: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
+        """→ uint8 RGBA (frames, size, size, 4).
 
         ``callback(i, total)`` is called with i = 0 before the first step, then after each step.
         ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
-        ``preview_every`` steps (one extra decode each time: the app's live preview)."""
+        ``p.preview_every`` steps (one extra decode each time: the app's live preview)."""
         from rdtf_engine.formats.timing import fit_canvas
 
-        out_size, size = int(size), int(self.card.size) or int(size)
-        h = size // 8
-        cond_frames = list(cond_frames) if cond_frames else [None] * num_frames
-        given = torch.zeros(num_frames, 4, h, h, device=self.device)
+        num_frames, out_size, size = int(p.frames), int(p.size), int(self.card.size) or int(p.size)
+        cond_frames = list(p.cond_frames) if p.cond_frames else [None] * num_frames
         known = [f is not None for f in cond_frames]
-        if any(known):
-            pix = rgba_to_tensor(fit_canvas(np.stack([f for f in cond_frames if f is not None]), size, size))
-            lat = encode_frames(self.vae, pix, self.scale)
-            given[torch.tensor(known)] = lat.to(self.device)
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        states, tmask = self.text.encode([NULL_PROMPT, prompt])
+        given = self._given_latents(cond_frames, size)  # (F, 4, h, w)
+        gen = torch.Generator(device="cpu").manual_seed(int(p.seed))
+        states, tmask = self.text.encode([NULL_PROMPT, p.prompt])
+        starts = self._window_starts(num_frames)
         win = min(num_frames, int(self.card.num_frames))
-        starts = list(range(0, max(num_frames - win, 0) + 1, max(win - OVERLAP, 1)))
-        if starts[-1] + win < num_frames:
-            starts.append(num_frames - win)
-        out = torch.zeros(num_frames, 4, h, h, device=self.device)
+        out = torch.zeros_like(given)
         done = [False] * num_frames
-        run = sampled_steps(steps, strength if any(known) else 1.0)
+        run = sampled_steps(p.steps, p.strength if any(known) else 1.0)
         total = len(starts) * run
         if callback is not None:
             callback(0, total)  # the real total (windows × the steps strength leaves) before the first step
@@ -103,15 +122,9 @@ class StickerPipeline:
             mask = [known[i] or done[i] for i in idx]
             cond = torch.stack([given[i] if known[i] else out[i] for i in idx])  # (W, 4, h, w)
             cond = cond * torch.tensor(mask, device=self.device, dtype=cond.dtype)[:, None, None, None]
-            peek = None
-            if preview is not None and preview_every > 0:
-                def peek(i, x0, wi=wi):
-                    if i % preview_every == 0 and i < run:
-                        rgba = tensor_to_rgba(decode_latents(self.vae, x0, self.scale))
-                        preview(wi * run + i, fit_canvas(rgba, out_size, out_size))
-            z = self._denoise(cond, mask, states, tmask, steps, gen, guidance_text, guidance_image,
-                              scheduler, lambda i, wi=wi: callback and callback(wi * run + i, total),
-                              should_stop, peek, run)
+            window = _Window(cond, mask, run, lambda i, wi=wi: callback and callback(wi * run + i, total),
+                             self._peeker(preview, p.preview_every, wi * run, run, out_size))
+            z = self._denoise(window, p, (states, tmask), gen, should_stop)
             for j, i in enumerate(idx):
                 if not known[i] and not done[i]:
                     out[i] = z[j]
@@ -122,32 +135,68 @@ class StickerPipeline:
                 frames[i] = f  # a locked frame stays exactly what the user locked
         return frames
 
-    def _denoise(self, cond, mask, states, tmask, steps, gen, g_txt, g_img, scheduler, cb, should_stop,
-                 peek=None, run=None):
-        """One window: cond (W, 4, h, w) masked clean latents, mask (W,) given frames → latents (W, 4, h, w).
-        ``run``: how many of the schedule's last ``steps`` timesteps to take (img2img strength), default all."""
-        sched = sampling_scheduler(self.card.diffusion, scheduler)
+    def _given_latents(self, cond_frames: list[np.ndarray | None], size: int) -> torch.Tensor:
+        """Given RGBA frames → (F, 4, h, w) latents at the model's native ``size``, zero where none is given."""
+        from rdtf_engine.formats.timing import fit_canvas
+
+        h = size // 8
+        given = torch.zeros(len(cond_frames), 4, h, h, device=self.device)
+        known = [f is not None for f in cond_frames]
+        if any(known):
+            pix = rgba_to_tensor(fit_canvas(np.stack([f for f in cond_frames if f is not None]), size, size))
+            lat = encode_frames(self.vae, pix, self.scale)
+            given[torch.tensor(known)] = lat.to(self.device)
+        return given
+
+    def _window_starts(self, num_frames: int) -> list[int]:
+        """First frame of each window: windows of ``card.num_frames`` overlapping by ``OVERLAP``, the last one
+        flush with the clip's end."""
+        win = min(num_frames, int(self.card.num_frames))
+        starts = list(range(0, max(num_frames - win, 0) + 1, max(win - OVERLAP, 1)))
+        if starts[-1] + win < num_frames:
+            starts.append(num_frames - win)
+        return starts
+
+    def _peeker(self, preview, every: int, offset: int, run: int, out_size: int):
+        """The window's live-preview hook: decode x̂₀ every ``every`` steps and hand it to ``preview``."""
+        if preview is None or every <= 0:
+            return None
+        from rdtf_engine.formats.timing import fit_canvas
+
+        def peek(i: int, x0: torch.Tensor) -> None:
+            if i % every == 0 and i < run:
+                rgba = tensor_to_rgba(decode_latents(self.vae, x0, self.scale))
+                preview(offset + i, fit_canvas(rgba, out_size, out_size))
+
+        return peek
+
+    def _denoise(self, w: _Window, p: SampleParams, text: tuple[torch.Tensor, torch.Tensor],
+                 gen: torch.Generator, should_stop: Callable[[], bool] | None) -> torch.Tensor:
+        """One window: ``w.cond`` (W, 4, h, w) masked clean latents → denoised latents (W, 4, h, w)."""
+        states, tmask = text
+        steps = int(p.steps)
+        sched = sampling_scheduler(self.card.diffusion, p.scheduler)
         sched.set_timesteps(steps, device=self.device)
-        has_img = any(mask)
-        skip = steps - run if has_img and run else 0
+        has_img = any(w.mask)
+        skip = steps - w.run if has_img and w.run else 0
         timesteps = sched.timesteps[skip:]
         if skip and hasattr(sched, "set_begin_index"):  # DPM-Solver counts its steps; DDIM needs only t
             sched.set_begin_index(skip)
-        shape = (1, 4) + tuple(cond.shape[:1]) + tuple(cond.shape[2:])
+        shape = (1, 4) + tuple(w.cond.shape[:1]) + tuple(w.cond.shape[2:])
         x = torch.randn(shape, generator=gen).to(self.device) * sched.init_noise_sigma
         if has_img:  # start where training's forward process would be at t₀ for a clip like the prior
-            prior = condition_prior(cond, mask).permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
+            prior = condition_prior(w.cond, w.mask).permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
             x = sched.add_noise(prior, x, timesteps[:1])
-        c = cond.permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
-        zero = torch.zeros_like(c)
+        c = w.cond.permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
+        g_txt, g_img = p.guidance_text, p.guidance_image
         three = has_img and g_img != 1.0
         if three:
-            conds = torch.cat([zero, c, c])
+            conds = torch.cat([torch.zeros_like(c), c, c])
             txt, tm = states[[0, 0, 1]], tmask[[0, 0, 1]]
         else:
             conds = torch.cat([c, c])
             txt, tm = states, tmask
-        extra = {"eta": 1.0, "generator": gen} if scheduler == "ddim" else {}
+        extra = {"eta": 1.0, "generator": gen} if p.scheduler == "ddim" else {}
         for i, t in enumerate(timesteps):
             if should_stop is not None and should_stop():
                 raise Cancelled("generation stopped")
@@ -161,12 +210,12 @@ class StickerPipeline:
             else:
                 eu, et = eps.chunk(2)
                 e = eu + g_txt * (et - eu)
-            if peek is not None:
+            if w.peek is not None:
                 # x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t: the model's current guess of the clean window (1, 4, W, h, w)
                 a = sched.alphas_cumprod[int(t)].to(x.device)
-                peek(i + 1, ((x - (1 - a).sqrt() * e) / a.sqrt())[0].permute(1, 0, 2, 3))
+                w.peek(i + 1, ((x - (1 - a).sqrt() * e) / a.sqrt())[0].permute(1, 0, 2, 3))
             x = sched.step(e, t, x, **extra).prev_sample  # a CPU generator keeps η=1 DDIM seed-deterministic
-            cb(i + 1)
+            w.on_step(i + 1)
         return x[0].permute(1, 0, 2, 3)  # (W, 4, h, w)
 
 
@@ -224,7 +273,8 @@ def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps
     device = next(unet.parameters()).device
     card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale)
     pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device)
-    rows = [pipe(cache.captions[i], req.num_frames, req.size, steps, seed=k) for k, i in enumerate(list(ids)[:n])]
+    rows = [pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k))
+            for k, i in enumerate(list(ids)[:n])]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     Image.fromarray(grid_image(rows)).save(tmp)

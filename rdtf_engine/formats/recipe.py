@@ -15,6 +15,7 @@ from typing import Any
 
 from rdtf_engine import __version__
 from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.requests import LOCAL_FIELDS
 
 PNG_KEYWORD = "rdtf:recipe"
 GIF_PREFIX = "rdtf-recipe "
@@ -22,15 +23,19 @@ WEBM_TAG = "RDTF_RECIPE"
 MAX_RECIPE_BYTES = 16 * 1024
 _XMP_NS = "urn:rdtf-sticker-studio:recipe:1"
 _XMP_RE = re.compile(r"<rdtf:recipe>(.*?)</rdtf:recipe>", re.DOTALL)
+# Never written into a file: they name things on the author's machine (a recipe from an older gallery entry may
+# still carry ``model_path``).
+PRIVATE_KEYS = frozenset(LOCAL_FIELDS) | {"model_path"}
 
 
 def normalise_recipe(recipe: Mapping[str, Any] | None) -> dict | None:
-    """A JSON-safe copy with ``engine_version`` filled in, or None when there is nothing to store."""
+    """A JSON-safe copy with ``engine_version`` filled in and local paths left out, or None when there is
+    nothing to store."""
     if not recipe:
         return None
     if not isinstance(recipe, Mapping):
         raise InputError("recipe must be a JSON object (prompt, seed, model, ...)")
-    out = {str(k): v for k, v in recipe.items()}
+    out = {str(k): v for k, v in recipe.items() if str(k) not in PRIVATE_KEYS and not str(k).startswith("_")}
     out.setdefault("engine_version", __version__)
     text = json.dumps(out, sort_keys=True, ensure_ascii=True, default=str)
     if len(text) > MAX_RECIPE_BYTES:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +16,36 @@ import numpy as np
 from rdtf_engine import __version__
 from rdtf_engine.core.errors import InputError, ModelError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
-from rdtf_engine.core.requests import GenerateRequest, TrainRequest
+from rdtf_engine.core.model_folder import weights_sha256
+from rdtf_engine.core.requests import DeviceRequest, GenerateRequest, ModelsRequest, TrainRequest
+from rdtf_engine.core.results import GenerateResult
 
 DEMO_STEPS = 300
 _PIPES: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
 
-
-@dataclass
-class GenerateResult:
-    frames: np.ndarray  # (F, H, W, 4) uint8 straight RGBA
-    durations_ms: list[int]
-    recipe: dict[str, Any]
-    out: str | None = None
+__all__ = ["GenerateResult", "device_info", "generate", "list_models", "load_frame", "resolve_or_demo", "train"]
 
 
 def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) -> GenerateResult:
-    req.validate()
+    """A validated request → frames (and the file ``req.out``); the recipe is the request, seed resolved."""
+    from rdtf_engine.diffusion.pipeline import SampleParams
+
     model_dir = resolve_or_demo(req.model, on_event, should_stop)
     pipe = _pipeline(model_dir, req.device)
+    sha = weights_sha256(model_dir)
+    if req.model_sha256 and req.model_sha256 != sha:
+        on_event(Log("warning", f"model {pipe.card.name!r} has other weights than the ones that made this "
+                                "sticker: the result will differ"))
     seed = int(req.seed) if req.seed is not None else random.SystemRandom().randrange(2**31)
     cond = _condition_frames(req)
-    frames = pipe(req.prompt, req.frames, req.size, req.steps, seed, req.guidance_text, req.guidance_image,
-                  req.scheduler, cond, callback=lambda i, n: on_event(Progress("denoise", i, n)),
-                  should_stop=should_stop, preview=_previewer(on_event) if req.preview_every > 0 else None,
-                  preview_every=req.preview_every, strength=req.strength)
+    params = SampleParams(req.prompt, int(req.frames), int(req.size), int(req.steps), seed, req.guidance_text,
+                          req.guidance_image, req.strength, req.scheduler, cond or [], int(req.preview_every))
+    frames = pipe(params, callback=lambda i, n: on_event(Progress("denoise", i, n)), should_stop=should_stop,
+                  preview=_previewer(on_event) if req.preview_every > 0 else None)
     durations = [int(req.duration_ms)] * req.frames
-    recipe = {"prompt": req.prompt, "seed": seed, "model": pipe.card.name, "model_path": str(model_dir),
-              "steps": req.steps, "scheduler": req.scheduler, "guidance_text": req.guidance_text,
-              "guidance_image": req.guidance_image, "strength": req.strength, "frames": req.frames, "size": req.size,
-              "locked": [i for i, f in enumerate(cond or []) if f is not None], "engine_version": __version__}
+    recipe = {**req.recipe(seed, pipe.card.name, sha, [i for i, f in enumerate(cond or []) if f is not None]),
+              "engine_version": __version__}
     out = None
     if req.out:
         from rdtf_engine.core.clip import Clip
@@ -91,13 +90,19 @@ def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dic
     return _train(req, on_event, should_stop)
 
 
-def list_models() -> list[dict[str, Any]]:
+def list_models(req: ModelsRequest | None = None) -> list[dict[str, Any]]:
+    """Installed models (shipped, user, training runs) plus those in ``req.dirs``; each with its weights'
+    ``sha256``, the identity a sticker's recipe names it by."""
     from rdtf_engine.model.store import list_models as _list
 
-    return _list()
+    models = _list(extra_dirs=(req or ModelsRequest()).dirs)
+    for m in models:
+        if "error" not in m:
+            m["sha256"] = weights_sha256(m["path"])
+    return models
 
 
-def device_info() -> dict[str, Any]:
+def device_info(req: DeviceRequest | None = None) -> dict[str, Any]:
     import torch
 
     info: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.cuda.is_available(), "device": "cpu",

@@ -36,7 +36,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     a skipped task reports ``None``."""
     from rdtf_engine.data.latent_cache import build_latent_cache
     from rdtf_engine.data.sources import open_source
-    from rdtf_engine.diffusion.pipeline import StickerPipeline
+    from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
     from rdtf_engine.diffusion.schedule import training_scheduler
     from rdtf_engine.eval.metrics import IdentityBank, evaluate_clips, reference_identity_accuracy
     from rdtf_engine.jobs.api import resolve_or_demo
@@ -66,12 +66,12 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
             break
         labels = {k: ref.labels[k] for k in ("motion", "object", "emoji", "split") if k in ref.labels}
         if "t2v" in tasks:
-            fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance)
+            fr = pipe(SampleParams(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance))
             t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
         if "it2v" in tasks:
             cond = [ref.frames[0]] + [None] * (n_frames - 1)
-            fr = pipe(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
-                      guidance_image=guidance_image, cond_frames=cond, strength=strength)
+            fr = pipe(SampleParams(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
+                                   guidance_image=guidance_image, cond_frames=cond, strength=strength))
             # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
             it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
         on_event(Progress("eval", i + 1, len(refs)))

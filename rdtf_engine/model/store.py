@@ -13,87 +13,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from rdtf_engine.core.config import ModelCard
-from rdtf_engine.core.errors import ModelError, UnsafeInputError
+from rdtf_engine.core.errors import ModelError
+from rdtf_engine.core.model_folder import check_safetensors, validate_model_folder  # noqa: F401 (re-exported)
 from rdtf_engine.core.paths import builtin_models_dir, user_models_dir, user_runs_dir
 
-MAX_HEADER = 100 * 1024 * 1024
 SHARD = "15MB"  # every weight file ≤ 16 MiB: the repo and the GPU machine's transfer limits
-
-
-def check_safetensors(path: Path) -> dict[str, Any]:
-    """Validate a safetensors file by its content: 8-byte little-endian header length, a JSON header whose
-    tensor offsets exactly cover the rest of the file. Returns the header. Raises ModelError otherwise."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise ModelError(f"{path.name}: too short to be a safetensors file")
-            (n,) = struct.unpack("<Q", head)
-            if n <= 1 or n > MAX_HEADER or 8 + n > size:
-                raise ModelError(f"{path.name}: not a safetensors file (bad header length)")
-            header = json.loads(f.read(n).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path.name}: not a readable safetensors file ({exc})") from exc
-    if not isinstance(header, dict):
-        raise ModelError(f"{path.name}: not a safetensors file (header is not a table)")
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            lo, hi = info["data_offsets"]
-            info["dtype"], info["shape"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{path.name}: malformed tensor entry {name!r}") from exc
-        if not (0 <= lo <= hi):
-            raise ModelError(f"{path.name}: bad offsets for {name!r}")
-        end = max(end, hi)
-    if 8 + n + end != size:
-        raise ModelError(f"{path.name}: truncated or padded safetensors file ({size} bytes, expected {8 + n + end})")
-    return header
-
-
-def _looks_like_pickle(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(4)
-    # pickle protocol 2–5 starts with 0x80 <proto>; torch.save's zip container starts with "PK".
-    return (len(head) >= 2 and head[0] == 0x80 and head[1] in (2, 3, 4, 5)) or head[:2] == b"PK"
-
-
-def validate_model_folder(path: str | os.PathLike) -> ModelCard:
-    """Check a model folder before anything is loaded from it; return its card."""
-    root = Path(path)
-    if not root.is_dir():
-        raise ModelError(f"model folder not found: {root}")
-    cfg = root / "config.json"
-    if not cfg.is_file():
-        raise ModelError(f"{root} is not a model folder (no config.json)")
-    try:
-        card = ModelCard.from_dict(json.loads(cfg.read_text("utf-8")))
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ModelError(f"{root}/config.json is not a valid model config ({exc})") from exc
-    for sub in ("unet", "vae"):
-        d = root / sub
-        if not (d / "config.json").is_file():
-            raise ModelError(f"{root} is missing {sub}/config.json")
-        weights = [p for p in d.iterdir() if p.is_file() and p.name != "config.json" and not p.name.endswith(".index.json")]
-        if not weights:
-            raise ModelError(f"{root}/{sub} has no weights")
-        for p in weights:
-            if p.is_symlink():
-                raise UnsafeInputError(f"{p} is a symbolic link; model folders must hold real files")
-            if _looks_like_pickle(p):
-                raise UnsafeInputError(f"{p.name} is a pickle/torch.save file; only safetensors weights are loaded")
-            check_safetensors(p)
-    return card
 
 
 def save_model_folder(out: str | os.PathLike, unet, vae, card: ModelCard, dtype=None, readme: str = "") -> Path:
@@ -171,8 +101,10 @@ def resolve_model(name: str) -> Path:
     raise ModelError(f"unknown model {name!r}; see `rdtf models`")
 
 
-def list_models() -> list[dict[str, Any]]:
-    """Installed models: shipped ones first, then user models and finished/partial training runs."""
+def list_models(extra_dirs: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Installed models: shipped ones first, then user models and finished/partial training runs.
+
+    ``extra_dirs``: more folders holding model folders or training runs (the app keeps its own)."""
     out: list[dict[str, Any]] = []
     places = [(builtin_models_dir(), True), (user_models_dir(), False)]
     seen: set[str] = set()
@@ -183,10 +115,13 @@ def list_models() -> list[dict[str, Any]]:
             if (d / "config.json").is_file() and d.name not in seen:
                 seen.add(d.name)
                 out.append(_describe(d, d.name, builtin))
-    runs = user_runs_dir()
-    for d in sorted(runs.iterdir()) if runs.is_dir() else []:
-        if (d / "model" / "config.json").is_file():
-            out.append(_describe(d / "model", d.name, False, run=True))
+    paths = {str(Path(m["path"]).resolve()) for m in out}
+    for runs in [user_runs_dir(), *(Path(d) for d in extra_dirs)]:
+        for d in sorted(runs.iterdir()) if runs.is_dir() else []:
+            folder, run = (d, False) if (d / "config.json").is_file() else (d / "model", True)
+            if (folder / "config.json").is_file() and str(folder.resolve()) not in paths:
+                paths.add(str(folder.resolve()))
+                out.append(_describe(folder, d.name, False, run=run))
     return out
 
 

@@ -1,8 +1,8 @@
-"""A deterministic stand-in for rdtf_engine.jobs.api/io, loaded by the real worker process in tests.
+"""A deterministic stand-in for the engine's backend, loaded by the real worker process in tests.
 
 Use: ``RDTF_WORKER_BACKEND=fake_backend`` with this folder on ``PYTHONPATH`` (see ``worker_env`` in
-conftest.py). It speaks the same function signatures as the engine, emits the same event types and honours
-``should_stop``. Magic prompts drive failure paths through a real subprocess: ``"crash"`` kills the process
+conftest.py). As a module it implements ``rdtf_engine.jobs.backend.Backend`` (one function per typed request),
+emits the same event types and honours ``should_stop``. Magic prompts drive failure paths through a real subprocess: ``"crash"`` kills the process
 (exit 3, like a segfault or OOM-kill), ``"fail"`` raises a typed ModelError. ``RDTF_FAKE_DELAY`` is the
 sleep per denoise/train step in seconds (default 0.005).
 """
@@ -13,25 +13,25 @@ import json
 import os
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from rdtf_engine.core.errors import Cancelled, FormatError, ModelError
 from rdtf_engine.core.events import Log, Metrics, Preview, Progress
+from rdtf_engine.core.requests import (
+    CheckRequest,
+    DeviceRequest,
+    ExportRequest,
+    GenerateRequest,
+    ImportRequest,
+    ModelsRequest,
+    TrainRequest,
+)
+from rdtf_engine.core.results import GenerateResult
 
 DELAY = float(os.environ.get("RDTF_FAKE_DELAY", "0.005"))
-
-
-@dataclass
-class GenerateResult:
-    frames: np.ndarray
-    durations_ms: list[int]
-    recipe: dict
-    out: str | None = None
 
 
 def _frame(seed: int, i: int, n: int, size: int) -> np.ndarray:
@@ -48,7 +48,7 @@ def _frame(seed: int, i: int, n: int, size: int) -> np.ndarray:
     return img
 
 
-def generate(req: Any, on_event, should_stop) -> GenerateResult:
+def generate(req: GenerateRequest, on_event, should_stop) -> GenerateResult:
     if "crash" in req.prompt:
         os._exit(3)
     if "fail" in req.prompt:
@@ -63,12 +63,12 @@ def generate(req: Any, on_event, should_stop) -> GenerateResult:
     for i, p in enumerate(req.cond_frames or []):
         if p:  # a given frame comes back unchanged, as the condition mask promises
             frames[i] = np.asarray(Image.open(p).convert("RGBA").resize((req.size, req.size)))
-    recipe = {"prompt": req.prompt, "seed": seed, "model": req.model, "steps": req.steps, "size": req.size,
-              "engine": "fake"}
+    locked = [i for i, p in enumerate(req.cond_frames or []) if p]
+    recipe = {**req.recipe(seed, req.model, None, locked), "engine": "fake"}
     return GenerateResult(frames, [req.duration_ms] * req.frames, recipe, None)
 
 
-def train(req: Any, on_event, should_stop) -> dict:
+def train(req: TrainRequest, on_event, should_stop) -> dict:
     run = Path(req.out)
     ckpt = run / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -101,10 +101,10 @@ def train(req: Any, on_event, should_stop) -> dict:
             "stopped": False}
 
 
-def list_models(dirs: list[str] | None = None) -> list[dict]:
+def models(req: ModelsRequest, on_event, should_stop) -> list[dict]:
     models = [{"name": "default", "path": "builtin:default", "preset": "small", "params": 1000, "size": 64,
                "num_frames": 8, "steps": 100, "data": "builtin:emoji", "created": "2025-01-01", "builtin": True}]
-    for d in dirs or []:
+    for d in req.dirs:
         for cfg in sorted(Path(d).glob("*/config.json")):
             card = json.loads(cfg.read_text())
             models.append({"name": card.get("name", cfg.parent.name), "path": str(cfg.parent), "preset": "tiny",
@@ -113,11 +113,12 @@ def list_models(dirs: list[str] | None = None) -> list[dict]:
     return models
 
 
-def device_info() -> dict:
+def device(req: DeviceRequest, on_event, should_stop) -> dict:
     return {"device": "cpu", "torch": "fake", "cuda": None, "name": "fake CPU", "memory_mb": 0}
 
 
-def import_pack(path: str, out: str, size: int, on_event, should_stop) -> dict:
+def import_pack(req: ImportRequest, on_event, should_stop) -> dict:
+    path, out = req.path, req.out
     src = Path(path)
     files = sorted(src.iterdir()) if src.is_dir() else []
     imported, skipped = [], []
@@ -142,7 +143,7 @@ def _rules(path: str, preset: str) -> list[dict]:
             {"name": "loops forever", "ok": True, "detail": "loop=0"}]
 
 
-def export_clip(req: Any, on_event, should_stop=None) -> dict:
+def export(req: ExportRequest, on_event, should_stop) -> dict:
     frames = sorted(Path(req.input).glob("*.png")) if Path(req.input).is_dir() else [Path(req.input)]
     imgs = [Image.open(f).convert("RGBA") for f in frames]
     Path(req.out).parent.mkdir(parents=True, exist_ok=True)
@@ -151,5 +152,5 @@ def export_clip(req: Any, on_event, should_stop=None) -> dict:
     return {"path": req.out, "bytes": os.path.getsize(req.out), "checks": _rules(req.out, req.preset), "trades": []}
 
 
-def check_file(path: str, preset: str) -> dict:
-    return {"path": path, "preset": preset, "rules": _rules(path, preset)}
+def check(req: CheckRequest, on_event, should_stop) -> dict:
+    return {"path": req.path, "preset": req.preset, "rules": _rules(req.path, req.preset)}

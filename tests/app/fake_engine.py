@@ -1,8 +1,8 @@
 """FakeEngine: an in-process stand-in for ``app.jobs.EngineClient`` that replays scripted protocol events.
 
 View-model and page tests use it to play any situation — progress, cancel, a worker crash, import reports,
-export pass/fail — without a subprocess. Events go through the real ``Job.dispatch``, so the app code under
-test sees exactly what it would see from a worker. Ops listed in ``hold`` stay open until the test pushes
+export pass/fail — without a subprocess. Events go through the real ``JobHandle.dispatch``, so the app code under
+test sees exactly what it would see from a worker (decoded into the engine's typed events). Ops listed in ``hold`` stay open until the test pushes
 events with ``push``/``finish``/``fail``; the others replay their script on the next event-loop turns.
 """
 
@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.jobs import Job
+from app.jobs import JobHandle, make_job
+from rdtf_engine.core.requests import Request, from_wire
 
 
 def write_png(path: Path, colour: tuple[int, int, int], size: int = 32) -> str:
@@ -38,7 +39,9 @@ def generate_events(params: dict) -> list[dict]:
               for i, c in enumerate(cond)]
     steps = int(params.get("steps", 4))
     events: list[dict] = [{"kind": "progress", "stage": "denoise", "step": i + 1, "total": steps} for i in range(steps)]
-    recipe = {"prompt": params.get("prompt"), "seed": seed, "model": params.get("model"), "size": params.get("size")}
+    # The engine's recipe: the request's fields, the seed, the model's identity, which frames were given.
+    locked = [i for i, c in enumerate(cond) if c]
+    recipe = from_wire("generate", params).recipe(seed, str(params.get("model")), "f" * 64, locked)
     events.append({"kind": "finished", "result": {"frames": frames, "durations_ms": [100] * n, "recipe": recipe,
                                                    "out": None, "size": [32, 32]}})
     return events
@@ -73,9 +76,9 @@ class FakeEngine(QObject):
         super().__init__()
         self.name, self.hold = name, set(hold)
         self.state, self.running = "ready", True
-        self.submitted: list[Job] = []
-        self.cancelled: list[Job] = []
-        self.jobs: dict[str, Job] = {}
+        self.submitted: list[JobHandle] = []
+        self.cancelled: list[JobHandle] = []
+        self.jobs: dict[str, JobHandle] = {}
         self._ids = itertools.count(1)
         self.scripts: dict[str, Callable[[dict], list[dict]]] = {
             "generate": generate_events,
@@ -94,11 +97,12 @@ class FakeEngine(QObject):
     def busy(self) -> bool:
         return any(not j.ended for j in self.jobs.values())
 
-    def last(self, op: str) -> Job:
+    def last(self, op: str) -> JobHandle:
         return [j for j in self.submitted if j.op == op][-1]
 
-    def submit(self, op: str, params: dict[str, Any] | None = None) -> Job:
-        job = Job(f"f{next(self._ids)}", op, dict(params or {}), self)
+    def submit(self, request: Request | str, params: dict[str, Any] | None = None) -> JobHandle:
+        job = JobHandle(make_job(f"f{next(self._ids)}", request, params), self)
+        op = job.op
         self.submitted.append(job)
         self.jobs[job.id] = job
         job.done.connect(lambda j=job: self.jobs.pop(j.id, None))
@@ -107,21 +111,21 @@ class FakeEngine(QObject):
             self._replay(job, self.scripts[op](job.params))
         return job
 
-    def _replay(self, job: Job, events: list[dict]) -> None:
+    def _replay(self, job: JobHandle, events: list[dict]) -> None:
         for i, ev in enumerate(events):
             QTimer.singleShot(1 + i, lambda ev=ev: job.dispatch(ev))
 
-    def push(self, job: Job, *events: dict) -> None:
+    def push(self, job: JobHandle, *events: dict) -> None:
         for ev in events:
             job.dispatch(ev)
 
-    def finish(self, job: Job, result: dict | None = None) -> None:
+    def finish(self, job: JobHandle, result: dict | None = None) -> None:
         job.dispatch({"kind": "finished", "result": result or {}})
 
-    def fail(self, job: Job, error_type: str, message: str) -> None:
+    def fail(self, job: JobHandle, error_type: str, message: str) -> None:
         job.dispatch({"kind": "failed", "error_type": error_type, "message": message})
 
-    def cancel(self, job: Job) -> None:
+    def cancel(self, job: JobHandle) -> None:
         self.cancelled.append(job)
         if job.op == "train":  # the engine stops cooperatively and reports where it got to
             QTimer.singleShot(1, lambda: self.finish(job, {"run_dir": job.params.get("out"), "stopped": True}))

@@ -200,6 +200,36 @@ def test_regenerate_failure_changes_nothing(qtbot, state, fake):
     assert tl.frames == before and not tl.busy
 
 
+def test_recipe_carries_every_field_into_remake_redraw_and_create(qtbot, state, fake, tmp_path):
+    """A sticker's recipe is its request: Remake sends it again (same seed, given frames from the sticker
+    itself), a partial redraw keeps every setting but the seed, and Create's form takes it over whole."""
+    from fake_engine import write_png
+
+    state.create.extra = {"guidance_image": 2.5, "strength": 0.6, "scheduler": "ddim", "duration_ms": 80}
+    state.create.set_value("start_image", write_png(tmp_path / "start.png", (200, 0, 0)))
+    sticker = generate(qtbot, state)
+    first = fake.last("generate").params
+    assert sticker.recipe["locked"] == [0] and "cond_frames" not in sticker.recipe
+    tl = state.timeline
+    with qtbot.waitSignal(tl.busy_changed, timeout=2000, check_params_cb=lambda b: not b):
+        tl.regenerate()
+    again = fake.last("generate").params
+    same = ("prompt", "model", "frames", "size", "steps", "seed", "guidance_text", "guidance_image", "strength",
+            "scheduler", "duration_ms")
+    assert {k: again[k] for k in same} == {k: first[k] for k in same}
+    assert again["cond_frames"] == [sticker.frames[0].path] + [None] * 7 and again["model_sha256"] == "f" * 64
+    tl.toggle_lock([0, 3])
+    with qtbot.waitSignal(tl.busy_changed, timeout=2000, check_params_cb=lambda b: not b):
+        tl.regenerate_unlocked()
+    redraw = fake.last("generate").params
+    assert {k: redraw[k] for k in same if k != "seed"} == {k: first[k] for k in same if k != "seed"}
+    state.create.extra = {}
+    state.create.use_sticker(sticker)
+    req = state.create.request()
+    assert {k: getattr(req, k) for k in same} == {k: first[k] for k in same}
+    assert req.cond_frames[0] == sticker.frames[0].path
+
+
 def test_fake_engine_is_a_drop_in(qtbot):
     """The FakeEngine exposes what the view-models use from EngineClient."""
     from app.jobs import EngineClient

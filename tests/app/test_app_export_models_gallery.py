@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from app.settings import Settings
 from app.state.export import rules_of
 from app.state.models import ModelImportRefused, validate_model_folder
@@ -71,17 +73,34 @@ def test_rules_of_accepts_both_report_shapes():
 def _model(folder: Path, files: dict[str, bytes]) -> Path:
     folder.mkdir(parents=True)
     for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     return folder
 
 
+def _weights() -> bytes:
+    """A real (one-tensor) safetensors file: the engine validates weights by their content."""
+    from safetensors.numpy import save
+
+    return save({"w": np.zeros(4, np.float32)})
+
+
+CARD = json.dumps({"name": "m", "preset": "tiny", "size": 32, "num_frames": 8}).encode()
+
+
+def model_files(**extra: bytes) -> dict[str, bytes]:
+    return {"config.json": CARD, "unet/config.json": b"{}", "unet/diffusion_pytorch_model.safetensors": _weights(),
+            "vae/config.json": b"{}", "vae/diffusion_pytorch_model.safetensors": _weights(), **extra}
+
+
 def test_model_import_validation(tmp_path):
-    good = _model(tmp_path / "good", {"config.json": b'{"name": "m"}', "unet.safetensors": b"x"})
+    good = _model(tmp_path / "good", model_files())
     assert validate_model_folder(good) > 0
     cases = {
-        "pickle": ({"config.json": b"{}", "model.bin": b"x", "a.safetensors": b"x"}, "pickle"),
-        "noweights": ({"config.json": b"{}"}, "No .safetensors"),
-        "noconfig": ({"a.safetensors": b"x"}, "config.json"),
+        "pickle": (model_files(**{"model.bin": b"x"}), "pickle"),
+        "fake-weights": (model_files(**{"unet/diffusion_pytorch_model.safetensors": b"x"}), "safetensors"),
+        "noweights": ({"config.json": CARD}, "unet"),
+        "noconfig": ({k: v for k, v in model_files().items() if k != "config.json"}, "config.json"),
     }
     for name, (files, why) in cases.items():
         folder = _model(tmp_path / name, files)
@@ -97,10 +116,10 @@ def test_models_list_rename_delete_import(qtbot, state, dirs, tmp_path):
     with qtbot.waitSignal(mv.models_changed, timeout=2000):
         mv.refresh()
     assert fake_dirs(state) == [str(dirs.models), str(dirs.runs)]
-    src = _model(tmp_path / "My Model", {"config.json": b'{"name": "mine"}', "w.safetensors": b"x"})
+    src = _model(tmp_path / "My Model", model_files())
     assert mv.import_folder(str(src))
     target = dirs.models / "my-model"
-    assert (target / "w.safetensors").exists()
+    assert (target / "unet" / "diffusion_pytorch_model.safetensors").exists()
     mv.rename(str(target), "Cats v2")
     target = dirs.models / "Cats v2"  # the engine names models after their folder
     assert json.loads((target / "config.json").read_text())["name"] == "Cats v2"
@@ -109,7 +128,7 @@ def test_models_list_rename_delete_import(qtbot, state, dirs, tmp_path):
     assert "Shipped models" in msg.args[1]
     mv.delete(str(target))
     assert not target.exists()
-    bad = _model(tmp_path / "bad", {"config.json": b"{}", "model.ckpt": b"x"})
+    bad = _model(tmp_path / "bad", model_files(**{"model.ckpt": b"x"}))
     with qtbot.waitSignal(state.message) as msg:
         assert not mv.import_folder(str(bad))
     assert msg.args[0] == "error" and "safetensors" in msg.args[1]
@@ -128,6 +147,11 @@ def test_gallery_reopens_into_timeline_and_deletes(qtbot, state):
     with qtbot.waitSignal(state.page_requested) as page:
         gv.open()
     assert page.args == ["timeline"] and state.timeline.sticker.id == first.id
+    state.create.set_value("prompt", "something else")
+    with qtbot.waitSignal(state.page_requested) as page:
+        gv.reuse()  # the recipe back into the Create form
+    assert page.args == ["create"] and state.create.prompt == first.prompt
+    assert state.create.seed == first.recipe["seed"]
     gv.delete(first.id)
     assert [s.id for s in gv.entries] != [first.id] and len(gv.entries) == 1 and gv.current is None
 

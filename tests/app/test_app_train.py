@@ -133,7 +133,9 @@ def test_resume_offer_on_reopen_and_dismiss(qtbot, state, dirs, fake_trainer):
     state.train.scan_unfinished()
     assert [(o["name"], o["step"], o["steps"]) for o in state.train.offers] == [("20250101-1200-cats", 150, 300)]
     state.train.resume(str(keep))
-    assert fake_trainer.last("train").params == {"data": "x", "out": str(keep), "steps": 300, "resume": True}
+    params = fake_trainer.last("train").params  # the whole TrainRequest: the run's settings, resume on
+    assert {k: params[k] for k in ("data", "out", "steps", "resume")} == {"data": "x", "out": str(keep),
+                                                                          "steps": 300, "resume": True}
     assert state.train.offers == []
     state.train.dismiss_offer(str(keep))
     fresh = TrainViewModel(state.engine, fake_trainer, dirs, state.settings)

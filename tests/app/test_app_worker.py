@@ -137,7 +137,7 @@ def test_stray_prints_never_reach_the_protocol(tmp_path):
     """A backend that prints to stdout (a library warning, a C-level write) must not corrupt the stream."""
     mod = tmp_path / "chatty_backend.py"
     mod.write_text("import os\nfrom fake_backend import *\n"
-                   "def device_info():\n    print('hello from a library')\n    os.write(1, b'raw C write\\n')\n"
+                   "def device(req, on_event, should_stop):\n    print('hello from a library')\n    os.write(1, b'raw C write\\n')\n"
                    "    return {'device': 'cpu'}\n")
     w = Wire(extra_env={"RDTF_WORKER_BACKEND": "chatty_backend",
                         "PYTHONPATH": os.pathsep.join([str(tmp_path), fake_worker_env()["PYTHONPATH"]])})
@@ -209,16 +209,23 @@ def test_client_reports_a_worker_that_cannot_start(qtbot, tmp_path):
     c.stop_now()
 
 
-def test_real_backend_list_models_with_or_without_dirs(monkeypatch):
-    import types
+def test_engine_backend_lists_the_models_in_the_apps_folders(tmp_path):
+    """The app's model folders reach the engine (they used to be dropped): a model in one is listed, with the
+    weights hash a recipe names it by; the same weights under another name hash the same."""
+    from rdtf_engine.core.events import null_event
+    from rdtf_engine.core.requests import ModelsRequest
+    from rdtf_engine.jobs.backend import EngineBackend
 
-    from rdtf_engine.worker import RealBackend
-
-    api = types.SimpleNamespace(list_models=lambda: [{"name": "x"}])
-    monkeypatch.setattr(RealBackend, "_api", lambda self: api)
-    assert RealBackend().list_models(["/d"]) == [{"name": "x"}]  # an engine that finds its folders itself
-    api.list_models = lambda dirs: dirs
-    assert RealBackend().list_models(["/d"]) == ["/d"]
+    for name in ("cats", "cats-copy"):
+        folder = tmp_path / "models" / name
+        (folder / "unet").mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"name": name, "preset": "tiny", "size": 32}))
+        (folder / "unet" / "config.json").write_text("{}")
+        (folder / "unet" / "w.safetensors").write_bytes(b"weights")
+    models = EngineBackend().models(ModelsRequest(dirs=[str(tmp_path / "models")]), null_event, lambda: False)
+    mine = {m["name"]: m for m in models if not m.get("builtin")}
+    assert set(mine) >= {"cats", "cats-copy"}
+    assert mine["cats"]["sha256"] == mine["cats-copy"]["sha256"] and len(mine["cats"]["sha256"]) == 64
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs fork")

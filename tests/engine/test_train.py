@@ -11,7 +11,7 @@ import torch
 from rdtf_engine.core.errors import CheckpointError, InputError, ModelError, UnsafeInputError
 from rdtf_engine.core.events import Metrics
 from rdtf_engine.core.requests import TrainRequest
-from rdtf_engine.diffusion.pipeline import StickerPipeline
+from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
 from rdtf_engine.jobs.api import GenerateRequest, generate
 from rdtf_engine.model.store import load_model_folder, validate_model_folder
 from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint
@@ -47,15 +47,15 @@ def test_model_folder_is_complete_and_safetensors_only(tiny_run):
 def test_save_load_gives_identical_outputs(tiny_run):
     out, _, _ = tiny_run
     pipe_a = StickerPipeline.from_pretrained(out / "model", "cpu")
-    a = pipe_a("a red circle bouncing", num_frames=8, size=32, steps=4, seed=7)
+    a = pipe_a(SampleParams("a red circle bouncing", frames=8, size=32, steps=4, seed=7))
     unet, vae, card = load_model_folder(out / "model")
     from rdtf_engine.model.text import get_text_encoder
 
     pipe_b = StickerPipeline(unet, vae, card, get_text_encoder(card.text, "cpu"), torch.device("cpu"))
-    b = pipe_b("a red circle bouncing", num_frames=8, size=32, steps=4, seed=7)
+    b = pipe_b(SampleParams("a red circle bouncing", frames=8, size=32, steps=4, seed=7))
     assert a.shape == (8, 32, 32, 4) and a.dtype == np.uint8
     assert np.array_equal(a, b)
-    c = pipe_a("a red circle bouncing", num_frames=8, size=32, steps=4, seed=8)
+    c = pipe_a(SampleParams("a red circle bouncing", frames=8, size=32, steps=4, seed=8))
     assert not np.array_equal(a, c)
 
 
@@ -86,12 +86,12 @@ def test_strength_runs_the_last_steps_from_the_given_frames(tiny_run):
     lock = np.zeros((32, 32, 4), np.uint8)
     lock[8:24, 8:24] = (200, 30, 10, 255)
     calls: list = []
-    half = pipe("a red square bouncing", 4, 32, steps=4, seed=3, cond_frames=[lock, None, None, None],
-                strength=0.5, callback=lambda i, n: calls.append((i, n)))
-    full = pipe("a red square bouncing", 4, 32, steps=4, seed=3, cond_frames=[lock, None, None, None])
+    half = pipe(SampleParams("a red square bouncing", 4, 32, steps=4, seed=3, cond_frames=[lock, None, None, None],
+                             strength=0.5), callback=lambda i, n: calls.append((i, n)))
+    full = pipe(SampleParams("a red square bouncing", 4, 32, steps=4, seed=3, cond_frames=[lock, None, None, None]))
     assert calls == [(0, 2), (1, 2), (2, 2)] and np.array_equal(half[0], lock) and not np.array_equal(half, full)
-    assert np.array_equal(pipe("a red square bouncing", 4, 32, steps=3, seed=3, strength=0.3),
-                          pipe("a red square bouncing", 4, 32, steps=3, seed=3))
+    assert np.array_equal(pipe(SampleParams("a red square bouncing", 4, 32, steps=3, seed=3, strength=0.3)),
+                          pipe(SampleParams("a red square bouncing", 4, 32, steps=3, seed=3)))
     for bad in (0.0, 1.5):
         with pytest.raises(InputError, match="strength"):
             GenerateRequest(prompt="x", strength=bad).validate()
@@ -196,13 +196,13 @@ def test_other_sizes_are_generated_at_the_native_size_and_resampled(tiny_run):
     from rdtf_engine.formats.timing import fit_canvas
 
     pipe = StickerPipeline.from_pretrained(tiny_run[0] / "model", "cpu")
-    native = pipe("a blue star spinning", 4, 32, steps=3, seed=5)
-    big = pipe("a blue star spinning", 4, 64, steps=3, seed=5)
+    native = pipe(SampleParams("a blue star spinning", 4, 32, steps=3, seed=5))
+    big = pipe(SampleParams("a blue star spinning", 4, 64, steps=3, seed=5))
     assert big.shape == (4, 64, 64, 4)
     assert np.array_equal(big, fit_canvas(native, 64, 64))
     lock = np.zeros((64, 64, 4), np.uint8)
     lock[8:40, 8:40] = (10, 200, 30, 255)
-    res = pipe("a blue star spinning", 4, 64, steps=2, seed=5, cond_frames=[lock, None, None, None])
+    res = pipe(SampleParams("a blue star spinning", 4, 64, steps=2, seed=5, cond_frames=[lock, None, None, None]))
     assert res.shape == (4, 64, 64, 4) and np.array_equal(res[0], lock)
 
 
