@@ -25,6 +25,11 @@ def cmd_generate(args, rep: Reporter) -> int:
 
     if args.keep and not args.from_clip:
         raise InputError("--keep needs --from CLIP (the clip whose frames are kept)")
+    req = GenerateRequest(prompt=args.prompt, model=args.model, frames=args.frames, size=args.size,
+                          steps=args.steps, seed=args.seed, guidance_text=args.guidance,
+                          guidance_image=args.image_guidance, strength=args.strength, scheduler=args.scheduler,
+                          duration_ms=args.duration, init_image=args.init, out=args.out, device=args.device)
+    req.validate()  # every value checked before any file is decoded or a model loaded
     cond: list[Any] = []
     tmp = None
     if args.from_clip:
@@ -48,11 +53,7 @@ def cmd_generate(args, rep: Reporter) -> int:
             cond[k] = str(p)
     if args.init:
         load_frame(args.init, args.size)  # fail early with a clear message
-    req = GenerateRequest(prompt=args.prompt, model=args.model, frames=args.frames, size=args.size,
-                          steps=args.steps, seed=args.seed, guidance_text=args.guidance,
-                          guidance_image=args.image_guidance, strength=args.strength, scheduler=args.scheduler,
-                          duration_ms=args.duration, init_image=args.init, cond_frames=cond, out=args.out,
-                          device=args.device)
+    req.cond_frames = cond
     try:
         res = generate(req, rep, rep.should_stop)
     finally:
