@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rdtf_engine.core.errors import StorageError
+from rdtf_engine.core.locks import pid_alive
 
 
 def _current_umask() -> int:
@@ -33,11 +34,45 @@ def _storage_error(path: Path, exc: OSError) -> StorageError:
     return StorageError(f"cannot write {path}: {exc.strerror or exc}")
 
 
+def _temp_prefix(target: Path) -> str:
+    # the writer's PID in the temp name lets a later writer tell a killed writer's debris from a live one's
+    return f".{target.name}.{os.getpid()}-"
+
+
+def clean_stale_siblings(target: Path) -> list[str]:
+    """Remove temp siblings of ``target`` (``.NAME.PID-xxxx.tmp``) whose writer process is dead: what a kill -9
+    or a power cut mid-write leaves behind. A live writer's temp is never touched."""
+    removed = []
+    head = f".{target.name}."
+    try:
+        entries = list(target.parent.iterdir()) if target.parent.is_dir() else []
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        rest = name[len(head):] if name.startswith(head) else ""
+        if rest.startswith("old-"):  # replace_dir's previous folder, kept only until the swap finished
+            pid = rest[4:]
+        elif rest.endswith(".tmp"):
+            pid = rest.split("-", 1)[0]
+        else:
+            continue
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            _unlink_quietly(str(entry))
+        removed.append(name)
+    return removed
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        clean_stale_siblings(target)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise _storage_error(target, exc) from None
     try:
@@ -101,7 +136,8 @@ def write_dir_atomic(folder: str | os.PathLike[str], files: Iterable[tuple[str, 
         raise StorageError(f"cannot write {target}: it exists and holds other files; pick a new or empty folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        clean_stale_siblings(target)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
     except OSError as exc:
         raise _storage_error(target, exc) from None
     try:

@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rdtf_engine.core.errors import Cancelled, RdtfError, StorageError
+from rdtf_engine.core.errors import Cancelled, StorageError
 from rdtf_engine.core.locks import LOCK_NAME, FolderLock
+from rdtf_engine.training.checkpoint import is_storage_failure
 
 # Temp names the engine's atomic writers use inside a run folder (checkpoint.py, model/store.py,
 # training/autoencoder.py, data/latent_cache.py, core/atomic.py).
@@ -51,13 +52,14 @@ def clean_stale_temps(run_dir: Path) -> list[str]:
     return removed
 
 
-def storage_error(run_dir: Path, exc: OSError) -> StorageError:
-    if exc.errno == errno.ENOSPC:
+def storage_error(run_dir: Path, exc: BaseException) -> StorageError:
+    text = str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "os error 28" in text:
         why = "the disk is full"
-    elif isinstance(exc, PermissionError):
+    elif isinstance(exc, PermissionError) or "os error 13" in text:
         why = "permission denied"
     else:
-        why = exc.strerror or str(exc)
+        why = getattr(exc, "strerror", None) or text
     return StorageError(f"cannot write the run folder {run_dir}: {why}; the last complete checkpoint is kept")
 
 
@@ -103,7 +105,7 @@ def run_folder(run_dir: Path, on_clean=None, main_process: bool = True) -> Itera
         except BaseException as exc:
             if not isinstance(exc, Cancelled) and not _has_results(run_dir):
                 _remove_new_entries(run_dir, before, created)
-            if isinstance(exc, OSError) and not isinstance(exc, RdtfError):
+            if is_storage_failure(exc):
                 raise storage_error(run_dir, exc) from None
             raise
     finally:
