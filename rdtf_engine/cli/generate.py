@@ -41,6 +41,9 @@ def cmd_generate(args, rep: Reporter) -> int:
         clip = load_clip(args.from_clip)
         if clip.num_frames != args.frames:
             clip = resample_clip(clip, args.frames)
+        frames = clip.frames
+        if len(frames) != args.frames:  # resample_clip only drops frames: a shorter clip is stretched by repeats
+            frames = frames[[k * len(frames) // args.frames for k in range(args.frames)]]
         keep = args.keep if args.keep else list(range(args.frames))
         bad = [k for k in keep if not 0 <= k < args.frames]
         if bad:
@@ -49,7 +52,7 @@ def cmd_generate(args, rep: Reporter) -> int:
         cond = [None] * args.frames
         for k in keep:
             p = Path(tmp.name) / f"{k:03d}.png"
-            Image.fromarray(clip.frames[k], "RGBA").save(p)
+            Image.fromarray(frames[k], "RGBA").save(p)
             cond[k] = str(p)
     if args.init:
         load_frame(args.init, args.size)  # fail early with a clear message

@@ -83,8 +83,8 @@ def test_cli_train_on_a_folder_in_use_is_one_error_line(held_folder, capsys):
     rc = main(["train", "--data", "builtin:shapes", "--out", str(folder), "--steps", "2", "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
-    assert err == [f"error: run folder {folder} is in use by PID {proc.pid} (another training run or app window); "
-                   "wait for it to finish or pick another folder"]
+    assert err == [(f"error: run folder {folder} is in use by PID {proc.pid} (another training run or app window); "
+                   "wait for it to finish or pick another folder")]
 
 
 def test_failed_start_leaves_no_run_folder(tmp_path):

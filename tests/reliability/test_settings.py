@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))  # FakeEngine, as the app tests use it
 
-from app.settings import DEFAULTS, Settings  # noqa: E402
-from app.state.runs import format_duration  # noqa: E402
+from app.settings import DEFAULTS, Settings
+from app.state.runs import format_duration
 
 BAD_NUMBERS = ["nan", "-nan", "inf", "-inf", "1e-310", "1e308", "9" * 400, "0x10", "", "[]", "@Invalid()", "true"]
 
