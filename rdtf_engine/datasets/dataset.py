@@ -205,14 +205,21 @@ def load_dataset(
 ) -> list[Clip]:
     """Clips at size x size for training: from an imported dataset folder, or a raw folder/zip imported in
     memory. Unreadable clips are skipped (reported through ``on_event``); no readable clip is an error."""
-    emit = on_event or (lambda _e: None)
+    reasons: list[str] = []  # why clips were skipped: the error names the first one (e.g. a bad manifest field)
+
+    def emit(event) -> None:
+        if isinstance(event, Log) and event.level == "warning":
+            reasons.append(event.message)
+        if on_event is not None:
+            on_event(event)
+
     root = Path(path)
     if not root.exists():
         raise InputError(f"no such dataset, folder or zip: {root}")
     clips = _load_imported(root, size, caps, emit) if is_dataset(root) else _load_raw(root, size, max_frames,
                                                                                       caps, emit)
     if not clips:
-        raise InputError(f"{root} has no readable sticker clips")
+        raise InputError(f"{root} has no readable sticker clips" + (f" ({reasons[0]})" if reasons else ""))
     return clips
 
 
