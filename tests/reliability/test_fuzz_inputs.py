@@ -138,8 +138,8 @@ def test_tampered_manifest_in_train_is_a_one_line_error(dataset, tmp_path, capsy
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
-        f"error: {dataset} has no readable sticker clips (skipped clip 0: manifest clips[0].frames must be a whole "
-        "number 1-1000, got 'abc')"]
+        (f"error: {dataset} has no readable sticker clips (skipped clip 0: manifest clips[0].frames must be a whole "
+        "number 1-1000, got 'abc')")]
     assert not (tmp_path / "run").exists()
 
 
