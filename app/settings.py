@@ -2,8 +2,9 @@
 
 A file Qt cannot parse is moved aside (``settings.ini.corrupt``) and defaults are used; the caller shows
 ``Settings.problem`` to the user. On load every value is validated (type, finite, bounded): a bad key is
-removed so it falls back to its default, the file as it was is kept once as ``settings.ini.bad``, and every
-other preference survives — one bad key must not cost the user the rest, nor crash every start.
+removed so it falls back to its default (silently, with a log line), the file as it was is kept as
+``settings.ini.bad``, and every other preference survives — one bad key must not cost the user the rest, nor
+crash every start.
 """
 
 from __future__ import annotations
@@ -140,8 +141,8 @@ class Settings:
         for key in bad:
             qs.remove(key)
         qs.sync()
-        log.warning("settings %s: reset invalid value(s) of %s", self.path, ", ".join(bad))
-        self.problem = f"Some settings were invalid and were reset to their defaults ({', '.join(bad)}).{kept}"
+        # Silent for the user (one bad value costs only itself); the log says which and where the copy is.
+        log.warning("settings %s: reset invalid value(s) of %s.%s", self.path, ", ".join(bad), kept)
 
     def get(self, key: str) -> Any:
         default = DEFAULTS[key][1]
