@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,8 +33,17 @@ MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
 T = TypeVar("T")
 
 
+_DEVICE = re.compile(r"(cpu|cuda|mps)(:\d{1,3})?")
+
+
 def _check_device(device: Any) -> None:
-    from rdtf_engine.core.device import check_device  # local: torch loads only when a request is validated
+    """The device name's spelling here (no torch import: validating a request must stay instant, e.g. in the
+    worker); whether this machine has a requested GPU is asked of torch only when one is named."""
+    if device == "auto" or device == "cpu":
+        return
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    from rdtf_engine.core.device import check_device  # local: loads torch, and only for a named GPU
 
     check_device(device)
 
