@@ -26,6 +26,7 @@ HINTS = {
     "ExportError": "Try another preset or fewer frames.",
     "DependencyError": "A needed component is missing; reinstall the app.",
     "StorageError": "Free some disk space or pick another folder.",
+    "InUseError": "Wait for the other run to finish, or close the other window.",
     "Cancelled": "",
     "OutOfMemory": "Use fewer frames, a smaller size, or close other programs.",
     "WorkerCrashed": "The engine was restarted; try again.",

@@ -1,18 +1,23 @@
 """Preferences in a QSettings INI file, read through typed accessors that never trust what is on disk.
 
 A file Qt cannot parse is moved aside (``settings.ini.corrupt``) and defaults are used; the caller shows
-``Settings.problem`` to the user. A single value of the wrong type or out of range falls back to its default
-silently, because one bad key should not cost the user every other preference.
+``Settings.problem`` to the user. On load every value is validated (type, finite, bounded): a bad key is
+removed so it falls back to its default (silently, with a log line), the file as it was is kept as
+``settings.ini.bad``, and every other preference survives — one bad key must not cost the user the rest, nor
+crash every start.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 
 from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, MAX_FRAMES
 
@@ -32,6 +37,61 @@ DEFAULTS: dict[str, tuple[type, Any, tuple | None]] = {
     "export/presets": (list, ["telegram"], None),
     "window/page": (int, 0, (0, 5)),
 }
+# Free-form keys (``raw``) and what a sane value looks like.
+SPEED_KEY = re.compile(r"train/speed/[a-z]+/[a-z]+")
+SPEED_BOUNDS = (1e-6, 1e6)  # steps/s; 1e-310 would make a run estimate of "inf" seconds
+MAX_TEXT = 4096
+MAX_ITEMS = 1000
+
+
+class BadValue(ValueError):
+    """A stored value that fails its key's type or bounds."""
+
+
+def coerce(key: str, raw: Any) -> Any:
+    """A stored value → its typed, bounded value for a DEFAULTS key; BadValue otherwise."""
+    typ, _default, bounds = DEFAULTS[key]
+    try:
+        if typ is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no"):
+                raise BadValue(raw)
+            return text in ("true", "1", "yes")
+        if typ is list:
+            items = raw if isinstance(raw, list) else [raw] if raw else []
+            if len(items) > MAX_ITEMS or not all(isinstance(v, str) and len(v) <= MAX_TEXT for v in items):
+                raise BadValue(raw)
+            return [str(v) for v in items]
+        if typ is str:
+            if not isinstance(raw, str) or len(raw) > MAX_TEXT:
+                raise BadValue(raw)
+            return raw
+        value = float(raw) if typ is float else int(str(raw).strip())
+    except (TypeError, ValueError, OverflowError):
+        raise BadValue(raw) from None
+    if typ is float and not math.isfinite(value):
+        raise BadValue(raw)
+    if bounds and not (bounds[0] <= value <= bounds[1]):
+        raise BadValue(raw)
+    return value
+
+
+def raw_ok(key: str, raw: Any) -> bool:
+    """Whether a free-form value is sane: measured speeds finite and bounded, lists of short strings, etc."""
+    if SPEED_KEY.fullmatch(key):
+        try:
+            v = float(raw)
+        except (TypeError, ValueError, OverflowError):
+            return False
+        return math.isfinite(v) and SPEED_BOUNDS[0] <= v <= SPEED_BOUNDS[1]
+    if key == "train/dismissed":
+        items = raw if isinstance(raw, list) else [raw] if raw else []
+        return len(items) <= MAX_ITEMS and all(isinstance(v, str) and len(v) <= MAX_TEXT for v in items)
+    if key == "window/geometry":
+        return isinstance(raw, (QByteArray, bytes)) and len(raw) <= 65536
+    return True  # a key from a newer version: kept for it, never read here
 
 
 class Settings:
@@ -45,6 +105,7 @@ class Settings:
         qs.allKeys()
         qs.sync()  # Qt parses lazily: only sync() reports a damaged file in status()
         if qs.status() == QSettings.Status.NoError:
+            self._drop_bad_values(qs)
             return qs
         del qs
         aside = self.path.with_name(self.path.name + ".corrupt")
@@ -57,21 +118,38 @@ class Settings:
         log.warning("settings file %s unreadable; using defaults", self.path)
         return QSettings(str(self.path), QSettings.Format.IniFormat)
 
-    def get(self, key: str) -> Any:
-        typ, default, bounds = DEFAULTS[key]
-        raw = self._qs.value(key, default)
+    def _drop_bad_values(self, qs: QSettings) -> None:
+        """Remove every stored value that fails validation (so it reads as its default), keeping the file as it
+        was beside it once."""
+        bad = []
+        for key in qs.allKeys():
+            try:
+                raw = qs.value(key)
+                ok = raw_ok(key, raw) if key not in DEFAULTS else coerce(key, raw) is not None
+            except Exception:  # noqa: BLE001 - whatever Qt decodes from a damaged value
+                ok = False
+            if not ok:
+                bad.append(key)
+        if not bad:
+            return
+        backup = self.path.with_name(self.path.name + ".bad")
         try:
-            if typ is bool:
-                value = raw if isinstance(raw, bool) else str(raw).lower() in ("true", "1", "yes")
-            elif typ is list:
-                value = [str(v) for v in (raw if isinstance(raw, list) else [raw] if raw else [])]
-            else:
-                value = typ(raw)
-        except (TypeError, ValueError):
+            shutil.copyfile(self.path, backup)
+            kept = f" The old file was kept as {backup}."
+        except OSError:
+            kept = ""
+        for key in bad:
+            qs.remove(key)
+        qs.sync()
+        # Silent for the user (one bad value costs only itself); the log says which and where the copy is.
+        log.warning("settings %s: reset invalid value(s) of %s.%s", self.path, ", ".join(bad), kept)
+
+    def get(self, key: str) -> Any:
+        default = DEFAULTS[key][1]
+        try:
+            return coerce(key, self._qs.value(key, default))
+        except BadValue:
             return default
-        if bounds and not (bounds[0] <= value <= bounds[1]):
-            return default
-        return value
 
     def set(self, key: str, value: Any) -> None:
         if key not in DEFAULTS:
@@ -79,8 +157,13 @@ class Settings:
         self._qs.setValue(key, value)
 
     def raw(self, key: str, default: Any = None) -> Any:
-        """Free-form values (window geometry, dismissed runs, measured speeds)."""
-        return self._qs.value(key, default)
+        """Free-form values (window geometry, dismissed runs, measured speeds); an insane value reads as
+        ``default`` (a value set during this session is checked here too, not only at load)."""
+        value = self._qs.value(key, default)
+        try:
+            return value if value is default or raw_ok(key, value) else default
+        except Exception:  # noqa: BLE001 - a damaged value must read as the default, whatever it is
+            return default
 
     def set_raw(self, key: str, value: Any) -> None:
         self._qs.setValue(key, value)

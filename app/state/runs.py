@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import time
@@ -43,14 +44,29 @@ def device_kind(device: dict[str, Any]) -> str:
 def estimate_seconds(choice: str, device: dict[str, Any], measured: float | None = None) -> float:
     """Whole-run time: denoiser steps plus autoencoder steps (cheaper, counted at 3× the speed)."""
     p = TRAIN_PRESETS[choice]
+    if measured is not None and not (isinstance(measured, (int, float)) and 1e-6 < measured < 1e6):
+        measured = None  # NaN, 1e-310, inf or junk from a damaged settings file: use the built-in guess
     speed = measured or DEFAULT_SPEED.get((device_kind(device), p["preset"]), 1.0)
     # Bigger images and batches cost proportionally more than the 64 px / batch-4 reference.
     scale = (p["size"] / 64) ** 2 * p["batch_size"] / 4
     return (p["steps"] + p["ae_steps"] / 3) * scale / speed
 
 
-def format_duration(seconds: float) -> str:
-    s = max(0, int(seconds))
+MAX_SHOWN_S = 1000 * 3600  # past this an estimate says nothing useful
+
+
+def format_duration(seconds: Any) -> str:
+    """Seconds → "42 s" / "12 min" / "3.5 h"; total: NaN, infinities, huge values and non-numbers never raise
+    (a corrupt measured speed in the settings must not stop the app from starting)."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError, OverflowError):
+        return "unknown time"
+    if math.isnan(value):
+        return "unknown time"
+    if value >= MAX_SHOWN_S:
+        return "over 1000 h"
+    s = max(0, int(value))
     if s < 90:
         return f"{s} s"
     if s < 5400:

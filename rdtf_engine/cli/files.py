@@ -90,9 +90,11 @@ def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
     recipe: dict = {}
     if args.recipe:
         try:
-            recipe = json.loads(args.recipe)
-        except ValueError as exc:
-            raise InputError(f"--recipe is not JSON: {exc}") from None
+            recipe = json.loads(args.recipe, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"--recipe is not standard JSON: {exc}") from None
+        if not isinstance(recipe, dict):
+            raise InputError(f"--recipe must be a JSON object, got {type(recipe).__name__}")
     req = ExportRequest(input=args.input, preset=args.preset, out=args.out, options=options, recipe=recipe)
     req.validate()
     on_event, should_stop = _callbacks(args, rep)
@@ -109,10 +111,22 @@ def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
     return 0
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # NaN / Infinity: other readers of the recipe reject them
+
+
 def cmd_check(args: argparse.Namespace, rep: Any = None) -> int:
+    """Exit 0 when the file meets the preset, 1 when a rule fails; a file that cannot be read at all is a typed
+    error (exit 2, one line) like every other bad input, not a failed check."""
+    from rdtf_engine.core.errors import FormatError
+
     req = CheckRequest(path=args.file, preset=args.preset)
     req.validate()
     report = EngineBackend().check(req, _stderr_events, lambda: False)
+    unreadable = [r for r in report["rules"] if r["name"] == "readable" and not r["ok"]]
+    if unreadable:
+        detail = str(unreadable[0]["detail"])
+        raise FormatError(f"{args.file}: {detail.split(': ', 1)[-1] if 'Error: ' in detail else detail}")
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))
         return 0 if report["ok"] else 1

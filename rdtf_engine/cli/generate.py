@@ -25,14 +25,13 @@ def cmd_generate(args, rep: Reporter) -> int:
 
     if args.keep and not args.from_clip:
         raise InputError("--keep needs --from CLIP (the clip whose frames are kept)")
+    req = GenerateRequest(prompt=args.prompt, model=args.model, frames=args.frames, size=args.size,
+                          steps=args.steps, seed=args.seed, guidance_text=args.guidance,
+                          guidance_image=args.image_guidance, strength=args.strength, scheduler=args.scheduler,
+                          duration_ms=args.duration, init_image=args.init, out=args.out, device=args.device)
+    req.validate()  # every value checked before any file is decoded or a model loaded
     with tempfile.TemporaryDirectory(prefix="rdtf-keep-") as tmp:
-        cond = _kept_frames(args, Path(tmp)) if args.from_clip else []
-        req = GenerateRequest(prompt=args.prompt, model=args.model, frames=args.frames, size=args.size,
-                              steps=args.steps, seed=args.seed, guidance_text=args.guidance,
-                              guidance_image=args.image_guidance, strength=args.strength, scheduler=args.scheduler,
-                              duration_ms=args.duration, init_image=args.init, cond_frames=cond, out=args.out,
-                              device=args.device)
-        req.validate()
+        req.cond_frames = _kept_frames(args, Path(tmp)) if args.from_clip else []
         if args.init:
             load_frame(args.init, args.size)  # fail early with a clear message
         res = generate(req, rep, rep.should_stop)
@@ -50,6 +49,9 @@ def _kept_frames(args, folder: Path) -> list[Any]:
     clip = load_clip(args.from_clip)
     if clip.num_frames != args.frames:
         clip = resample_clip(clip, args.frames)
+    frames = clip.frames
+    if len(frames) != args.frames:  # resample_clip only drops frames: a shorter clip is stretched by repeats
+        frames = frames[[k * len(frames) // args.frames for k in range(args.frames)]]
     keep = args.keep if args.keep else list(range(args.frames))
     bad = [k for k in keep if not 0 <= k < args.frames]
     if bad:
@@ -57,7 +59,7 @@ def _kept_frames(args, folder: Path) -> list[Any]:
     cond: list[Any] = [None] * args.frames
     for k in keep:
         p = folder / f"{k:03d}.png"
-        Image.fromarray(clip.frames[k], "RGBA").save(p)
+        Image.fromarray(frames[k], "RGBA").save(p)
         cond[k] = str(p)
     return cond
 

@@ -16,7 +16,7 @@ from rdtf_engine.cli.generate import _model_size, add_generate_parser
 from rdtf_engine.cli.models import add_model_parsers
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.cli.train import add_train_parsers
-from rdtf_engine.core.errors import Cancelled, RdtfError
+from rdtf_engine.core.errors import Cancelled, LimitError, RdtfError, StorageError
 from rdtf_engine.core.events import Failed
 
 
@@ -52,14 +52,23 @@ def main(argv: list[str] | None = None) -> int:
         rep(Failed("Cancelled", str(exc)))
         return exc.exit_code
     except RdtfError as exc:
-        if rep.mode == "jsonl":
-            rep(Failed(type(exc).__name__, str(exc)))
-        else:
-            print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _report(rep, exc)
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the environment, not a bug: a full disk, a vanished folder, no permission
+        return _report(rep, StorageError(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")))
+    except (MemoryError, RecursionError) as exc:
+        return _report(rep, LimitError("the input needs more memory than is available"
+                                       if isinstance(exc, MemoryError) else "the input is nested too deeply"))
+
+
+def _report(rep: Reporter, exc: RdtfError) -> int:
+    if rep.mode == "jsonl":
+        rep(Failed(type(exc).__name__, str(exc)))
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -7,17 +7,33 @@ import torch
 from rdtf_engine.core.errors import InputError
 
 
+def check_device(device: str) -> torch.device:
+    """A device name the user gave ("auto", "cpu", "cuda", "cuda:1", "mps") → the torch device, or InputError when
+    the name is unknown or this machine does not have it (checked before any work starts)."""
+    if not isinstance(device, str) or not device.strip():
+        raise InputError("device must be auto, cpu, cuda, cuda:N or mps")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("CUDA was requested but this PyTorch has no CUDA device (see README: GPU install)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError("device 'mps' was requested but Apple's Metal backend is not available here")
+    elif dev.type != "cpu":
+        raise InputError(f"unsupported device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    return dev
+
+
 def resolve_device(device: str, mixed_precision: str) -> tuple[torch.device, str]:
     """"auto" → CUDA if available else CPU; mixed precision "auto" → bf16 on CUDA, fp32 ("no") on CPU."""
-    if device == "auto":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            dev = torch.device(device)
-        except RuntimeError as exc:
-            raise InputError(f"unknown device {device!r}") from exc
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise InputError("CUDA was requested but this PyTorch has no CUDA device (see README: GPU install)")
+    dev = check_device(device)
     mp = mixed_precision
     if mp == "auto":
         mp = "bf16" if dev.type == "cuda" else "no"

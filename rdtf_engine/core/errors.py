@@ -53,6 +53,10 @@ class StorageError(RdtfError):
     """Writing failed (disk full, permission denied); nothing half-written was left behind."""
 
 
+class InUseError(RdtfError):
+    """A folder another live process is writing (a run folder locked by another trainer or app window)."""
+
+
 class Cancelled(RdtfError):
     """The job was stopped by the user (``should_stop`` returned True)."""
 

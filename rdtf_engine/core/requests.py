@@ -11,6 +11,7 @@ the engine: the CLI's parse or the worker's receive. Everything below passes the
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,7 +30,27 @@ DEFAULT_GUIDANCE_IMAGE = 5.0
 # With frames given, the share of the sampling steps run from the given frames' noised prior (img2img strength).
 DEFAULT_STRENGTH = 1.0
 
+# The text encoder reads the first 32 tokens (about 25 words); a longer prompt is cut, and one over this many
+# characters is refused before any work, so a pasted essay fails in a second, not after sampling.
+MAX_PROMPT_CHARS = 1000
+MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
+
 T = TypeVar("T")
+
+
+_DEVICE = re.compile(r"(cpu|cuda|mps)(:\d{1,3})?")
+
+
+def _check_device(device: Any) -> None:
+    """The device name's spelling here (no torch import: validating a request must stay instant, e.g. in the
+    worker); whether this machine has a requested GPU is asked of torch only when one is named."""
+    if device == "auto" or device == "cpu":
+        return
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    from rdtf_engine.core.device import check_device  # local: loads torch, and only for a named GPU
+
+    check_device(device)
 
 
 def check_strength(strength: float) -> None:
@@ -40,12 +61,40 @@ def check_strength(strength: float) -> None:
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     if not isinstance(data, dict):
-        raise InputError(f"{cls.__name__} parameters must be a JSON object")
+        raise InputError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    try:
-        return cls(**{k: v for k, v in data.items() if k in names})
-    except TypeError as exc:  # a required field is missing
-        raise InputError(f"{cls.__name__}: {exc}") from None
+    missing = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+               if f.name not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise InputError(f"{cls.__name__} is missing {', '.join(missing)}")
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_KINDS = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None), "list": list, "dict": dict}
+
+
+def check_field_types(obj: Any) -> None:
+    """Every field of a request dataclass has the JSON type its annotation names (ints within 64 bits, floats
+    finite), else InputError naming the field: values from a request file or the app are never trusted."""
+    import math
+
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        kinds = {_KINDS.get(part.strip().split("[")[0], object) for part in str(f.type).split("|")}
+        if object in kinds:
+            continue
+        ok = any(isinstance(value, k) and not (k is int and isinstance(value, bool) and bool not in kinds)
+                 for k in kinds)
+        if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            ok = True  # JSON has one number type: 2 is a fine learning rate of 2.0
+        if not ok:
+            want = " or ".join(sorted(k.__name__ for k in kinds)).replace("NoneType", "null")
+            raise InputError(f"{f.name} must be {want}, got {type(value).__name__}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
+            raise InputError(f"{f.name} is out of range: {value}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{f.name} must be a finite number, got {value}")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -88,8 +137,16 @@ class GenerateRequest:
     model_sha256: str | None = None
 
     def validate(self) -> None:
+        check_field_types(self)
         if not isinstance(self.prompt, str):
             raise InputError("prompt must be text")
+        if not all(p is None or isinstance(p, str) for p in self.cond_frames):
+            raise InputError("cond_frames must be a list of file paths or nulls")
+        if len(self.prompt) > MAX_PROMPT_CHARS:
+            raise InputError(f"prompt is {len(self.prompt):,} characters; at most {MAX_PROMPT_CHARS:,} "
+                             "(the model reads only its first 32 tokens, about 25 words)")
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+            raise InputError(f"seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}")
         if not (1 <= int(self.frames) <= MAX_FRAMES):
             raise InputError(f"frames must be between 1 and {MAX_FRAMES}, got {self.frames}")
         if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:
@@ -105,6 +162,7 @@ class GenerateRequest:
             raise InputError(f"duration_ms must be between 8 and 10000, got {self.duration_ms}")
         if self.cond_frames and len(self.cond_frames) != int(self.frames):
             raise InputError(f"cond_frames has {len(self.cond_frames)} slots but frames is {self.frames}")
+        _check_device(self.device)
 
     def recipe(self, seed: int, model: str, model_sha256: str | None, locked: list[int]) -> dict[str, Any]:
         """What a written sticker carries: this request's settings with the seed resolved and the model named
@@ -167,6 +225,7 @@ class TrainRequest:
             reference_mode,
         )
 
+        check_field_types(self)
         if self.preset not in PRESETS:
             raise InputError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.curriculum not in ("none", "linear", "adaptive"):
@@ -182,8 +241,17 @@ class TrainRequest:
             raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
         if not (2 <= int(self.num_frames) <= 16):
             raise InputError(f"num_frames must be between 2 and 16, got {self.num_frames}")
-        if not (float(self.lr) > 0):
-            raise InputError("lr must be positive")
+        if not (0 < float(self.lr) <= 1):
+            raise InputError(f"lr must be above 0 and at most 1, got {self.lr}")
+        if int(self.checkpoint_every) < 1:
+            raise InputError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
+        if int(self.ae_steps) < (0 if (self.autoencoder or self.init_from) else 1):
+            raise InputError(f"ae_steps must be at least 1 (0 only with autoencoder or init_from), got {self.ae_steps}")
+        if int(self.sample_every) < 0 or int(self.max_clips) < 0 or not (0 <= float(self.max_minutes) < 1e7):
+            raise InputError("sample_every, max_clips and max_minutes must not be negative")
+        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+            raise InputError(f"seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}")
+        _check_device(self.device)
 
 
 @dataclass

@@ -16,8 +16,17 @@ from rdtf_engine.formats.limits import Caps, Deadline, check_canvas
 from rdtf_engine.formats.timing import normalise_durations, resample_clip
 
 
+class EnoughFrames(BaseException):
+    """Raised by ``FrameCollector.add`` once ``stop_after`` frames are held: ends a decoder's loop early.
+
+    A BaseException so that decoders' ``except Exception`` clean-up paths cannot mistake it for a broken file;
+    ``decode_bytes`` catches it and builds the clip from the frames so far."""
+
+
 class FrameCollector:
-    def __init__(self, caps: Caps, deadline: Deadline, budget: int | None = None, what: str = "file") -> None:
+    def __init__(self, caps: Caps, deadline: Deadline, budget: int | None = None, what: str = "file",
+                 stop_after: int | None = None) -> None:
+        self.stop_after = stop_after  # e.g. 1: a start image needs only the first frame, not a 1 GB decode
         self.caps = caps
         self.deadline = deadline
         self.budget = budget
@@ -51,6 +60,8 @@ class FrameCollector:
         self.durations.append(normalise_durations([raw])[0])
         if self.budget and len(self.frames) >= 2 * self.budget + 2:
             self._halve()
+        if self.stop_after is not None and len(self.frames) >= self.stop_after:
+            raise EnoughFrames
 
     def _halve(self) -> None:
         keep = self.frames[0::2]

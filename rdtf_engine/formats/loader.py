@@ -17,7 +17,7 @@ import numpy as np
 from rdtf_engine.core.clip import Clip
 from rdtf_engine.core.errors import FormatError, InputError, LimitError, RdtfError
 from rdtf_engine.formats.captions import caption_for, emoji_from_exif
-from rdtf_engine.formats.frame_collector import FrameCollector
+from rdtf_engine.formats.frame_collector import EnoughFrames, FrameCollector
 from rdtf_engine.formats.limits import DEFAULT_CAPS, Caps, Deadline, read_file_capped
 from rdtf_engine.formats.lottie_decoder import decode_lottie
 from rdtf_engine.formats.raster_decoder import decode_raster
@@ -32,8 +32,10 @@ def load_clip(
     name_hint: str = "",
     caps: Caps = DEFAULT_CAPS,
     captions: dict[str, str] | None = None,
+    first_frames: int | None = None,
 ) -> Clip:
     """Decode one sticker. ``max_frames`` resamples long clips to that budget (None keeps every frame);
+    ``first_frames=N`` stops decoding after the first N frames (a start image needs one, not the whole file);
     the caption comes from ``captions`` (a parsed captions.csv), else ``name_hint`` or the file name."""
     if max_frames is not None and int(max_frames) < 1:
         raise InputError(f"max_frames must be at least 1, got {max_frames}")
@@ -41,14 +43,16 @@ def load_clip(
         data = bytes(source)
         if len(data) > caps.max_file_bytes:
             raise LimitError(f"the data is {len(data):,} bytes; the cap is {caps.max_file_bytes:,}")
-        return decode_bytes(data, name_hint or "sticker", caps=caps, max_frames=max_frames, captions=captions)
+        return decode_bytes(data, name_hint or "sticker", caps=caps, max_frames=max_frames, captions=captions,
+                            first_frames=first_frames)
     path = Path(source)
     if path.is_dir():
-        clip = load_frames_folder(path, caps=caps)
+        clip = load_frames_folder(path, caps=caps, first_frames=first_frames)
         clip.caption = caption_for(name_hint or path.name, "", captions)
         return resample_clip(clip, max_frames) if max_frames else clip
     data = read_file_capped(path, caps)
-    return decode_bytes(data, name_hint or path.name, caps=caps, max_frames=max_frames, captions=captions)
+    return decode_bytes(data, name_hint or path.name, caps=caps, max_frames=max_frames, captions=captions,
+                        first_frames=first_frames)
 
 
 def decode_bytes(
@@ -59,21 +63,38 @@ def decode_bytes(
     max_frames: int | None = None,
     captions: dict[str, str] | None = None,
     metadata_emoji: str = "",
+    first_frames: int | None = None,
 ) -> Clip:
     deadline = Deadline(caps.time_budget_s, name or "file")
     fmt = detect_format(data)
     if fmt == "zip":
         raise FormatError(f"{name} is a zip archive, not a single sticker; import it as a pack")
-    collector = FrameCollector(caps, deadline, max_frames, name or "file")
-    labels: dict = {"source": name}
+    if first_frames is not None and int(first_frames) < 1:
+        raise InputError(f"first_frames must be at least 1, got {first_frames}")
+    collector = FrameCollector(caps, deadline, max_frames, name or "file", stop_after=first_frames)
+    labels: dict = {"source": name, "format": fmt}
+    if metadata_emoji:
+        labels["emoji"] = metadata_emoji
+    try:
+        _decode_into(data, fmt, collector, labels)
+    except EnoughFrames:
+        pass  # the first ``first_frames`` frames are all the caller asked for
+    return collector.clip(caption_for(name, labels.get("emoji", ""), captions), labels)
+
+
+def _decode_into(data: bytes, fmt: str, collector: FrameCollector, labels: dict) -> None:
+    """Run the format's decoder into ``collector``, filling ``labels`` (format, loop, codec, metadata emoji)
+    before the frames, so a decode ended early by ``first_frames`` still reports them."""
     if fmt in IMAGE_FORMATS:
         info = walk(data, fmt)
         check_polyglot(data, fmt, info)
-        fmt = info.format
-        decode_raster(data, info, collector)
-        metadata_emoji = metadata_emoji or emoji_from_exif(info.exif)
+        labels["format"] = info.format
+        emoji = labels.get("emoji") or emoji_from_exif(info.exif)
+        if emoji:
+            labels["emoji"] = emoji
         if info.loop is not None:
             labels["loop"] = info.loop
+        decode_raster(data, info, collector)
     elif fmt in VIDEO_FORMATS:
         check_polyglot(data, fmt, None)
         from rdtf_engine.formats.video_decoder import decode_video
@@ -84,17 +105,14 @@ def decode_bytes(
         check_polyglot(data, fmt, None)
         labels.update(decode_lottie(data, fmt, collector))
     else:  # pragma: no cover - detect_format only returns the formats above
-        raise FormatError(f"{name}: unsupported format {fmt}")
-    labels["format"] = fmt
-    if metadata_emoji:
-        labels["emoji"] = metadata_emoji
-    return collector.clip(caption_for(name, metadata_emoji, captions), labels)
+        raise FormatError(f"{collector.what}: unsupported format {fmt}")
 
 
 _FRAME_NAME = re.compile(r"(\d+)")
 
 
-def load_frames_folder(folder: str | os.PathLike[str], *, caps: Caps = DEFAULT_CAPS) -> Clip:
+def load_frames_folder(folder: str | os.PathLike[str], *, caps: Caps = DEFAULT_CAPS,
+                       first_frames: int | None = None) -> Clip:
     """A folder of PNG frames (sorted by the number in the name) + optional ``durations.json``.
 
     ``durations.json`` is a list of ms per frame, or {"durations_ms": [...]} / {"fps": N}; default 100 ms.
@@ -108,6 +126,7 @@ def load_frames_folder(folder: str | os.PathLike[str], *, caps: Caps = DEFAULT_C
         raise InputError(f"{root} has no PNG frames")
     if len(files) > caps.max_frames:
         raise LimitError(f"{root} has {len(files)} frames; the cap is {caps.max_frames}")
+    files = files[:first_frames] if first_frames else files
     deadline = Deadline(caps.time_budget_s, root.name)
     collector = FrameCollector(caps, deadline, None, root.name)
     for p in files:
@@ -116,7 +135,7 @@ def load_frames_folder(folder: str | os.PathLike[str], *, caps: Caps = DEFAULT_C
             raise FormatError(f"{p.name} is animated; a frames folder needs one still PNG per frame")
         collector.add(one.frames[0], one.durations_ms[0])
     clip = collector.clip(root.name, {"format": "frames", "source": root.name})
-    durations = _read_durations(root, clip.num_frames)
+    durations = None if first_frames else _read_durations(root, clip.num_frames)
     if durations is not None:
         clip.durations_ms = durations
         clip.labels["raw_durations_ms"] = list(durations)

@@ -163,9 +163,12 @@ def load_frame(path: str, size: int) -> np.ndarray:
 
     from rdtf_engine.formats.loader import load_clip
 
-    if not Path(path).is_file():
-        raise InputError(f"condition image not found: {path}")
-    fr = load_clip(path).frames[0]
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"start/condition image not found: {path} (an image, an animation or a folder of PNG frames)")
+    if not (p.is_file() or p.is_dir()):
+        raise InputError(f"start/condition image {path} is not a file or a folder of PNG frames")
+    fr = load_clip(p, first_frames=1).frames[0]  # the first frame only: never decode a whole animation for it
     img = Image.fromarray(fr, "RGBA")
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))

@@ -71,8 +71,8 @@ def parse_options(raw: dict[str, Any], preset: Preset) -> ExportOptions:
                 raise InputError(f"colors must be between 2 and 256, got {o.colors}")
         if raw.get("max_kb") is not None:
             o.max_kb = float(raw["max_kb"])
-            if o.max_kb <= 0:
-                raise InputError("max_kb must be positive")
+            if not 0 < o.max_kb < 1e9:  # also refuses nan and inf
+                raise InputError(f"max_kb must be a positive number of KB, got {o.max_kb:g}")
         if raw.get("matte") is not None:
             m = raw["matte"]
             if isinstance(m, str):
@@ -81,7 +81,7 @@ def parse_options(raw: dict[str, Any], preset: Preset) -> ExportOptions:
             o.matte = tuple(int(c) for c in m)[:3]  # type: ignore[assignment]
             if len(o.matte) != 3 or not all(0 <= c <= 255 for c in o.matte):
                 raise InputError("matte must be an RGB colour such as #ffffff")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"bad export option: {exc}") from None
     return o
 

@@ -7,15 +7,17 @@ atomic write. Nothing reaches the output path unless it passed its checks.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rdtf_engine.core.atomic import make_dir, write_bytes_atomic, write_text_atomic
+from rdtf_engine.core.atomic import write_bytes_atomic, write_dir_atomic
 from rdtf_engine.core.clip import Clip
 from rdtf_engine.core.errors import ExportError, InputError
 from rdtf_engine.core.events import Log, Progress
@@ -242,12 +244,18 @@ def _write_frames(clip: Clip, folder: Path, recipe: dict | None) -> dict:
     from rdtf_engine.formats.png_writer import encode_png
     from rdtf_engine.formats.recipe import PNG_KEYWORD, recipe_text
 
-    make_dir(folder)
     texts = {PNG_KEYWORD: recipe_text(recipe)} if recipe else None
-    for i, frame in enumerate(clip.frames):
-        write_bytes_atomic(folder / f"{i:03d}.png", encode_png(frame[None], animated=False, texts=texts))
-    write_text_atomic(folder / "durations.json", json.dumps({"durations_ms": list(clip.durations_ms)}))
+    files = ((f"{i:03d}.png", encode_png(frame[None], animated=False, texts=texts))
+             for i, frame in enumerate(clip.frames))
+    durations = [("durations.json", json.dumps({"durations_ms": list(clip.durations_ms)}).encode())]
+    # a temp sibling swapped in whole: a full disk never leaves old and new frames mixed
+    write_dir_atomic(folder, itertools.chain(files, durations), replaceable=_is_frames_folder)
     return {"path": str(folder), "bytes": None, "format": "frames", "frames": clip.num_frames, "notes": []}
+
+
+def _is_frames_folder(folder: Path) -> bool:
+    """An existing folder may be replaced by new frames only when it holds nothing but frames we write."""
+    return all(re.fullmatch(r"\d{3,}\.png|durations\.json", p.name) for p in folder.iterdir())
 
 
 def list_presets() -> list[dict]:

@@ -96,9 +96,12 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema_state:
                     optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> Path:
     """Atomically write ``checkpoints/step_N`` and point ``latest`` at it; keep the newest KEEP."""
     ck_root = run_dir / "checkpoints"
-    ck_root.mkdir(parents=True, exist_ok=True)
     final = ck_root / f"step_{step:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=ck_root))
+    try:
+        ck_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=ck_root))
+    except OSError as exc:
+        raise StorageError(f"could not write checkpoint in {ck_root}: {exc.strerror or exc}") from None
     try:
         save_tensors_sharded(model.state_dict(), tmp, "model")
         save_tensors_sharded(ema_state, tmp, "ema")
@@ -112,13 +115,30 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema_state:
         latest_tmp = ck_root / ".latest.tmp"
         latest_tmp.write_text(final.name, "utf-8")
         os.replace(latest_tmp, ck_root / "latest")
-    except OSError as exc:
+    except BaseException as exc:
+        # a full disk, a kill signal turned exception or Ctrl-C: no half-written .tmp-* folder stays behind
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StorageError(f"could not write checkpoint in {ck_root}: {exc}") from exc
+        (ck_root / ".latest.tmp").unlink(missing_ok=True)
+        if is_storage_failure(exc):
+            raise StorageError(f"could not write checkpoint in {ck_root}: {_why(exc)}; the previous checkpoint "
+                               "is kept") from None
+        raise
     old = sorted(p for p in ck_root.glob("step_*") if p.is_dir())
     for p in old[:-KEEP]:
         shutil.rmtree(p, ignore_errors=True)
     return final
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """An OSError, or safetensors' own error wrapping one ("Error while serializing: I/O error: …")."""
+    return isinstance(exc, OSError) or (type(exc).__name__ == "SafetensorError" and "I/O error" in str(exc))
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    if getattr(exc, "errno", None) == 28 or "os error 28" in text or "No space left" in text:
+        return "the disk is full"
+    return getattr(exc, "strerror", None) or text
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint, 
 from rdtf_engine.training.curriculum import Curriculum
 from rdtf_engine.training.heldout_loss import validation_loss
 from rdtf_engine.training.masks import masked_mse
+from rdtf_engine.training.run_folder import run_folder
 from rdtf_engine.training.setup import (
     base_of,
     curriculum_span,
@@ -48,7 +50,20 @@ MAX_BAD_STEPS = 20
 
 
 def train(req: TrainRequest, on_event=null_event, should_stop=never_stop) -> dict[str, Any]:
+    """Run (or resume) a training run with the run folder locked for its whole life (run_folder.py)."""
     run_dir = Path(req.out).expanduser()
+    if not req.resume:
+        req.validate()  # before the folder is touched: a bad request leaves nothing behind
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 holds the lock
+
+    def cleaned(names: list[str]) -> None:
+        on_event(Log("info", f"removed {len(names)} temp file(s) a stopped run left behind: {', '.join(names)}"))
+
+    with run_folder(run_dir, on_clean=cleaned, main_process=main):
+        return _train_locked(req, run_dir, on_event, should_stop)
+
+
+def _train_locked(req: TrainRequest, run_dir: Path, on_event, should_stop) -> dict[str, Any]:
     req = _effective_request(req, run_dir)
     req.validate()
     from accelerate import Accelerator
