@@ -1,0 +1,103 @@
+"""``rdtf data pack-cache fluent``: the fetched Fluent files as a compact webdataset shard cache.
+
+A GPU host without a package registry takes at most 64 MiB of files per call, so ``rdtf data pack-cache fluent``
+writes the usable files (reserved faces never, stills never) as webdataset-style tar shards (≤ 15 MiB each):
+one sample per file, keyed by its code-point stem, holding
+
+- ``<stem>.webp``: the animation re-encoded at ``size`` px keeping every ``every``-th frame (each kept frame
+  lasts the frames it stands for, so the loop's timing is kept), lossy WebP at ``quality`` (100 = lossless);
+- ``<stem>.json``: {frames, frame_ms, every, source_frames, source_sha256, package}.
+
+``index.json`` beside the shards lists them with their sha256, the packing settings, the licence and the source
+manifest's package versions. ``fluent_store.PackedStore`` reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdtf_engine.core.atomic import make_dir, remove_tree_quietly, replace_dir, write_text_atomic
+from rdtf_engine.core.errors import DependencyError, InputError
+from rdtf_engine.data.fluent_store import INDEX, MIN_FRAMES, FetchedStore, split_of
+
+SHARD_BYTES = 15 * 2**20  # per shard (the GPU host takes files ≤ 16 MiB)
+
+
+# ---------------------------------------------------------------------------------------------- writer
+def pack_sample(clip_frames: np.ndarray, durations: list[int], size: int, every: int, quality: int) -> bytes:
+    """(F, H, W, 4) uint8 frames → an animated WebP of every ``every``-th frame at ``size`` px."""
+    from PIL import Image
+
+    from rdtf_engine.formats.timing import fit_canvas
+
+    keep = fit_canvas(clip_frames[::every], size, size)  # (ceil(F / every), size, size, 4)
+    durs = [int(sum(durations[i: i + every])) for i in range(0, len(durations), every)]
+    images = [Image.fromarray(f, "RGBA") for f in keep]
+    buf = io.BytesIO()
+    # minimize_size / allow_mixed: libwebp picks per-frame sub-rectangles and lossy or lossless per frame
+    images[0].save(buf, "WEBP", save_all=True, append_images=images[1:], duration=durs, loop=0,
+                   lossless=quality >= 100, quality=min(int(quality), 100), method=6, minimize_size=True,
+                   allow_mixed=quality < 100)
+    return buf.getvalue()
+
+
+def pack_cache(
+    out: Path,
+    size: int = 256,
+    every: int = 4,
+    quality: int = 70,
+    splits: tuple[str, ...] = ("train", "holdout"),
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Write the shard cache of the fetched files of ``splits`` into ``out`` (replaced whole) → its index."""
+    import webdataset as wds
+
+    from rdtf_engine.formats.loader import decode_bytes
+
+    if not 16 <= size <= 1024 or not 1 <= every <= 32 or not 1 <= quality <= 100:
+        raise InputError("pack-cache needs 16 ≤ size ≤ 1024, 1 ≤ every ≤ 32 and 1 ≤ quality ≤ 100")
+    store = FetchedStore.open()
+    if store is None:
+        raise DependencyError("pack-cache reads the fetched Fluent files: run `rdtf data fetch fluent` first")
+    stems = sorted(s for s, it in store.items.items() if it.frames >= MIN_FRAMES and split_of(s) in splits)
+    if not stems:
+        raise InputError(f"no Fluent files in splits {', '.join(splits)}")
+    out = Path(out)
+    make_dir(out.parent)
+    build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    t0 = time.perf_counter()
+    try:
+        with wds.ShardWriter(str(build / "fluent-%04d.tar"), maxsize=SHARD_BYTES - 2**20, verbose=0) as sink:
+            for n, stem in enumerate(stems):
+                assert split_of(stem) is not None  # reserved faces are never written
+                clip = decode_bytes(store.read(stem), stem + ".webp")
+                webp = pack_sample(clip.frames, list(clip.durations_ms), size, every, quality)
+                kept = -(-clip.num_frames // every)
+                durs = [int(sum(clip.durations_ms[i: i + every])) for i in range(0, clip.num_frames, every)]
+                meta = {"frames": kept, "frame_ms": durs, "every": every, "source_frames": clip.num_frames,
+                        "source_sha256": store.manifest["files"][stem]["sha256"],
+                        "package": store.manifest["files"][stem]["package"]}
+                sink.write({"__key__": stem, "webp": webp, "json": json.dumps(meta).encode()})
+                if progress is not None:
+                    progress(n + 1, len(stems))
+        shards = [{"name": p.name, "bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+                  for p in sorted(build.glob("fluent-*.tar"))]
+        index = {"dataset": "fluent-packed", "format": 1, "size": size, "every": every, "quality": quality,
+                 "splits": list(splits), "files": len(stems), "shards": shards,
+                 "bytes": sum(s["bytes"] for s in shards), "seconds": round(time.perf_counter() - t0, 1),
+                 "license": "MIT", "attribution": store.manifest.get("attribution", ""),
+                 "packages": {p["name"]: p["version"] for p in store.manifest["packages"]}}
+        write_text_atomic(build / INDEX, json.dumps(index, indent=1))
+        replace_dir(build, out)
+    finally:
+        remove_tree_quietly(build)
+    return index
