@@ -32,11 +32,11 @@ import numpy as np
 
 from rdtf_engine.core.clip import Clip
 from rdtf_engine.core.errors import InputError
-from rdtf_engine.data.clip_source import ClipSource
+from rdtf_engine.data.clip_source import Plan, ProceduralSource
 from rdtf_engine.data.emoji import _article
 from rdtf_engine.data.fluent_names import sequence_name
 from rdtf_engine.data.fluent_split import PACK_EVAL_SETS, code_points
-from rdtf_engine.data.fluent_store import MIN_FRAMES, FluentItem, FluentStore, find_store, split_of
+from rdtf_engine.data.fluent_store import MIN_FRAMES, FluentStore, find_store, split_of
 
 WINDOW = (8, 16)  # frames per training window (inclusive)
 SPAN = (0.4, 1.0)  # share of the loop a window covers
@@ -61,34 +61,32 @@ def window_durations(frame_ms: tuple[int, ...] | list[int], start: int, stride: 
     return [int(sum(frame_ms[start + k * stride: min(n, start + (k + 1) * stride)])) for k in range(length)]
 
 
-class FluentSource(ClipSource):
-    """Windows of the Fluent files of one split; deterministic from (seed, index)."""
+class FluentSource(ProceduralSource):
+    """Windows of the Fluent files of one split; deterministic from (seed, index). A procedural source in the
+    sense that matters to training: clip i is planned from (seed, i) alone, so worker processes render
+    (here: decode) clips in any order."""
 
     salt = 7
 
     def __init__(self, size: int, num_clips: int = 0, seed: int = 0, *, split: str = "train",
                  store: FluentStore | None = None) -> None:
-        if size < 8:
-            raise InputError(f"size must be at least 8 px, got {size}")
         if split not in SPLITS:
             raise InputError(f"unknown Fluent split {split!r}; choices: {', '.join(SPLITS)}")
-        if num_clips < 0 or seed < 0:
-            raise InputError("num_clips and seed must be ≥ 0")
+        if num_clips < 0:
+            raise InputError(f"num_clips must be ≥ 0, got {num_clips}")
         self.store = store if store is not None else find_store()
-        self.size, self.seed, self.split = int(size), int(seed), split
+        self.split = split
         self.name = "fluent" if split == "train" else f"fluent-{split}"
         self.files = [it for s, it in sorted(self.store.items.items())
                       if it.frames >= MIN_FRAMES and split_of(s) == split]
         if not self.files:
             raise InputError(f"the Fluent {split} split is empty in this copy of the data")
-        self.num_clips = int(num_clips) or WINDOWS_PER_FILE * len(self.files)
+        super().__init__(size, int(num_clips) or WINDOWS_PER_FILE * len(self.files), seed)
 
-    def __len__(self) -> int:
-        return self.num_clips
-
-    def plan(self, i: int) -> tuple[FluentItem, tuple[int, int, int], dict[str, Any], str]:
-        """(file, window, labels, caption) of clip ``i``, without decoding."""
-        rng = np.random.default_rng([self.seed, self.salt, i])
+    def plan(self, i: int) -> Plan:
+        """File, window, caption and labels of clip ``i``, without decoding (``labels["window"]`` =
+        [start, stride, length] in stored frames)."""
+        rng = self.rng(i)
         item = self.files[i % len(self.files)]
         start, stride, length = window(item.frames, rng)
         name = sequence_name(code_points(item.stem))
@@ -97,14 +95,9 @@ class FluentSource(ClipSource):
         caption = choices[int(rng.integers(len(choices)))]
         labels = {"object": item.stem, "emoji": item.stem, "name": name, "source": "fluent", "split": self.split,
                   "index": i, "window": [start, stride, length]}
-        return item, (start, stride, length), labels, caption
-
-    def labels(self, i: int) -> dict[str, Any]:
-        return self.plan(i)[2]
-
-    def summary_item(self, i: int) -> tuple[dict[str, Any], list[int]]:
-        item, (start, stride, length), labels, _ = self.plan(i)
-        return labels, window_durations(item.frame_ms, start, stride, length)
+        # motion None: an artist's animation, no motion program (and no motion label) behind it
+        return Plan(item.stem, None, window_durations(item.frame_ms, start, stride, length), caption, 1.0,  # type: ignore[arg-type]
+                    labels)
 
     def decode(self, stem: str) -> Clip:
         """Every stored frame of one file, through the safe decoders, at the file's own canvas."""
@@ -115,28 +108,31 @@ class FluentSource(ClipSource):
     def _get(self, i: int) -> Clip:
         from rdtf_engine.formats.timing import fit_canvas
 
-        item, (start, stride, length), labels, caption = self.plan(i)
-        full = self.decode(item.stem)
+        p = self.plan(i)
+        start, stride, length = p.labels["window"]
+        full = self.decode(p.obj)
         idx = [start + k * stride for k in range(length)]
         frames = fit_canvas(full.frames[idx], self.size, self.size)  # (length, size, size, 4)
-        return Clip(frames, window_durations(full.durations_ms, start, stride, length), caption, labels)
+        return Clip(frames, window_durations(full.durations_ms, start, stride, length), p.caption, p.labels)
+
+    def sprite(self, obj: str) -> np.ndarray:
+        """The first frame of file ``obj`` cropped to its visible pixels (h, w, 4) uint8."""
+        frame = self.decode(obj).frames[0]
+        ys, xs = np.nonzero(frame[..., 3])
+        if ys.size == 0:
+            return frame
+        return np.ascontiguousarray(frame[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1])
 
     @cached_property
-    def _identity_items(self) -> list[FluentItem]:
+    def _identity_items(self) -> list[str]:
         """The bank identity is judged against: this split's files and the training files (as builtin:emoji's
         bank holds train and held-out emoji)."""
         extra = [] if self.split == "train" else FluentSource(self.size, 1, 0, store=self.store).files
-        return sorted({it.stem: it for it in self.files + extra}.values(), key=lambda it: it.stem)
+        return sorted({it.stem for it in self.files + extra})
 
     def identity_sprites(self) -> dict[str, np.ndarray]:
-        """{stem: first frame cropped to its visible pixels (h, w, 4) uint8} for identity evaluation."""
-        out = {}
-        for it in self._identity_items:
-            frame = self.decode(it.stem).frames[0]
-            ys, xs = np.nonzero(frame[..., 3])
-            out[it.stem] = frame if ys.size == 0 else np.ascontiguousarray(
-                frame[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1])
-        return out
+        """{stem: first frame cropped to its visible pixels} for identity evaluation."""
+        return {stem: self.sprite(stem) for stem in self._identity_items}
 
     def splits(self) -> dict[str, int]:
         counts: dict[str, int] = {"reserved": 0, "still": 0}
@@ -148,7 +144,7 @@ class FluentSource(ClipSource):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(seed=self.seed, files=len(self.files), splits=self.splits(), store=self.store.describe(),
+        d.update(files=len(self.files), splits=self.splits(), store=self.store.describe(),
                  windows={"frames": list(WINDOW), "span": list(SPAN)}, license="MIT (Fluent Emoji © Microsoft)")
         return d
 

@@ -15,42 +15,37 @@ from typing import Any
 import numpy as np
 
 from rdtf_engine.core.clip import Clip
-from rdtf_engine.data.clip_source import ClipSource
+from rdtf_engine.data.clip_source import Plan, ProceduralSource
 
 FLUENT_SHARE = 0.4  # of training clips; the rest are procedural emoji clips
 
 
-class MixedSource(ClipSource):
-    """Clip i → (part, index) by a seeded draw; deterministic like its parts."""
+class MixedSource(ProceduralSource):
+    """Clip i → (part, index) by a seeded draw; planned from (seed, i) alone like its (procedural) parts, so
+    training renders it in worker processes."""
 
     salt = 11
 
-    def __init__(self, fluent: ClipSource, emoji: ClipSource, num_clips: int, seed: int,
+    def __init__(self, fluent: ProceduralSource, emoji: ProceduralSource, num_clips: int, seed: int,
                  share: float = FLUENT_SHARE) -> None:
+        super().__init__(emoji.size, num_clips, seed)
         self.fluent, self.emoji, self.share = fluent, emoji, float(share)
-        self.num_clips, self.seed = int(num_clips), int(seed)
-        self.name, self.size = "mixed", emoji.size
-        self.motions = emoji.motions
+        self.name, self.motions = "mixed", emoji.motions
 
-    def __len__(self) -> int:
-        return self.num_clips
-
-    def route(self, i: int) -> tuple[ClipSource, int]:
-        u = np.random.default_rng([self.seed, self.salt, i]).uniform()
-        part = self.fluent if u < self.share else self.emoji
+    def route(self, i: int) -> tuple[ProceduralSource, int]:
+        part = self.fluent if self.rng(i).uniform() < self.share else self.emoji
         return part, i % len(part)
+
+    def plan(self, i: int) -> Plan:
+        part, j = self.route(i)
+        return part.plan(j)
+
+    def sprite(self, obj: str) -> np.ndarray:
+        return self.emoji.sprite(obj)
 
     def _get(self, i: int) -> Clip:
         part, j = self.route(i)
         return part[j]
-
-    def labels(self, i: int) -> dict[str, Any]:
-        part, j = self.route(i)
-        return part.labels(j)
-
-    def summary_item(self, i: int) -> tuple[dict[str, Any], list[int]]:
-        part, j = self.route(i)
-        return part.summary_item(j)
 
     def identity_sprites(self) -> dict:
         return self.emoji.identity_sprites()  # the procedural part's bank (the Fluent one decodes every file)
@@ -58,6 +53,6 @@ class MixedSource(ClipSource):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         fluent = sum(self.route(i)[0] is self.fluent for i in range(len(self)))
-        d.update(seed=self.seed, fluent_share=self.share, parts={"fluent": fluent, "emoji": len(self) - fluent},
+        d.update(fluent_share=self.share, parts={"fluent": fluent, "emoji": len(self) - fluent},
                  fluent=self.fluent.describe() | {"clips": len(self.fluent)}, emoji=self.emoji.describe())
         return d
