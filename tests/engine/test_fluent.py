@@ -12,6 +12,7 @@ from fluent_fixtures import RESERVED, STEMS, install_fake_npm, make_tarballs
 from rdtf_engine.cli.main import main
 from rdtf_engine.core.errors import DependencyError, InputError
 from rdtf_engine.data.fluent import WINDOW, FluentSource, listing_report, window, window_durations
+from rdtf_engine.data.fluent_cache import pack_cache
 from rdtf_engine.data.fluent_names import sequence_name
 from rdtf_engine.data.fluent_split import code_points
 from rdtf_engine.data.fluent_store import FetchedStore, find_store, split_of
@@ -116,6 +117,8 @@ def test_pack_cache_round_trip_is_what_the_source_reads_without_the_packages(fet
     index = json.loads(capsys.readouterr().out)
     assert index["files"] == sum(1 for s in STEMS if split_of(s) and STEMS[s] >= 4)
     assert all(s["bytes"] <= 15 * 2**20 for s in index["shards"])
+    half = pack_cache(tmp_path / "half", size=16, every=4, alpha_quality=50, part=(2, 2))
+    assert half["files"] == sum(1 for s in STEMS if split_of(s) in ("train", "holdout") and STEMS[s] >= 4) // 2
     monkeypatch.setenv("RDTF_HOME", str(tmp_path / "bare-home"))  # no fetched packages here
     monkeypatch.setenv("RDTF_FLUENT_CACHE", str(out))
     store = find_store()
