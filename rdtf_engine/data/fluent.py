@@ -39,7 +39,7 @@ from rdtf_engine.data.fluent_split import PACK_EVAL_SETS, code_points
 from rdtf_engine.data.fluent_store import MIN_FRAMES, FluentStore, find_store, split_of
 
 WINDOW = (8, 16)  # frames per training window (inclusive)
-SPAN = (0.4, 1.0)  # share of the loop a window covers
+SPAN = (0.4, 1.0)  # share of the loop a window covers (≈ 0.4–0.95 after rounding the stride)
 WINDOWS_PER_FILE = 8  # default clips per file: each draws its own window
 SPLITS = ("train", "holdout") + tuple(f"pack-{t}" for t in PACK_EVAL_SETS)
 def window(n_frames: int, rng: np.random.Generator) -> tuple[int, int, int]:

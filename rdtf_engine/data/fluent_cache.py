@@ -110,6 +110,7 @@ def pack_cache(
     out = Path(out)
     make_dir(out.parent)
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    os.chmod(build, 0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
     t0 = time.perf_counter()
     settings = (size, every, quality, alpha_quality)
     workers = min(workers or (os.cpu_count() or 1), 16, max(1, len(stems) // 8))

@@ -206,6 +206,7 @@ def fetch_fluent(
     say = progress or (lambda *_: None)
     t0 = time.perf_counter()
     build = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    os.chmod(build, 0o755)  # mkdtemp makes it private; the finished folder is an ordinary one
     try:
         assets = make_dir(build / ASSETS)
         packages, owner = [], {}
