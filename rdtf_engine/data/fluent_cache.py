@@ -10,7 +10,8 @@ one sample per file, keyed by its code-point stem, holding
 - ``<stem>.json``: {frames, frame_ms, every, source_frames, source_sha256, package}.
 
 ``index.json`` beside the shards lists them with their sha256, the packing settings, the licence and the source
-manifest's package versions. ``fluent_store.PackedStore`` reads it.
+manifest's package versions; ``captions.txt`` every caption subject the cache can yield, one a line (the words
+a pruned text encoder carried to such a host must keep). ``fluent_store.PackedStore`` reads the cache.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ import numpy as np
 
 from rdtf_engine.core.atomic import make_dir, remove_tree_quietly, replace_dir, write_text_atomic
 from rdtf_engine.core.errors import DependencyError, InputError
+from rdtf_engine.data.fluent_names import sequence_name
+from rdtf_engine.data.fluent_split import code_points
 from rdtf_engine.data.fluent_store import INDEX, MIN_FRAMES, FetchedStore, split_of
 
+CAPTIONS = "captions.txt"
 SHARD_BYTES = 15 * 2**20  # per shard (the GPU host takes files ≤ 16 MiB)
 
 
@@ -131,6 +135,9 @@ def pack_cache(
                  "attribution": store.manifest.get("attribution", ""),
                  "packages": {p["name"]: p["version"] for p in store.manifest["packages"]}}
         write_text_atomic(build / INDEX, json.dumps(index, indent=1))
+        # every caption subject the cache can yield, one a line: what a pruned text encoder must keep
+        subjects = sorted({sequence_name(code_points(s)) for s in stems})
+        write_text_atomic(build / CAPTIONS, "\n".join(["the a an", *subjects]) + "\n")
         replace_dir(build, out)
     finally:
         remove_tree_quietly(build)

@@ -117,6 +117,7 @@ def test_pack_cache_round_trip_is_what_the_source_reads_without_the_packages(fet
     index = json.loads(capsys.readouterr().out)
     assert index["files"] == sum(1 for s in STEMS if split_of(s) and STEMS[s] >= 4)
     assert all(s["bytes"] <= 15 * 2**20 for s in index["shards"])
+    assert "waving hand, medium skin tone" in (out / "captions.txt").read_text().splitlines()
     half = pack_cache(tmp_path / "half", size=16, every=4, alpha_quality=50, part=(2, 2))
     assert half["files"] == sum(1 for s in STEMS if split_of(s) in ("train", "holdout") and STEMS[s] >= 4) // 2
     monkeypatch.setenv("RDTF_HOME", str(tmp_path / "bare-home"))  # no fetched packages here
