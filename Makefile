@@ -16,7 +16,7 @@ APT_PKGS := fonts-noto-color-emoji fonts-dejavu-core libegl1 libgl1 libxkbcommon
 	libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 imagemagick ffmpeg webp xvfb xauth
 
-.PHONY: studio test setup sysdeps lint bench clean screenshots
+.PHONY: studio test setup sysdeps lint bench clean screenshots fluent-data
 
 studio: sysdeps setup
 	$(PY) -m app --or-demo
@@ -44,6 +44,13 @@ sysdeps:
 	  echo "installing Debian packages: $$missing"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# Training data only (never needed to generate): the animated Fluent Emoji (MIT) via npm, which is installed from
+# Debian here only when missing (it is not in APT_PKGS: it pulls in Node.js, too much for everyone's set-up).
+fluent-data: setup
+	@command -v npm >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; }
+	$(PY) -m rdtf_engine data fetch fluent
 
 lint: setup
 	$(VENV)/bin/ruff check rdtf_engine app tests benchmarks tools

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from rdtf_engine import __version__
+from rdtf_engine.cli.data import add_data_parsers
 from rdtf_engine.cli.files import add_cli as add_file_parsers
 from rdtf_engine.cli.generate import _model_size, add_generate_parser
 from rdtf_engine.cli.models import add_model_parsers
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="JSON-lines worker process for the app (docs/protocol.md)")
     w.set_defaults(func=cmd_worker)
     add_file_parsers(sub)
+    add_data_parsers(sub)
     return p
 
 

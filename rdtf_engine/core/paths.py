@@ -1,7 +1,7 @@
 """User folders (platformdirs, the maintained successor of appdirs) and the shipped resources.
 
 ``RDTF_HOME`` overrides the user data folder (tests, portable installs). Layout under it:
-``models/`` (imported/finished models), ``runs/`` (training runs), ``cache/`` (demo model, latents).
+``models/`` (imported/finished models), ``runs/`` (training runs), ``cache/`` (demo model, latents; ``cache/data/`` downloaded training data).
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ def user_runs_dir() -> Path:
 
 def user_cache_dir() -> Path:
     p = user_data_dir() / "cache"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def data_cache_dir(name: str) -> Path:
+    """``cache/data/<name>``: a downloaded or pre-processed training data set (e.g. ``fluent``). Created on
+    demand; such data is never needed to generate, only to train or evaluate."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"bad data set name {name!r}")
+    p = user_cache_dir() / "data" / name
     p.mkdir(parents=True, exist_ok=True)
     return p
 

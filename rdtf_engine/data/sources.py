@@ -9,6 +9,10 @@ Specs:
 - ``builtin:emoji``          Noto Color Emoji animated by motion programs (training split);
 - ``builtin:emoji-holdout``  the held-out emoji and (emoji, motion) pairs (evaluation only);
 - ``builtin:emoji-dev``      ≈ 80 never-trained emoji outside the test set (for tuning sampling settings);
+- ``builtin:fluent``         artist-animated Fluent Emoji windows (training split; ``rdtf data fetch fluent``);
+- ``builtin:fluent-holdout`` the held-out Fluent emoji (the code points builtin:emoji holds out);
+- ``builtin:fluent-pack-<theme>`` a pack-evaluation theme (animals, food, fun), never in base training;
+- ``builtin:mixed``          builtin:fluent and builtin:emoji, ``mixed_source.FLUENT_SHARE`` of clips Fluent;
 - anything else              a folder / zip / imported dataset read by ``rdtf_engine.datasets.dataset.load_dataset``.
 """
 
@@ -20,7 +24,9 @@ from rdtf_engine.core.errors import InputError
 from rdtf_engine.data.clip_source import ClipSource, ListSource, Plan, ProceduralSource, SubsetSource
 from rdtf_engine.data.render_pool import RenderPool, render_many
 
-BUILTINS = ("builtin:shapes", "builtin:emoji", "builtin:emoji-holdout", "builtin:emoji-dev")
+BUILTINS = ("builtin:shapes", "builtin:emoji", "builtin:emoji-holdout", "builtin:emoji-dev", "builtin:fluent",
+            "builtin:fluent-holdout", "builtin:fluent-pack-animals", "builtin:fluent-pack-food",
+            "builtin:fluent-pack-fun", "builtin:mixed")
 
 __all__ = ["BUILTINS", "ClipSource", "ListSource", "Plan", "ProceduralSource", "RenderPool",
            "SubsetSource", "open_source", "render_many"]
@@ -30,7 +36,8 @@ def open_source(spec: str, size: int, *, num_clips: int = 0, seed: int = 0) -> C
     """Open clips for training or evaluation; frames are ``size`` × ``size``.
 
     ``num_clips`` = 0 takes the source's default (procedural sources are virtually infinite: shapes 256,
-    emoji 20000, emoji-holdout / emoji-dev 1024); for a path it caps the number of clips read (0 = all).
+    emoji 20000, emoji-holdout / emoji-dev 1024; fluent sources 8 windows per file; mixed 20000); for a path it
+    caps the number of clips read (0 = all).
     """
     if not isinstance(spec, str) or not spec:
         raise InputError("data source must be a non-empty string")
@@ -45,6 +52,19 @@ def open_source(spec: str, size: int, *, num_clips: int = 0, seed: int = 0) -> C
             holdout, dev = spec.endswith("-holdout"), spec.endswith("-dev")
             n = num_clips or (EmojiSource.default_holdout_clips if holdout or dev else EmojiSource.default_clips)
             return EmojiSource(size, n, seed, holdout=holdout, dev=dev)
+        if spec.startswith("builtin:fluent"):
+            from rdtf_engine.data.fluent import FluentSource
+
+            split = spec.removeprefix("builtin:fluent").removeprefix("-") or "train"
+            if spec in BUILTINS:
+                return FluentSource(size, num_clips, seed, split=split)
+        if spec == "builtin:mixed":
+            from rdtf_engine.data.emoji import EmojiSource
+            from rdtf_engine.data.fluent import FluentSource
+            from rdtf_engine.data.mixed_source import MixedSource
+
+            n = num_clips or EmojiSource.default_clips
+            return MixedSource(FluentSource(size, 0, seed), EmojiSource(size, n, seed), n, seed)
         raise InputError(f"unknown built-in data source {spec!r}; choices: {', '.join(BUILTINS)}")
     from rdtf_engine.datasets.dataset import load_dataset  # lazily: decoders load only for a folder or zip
     data = load_dataset(spec, size)
