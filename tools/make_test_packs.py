@@ -80,6 +80,14 @@ def write_pack(folder: Path, stems: list[str], members: dict[str, bytes]) -> lis
     return rows
 
 
+def _frame_count(data: bytes) -> int:
+    """Frames of a WebP (Fluent's "animated" set holds some stills: the report says how many)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return int(getattr(im, "n_frames", 1))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--raw", default="/work/fluent-raw", help="folder with the lobehub-fluent-emoji-anim-*.tgz")
@@ -101,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             (stems.append(stem) if stem else missing.append(f"{cp:x}"))
         rows = write_pack(Path(args.out) / theme, stems, members)
         size = sum(len(members[s]) for s in stems)
-        print(f"{theme}: {len(rows)} stickers, {size / 2**20:.1f} MB → {Path(args.out) / theme}"
+        moving = sum(_frame_count(members[s]) > 1 for s in stems)
+        print(f"{theme}: {len(rows)} stickers ({moving} animated, the rest one still frame), {size / 2**20:.1f} MB "
+              f"→ {Path(args.out) / theme}"
               + (f" (missing: {', '.join(missing)})" if missing else ""))
     return 0
 
