@@ -108,7 +108,7 @@ def save_sheet(path: str, real: list[np.ndarray], t2v: list[np.ndarray], it2v: l
     block = f * cell
     sheet = Image.new("RGB", (label_w + 3 * block + 2 * gap, head + len(real) * cell), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    for b, title in enumerate(("real sticker", "text → video", "image & text → video")):
+    for b, title in enumerate(("real sticker", "text -> video", "image & text -> video")):  # the default font has no arrow
         draw.text((label_w + b * (block + gap) + 4, 5), title, fill=(0, 0, 0))
     for r, clips in enumerate(zip(real, t2v, it2v)):
         y = head + r * cell
