@@ -1,4 +1,4 @@
-"""``rdtf models`` and ``rdtf eval``."""
+"""``rdtf models``, ``rdtf eval`` and ``rdtf eval-pack``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,22 @@ def cmd_eval(args, rep: Reporter) -> int:
     return 0
 
 
+def cmd_eval_pack(args, rep: Reporter) -> int:
+    from rdtf_engine.jobs.eval_pack import evaluate_pack_model
+
+    if args.json:
+        rep.stream = sys.stderr
+    report = evaluate_pack_model(args.model, args.pack, steps=args.steps, seed=args.seed, device=args.device,
+                                 style=args.style, stickers=args.stickers, sheet_path=args.sheet,
+                                 guidance=args.guidance, guidance_image=args.image_guidance,
+                                 strength=args.strength, on_event=rep, should_stop=rep.should_stop)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        rep(Finished(report))
+    return 0
+
+
 def add_model_parsers(sub) -> None:
     m = sub.add_parser("models", help="list installed models")
     m.add_argument("--json", action="store_true")
@@ -64,3 +80,20 @@ def add_model_parsers(sub) -> None:
     e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("eval-pack", help="how well a model draws a sticker pack's own stickers (identity, motion, "
+                                         "sharpness, colour; docs/results.md)")
+    p.add_argument("--model", default="default", help="model folder or name, or a training run")
+    p.add_argument("--pack", required=True, help="folder or zip of 4-200 stickers (captions.csv or file names)")
+    p.add_argument("--steps", type=int, default=20, help="sampling steps per sticker")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--style", default="auto",
+                   help="suffix of every prompt (auto: the style token the model was fine-tuned with, if any)")
+    p.add_argument("--stickers", type=int, default=0, help="draw only the first N stickers (0 = all)")
+    p.add_argument("--sheet", default=None, help="also save a PNG sheet: real | text→video | image&text→video")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
+    p.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
+    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
+    p.set_defaults(func=cmd_eval_pack)

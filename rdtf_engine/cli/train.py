@@ -30,7 +30,8 @@ def cmd_train(args, rep: Reporter) -> int:
                        init_from=args.init_from, continue_curriculum=args.continue_curriculum,
                        grad_accum=args.grad_accum, sample_every=args.sample_every,
                        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
-                       max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision)
+                       max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision,
+                       pack_windows=args.pack_windows, pack_style=args.pack_style)
     if not args.resume:
         req.validate()
     rep.install_signals()
@@ -89,6 +90,13 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--max-clips", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--mixed-precision", default="auto")
+    t.add_argument("--pack-windows", choices=("auto", "on", "off"), default="auto",
+                   help="a folder/zip of 4-200 stickers trains on every frame window of every sticker, with flips "
+                        "and small colour/scale jitter (auto: for packs up to 200 stickers; on: insist; off: one "
+                        "clip per sticker)")
+    t.add_argument("--pack-style", default=None, metavar="TEXT",
+                   help="suffix added to a pack's captions while training, so prompts ending with it reach the "
+                        "pack's look (default: ', in the style of my pack'; '' for none)")
     t.set_defaults(func=cmd_train)
 
     a = sub.add_parser("train-autoencoder", help="train the RGBA autoencoder alone")

@@ -218,6 +218,10 @@ class TrainRequest:
     max_minutes: float = 0.0  # >0: stop cleanly (with a checkpoint) after this wall time, for chunked runs
     max_clips: int = 0  # 0 = all clips of the source
     device: str = "auto"
+    # A user pack of ≤ 200 stickers trains on every frame window of every sticker (data/pack_windows.py):
+    # "auto" | "on" (insist: a pack outside 4…200 stickers is an error) | "off" (one clip per sticker)
+    pack_windows: str = "auto"
+    pack_style: str | None = None  # suffix of pack captions; None = ", in the style of my pack", "" = none
 
     def validate(self) -> None:
         from rdtf_engine.core.config import (  # local: config imports nothing heavy, but keep requests light
@@ -252,6 +256,8 @@ class TrainRequest:
         if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
             raise InputError(f"seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}")
         _check_device(self.device)
+        if self.pack_windows not in ("auto", "on", "off"):
+            raise InputError(f"pack_windows must be auto, on or off, got {self.pack_windows!r}")
 
 
 @dataclass

@@ -59,7 +59,8 @@ def prepare_data(req, run_dir: Path, device: torch.device, on_event, should_stop
     from rdtf_engine.data.sources import open_source
     from rdtf_engine.training.autoencoder import load_autoencoder, train_autoencoder
 
-    source = open_source(req.data, req.size, num_clips=req.max_clips, seed=req.seed)
+    source = open_source(req.data, req.size, num_clips=req.max_clips, seed=req.seed, training=True,
+                         pack_windows=getattr(req, "pack_windows", "auto"), pack_style=getattr(req, "pack_style", None))
     n = len(source)
     if n == 0:
         raise InputError(f"no usable clips in {req.data}")
