@@ -1,7 +1,7 @@
 """StickerPipeline: validate → encode text / condition frames → denoise loop → decode RGBA.
 
 Sampling uses diffusers schedulers: DPM-Solver++ (fast default, ~20 steps) or DDIM (the paper's 50 steps,
-η = 1). Guidance (PAPER.md §2.4 leaves the two-scale rule open; we use InstructPix2Pix's):
+η = 1). Guidance (docs/method.md §6; the paper leaves the two-scale rule open; we use InstructPix2Pix's):
 
     no condition frames:  ε = ε(∅) + s_txt·(ε(txt) − ε(∅))
     with frames given:    ε = ε(∅,∅) + s_img·(ε(img,∅) − ε(∅,∅)) + s_txt·(ε(img,txt) − ε(img,∅))
@@ -18,7 +18,7 @@ With frames given, sampling starts from the forward process at the first timeste
 (``condition_prior``: every frame a copy of, or a blend between, the nearest given frames) instead of from pure
 noise: x_t₀ = √ᾱ_t₀·prior + √(1−ᾱ_t₀)·ε, which is what training showed the network at t₀ (ᾱ_t₀ > 0). On held-out
 emoji it raised image&text→video motion accuracy and lowered FD and flicker; identity was unchanged in total
-(docs/results.md, session 5).
+(docs/results.md, round 5: 48 held-out it2v clips).
 """
 
 from __future__ import annotations
