@@ -8,7 +8,7 @@ Sampling uses diffusers schedulers: DPM-Solver++ (fast default, ~20 steps) or DD
 
 A model samples at the size it was trained at (``card.size``): a UNet run on a latent grid it never saw composes
 badly (duplicated or broken objects), so another requested size is generated at the native size and resampled
-(premultiplied Lanczos, ``io.timeline.fit_canvas``); given frames are resampled to the native size to condition on.
+(premultiplied Lanczos, ``formats.timing.fit_canvas``); given frames are resampled to the native size to condition on.
 
 Clips longer than the model's window (``num_frames``, 8) are generated window by window: each next window
 gets the last ``OVERLAP`` generated frames as given frames (the forward-prediction task of the condition
