@@ -45,7 +45,7 @@ def repo_text_files() -> list[Path]:
 
 
 def links(md: Path) -> list[str]:
-    text = re.sub(r"```.*?```", "", md.read_text("utf-8"), flags=re.S)  # code blocks hold no links
+    text = re.sub(r"```.*?```", "", md.read_text("utf-8"), flags=re.DOTALL)  # code blocks hold no links
     return [m.group(1) for m in LINK.finditer(text)]
 
 
