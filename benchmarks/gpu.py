@@ -1,0 +1,211 @@
+"""The project's GPU benchmark: the shipped model and the `paper` preset against an AnimateDiff-sized peer, built
+and timed in one process on one card, so every figure has its peer beside it. Prints JSON (ratios first; the
+absolute times are only meaningful with the card's name, which is printed too).
+
+Peer: a randomly initialised diffusers ``UNetMotionModel`` (Stable Diffusion 1.5 UNet layout + a motion adapter,
+≈ 1.3 B parameters) with an SD-layout ``AutoencoderKL``, bf16, classifier-free guidance as batch 2.
+
+- B1  text → 8-frame RGBA sticker, end to end (text encoder, sampling, decode) with the shipped model at its
+      native size, 20 steps; the peer's 25-step 16-frame clip (UNet steps + VAE decode) beside it.
+- B2  one denoiser step of the `paper` preset at 16 frames × 256 px (latent 32), CFG batch 2, against the
+      peer's step on the same latent shape.
+- B3  training: a full step (forward, masked ε-MSE, backward, fused AdamW) of the shipped config at batch
+      ``--train-batch`` and of the `paper` preset at batch 4; clips/s and model FLOP utilisation (FLOPs counted
+      by torch's FlopCounterMode over one step, against the card's bf16 matrix rate measured in the same run).
+
+    python benchmarks/gpu.py [--skip-peer] [--iters 20] [--train-batch 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+import torch
+
+
+def timed(fn: Callable[[], object], iters: int, warmup: int = 2) -> float:
+    """Median seconds per call over ``iters`` calls after ``warmup`` ones, device-synchronised."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def matmul_peak_tflops() -> float:
+    """The card's bf16 matrix rate on random 8192³ operands (the MFU denominator), measured now."""
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    s = timed(lambda: a @ b, 10, warmup=3)
+    return 2 * 8192**3 / s / 1e12
+
+
+def build_peer():
+    from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    unet2d = UNet2DConditionModel(  # the SD 1.5 layout
+        sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    )
+    unet = UNetMotionModel.from_unet2d(unet2d, MotionAdapter()).to("cuda", torch.bfloat16).eval()
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    ).to("cuda", torch.bfloat16).eval()
+    return unet, vae
+
+
+@torch.no_grad()
+def peer_step_fn(unet, frames: int, latent: int) -> Callable[[], object]:
+    x = torch.randn(2, 4, frames, latent, latent, device="cuda", dtype=torch.bfloat16)  # CFG: cond + uncond
+    text = torch.randn(2, 77, 768, device="cuda", dtype=torch.bfloat16)
+    t = torch.tensor([500, 500], device="cuda")
+    return lambda: unet(x, t, encoder_hidden_states=text).sample
+
+
+@torch.no_grad()
+def peer_clip_s(unet, vae, frames: int, latent: int, steps: int, iters: int) -> float:
+    step = peer_step_fn(unet, frames, latent)
+    z = torch.randn(frames, 4, latent, latent, device="cuda", dtype=torch.bfloat16)
+
+    def clip() -> None:
+        for _ in range(steps):
+            step()
+        vae.decode(z).sample  # noqa: B018 - the decode is the work being timed
+
+    return timed(clip, iters, warmup=1)
+
+
+@torch.no_grad()
+def dfgn_step_fn(model, frames: int, latent: int) -> Callable[[], object]:
+    x = torch.randn(2, 4, frames, latent, latent, device="cuda")
+    t = torch.tensor([500, 500], device="cuda")
+    text = torch.randn(2, 32, 384, device="cuda")
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return model(x, t, text, torch.zeros_like(x))
+
+    return step
+
+
+def shipped_sticker_s(iters: int) -> tuple[float, dict]:
+    """B1: the real request path (jobs.api.generate) without writing a file, text states cached after warm-up."""
+    from rdtf_engine.core.requests import GenerateRequest
+    from rdtf_engine.jobs.api import generate
+    from rdtf_engine.model.store import resolve_model, validate_model_folder
+
+    card = validate_model_folder(resolve_model("default"))
+    req = GenerateRequest(prompt="grinning face bouncing", frames=8, size=int(card.size), steps=20, seed=1,
+                          device="cuda")
+    s = timed(lambda: generate(req), iters, warmup=2)
+    return s, {"size": int(card.size), "preset": card.preset, "steps": 20}
+
+
+def train_step_fn(model, batch: int, frames: int, latent: int):
+    """One full training step as the loop does it: bf16 autocast forward, masked ε-MSE, backward, fused AdamW."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    x = torch.randn(batch, 4, frames, latent, latent, device="cuda")
+    t = torch.randint(0, 1000, (batch,), device="cuda")
+    text = torch.randn(batch, 32, 384, device="cuda")
+    fmask = torch.ones(batch, frames, dtype=torch.bool, device="cuda")
+    fmask[: batch // 2, frames - 3:] = False  # half the clips padded, as the loss mask makes them
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            eps = model(x, t, text, torch.zeros_like(x), frame_mask=fmask)
+        w = fmask[:, None, :, None, None].float()
+        loss = ((eps.float() - x) ** 2 * w).sum() / w.sum().clamp_min(1) / x[0, :, 0].numel()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def step_flops(step: Callable[[], None]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def training(preset: str, batch: int, frames: int, latent: int, peak: float, iters: int, ref: str = "off") -> dict:
+    from rdtf_engine.model.dfgn import build_dfgn
+
+    model = build_dfgn(preset, num_frames=frames, reference_attention=ref).to("cuda").train()
+    step = train_step_fn(model, batch, frames, latent)
+    flops = step_flops(step)
+    torch.cuda.reset_peak_memory_stats()
+    s = timed(step, iters, warmup=3)
+    out = {"preset": preset, "batch": batch, "frames": frames, "latent": latent, "ms_per_step": round(s * 1e3, 2),
+           "clips_per_s": round(batch / s, 1), "mfu": round(flops / s / 1e12 / peak, 4),
+           "peak_vram_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+    del model, step
+    torch.cuda.empty_cache()
+    return out
+
+
+def run_peer(out: dict, b1: float, b2: float, iters: int) -> None:
+    """The peer's clip and step, and the B1/B2 ratios; a peer that fails to build is reported, not fatal."""
+    try:
+        unet, vae = build_peer()
+    except Exception as exc:  # noqa: BLE001 - a diffusers version without the motion classes: say so, go on
+        out["peer_error"] = f"{type(exc).__name__}: {exc}"
+        return
+    peer_clip = peer_clip_s(unet, vae, 16, 32, 25, max(3, iters // 5))
+    peer_step = timed(peer_step_fn(unet, 16, 32), iters)
+    out["peer"] = {"params_b": round(sum(p.numel() for p in unet.parameters()) / 1e9, 3),
+                   "clip_25_steps_ms": round(peer_clip * 1e3, 1), "step_ms": round(peer_step * 1e3, 2)}
+    out["B1"]["speedup_vs_peer"] = round(peer_clip / b1, 2)
+    out["B2"]["time_vs_peer"] = round(b2 / peer_step, 3)
+    del unet, vae
+    torch.cuda.empty_cache()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--train-batch", type=int, default=128)
+    ap.add_argument("--skip-peer", action="store_true")
+    a = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("benchmarks/gpu.py needs a CUDA GPU")
+    from rdtf_engine.core.device import configure_cuda
+    from rdtf_engine.model.dfgn import build_dfgn
+
+    configure_cuda()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    out: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    peak = matmul_peak_tflops()
+    out["bf16_matmul_tflops"] = round(peak, 1)
+
+    b1, info = shipped_sticker_s(a.iters)
+    out["B1"] = {"shipped_sticker_ms": round(b1 * 1e3, 1), **info}
+    paper = build_dfgn("paper", num_frames=16).to("cuda").eval()
+    b2 = timed(dfgn_step_fn(paper, 16, 32), a.iters)
+    out["B2"] = {"paper_step_ms": round(b2 * 1e3, 2)}
+    del paper
+    torch.cuda.empty_cache()
+    if not a.skip_peer:
+        run_peer(out, b1, b2, a.iters)
+    # the shipped layout: small preset, 8 frames at 128 px (latent 16), reference attention on
+    out["B3"] = {"shipped": training("small", a.train_batch, 8, 16, peak, a.iters, ref="on"),
+                 "paper": training("paper", 4, 16, 32, peak, max(5, a.iters // 2))}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

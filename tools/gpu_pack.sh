@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One call on a lent GPU host (device tool): "my pack in, my stickers out", measured. For every test pack carried
+# in .packs/<name>/ (tools/make_test_packs.py), fine-tune the shipped default model on it (rdtf train --init-from
+# default, all packs side by side on the one GPU) for TRAIN_MIN minutes, then `rdtf eval-pack` the tuned run; the
+# untuned default is evaluated on each pack meanwhile as the baseline. Everything comes back as one archive.
+#
+#   here:  python tools/gpu_bundle.py pack --out .gpu --extra-captions .packs/*/captions.csv --extra-text "…token…"
+#          python tools/gpu_bundle.py trim-wheel --src diffusers-*.whl --dst .whl
+#   call:  bash tools/gpu_pack.sh 540        (carry .gpu .whl .packs; $OUT/pack_results.tar.gz comes back)
+set -euo pipefail
+SECS=${1:-540}
+T0=$(date +%s)
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=4
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" runs/pack
+# STEPS sets the LR schedule and the curriculum's horizon; TRAIN_MIN is the wall-time cap that ends a run early
+TRAIN_MIN=${TRAIN_MIN:-6}; STEPS=${STEPS:-1500}; BATCH=${BATCH:-64}; LR=${LR:-1e-4}; EVAL_STEPS=${EVAL_STEPS:-20}
+PY=${PY:-python3}
+
+if [ -z "${SKIP_SETUP:-}" ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+  [ -f /tmp/minilm/model.safetensors ] || $PY tools/gpu_bundle.py expand --src .gpu --dst /tmp/minilm >/dev/null
+  export RDTF_TEXT_MODEL=/tmp/minilm
+fi
+export RDTF_HOME=$PWD/runs/home
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee runs/pack/gpu.txt || true
+
+evalpack() {  # model pack tag
+  local t=$(( $(date +%s) ))
+  $PY -m rdtf_engine eval-pack --model "$1" --pack "$2" --steps "$EVAL_STEPS" --seed 0 --json \
+      --sheet "runs/pack/$3.png" > "runs/pack/$3.json" 2> "runs/pack/$3.log" || echo "eval $3 failed" >> runs/pack/errors.txt
+  echo "$3 eval_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
+}
+
+for dir in .packs/*/; do
+  name=$(basename "$dir")
+  ( t=$(date +%s)
+    $PY -m rdtf_engine --events jsonl train --data "$dir" --out "runs/$name" --init-from default \
+        --batch-size "$BATCH" --lr "$LR" --steps "$STEPS" --max-minutes "$TRAIN_MIN" --checkpoint-every 500 \
+        > "runs/pack/$name-train.jsonl" 2> "runs/pack/$name-train.log" || echo "train $name failed" >> runs/pack/errors.txt
+    echo "$name train_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
+    cp "runs/$name/metrics.jsonl" "runs/pack/$name-metrics.jsonl" 2>/dev/null || true
+    evalpack "runs/$name" "$dir" "$name-tuned" ) &
+  evalpack default "$dir" "$name-base" &
+done
+# the call must return inside its limit whatever happens: stop waiting SECS − 20 s after the start
+while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - T0 )) -lt $(( SECS - 20 )) ]; do sleep 5; done
+tar czf "$OUT/pack_results.tar.gz" runs/pack
+ls -la "$OUT"
+cat runs/pack/times.txt runs/pack/errors.txt 2>/dev/null || true
