@@ -105,7 +105,7 @@ def run_gui(page: str | None) -> int:
     if page:
         window.show_page(page)
     state.start()
-    # qasync drives Qt and asyncio from one loop (PLATFORMS.md D3: qasync.run on Python < 3.12 too).
+    # qasync drives Qt and asyncio from one loop (qasync.run: asyncio.run has no loop_factory before 3.12).
     return qasync.run(_run_until_quit(app))
 
 

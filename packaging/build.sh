@@ -2,7 +2,7 @@
 # Build the one-folder desktop bundle into dist/rdtf-studio/ and smoke-test it.
 #   bash packaging/build.sh            (uses .venv; installs the [packaging] extra into it)
 # Build in a clean venv that has only this project's deps: PyInstaller picks up whatever is importable
-# (PLATFORMS.md D5). The torch in that venv decides the flavour: CPU torch → CPU bundle, CUDA torch → CUDA.
+# (even system PySide6). The torch in that venv decides the flavour: CPU torch → CPU bundle, CUDA torch → CUDA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"

@@ -9,16 +9,16 @@
 #   DDP=1 ABLATIONS=0 INIT_FROM=.gpu/init bash tools/gpu_lease.sh start 555  # continue a model (rdtf train --init-from)
 #   DSIZE=128 DDP=1 ABLATIONS=0 EVAL_CLIPS=0 SEED=3 INIT_FROM=resources/models/default \
 #     CLF_FROM=resources/eval/motion-classifier-builtin-emoji \
-#     bash tools/gpu_lease.sh start 562   # session 4's calls: on a warm host it resumes runs/default (optimizer
+#     bash tools/gpu_lease.sh start 562   # round 4's calls: on a warm host it resumes runs/default (optimizer
 #                                         # kept), on a fresh one it continues the carried model; no eval on GPU
-#   PROFILE=1 BATCH=256 …              # session 5 (2 × H200): time one step eager vs torch.compile'd on the
+#   PROFILE=1 BATCH=256 …              # round 5 (2 × H200): time one step eager vs torch.compile'd on the
 #                                        # last GPU during data prep (runs/profile*.json; compile failed there)
-#   bash tools/gpu_lease.sh watch 570    # watch, collect (twice in session 3 the host was gone by this call:
+#   bash tools/gpu_lease.sh watch 570    # watch, collect (twice in round 3 the host was gone by this call:
 #                                        # plan every call to be useful on its own)
 #   bash tools/gpu_lease.sh finish 400   # wait (≤ 400 s) for both jobs, collect
 #   bash tools/gpu_lease.sh solo 525     # one GPU, one call: autoencoder + DFGN for 525 s, export, collect
 #   EVALS="dev-s7|--data builtin:emoji-dev --clips 32 --tasks it2v --strength 0.7;…" P=4 \
-#     bash tools/gpu_lease.sh evals 540   # session 10: a sampling sweep, P evals at a time → $OUT/evals.tar.gz
+#     bash tools/gpu_lease.sh evals 540   # round 10: a sampling sweep, P evals at a time → $OUT/evals.tar.gz
 #
 # Jobs end by DEADLINE = start + LEASE_S (default 1500 s): the default DFGN and the arms train until
 # DEADLINE − EVAL_S, then export and evaluate. The host has torch but no registry: diffusers travels as a wheel
@@ -117,7 +117,7 @@ job_default() {  # autoencoder → DFGN (probe, then the step count that fits) �
     export CUDA_VISIBLE_DEVICES=0; train="$PY -m rdtf_engine train"
     rm -rf $RUN/checkpoints; $train $DEF $ae --steps $guess --max-minutes 1.5 || true
   fi
-  # what the data really held on this host (session 6: a cut-down font silently emptied the extra emoji pool)
+  # what the data really held on this host (round 6: a cut-down font silently emptied the extra emoji pool)
   $PY -c "import json; print('[lease] data splits', json.load(open('$RUN/model/config.json'))['data_summary'].get('splits'))" \
     2>/dev/null || true
   local left=$(( deadline - eval_s - $(date +%s) ))

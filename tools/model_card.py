@@ -5,7 +5,8 @@
 
 Reads the folder's config.json (preset, steps, data summary, latent scale), the run's metrics.jsonl (losses,
 step rate, GPU memory), the `rdtf eval --json` report, and copies the eval grid next to the card as
-samples.png. Failure modes are listed from the eval numbers against the issue's targets, not from hope.
+samples.png. Failure modes are listed from the eval numbers against the project's targets (motion ≥ 80 %,
+identity ≥ 90 %), not from hope. Notes cite docs of this repository only (e.g. docs/results.md rounds).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def main() -> None:
     ap.add_argument("--gpu", required=True)
     ap.add_argument("--gpu-minutes", type=float, required=True)
     ap.add_argument("--batch", default="?", help="global batch, e.g. '512 (4 GPUs × 128)'")
-    ap.add_argument("--notes", type=Path, help="markdown appended as a Notes section (measured, not hoped)")
+    ap.add_argument("--notes", type=Path, help="markdown appended as a Notes section (measured; repo docs only)")
     args = ap.parse_args()
     metrics = [json.loads(x) for x in args.metrics.read_text("utf-8").splitlines() if x.strip()]
     report = json.loads(args.eval.read_text("utf-8"))

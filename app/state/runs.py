@@ -21,7 +21,7 @@ from typing import Any
 
 REQUEST_FILE = "studio_request.json"
 
-# The three choices a user sees. Model sizes are the engine's presets (rdtf_engine/config.py).
+# The three choices a user sees. Model sizes are the engine's presets (rdtf_engine/core/config.py).
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"label": "Quick (try it out)", "preset": "tiny", "steps": 300, "ae_steps": 200, "size": 64,
               "batch_size": 4, "sample_every": 50, "checkpoint_every": 50},

@@ -1,4 +1,4 @@
-"""CLI subcommands ``import``, ``export`` and ``check``; ``rdtf_engine/cli.py`` calls ``add_cli(subparsers)``.
+"""CLI subcommands ``import``, ``export`` and ``check``; ``rdtf_engine/cli/main.py`` calls ``add_cli(subparsers)``.
 
 Handlers are ``func(args, rep=None) -> int``: the main CLI passes its ``Reporter`` (event printing per
 ``--events``, Ctrl-C as a cooperative stop); called with ``args`` alone they print progress to stderr. They

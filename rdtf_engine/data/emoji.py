@@ -30,7 +30,7 @@ identity every time, with the kind of inner detail (glasses, a monocle, a hat) t
 first, so that copying the given frame pays and recalling a known emoji does not. In ``SPLICE_P`` more, the
 emoji is cut across (or down) and finished by a second one ("half nerd face, half grinning face …",
 :func:`splice_sprite`; a smiley's partner is a smiley): new mixes of eyes and mouth, the detail that the
-never-seen smileys lost in session 11's misses. Smileys are ≈ 9 % of training emoji, so left to chance only
+never-seen smileys lost (docs/results.md, round 11). Smileys are ≈ 9 % of training emoji, so left to chance only
 ≈ 2 % of clips would be spliced smileys: in ``SPLICE_FACE_P`` of spliced clips the first emoji is redrawn from
 the smileys (the pair rule still holds), which makes them ≈ 10 %.
 """

@@ -1,10 +1,10 @@
-"""Key-frame extraction by feature clustering (PAPER.md §3.3, the authors' ``extract_by_feature_cluster``).
+"""Key-frame extraction by feature clustering (docs/method.md §4.3, the authors' ``extract_by_feature_cluster``).
 
 Cluster the per-frame features of a clip into k groups, then walk the frames in temporal order and keep the
 first frame of each new cluster: k key frames that cover the clip's distinct looks, in temporal order.
 
 Features are whatever the caller passes as (F, D): the paper uses VGG-16 FC features; we use our own
-autoencoder's pooled latents (DESIGN.md §2). Clustering is a small deterministic numpy k-means (k-means++
+autoencoder's pooled latents (docs/method.md §4.3). Clustering is a small deterministic numpy k-means (k-means++
 init, Lloyd iterations, ``n_init`` restarts, best inertia) because it is ~2× faster than scikit-learn's
 KMeans on ≤ 48 points (docs/curriculum.md), uses no thread pool inside data-loader workers, and handles
 duplicate frames exactly and without warnings. ``backend="sklearn"`` runs sklearn's

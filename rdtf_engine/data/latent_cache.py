@@ -2,7 +2,7 @@
 
 The autoencoder is frozen during DFGN training (as the paper's VAE is), so latents are computed once and kept
 on the training device: a flat (total_frames, 4, h, w) tensor plus per-clip offsets. Key frames for every
-k ∈ 3…8 are precomputed per clip, as the authors store ``keyframe_idx`` (PAPER.md §3.3), from per-frame
+k ∈ 3…8 are precomputed per clip, as the authors store ``keyframe_idx`` (docs/method.md §4.3), from per-frame
 features of our own autoencoder (flattened latents, in place of VGG-16 fc features).
 """
 

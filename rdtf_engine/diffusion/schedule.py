@@ -1,6 +1,6 @@
 """Noise schedules, all from diffusers (never hand-written): DDPM for training, DPM-Solver++ / DDIM for sampling.
 
-PAPER.md §2.4: T = 1000, linear β 0.00085 → 0.012, ε-prediction; the paper samples with DDIM 50 steps
+docs/method.md §3: T = 1000, linear β 0.00085 → 0.012, ε-prediction; the paper samples with DDIM 50 steps
 (η = 1.0 in Table 6). Our fast default is DPM-Solver++ (2nd order, ~20 steps), good for guided sampling.
 """
 

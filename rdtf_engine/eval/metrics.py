@@ -200,7 +200,7 @@ def reference_identity_accuracy(references: Sequence[Clip], bank: IdentityBank, 
     """The identity metric's ceiling: the same nearest-emoji rule on the *real* held-out clips, each seen the way
     an image&text→video sample is scored (``num_frames`` evenly spaced frames, the first one dropped). Below 1,
     the rule itself loses clips (fades, spins, near-twins in the bank); at 1 (both builtin:emoji-holdout draws
-    and dev, session 11) every generated miss is the model's."""
+    and dev with the round-11 weights) every generated miss is the model's."""
     from rdtf_engine.data.keyframes import uniform_keyframes
 
     hits = []

@@ -3,7 +3,7 @@
 Each encoder takes RGBA frames + per-frame ms durations + a ``loop`` given as *plays* (0 = forever, 1 = once,
 n = n times) and returns (bytes, notes). Notes record anything the format forced (GIF's 10 ms delay grid,
 merged frames that could not be kept apart). Duplicate consecutive frames are made to differ invisibly first,
-because Pillow and libwebp silently merge them (PLATFORMS.md D6).
+because Pillow and libwebp silently merge them (docs/io.md, "Format details").
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Shared building blocks of the DFGN denoiser (PAPER.md §2.1).
+"""Shared building blocks of the DFGN denoiser (docs/method.md §2.1).
 
 Every tensor that flows between blocks is laid out ``(B·F, C, H, W)``: frames ride in the batch so that the 2-D
 diffusers ops (ResnetBlock2D, Transformer2DModel, GroupNorm) treat each frame on its own. Only the temporal
 layers (temporal attention here, STI / 3-D conv in ``sti.py``) look across frames, and they all take a
-``FrameInfo`` so that zero-padded frames (loss-mask slots, PAPER.md §3.2) never reach a real frame:
+``FrameInfo`` so that zero-padded frames (loss-mask slots, docs/method.md §4.2) never reach a real frame:
 attention keys of padded frames are masked out and temporal convolutions see zeros there.
 """
 

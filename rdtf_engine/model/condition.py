@@ -1,4 +1,4 @@
-"""Condition-latent encoder (PAPER.md §2.3 / DESIGN.md: condition mask → 8 in-channels).
+"""Condition-latent encoder (docs/method.md §2.3: condition mask → 8 in-channels).
 
 The clean latents of the frames given as conditions (first frame for I2V, both ends for interpolation, a run for
 prediction, the locked frames of the timeline...) arrive already multiplied by condition mask × validity mask, so

@@ -1,4 +1,4 @@
-"""DFGN — the Discrete Frame Generation Network, RDTF's denoiser (PAPER.md §2, DESIGN.md §2).
+"""DFGN — the Discrete Frame Generation Network, RDTF's denoiser (docs/method.md §2).
 
 A 3-D UNet factorised in space and time (ModelScope / I2VGen-XL layout): every frame goes through the 2-D ops
 with batch B·F; temporal layers (STI or the 3-D-conv ablation, and temporal attention) mix frames. Input: the noisy

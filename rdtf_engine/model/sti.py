@@ -1,8 +1,8 @@
-"""Temporal layers of the DFGN: the STI layer (PAPER.md §2.2) and the plain 3-D-conv ablation (Table 3).
+"""Temporal layers of the DFGN: the STI layer (docs/method.md §2.2) and the plain 3-D-conv ablation (Table 3).
 
 Both map (B·F, C, H, W) -> (B·F, C, H, W) and are called as ``layer(x, frames)`` with a ``FrameInfo``.
 
-Padding safety (PAPER.md §3.2, "[I] masking padded frames would be cleaner"): the released code lets zero-padded
+Padding safety (docs/method.md §4.2, masking padded frames is our choice): the released code lets zero-padded
 frames take part in attention and temporal convs. Here they cannot influence a real frame:
   * attention keys of padded frames are masked out;
   * every temporal conv reads zeros at padded frames (``FrameInfo.frame_gate`` right before the conv);

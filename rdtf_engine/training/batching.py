@@ -1,4 +1,4 @@
-"""Assemble one training batch with the paper's dual masks (PAPER.md §3).
+"""Assemble one training batch with the paper's dual masks (docs/method.md §4).
 
 For each sample: pick k ∈ 3…8 key frames (loss mask: zero-padded to ``num_frames``), draw a task from the
 curriculum weights, build its condition mask, and augment the caption. With ``dual_mask=False`` (the

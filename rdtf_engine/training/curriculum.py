@@ -1,4 +1,4 @@
-"""Difficulty-adaptive curriculum (DCL) of PAPER.md §4: which task each training sample gets.
+"""Difficulty-adaptive curriculum (DCL), docs/method.md §5: which task each training sample gets.
 
 Final weight of a task = static weight (piecewise-linear schedule over steps, §4.2) + adaptive weight (a table
 picked by the percentile rank of a PID signal on the training loss, §4.3). The task is then drawn in
@@ -241,7 +241,7 @@ def _rng_state_from_json(data: Sequence) -> tuple:
 class Curriculum:
     """CurriculumConfig + CurriculumState + its own RNG: the trainer's single entry point.
 
-    ``horizon``: config.horizon, or ``total_steps`` when that is 0 (the run's length, PAPER.md §4.2).
+    ``horizon``: config.horizon, or ``total_steps`` when that is 0 (the run's length, docs/method.md §5).
     Per step: ``task, weights = cur.next_task(step)`` → train → ``cur.observe(loss)``.
     """
 

@@ -1,4 +1,4 @@
-"""The RDTF training loop (DESIGN.md §2): DFGN from scratch with dual masks and the difficulty-adaptive
+"""The RDTF training loop (docs/architecture.md §4): DFGN from scratch with dual masks and the difficulty-adaptive
 curriculum, on accelerate (fp32 on CPU, bf16 autocast on CUDA, DDP under ``accelerate launch``).
 
 Every random choice goes through generators whose states are checkpointed (python ``random`` for tasks,
@@ -81,7 +81,7 @@ def _train_locked(req: TrainRequest, run_dir: Path, on_event, should_stop) -> di
 
     # Multi-GPU: `torchrun --nproc_per_node N -m rdtf_engine train …` (DDP). Building the latent cache can take
     # many minutes on the main process while the others wait at a barrier: the default 10-minute timeout is short.
-    # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, session 5).
+    # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, round 5).
     accelerator = Accelerator(mixed_precision=mp, cpu=device.type == "cpu",
                               kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=2))])
     device = accelerator.device

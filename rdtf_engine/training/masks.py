@@ -1,4 +1,4 @@
-"""Dual masks of PAPER.md §3.1-3.2: the per-frame condition mask (which clean latents are given) and the
+"""Dual masks of docs/method.md §4.1-4.2: the per-frame condition mask (which clean latents are given) and the
 validity (loss) mask (which frame slots hold real frames rather than zero padding).
 
 Masks are plain ``list[int]`` of 0/1 with one entry per frame slot (length ``num_frames``, 8 in the paper), so
@@ -27,7 +27,7 @@ PAPER_TASK_NAMES = {
     "pred_forward": "post_frame_prediction",  # first frames given, later frames predicted
     "pred_backward": "pre_frame_prediction",  # later frames given, earlier frames predicted
 }
-# Curriculum groups (PAPER.md §4.1 difficulty order: interpolation easy, prediction middle, generation hard).
+# Curriculum groups (docs/method.md §5 difficulty order: interpolation easy, prediction middle, generation hard).
 TASK_GROUPS: dict[str, tuple[str, ...]] = {
     "generation": ("t2v", "i2v", "it2v"),
     "interpolation": ("interpolation",),
@@ -80,7 +80,7 @@ def interpolation_mask(pattern: str, n_valid: int, num_frames: int) -> list[int]
 def condition_mask(task: str, n_valid: int, num_frames: int, rng: random.Random) -> list[int]:
     """Sample the condition mask of ``task`` for a clip with ``n_valid`` real frames in ``num_frames`` slots.
 
-    Follows the authors' ``make_condition`` (PAPER.md §3.1), with these guarantees for n_valid >= 2: every
+    Follows the authors' ``make_condition`` (docs/method.md §4.1), with these guarantees for n_valid >= 2: every
     task but t2v gives at least one frame, and no task gives every valid frame (something is left to generate).
     - t2v: nothing given.
     - i2v / it2v: one frame, uniform in [0, n_valid - 1].
@@ -203,7 +203,7 @@ def per_sample_masked_mse(
 def masked_mse(
     eps_hat: torch.Tensor, eps: torch.Tensor, frame_mask: torch.Tensor, renormalize: bool = False
 ) -> torch.Tensor:
-    """Scalar masked ε-MSE of PAPER.md §3.2: L = mean_{b,c,f,h,w} (M⊙ε̂ − M⊙ε)².
+    """Scalar masked ε-MSE of docs/method.md §4.2: L = mean_{b,c,f,h,w} (M⊙ε̂ − M⊙ε)².
 
     eps_hat, eps: (B, C, F, H, W); frame_mask: (B, F) validity mask (1 = real frame). Condition frames are not
     excluded (the paper's code uses only validity). renormalize=False is the paper (short clips weigh less);

@@ -157,8 +157,8 @@ def init_weights(model, req, device) -> str:
 
 
 def curriculum_span(req, base_steps: int) -> tuple[int, int]:
-    """(step offset, horizon) of a run's curriculum. A run starts its own schedule at "generation 0.1" (PAPER.md
-    §4.2); a continuation of a model on the same data (``continue_curriculum``) takes its place on the base's
+    """(step offset, horizon) of a run's curriculum. A run starts its own schedule at "generation 0.1" (docs/method.md
+    §5); a continuation of a model on the same data (``continue_curriculum``) takes its place on the base's
     schedule instead, after ``base_steps``, so it does not spend its first half on the easy tasks again."""
     if req.continue_curriculum:
         return int(base_steps), int(base_steps) + int(req.steps)

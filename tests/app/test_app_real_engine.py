@@ -6,7 +6,7 @@
 2. generate → lock frames → regenerate the others → export → the file is checked (Pillow + the engine's check).
 
 The first test leaves its model for the second; run alone, the second trains its own. Each stays < 90 s on
-2 CPU cores. Skipped when the engine (rdtf_engine/api.py) is not importable.
+2 CPU cores. Skipped when the engine (rdtf_engine/jobs/api.py) is not importable.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_pid_signal():
 
 
 def buggy_rank(value: float, buf: list[float]) -> float:
-    """The released code's loop (PAPER.md §4.3) on its ascending buffer."""
+    """The released code's loop (docs/curriculum.md, adaptive rank) on its ascending buffer."""
     idx = 0
     for idx in range(len(buf) - 1):
         if value > buf[idx + 1]:

@@ -1,4 +1,4 @@
-"""Frozen text encoder (offline MiniLM) and the caption augmentation of PAPER.md §2.3."""
+"""Frozen text encoder (offline MiniLM) and the caption augmentation of docs/method.md §2.3."""
 
 import random
 

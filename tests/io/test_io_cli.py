@@ -1,4 +1,4 @@
-"""The import / export / check subcommands through a tiny argparse harness (what rdtf_engine/cli.py wires)."""
+"""The import / export / check subcommands through a tiny argparse harness (what rdtf_engine/cli/main.py wires)."""
 
 from __future__ import annotations
 
