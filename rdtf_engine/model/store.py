@@ -13,87 +13,36 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from rdtf_engine.core.config import ModelCard
-from rdtf_engine.core.errors import ModelError, UnsafeInputError
+from rdtf_engine.core.errors import ModelError, RdtfError
 from rdtf_engine.core.paths import builtin_models_dir, user_models_dir, user_runs_dir
+from rdtf_engine.model.trust import CheckedModule, check_model_folder, check_module, check_safetensors
 
-MAX_HEADER = 100 * 1024 * 1024
+__all__ = ["check_safetensors", "list_models", "load_model_folder", "load_module_folder", "resolve_model",
+           "save_model_folder", "validate_model_folder"]
+
 SHARD = "15MB"  # every weight file ≤ 16 MiB: the repo and the GPU machine's transfer limits
 
 
-def check_safetensors(path: Path) -> dict[str, Any]:
-    """Validate a safetensors file by its content: 8-byte little-endian header length, a JSON header whose
-    tensor offsets exactly cover the rest of the file. Returns the header. Raises ModelError otherwise."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise ModelError(f"{path.name}: too short to be a safetensors file")
-            (n,) = struct.unpack("<Q", head)
-            if n <= 1 or n > MAX_HEADER or 8 + n > size:
-                raise ModelError(f"{path.name}: not a safetensors file (bad header length)")
-            header = json.loads(f.read(n).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path.name}: not a readable safetensors file ({exc})") from exc
-    if not isinstance(header, dict):
-        raise ModelError(f"{path.name}: not a safetensors file (header is not a table)")
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            lo, hi = info["data_offsets"]
-            info["dtype"], info["shape"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{path.name}: malformed tensor entry {name!r}") from exc
-        if not (0 <= lo <= hi):
-            raise ModelError(f"{path.name}: bad offsets for {name!r}")
-        end = max(end, hi)
-    if 8 + n + end != size:
-        raise ModelError(f"{path.name}: truncated or padded safetensors file ({size} bytes, expected {8 + n + end})")
-    return header
-
-
-def _looks_like_pickle(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(4)
-    # pickle protocol 2–5 starts with 0x80 <proto>; torch.save's zip container starts with "PK".
-    return (len(head) >= 2 and head[0] == 0x80 and head[1] in (2, 3, 4, 5)) or head[:2] == b"PK"
-
-
 def validate_model_folder(path: str | os.PathLike) -> ModelCard:
-    """Check a model folder before anything is loaded from it; return its card."""
+    """Check everything the loader will read from a model folder (model/trust.py); return its card."""
     root = Path(path)
-    if not root.is_dir():
-        raise ModelError(f"model folder not found: {root}")
-    cfg = root / "config.json"
-    if not cfg.is_file():
-        raise ModelError(f"{root} is not a model folder (no config.json)")
     try:
-        card = ModelCard.from_dict(json.loads(cfg.read_text("utf-8")))
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ModelError(f"{root}/config.json is not a valid model config ({exc})") from exc
-    for sub in ("unet", "vae"):
-        d = root / sub
-        if not (d / "config.json").is_file():
-            raise ModelError(f"{root} is missing {sub}/config.json")
-        weights = [p for p in d.iterdir() if p.is_file() and p.name != "config.json" and not p.name.endswith(".index.json")]
-        if not weights:
-            raise ModelError(f"{root}/{sub} has no weights")
-        for p in weights:
-            if p.is_symlink():
-                raise UnsafeInputError(f"{p} is a symbolic link; model folders must hold real files")
-            if _looks_like_pickle(p):
-                raise UnsafeInputError(f"{p.name} is a pickle/torch.save file; only safetensors weights are loaded")
-            check_safetensors(p)
+        card, _ = check_model_folder(root)
+    except RdtfError as exc:
+        raise _in_folder(exc, root) from exc
     return card
+
+
+def _in_folder(exc: RdtfError, root: Path) -> RdtfError:
+    """The same error type, its message prefixed with the folder (unless it names it already)."""
+    text = str(exc)
+    return exc if text.startswith(str(root)) else type(exc)(f"{root}: {text}")
 
 
 def save_model_folder(out: str | os.PathLike, unet, vae, card: ModelCard, dtype=None, readme: str = "") -> Path:
@@ -134,21 +83,88 @@ def save_model_folder(out: str | os.PathLike, unet, vae, card: ModelCard, dtype=
 
 
 def load_model_folder(path: str | os.PathLike, device="cpu", dtype=None):
-    """→ (unet, vae, card). Validates first; loads only safetensors; fp16 weights are upcast unless dtype given."""
+    """→ (unet, vae, card). Checks the folder first (model/trust.py), then builds each network from its checked
+    config and fills it from the checked safetensors files only; fp16 weights are upcast unless dtype given."""
     import torch
     from diffusers import AutoencoderKL
 
     from rdtf_engine.model.dfgn import DFGN
 
-    card = validate_model_folder(path)
     root = Path(path)
-    dtype = dtype or torch.float32
     try:
-        unet = DFGN.from_pretrained(root / "unet", use_safetensors=True, torch_dtype=dtype)
-        vae = AutoencoderKL.from_pretrained(root / "vae", use_safetensors=True, torch_dtype=dtype)
-    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
-        raise ModelError(f"could not load model from {root}: {exc}") from exc
+        card, modules = check_model_folder(root)
+        unet = build_checked(DFGN, modules["unet"], "unet", dtype or torch.float32)
+        vae = build_checked(AutoencoderKL, modules["vae"], "vae", dtype or torch.float32)
+    except RdtfError as exc:
+        raise _in_folder(exc, root) from exc
     return unet.to(device).eval(), vae.to(device).eval(), card
+
+
+def load_module_folder(path: str | os.PathLike, sub: str, dtype=None):
+    """One checked ``unet``- or ``vae``-layout folder (config.json + safetensors) → the network, e.g. an
+    autoencoder folder written by training. The folder gets the same checks as a model folder's ``sub``/."""
+    import torch
+
+    from rdtf_engine.model.trust import scan_folder
+
+    folder = Path(path)
+    try:
+        if not folder.is_dir():
+            raise ModelError("folder not found")
+        scan_folder(folder)
+        checked = check_module(folder, sub, sub)
+        if sub == "vae":
+            from diffusers import AutoencoderKL as cls
+        else:
+            from rdtf_engine.model.dfgn import DFGN as cls
+        return build_checked(cls, checked, sub, dtype or torch.float32).eval()
+    except RdtfError as exc:
+        raise _in_folder(exc, folder) from exc
+
+
+def build_checked(cls, checked: CheckedModule, label: str, dtype):
+    """A network of class ``cls`` from a checked config, filled from the checked shards (safetensors only).
+
+    The network is built without memory (accelerate's meta device) and every parameter shape is compared with
+    the safetensors headers before one byte of weights is read: a config that claims huge layers fails here
+    instead of allocating them."""
+    import torch
+    from accelerate import init_empty_weights
+    from safetensors.torch import load_file
+
+    try:
+        with init_empty_weights():
+            model = cls.from_config(checked.config)
+    except (RdtfError, ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, RuntimeError) as exc:
+        raise ModelError(f"{label}/config.json describes no buildable network ({exc})") from exc
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: shape for k, (_, shape) in checked.tensors.items()}
+    if expected != found:
+        raise ModelError(f"{label}: the weights do not match config.json ({_shape_diff(expected, found)})")
+    state: dict[str, torch.Tensor] = {}
+    for shard in checked.shards:
+        try:
+            state.update(load_file(str(shard)))
+        except Exception as exc:  # safetensors raises its own SafetensorError; the file was checked above
+            raise ModelError(f"{label}/{shard.name}: cannot be read ({exc})") from exc
+    if not all(t.is_floating_point() for t in state.values()):
+        raise ModelError(f"{label}: weights must be floating-point tensors")
+    # Cast the loaded tensors, not the module: fp16 files are upcast before they become parameters.
+    model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=True, assign=True)
+    if dtype != torch.float32:  # buffers the files do not hold follow the requested dtype too
+        torch.nn.Module.to(model, dtype)
+    return model
+
+
+def _shape_diff(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing:
+        return f"{len(missing)} tensors missing, e.g. {missing[0]!r}"
+    if extra:
+        return f"{len(extra)} unexpected tensors, e.g. {extra[0]!r}"
+    name = next(k for k in expected if expected[k] != found[k])
+    return f"{name!r} is {list(found[name])}, the config makes {list(expected[name])}"
 
 
 def resolve_model(name: str) -> Path:
@@ -191,17 +207,21 @@ def list_models() -> list[dict[str, Any]]:
 
 
 def _describe(d: Path, name: str, builtin: bool, run: bool = False) -> dict[str, Any]:
+    """One listing entry. A folder that fails its checks is listed with ``error`` (one line) and no details, so
+    one bad folder never hides the others."""
     info: dict[str, Any] = {"name": name, "path": str(d), "builtin": builtin, "run": run}
     try:
-        card = json.loads((d / "config.json").read_text("utf-8"))
-        unet_cfg = json.loads((d / "unet" / "config.json").read_text("utf-8"))
-        weights = sum(p.stat().st_size for p in d.rglob("*.safetensors"))
-        info.update(
-            preset=card.get("preset"), size=card.get("size"), num_frames=card.get("num_frames"),
-            steps=card.get("steps"), data=card.get("data"), created=card.get("created"),
-            temporal=card.get("temporal"), data_summary=card.get("data_summary", {}), bytes=weights,
-            channels=unet_cfg.get("block_out_channels"),
-        )
-    except (OSError, json.JSONDecodeError) as exc:
-        info["error"] = f"unreadable: {exc}"
+        card, modules = check_model_folder(d)
+        weights = sum(p.stat().st_size for m in modules.values() for p in m.shards)
+    except RdtfError as exc:
+        info["error"] = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        return info
+    except OSError as exc:
+        info["error"] = f"unreadable: {exc.strerror or exc}"
+        return info
+    info.update(
+        preset=card.preset, size=card.size, num_frames=card.num_frames, steps=card.steps, data=card.data,
+        created=card.created, temporal=card.temporal, data_summary=card.data_summary, bytes=weights,
+        channels=modules["unet"].config.get("block_out_channels"),
+    )
     return info
