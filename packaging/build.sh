@@ -11,6 +11,8 @@ PY="${PY:-.venv/bin/python}"
 "$PY" -c "import PyInstaller, PySide6, qasync" 2>/dev/null || "$PY" -m pip install -q -e ".[app,packaging]"
 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
   packaging/rdtf_studio.spec
+# Linux builds one executable (the spec says why); the console name the docs and the smoke test use links to it.
+if [ ! -e dist/rdtf-studio/rdtf-studio-console ]; then ln -s rdtf-studio dist/rdtf-studio/rdtf-studio-console; fi
 if [ "${SMOKE:-1}" != 0 ]; then
   "$PY" packaging/smoke_test.py dist/rdtf-studio
 fi
