@@ -16,7 +16,7 @@ APT_PKGS := fonts-noto-color-emoji fonts-dejavu-core libegl1 libgl1 libxkbcommon
 	libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 imagemagick ffmpeg webp xvfb xauth
 
-.PHONY: studio test setup sysdeps lint bench clean screenshots fluent-data
+.PHONY: studio test setup sysdeps lint bench clean screenshots fluent-data bundle
 
 studio: sysdeps setup
 	$(PY) -m app --or-demo
@@ -60,6 +60,12 @@ bench: setup
 
 screenshots: sysdeps setup
 	$(PY) packaging/screenshots.py
+
+# The one-folder desktop bundle (PyInstaller) in dist/rdtf-studio/, then its smoke test (packaging/smoke_test.py).
+# Slow (≈ 10–50 min on 2 busy cores), so not part of `make test`: run before a release (docs/reliability.md).
+bundle: sysdeps setup
+	$(PIP) install -q -e ".[app,packaging]"
+	PY=$(PY) bash packaging/build.sh
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -17,6 +17,10 @@ def cmd_models(args, rep: Reporter) -> int:
     if args.json or rep.mode == "jsonl":
         print(json.dumps(models, indent=None if rep.mode == "jsonl" else 2))
         return 0
+    bad = [m for m in models if m.get("error")]
+    models = [m for m in models if not m.get("error")]
+    for m in bad:  # one line each, on stderr: the good models stay listed and parseable on stdout
+        print(f"skipped {m['path']}: {m['error']}", file=sys.stderr)
     if not models:
         print("no models installed (train one with `rdtf train`)")
     for m in models:

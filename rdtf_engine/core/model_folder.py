@@ -1,4 +1,5 @@
-"""Model folders without torch: validation (safetensors by content, never pickle) and the weights' identity.
+"""Model folders without torch: the one validation entry point (rules in core/model_trust.py) and the weights'
+identity.
 
 Torch-free on purpose: the app validates a folder before importing it, and the engine before loading one, with
 the same rules. A model folder::
@@ -10,98 +11,33 @@ the same rules. A model folder::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import struct
 import threading
 from pathlib import Path
 from typing import Any
 
 from rdtf_engine.core.config import ModelCard
-from rdtf_engine.core.errors import ModelError, UnsafeInputError
+from rdtf_engine.core.errors import RdtfError
+from rdtf_engine.core.model_trust import check_model_folder, check_safetensors  # noqa: F401 (re-exported)
 
-MAX_HEADER = 100 * 1024 * 1024
-# File kinds that are pickle-based (can run code when loaded): a model folder holding one is refused outright.
-PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".npy", ".npz"})
 _HASHES: dict[tuple, str] = {}
 _HASH_LOCK = threading.Lock()
 
 
-def check_safetensors(path: Path) -> dict[str, Any]:
-    """Validate a safetensors file by its content: 8-byte little-endian header length, a JSON header whose
-    tensor offsets exactly cover the rest of the file. Returns the header. Raises ModelError otherwise."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise ModelError(f"{path.name}: too short to be a safetensors file")
-            (n,) = struct.unpack("<Q", head)
-            if n <= 1 or n > MAX_HEADER or 8 + n > size:
-                raise ModelError(f"{path.name}: not a safetensors file (bad header length)")
-            header = json.loads(f.read(n).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path.name}: not a readable safetensors file ({exc})") from exc
-    if not isinstance(header, dict):
-        raise ModelError(f"{path.name}: not a safetensors file (header is not a table)")
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            lo, hi = info["data_offsets"]
-            info["dtype"], info["shape"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{path.name}: malformed tensor entry {name!r}") from exc
-        if not (0 <= lo <= hi):
-            raise ModelError(f"{path.name}: bad offsets for {name!r}")
-        end = max(end, hi)
-    if 8 + n + end != size:
-        raise ModelError(f"{path.name}: truncated or padded safetensors file ({size} bytes, expected {8 + n + end})")
-    return header
-
-
-def looks_like_pickle(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(4)
-    # pickle protocol 2–5 starts with 0x80 <proto>; torch.save's zip container starts with "PK".
-    return (len(head) >= 2 and head[0] == 0x80 and head[1] in (2, 3, 4, 5)) or head[:2] == b"PK"
-
-
 def validate_model_folder(path: str | os.PathLike) -> ModelCard:
-    """Check a model folder before anything is loaded from it; return its card."""
+    """Check everything the loader will read from a model folder (core/model_trust.py); return its card."""
     root = Path(path)
-    if not root.is_dir():
-        raise ModelError(f"model folder not found: {root}")
-    files = list(root.rglob("*"))
-    links = [p.name for p in files if p.is_symlink()]
-    if links:
-        raise UnsafeInputError(f"{root} contains links ({', '.join(links[:3])}); model folders must hold real files")
-    unsafe = sorted(p.name for p in files if p.suffix.lower() in PICKLE_SUFFIXES)
-    if unsafe:
-        raise UnsafeInputError(f"{', '.join(unsafe[:3])}: a pickle-based format that can run code when loaded; "
-                               "only safetensors weights are accepted (convert the model first)")
-    cfg = root / "config.json"
-    if not cfg.is_file():
-        raise ModelError(f"{root} is not a model folder (no config.json)")
     try:
-        card = ModelCard.from_dict(json.loads(cfg.read_text("utf-8")))
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ModelError(f"{root}/config.json is not a valid model config ({exc})") from exc
-    for sub in ("unet", "vae"):
-        d = root / sub
-        if not (d / "config.json").is_file():
-            raise ModelError(f"{root} is missing {sub}/config.json")
-        weights = [p for p in d.iterdir() if p.is_file() and p.name != "config.json" and not p.name.endswith(".index.json")]
-        if not weights:
-            raise ModelError(f"{root}/{sub} has no weights")
-        for p in weights:
-            if p.is_symlink():
-                raise UnsafeInputError(f"{p} is a symbolic link; model folders must hold real files")
-            if looks_like_pickle(p):
-                raise UnsafeInputError(f"{p.name} is a pickle/torch.save file; only safetensors weights are loaded")
-            check_safetensors(p)
+        card, _ = check_model_folder(root)
+    except RdtfError as exc:
+        raise in_folder(exc, root) from exc
     return card
+
+
+def in_folder(exc: RdtfError, root: Path) -> RdtfError:
+    """The same error type, its message prefixed with the folder (unless it names it already)."""
+    text = str(exc)
+    return exc if text.startswith(str(root)) else type(exc)(f"{root}: {text}")
 
 
 def weights_sha256(path: str | os.PathLike) -> str:

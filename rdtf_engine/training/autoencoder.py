@@ -21,7 +21,7 @@ import torch
 from rdtf_engine.core.errors import Cancelled, InputError, TrainingError
 from rdtf_engine.core.events import Log, Metrics, Progress, never_stop, null_event
 from rdtf_engine.model.autoencoder import autoencoder_loss, build_autoencoder, compute_latent_scale, uint8_to_pixels
-from rdtf_engine.model.store import check_safetensors
+from rdtf_engine.model.store import load_module_folder
 
 
 def collect_frames(source, max_frames: int, seed: int = 0) -> np.ndarray:
@@ -128,8 +128,6 @@ def save_autoencoder(vae, out: Path, info: dict) -> None:
 
 def load_autoencoder(path: str | os.PathLike, device: torch.device):
     """A folder written by ``save_autoencoder`` or a model folder (its ``vae/``) → (vae, scale)."""
-    from diffusers import AutoencoderKL
-
     from rdtf_engine.core.errors import ModelError
 
     p = Path(path)
@@ -137,13 +135,5 @@ def load_autoencoder(path: str | os.PathLike, device: torch.device):
         p = p / "vae"
     if not (p / "config.json").is_file():
         raise ModelError(f"{path} is not an autoencoder folder (no config.json)")
-    files = list(p.glob("*.safetensors"))
-    if not files:
-        raise ModelError(f"{path} has no safetensors weights")
-    for f in files:
-        check_safetensors(f)
-    try:
-        vae = AutoencoderKL.from_pretrained(p, use_safetensors=True, torch_dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"could not load autoencoder from {path}: {exc}") from exc
+    vae = load_module_folder(p, "vae")  # the model-folder trust boundary: checked config, safetensors only
     return vae.to(device).eval().requires_grad_(False), float(vae.config.scaling_factor)
