@@ -24,6 +24,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from app import paths
+from rdtf_engine.core.events import event_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Job(QObject):
 
     progress = Signal(str, int, int, str)  # stage, step, total, message
     preview = Signal(int, object, str)  # step, [png paths], caption
-    metrics = Signal(int, object)  # step, {"loss": ..., ...}
+    metrics = Signal(int, object)  # step, the typed rdtf_engine.core.events.Metrics
     log_line = Signal(str, str)  # level, message
     finished = Signal(object)  # result dict
     failed = Signal(str, str)  # error_type, message
@@ -74,7 +75,7 @@ class Job(QObject):
             self.preview.emit(int(ev.get("step", 0)), list(ev.get("paths") or []), str(ev.get("caption", "")))
         elif kind == "metrics":
             self.state = "running"
-            self.metrics.emit(int(ev.get("step", 0)), dict(ev.get("values") or {}))
+            self.metrics.emit(int(ev.get("step", 0)), event_from_dict(ev))
         elif kind == "log":
             self.log_line.emit(str(ev.get("level", "info")), str(ev.get("message", "")))
         elif kind == "finished":
