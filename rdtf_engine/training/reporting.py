@@ -46,9 +46,10 @@ class StepReport:
         run, step = self.run, self.run.state.step
         req = run.req
         self.window.append(loss)
-        if 0 < step - self.step_at_start <= EARLY_ETA_STEPS and step % LOG_EVERY:
+        logged = step % LOG_EVERY == 0 or step == req.train.steps
+        if 0 < step - self.step_at_start <= EARLY_ETA_STEPS and not logged:
             self.progress(step)  # an ETA from the very first steps, long before the first metrics row
-        if step % LOG_EVERY == 0 or step == req.train.steps:
+        if logged:
             self.log(step, weights, task_counts)
             self.window = []  # a resume at a step that is not a multiple of LOG_EVERY must not shift the window
         if step % self.val_every == 0 or step == req.train.steps:
