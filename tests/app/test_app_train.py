@@ -84,9 +84,9 @@ def test_default_choice_builds_the_fine_tune_request(qtbot, state, tmp_path, fak
     assert req.train.autoencoder is None and req.train.data == tv.dataset and req.train.trainable == "attention"
     assert params == to_dict(req) and runs.read_request(tv.run_dir) == req
     assert tv.warning == ""
-    tv.stop()
-    tv._set("state", "idle")
-    tv._device = {"device": "cuda:0", "name": "GPU"}
+    with qtbot.waitSignal(tv.state_changed, check_params_cb=lambda s: s == "idle", timeout=2000):
+        tv.stop()
+    tv._set("device", {"device": "cuda:0", "name": "GPU"})  # what refresh_device reports on a CUDA machine
     tv.start()
     gpu = TrainRequest.from_dict(fake_trainer.last("train").params)
     assert gpu.init_from == "default" and gpu.run.mixed_precision == "bf16"
