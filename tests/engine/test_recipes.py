@@ -68,3 +68,27 @@ def test_pack_recipe_fine_tunes_a_base_on_a_tiny_pack(tiny_run, tmp_path):
     assert "my-pack" in [m["name"] for m in list_models()]
     res = generate(GenerateRequest(prompt="a square number 2", model="my-pack", frames=4, size=32, steps=2, seed=0))
     assert res.frames.shape == (4, 32, 32, 4)
+
+
+def test_request_parts_flat_forms_and_model_config(tmp_path):
+    """Older flat requests (app, train_config.json) read into the parts; a ModelConfig builds its DFGN; the run
+    file prefers run.json and falls back to the legacy files."""
+    from rdtf_engine.core.config import ModelConfig
+    from rdtf_engine.core.run_file import read_run_file, write_run_file
+    from rdtf_engine.model.dfgn import build_dfgn
+
+    flat = {"data": "d", "out": "o", "preset": "small", "size": 64, "steps": 3000, "resume": True, "unknown": 1}
+    req = TrainRequest.from_dict(flat)
+    assert (req.model.preset, req.model.size, req.train.steps, req.run.resume) == ("small", 64, 3000, True)
+    assert TrainRequest.from_dict(to_dict(req)) == req
+    with pytest.raises(InputError, match="unknown training option"):
+        TrainRequest.of(data="d", nonsense=1)
+    with pytest.raises(InputError, match="trainable"):
+        TrainRequest.of(data="d", trainable="some").validate()
+    assert ModelConfig().resolved() == ModelConfig("tiny", 64, 8, "sti", "off")
+    assert ModelConfig(size=32).resolved(ModelConfig("small", 128, 8, "sti", True)).reference_attention == "on"
+    assert dict(build_dfgn(ModelConfig("tiny", temporal="conv3d")).config) == dict(build_dfgn("tiny", "conv3d").config)
+    (tmp_path / "studio_request.json").write_text(json.dumps(flat))
+    assert read_run_file(tmp_path) == req
+    write_run_file(tmp_path, TrainRequest.of(data="new", out="o"))
+    assert read_run_file(tmp_path).train.data == "new" and read_run_file(tmp_path / "none") is None
