@@ -55,7 +55,7 @@ class JobHandle(QObject):
     event = Signal(object)  # every decoded event (Progress, Preview, Metrics, Log, Finished, Failed)
     progress = Signal(str, int, int, str)  # stage, step, total, message
     preview = Signal(int, object, str)  # step, [png paths], caption
-    metrics = Signal(int, object)  # step, {"loss": ..., ...}
+    metrics = Signal(int, object)  # step, the typed rdtf_engine.core.events.Metrics
     log_line = Signal(str, str)  # level, message
     finished = Signal(object)  # result dict
     failed = Signal(str, str)  # error_type, message
@@ -110,7 +110,7 @@ class JobHandle(QObject):
         elif isinstance(ev, Preview):
             self.preview.emit(int(ev.step), list(ev.paths or []), ev.caption)
         elif isinstance(ev, Metrics):
-            self.metrics.emit(int(ev.step), dict(ev.values or {}))
+            self.metrics.emit(int(ev.step), ev)
         elif isinstance(ev, Log):
             self.log_line.emit(ev.level, ev.message)
         elif isinstance(ev, Finished):

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, tuple[type, Any, tuple | None]] = {
     "timeline/speed": (float, 1.0, (0.1, 4.0)),
     "timeline/onion": (bool, False, None),
     "timeline/loop": (bool, True, None),
-    "train/preset": (str, "standard", None),
+    "train/recipe": (str, "pack", None),  # rdtf_engine.core.recipes.APP_RECIPES
     "export/presets": (list, ["telegram"], None),
     "window/page": (int, 0, (0, 5)),
 }

@@ -1,10 +1,12 @@
-"""Training presets, time estimates, unfinished-run discovery and the dataset captions file.
+"""Training recipes as the Train page shows them, time estimates, unfinished-run discovery and the dataset
+captions file.
 
 Pure functions over files and dicts (no Qt), so they are tested directly.
 
 A run folder is ``runs/<name>/``; the engine keeps ``checkpoints/`` there and writes ``done.json`` when the run
-completes. The app adds ``studio_request.json`` (the TrainRequest it sent) so a run can be resumed with the
-same settings after the app was closed or crashed.
+completes. ``run.json`` holds the run's ``TrainRequest`` (``rdtf_engine.core.run_file``): the app writes it when
+it starts the run, the engine completes it, and both read it to resume the run after the app was closed or
+crashed. The recipes themselves are the engine's (``rdtf_engine.core.recipes``), so the CLI trains the same way.
 """
 
 from __future__ import annotations
@@ -19,21 +21,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-REQUEST_FILE = "studio_request.json"
+from rdtf_engine.core.recipes import APP_RECIPES, DEFAULT_RECIPE, Recipe, recipe
+from rdtf_engine.core.requests import TrainRequest
+from rdtf_engine.core.run_file import read_run_file, write_run_file
 
-# The three choices a user sees. Model sizes are the engine's presets (rdtf_engine/core/config.py).
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"label": "Quick (try it out)", "preset": "tiny", "steps": 300, "ae_steps": 200, "size": 64,
-              "batch_size": 4, "sample_every": 50, "checkpoint_every": 50},
-    "standard": {"label": "Standard", "preset": "small", "steps": 3000, "ae_steps": 800, "size": 64,
-                 "batch_size": 4, "sample_every": 250, "checkpoint_every": 250},
-    "long": {"label": "Long (best quality)", "preset": "small", "steps": 12000, "ae_steps": 2000, "size": 128,
-             "batch_size": 8, "sample_every": 500, "checkpoint_every": 500},
-}
-
-# Rough steps/s before this machine has measured anything (batch 4, 64 px); replaced by measured speed.
-DEFAULT_SPEED = {("cpu", "tiny"): 6.0, ("cpu", "small"): 0.6, ("cuda", "tiny"): 40.0, ("cuda", "small"): 12.0,
-                 ("mps", "tiny"): 15.0, ("mps", "small"): 3.0}
+# Steps/s of each recipe before this machine has measured anything (replaced by the measured speed).
+# pack on CPU: the shipped small model at 128 px, batch 2, attention and temporal layers (docs/app.md).
+DEFAULT_SPEED = {("cpu", "pack"): 0.12, ("mps", "pack"): 0.5, ("cuda", "pack"): 4.0,
+                 ("cpu", "quick"): 6.0, ("cpu", "standard"): 0.6, ("cpu", "long"): 0.075,
+                 ("cuda", "quick"): 40.0, ("cuda", "standard"): 12.0, ("cuda", "long"): 6.0,
+                 ("mps", "quick"): 15.0, ("mps", "standard"): 3.0, ("mps", "long"): 0.4}
+# Stickers are imported at the shipped model's frame size; each run's data source resamples them to its own.
+IMPORT_SIZE = 128
+SETUP_SECONDS = {"cpu": 60.0, "mps": 40.0, "cuda": 30.0}  # loading the base model, text encoder, data cache
 
 
 def device_kind(device: dict[str, Any]) -> str:
@@ -41,15 +41,26 @@ def device_kind(device: dict[str, Any]) -> str:
     return "cuda" if d.startswith("cuda") else "mps" if d.startswith("mps") else "cpu"
 
 
+def recipe_for(choice: str, device: dict[str, Any]) -> Recipe:
+    """The engine recipe behind a Train page choice on this device (``pack`` differs by device)."""
+    return recipe(choice if choice in APP_RECIPES else DEFAULT_RECIPE, device_kind(device))
+
+
 def estimate_seconds(choice: str, device: dict[str, Any], measured: float | None = None) -> float:
-    """Whole-run time: denoiser steps plus autoencoder steps (cheaper, counted at 3× the speed)."""
-    p = TRAIN_PRESETS[choice]
+    """Whole-run time: set-up, denoiser steps, and for a run from scratch its autoencoder's steps (cheaper,
+    counted at 3× the speed)."""
+    kind = device_kind(device)
+    r = recipe_for(choice, device)
     if measured is not None and not (isinstance(measured, (int, float)) and 1e-6 < measured < 1e6):
         measured = None  # NaN, 1e-310, inf or junk from a damaged settings file: use the built-in guess
-    speed = measured or DEFAULT_SPEED.get((device_kind(device), p["preset"]), 1.0)
-    # Bigger images and batches cost proportionally more than the 64 px / batch-4 reference.
-    scale = (p["size"] / 64) ** 2 * p["batch_size"] / 4
-    return (p["steps"] + p["ae_steps"] / 3) * scale / speed
+    speed = measured or DEFAULT_SPEED.get((kind, r.name), 1.0)
+    ae = r.train.ae_steps / 3 if r.from_scratch else 0
+    return SETUP_SECONDS[kind] + (r.train.steps + ae) / speed
+
+
+def train_request(choice: str, device: dict[str, Any], data: str, run_dir: Path) -> TrainRequest:
+    """The request the Train page sends for ``choice``: the engine recipe on the imported dataset."""
+    return recipe_for(choice, device).request(data, str(run_dir))
 
 
 MAX_SHOWN_S = 1000 * 3600  # past this an estimate says nothing useful
@@ -87,19 +98,13 @@ def new_run_dir(runs: Path, name: str) -> Path:
     return d
 
 
-def write_request(run_dir: Path, params: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (REQUEST_FILE + ".part")
-    tmp.write_text(json.dumps(params, indent=1), encoding="utf-8")
-    os.replace(tmp, run_dir / REQUEST_FILE)
+def write_request(run_dir: Path, req: TrainRequest) -> None:
+    write_run_file(run_dir, req)
 
 
-def read_request(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((run_dir / REQUEST_FILE).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
+def read_request(run_dir: Path) -> TrainRequest | None:
+    """The run's request (run.json, or the studio_request.json of runs from older versions)."""
+    return read_run_file(run_dir)
 
 
 def last_step(run_dir: Path) -> int:
@@ -117,7 +122,7 @@ def unfinished_runs(runs: Path, dismissed: set[str] | None = None) -> list[dict[
         req = read_request(d)
         if req is None:
             continue
-        found.append({"run_dir": str(d), "name": d.name, "step": last_step(d), "steps": int(req.get("steps", 0)),
+        found.append({"run_dir": str(d), "name": d.name, "step": last_step(d), "steps": int(req.train.steps),
                       "request": req})
     return found
 

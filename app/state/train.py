@@ -1,13 +1,16 @@
-"""Train page state: import a pack, fix captions, pick a preset, run/pause/resume/stop a training run.
+"""Train page state: import a pack, fix captions, pick a recipe, run/pause/resume/stop a training run.
 
-Import and device queries go to the ``engine`` worker; the run itself goes to the separate ``trainer`` worker
-so it survives whatever generation does. Pause and Stop both cancel the job (the engine writes a checkpoint on
-stop); Resume sends the saved request again with ``resume: true``. Stop also remembers the run as dismissed
-so it is not offered for resuming at the next start.
+The default recipe fine-tunes the shipped model on the pack (``rdtf_engine.core.recipes``); training from
+scratch is the advanced choice, shown with a warning. Import and device queries go to the ``engine`` worker;
+the run itself goes to the separate ``trainer`` worker so it survives whatever generation does. The page sends
+a ``TrainRequest`` (``to_dict``) and keeps it in the run's ``run.json``. Pause and Stop both cancel the job (the
+engine writes a checkpoint on stop); Resume sends the saved request again with ``run.resume`` set. Stop also
+remembers the run as dismissed so it is not offered for resuming at the next start.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ from PySide6.QtCore import Signal
 from app.logs import human_message
 from app.state import runs
 from app.state.base import ViewModel, qprop
+from rdtf_engine.core.events import Metrics, event_from_dict
+from rdtf_engine.core.recipes import APP_RECIPES, DEFAULT_RECIPE, SCRATCH_WARNING
+from rdtf_engine.core.requests import TrainRequest, to_dict
 
 MAX_LOSS_POINTS = 5000  # the plot keeps every step of a standard run; a long run is thinned 2:1 past this
 
@@ -29,6 +35,7 @@ class TrainViewModel(ViewModel):
     choice_changed = Signal(str)
     device_changed = Signal(object)
     estimate_changed = Signal(str)
+    warning_changed = Signal(str)
     state_changed = Signal(str)
     step_changed = Signal(int)
     total_changed = Signal(int)
@@ -47,6 +54,7 @@ class TrainViewModel(ViewModel):
     choice = qprop(str, "choice", choice_changed)
     device = qprop(dict, "device", device_changed)
     estimate = qprop(str, "estimate", estimate_changed)
+    warning = qprop(str, "warning", warning_changed)  # the from-scratch warning, "" for a fine-tune
     state = qprop(str, "state", state_changed)  # idle | running | stopping | paused | done
     step = qprop(int, "step", step_changed)
     total = qprop(int, "total", total_changed)
@@ -60,10 +68,10 @@ class TrainViewModel(ViewModel):
         super().__init__()
         self.engine, self.trainer, self.dirs, self.settings = engine, trainer, dirs, settings
         self._source, self._importing, self._report, self._captions, self._dataset = "", False, {}, [], ""
-        choice = settings.get("train/preset") if settings is not None else "standard"
-        self._choice = choice if choice in runs.TRAIN_PRESETS else "standard"
+        choice = settings.get("train/recipe") if settings is not None else DEFAULT_RECIPE
+        self._choice = choice if choice in APP_RECIPES else DEFAULT_RECIPE
         self._device: dict = {}
-        self._estimate = ""
+        self._estimate, self._warning = "", ""
         self._state, self._step, self._total = "idle", 0, 0
         self._losses: list[tuple[int, float]] = []
         self._stage, self._samples, self._speed, self._offers = "", [], "", []
@@ -84,8 +92,7 @@ class TrainViewModel(ViewModel):
         self._set("source", path)
         self._set("importing", True)
         out = runs.new_run_dir(self.dirs.datasets, Path(path).stem)
-        job = self.engine.submit("import", {"path": path, "out": str(out),
-                                            "size": runs.TRAIN_PRESETS[self._choice]["size"]})
+        job = self.engine.submit("import", {"path": path, "out": str(out), "size": runs.IMPORT_SIZE})
         job.finished.connect(lambda report: self._on_imported(out, report))
         job.failed.connect(self._on_import_failed)
 
@@ -118,11 +125,11 @@ class TrainViewModel(ViewModel):
         self._set("captions", caps)
         runs.write_captions(Path(self._dataset), self._header, self._rows)
 
-    # ---- preset and estimate --------------------------------------------------------------------------
+    # ---- recipe and estimate --------------------------------------------------------------------------
     def set_choice(self, choice: str) -> None:
-        if choice in runs.TRAIN_PRESETS and self._set("choice", choice):
+        if choice in APP_RECIPES and self._set("choice", choice):
             if self.settings is not None:
-                self.settings.set("train/preset", choice)
+                self.settings.set("train/recipe", choice)
             self._update_estimate()
 
     def refresh_device(self) -> None:
@@ -130,7 +137,7 @@ class TrainViewModel(ViewModel):
         job.finished.connect(lambda info: (self._set("device", dict(info)), self._update_estimate()))
 
     def _speed_key(self) -> str:
-        return f"train/speed/{runs.device_kind(self._device)}/{runs.TRAIN_PRESETS[self._choice]['preset']}"
+        return f"train/speed/{runs.device_kind(self._device)}/{self._choice}"
 
     def _update_estimate(self) -> None:
         measured = None
@@ -142,6 +149,7 @@ class TrainViewModel(ViewModel):
         secs = runs.estimate_seconds(self._choice, self._device, measured)
         where = self._device.get("name") or runs.device_kind(self._device).upper()
         self._set("estimate", f"about {runs.format_duration(secs)} on {where}")
+        self._set("warning", SCRATCH_WARNING if runs.recipe_for(self._choice, self._device).from_scratch else "")
 
     # ---- the run ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -150,30 +158,28 @@ class TrainViewModel(ViewModel):
         if not self._dataset:
             self.warn("Pick a folder or zip of stickers first.")
             return
-        p = runs.TRAIN_PRESETS[self._choice]
         run_dir = runs.new_run_dir(self.dirs.runs, Path(self._source or self._dataset).stem)
-        params = {"data": self._dataset, "out": str(run_dir), "preset": p["preset"], "steps": p["steps"],
-                  "ae_steps": p["ae_steps"], "size": p["size"], "batch_size": p["batch_size"],
-                  "sample_every": p["sample_every"], "checkpoint_every": p["checkpoint_every"], "resume": False}
-        runs.write_request(run_dir, params)
+        req = runs.train_request(self._choice, self._device, self._dataset, run_dir)
+        runs.write_request(run_dir, req)  # the run can be resumed even if the app closes before a checkpoint
         self._set("losses", [])
         self._set("samples", [])
-        self._run(run_dir, params)
+        self._run(run_dir, req)
 
     def resume(self, run_dir: str | None = None) -> None:
         target = Path(run_dir) if run_dir else self.run_dir
-        params = runs.read_request(target) if target else None
-        if params is None or self._state in ("running", "stopping"):
+        req = runs.read_request(target) if target else None
+        if req is None or self._state in ("running", "stopping"):
             self.warn("There is no run to resume.")
             return
         self._set("offers", [o for o in self._offers if o["run_dir"] != str(target)])
-        self._run(target, {**params, "resume": True})
+        self._run(target, dataclasses.replace(req, run=dataclasses.replace(req.run, out=str(target), resume=True)))
 
-    def _run(self, run_dir: Path, params: dict) -> None:
-        self.run_dir, self._pausing = run_dir, False
-        self._set("total", int(params.get("steps", 0)))
+    def _run(self, run_dir: Path, req: TrainRequest) -> None:
+        self.run_dir, self._pausing, self._last_speed = run_dir, False, 0.0
+        self._set("total", int(req.train.steps))
+        self._set("speed", "")
         self._set("state", "running")
-        job = self.trainer.submit("train", params)
+        job = self.trainer.submit("train", to_dict(req))
         self.job = job
         job.progress.connect(self._on_progress)
         job.metrics.connect(self._on_metrics)
@@ -198,41 +204,39 @@ class TrainViewModel(ViewModel):
         elif self._state == "paused":
             self._set("state", "idle")
 
-    def _on_progress(self, stage: str, step: int, total: int, _msg: str) -> None:
+    def _on_progress(self, stage: str, step: int, total: int, msg: str) -> None:
         if stage == "train":
             self._set("step", step)
             self._set("total", total)
+            if msg and not self._last_speed:  # the engine's ETA from its first steps, until metrics arrive
+                self._set("speed", msg)
         else:  # e.g. the autoencoder phase before the denoiser trains
             self._set("stage", f"{stage} {step}/{total}")
 
-    def _on_metrics(self, step: int, values: dict) -> None:
-        if values.get("stage") == "autoencoder":
+    def _on_metrics(self, step: int, m: Metrics | dict) -> None:
+        if isinstance(m, dict):  # a worker protocol line not decoded yet
+            m = event_from_dict({"kind": "metrics", "step": step, **m})
+        if m.stage == "autoencoder":
             # The autoencoder trains first with its own step count and a different loss: say so, keep the
             # denoiser's curve clean.
-            if "loss" in values:
-                self._set("stage", f"autoencoder (loss {float(values['loss']):.3f})")
+            if m.loss is not None:
+                self._set("stage", f"autoencoder (loss {m.loss:.3f})")
             return
-        if "loss" in values:
-            self._set("step", step)
-            pts = self._losses + [(step, float(values["loss"]))]
+        if m.stage != "train":  # the held-out loss: the curve shows the training loss only
+            return
+        if m.loss is not None:
+            self._set("step", m.step)
+            pts = self._losses + [(m.step, float(m.loss))]
             self._set("losses", pts[::2] if len(pts) > MAX_LOSS_POINTS else pts)
-        stage = values.get("stage") or values.get("task") or values.get("curriculum") or ""
-        if stage:
-            weights = {k: float(v) for k, v in (values.get("weights") or {}).items()}
-            total = sum(weights.values()) or 1.0  # the engine's task weights are relative, not probabilities
-            top = sorted(((k, v / total) for k, v in weights.items()), key=lambda kv: -kv[1])[:2]
-            tasks = ", ".join(f"{k} {float(v):.0%}" for k, v in top)
-            bucket = values.get("bucket")
-            self._set("stage", f"{stage}" + (f" · {tasks}" if tasks else "")
-                      + (f" · difficulty {bucket}" if bucket is not None else ""))
+        self._set("stage", curriculum_text(m))
         parts = []
-        if values.get("steps_per_s"):
-            self._last_speed = float(values["steps_per_s"])
+        if m.steps_per_s:
+            self._last_speed = float(m.steps_per_s)
             parts.append(f"{self._last_speed:.2f} steps/s")
-        if values.get("eta_s") is not None:
-            parts.append(f"ETA {runs.format_duration(float(values['eta_s']))}")
-        if values.get("gpu_mem_mb"):
-            parts.append(f"GPU {float(values['gpu_mem_mb']):.0f} MB")
+        if m.eta_s is not None:
+            parts.append(f"ETA {runs.format_duration(float(m.eta_s))}")
+        if m.gpu_mem_mb:
+            parts.append(f"GPU {float(m.gpu_mem_mb):.0f} MB")
         if parts:
             self._set("speed", " · ".join(parts))
 
@@ -273,3 +277,11 @@ class TrainViewModel(ViewModel):
     def dismiss_offer(self, run_dir: str) -> None:
         self._dismiss(run_dir)
         self._set("offers", [o for o in self._offers if o["run_dir"] != run_dir])
+
+
+def curriculum_text(m: Metrics) -> str:
+    """"adaptive · t2v 60%, i2v 30% · difficulty 3": the curriculum mode, its two likeliest tasks, its bucket."""
+    if not m.curriculum:
+        return ""
+    tasks = ", ".join(f"{k} {v:.0%}" for k, v in list(m.task_shares().items())[:2])
+    return m.curriculum + (f" · {tasks}" if tasks else "") + (f" · difficulty {m.bucket}" if m.bucket is not None else "")

@@ -1,4 +1,4 @@
-"""Train page: data (drop/pick → report → captions), preset with time estimate, and the live run monitor."""
+"""Train page: data (drop/pick → report → captions), recipe with time estimate, and the live run monitor."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.state.runs import TRAIN_PRESETS
 from app.state.train import TrainViewModel
 from app.widgets.common import pixmap, thumb_icon
 from app.widgets.loss_plot import LossPlot
+from rdtf_engine.core.recipes import APP_RECIPES, recipe
 
 THUMB = 40
 
@@ -68,8 +68,23 @@ class TrainPage(QWidget):
         self.vm = vm
         self.setAcceptDrops(True)
         self.banner = ResumeBanner(vm)
+        cols = QHBoxLayout()
+        left = QVBoxLayout()
+        left.addWidget(self._build_data_box(), 1)
+        left.addWidget(self._build_recipe_box())
+        cols.addLayout(left, 1)
+        cols.addWidget(self._build_run_box(), 1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.banner)
+        lay.addLayout(cols, 1)
+        self._connect_controls()
+        self._connect_view_model()
+        self.estimate.setText(vm.estimate)
+        self._warning(vm.warning)
+        self._state(vm.state)
 
-        # data
+    def _build_data_box(self) -> QGroupBox:
+        """1. Your stickers: pick/drop, the import report, the editable captions."""
         self.drop_hint = QLabel("Drop a folder or .zip of stickers here, or")
         self.folder_btn, self.zip_btn = QPushButton("Choose folder…"), QPushButton("Choose zip…")
         self.report = QLabel("No data yet.")
@@ -92,20 +107,28 @@ class TrainPage(QWidget):
         dl.addWidget(self.report)
         dl.addWidget(self.skipped)
         dl.addWidget(self.captions, 1)
+        return data
 
-        # preset
+    def _build_recipe_box(self) -> QGroupBox:
+        """2. How to train: the recipe (fine-tune by default), its time estimate and the from-scratch warning."""
         self.preset = QComboBox()
-        for key, p in TRAIN_PRESETS.items():
-            self.preset.addItem(p["label"], key)
+        for name in APP_RECIPES:
+            self.preset.addItem(recipe(name).label, name)
         self.estimate = QLabel()
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
         self.start_btn = QPushButton("Start training")
-        setup = QGroupBox("2. Preset")
-        sl = QHBoxLayout(setup)
-        sl.addWidget(self.preset)
-        sl.addWidget(self.estimate, 1)
-        sl.addWidget(self.start_btn)
+        setup = QGroupBox("2. How to train")
+        grid = QGridLayout(setup)
+        grid.addWidget(self.preset, 0, 0)
+        grid.addWidget(self.estimate, 0, 1)
+        grid.addWidget(self.start_btn, 0, 2)
+        grid.addWidget(self.warning, 1, 0, 1, 3)
+        grid.setColumnStretch(1, 1)
+        return setup
 
-        # run monitor
+    def _build_run_box(self) -> QGroupBox:
+        """3. Training: loss curve, progress, curriculum and speed lines, samples, pause/resume/stop."""
         self.plot = LossPlot()
         self.bar = QProgressBar()
         self.stage, self.speed = QLabel(), QLabel()
@@ -126,31 +149,28 @@ class TrainPage(QWidget):
         for b in (self.pause_btn, self.resume_btn, self.stop_btn):
             btns.addWidget(b)
         grid.addLayout(btns, 2, 2)
+        return run
 
-        cols = QHBoxLayout()
-        left = QVBoxLayout()
-        left.addWidget(data, 1)
-        left.addWidget(setup)
-        cols.addLayout(left, 1)
-        cols.addWidget(run, 1)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.banner)
-        lay.addLayout(cols, 1)
-
+    def _connect_controls(self) -> None:
+        vm = self.vm
         self.folder_btn.clicked.connect(self.pick_folder)
         self.zip_btn.clicked.connect(self.pick_zip)
         self.captions.itemChanged.connect(self._caption_edited)
         self.preset.setCurrentIndex(max(0, self.preset.findData(vm.choice)))
         self.preset.currentIndexChanged.connect(lambda i: vm.set_choice(self.preset.itemData(i)))
-        vm.choice_changed.connect(lambda c: self.preset.setCurrentIndex(max(0, self.preset.findData(c))))
         self.start_btn.clicked.connect(vm.start)
         self.pause_btn.clicked.connect(vm.pause)
         self.resume_btn.clicked.connect(lambda: vm.resume())
         self.stop_btn.clicked.connect(vm.stop)
+
+    def _connect_view_model(self) -> None:
+        vm = self.vm
+        vm.choice_changed.connect(lambda c: self.preset.setCurrentIndex(max(0, self.preset.findData(c))))
         vm.importing_changed.connect(self._importing)
         vm.report_changed.connect(self._report)
         vm.captions_changed.connect(self._captions)
         vm.estimate_changed.connect(self.estimate.setText)
+        vm.warning_changed.connect(self._warning)
         vm.state_changed.connect(self._state)
         vm.step_changed.connect(self._step)
         vm.total_changed.connect(lambda t: self.bar.setMaximum(max(1, t)))
@@ -158,8 +178,6 @@ class TrainPage(QWidget):
         vm.stage_changed.connect(lambda s: self.stage.setText(f"Curriculum: {s}" if s else ""))
         vm.speed_changed.connect(self.speed.setText)
         vm.samples_changed.connect(self._samples)
-        self.estimate.setText(vm.estimate)
-        self._state(vm.state)
 
     # ---- picking data ----------------------------------------------------------------------------------
     def pick_folder(self) -> None:
@@ -230,6 +248,10 @@ class TrainPage(QWidget):
         self.preset.setEnabled(not running)
         self.bar.setFormat({"stopping": "Saving a checkpoint…", "paused": "Paused — %v / %m",
                             "done": "Finished — %v steps"}.get(state, "%v / %m steps"))
+
+    def _warning(self, text: str) -> None:
+        self.warning.setText(f"⚠ {text}" if text else "")
+        self.warning.setVisible(bool(text))
 
     def _step(self, step: int) -> None:
         self.bar.setValue(step)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from rdtf_engine.cli.reporter import Reporter
+from rdtf_engine.core.config import TRAINABLE
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Finished
+from rdtf_engine.core.recipes import RECIPES
 from rdtf_engine.core.requests import TrainRequest
 
 
@@ -13,31 +15,50 @@ def cmd_train(args, rep: Reporter) -> int:
 
     if not args.data and not args.resume:
         raise InputError("--data is required (or --resume to continue the run in --out)")
-    steps = args.steps if args.steps is not None else (0 if args.resume else 1000)
-    base = None
-    if args.init_from and not args.resume:  # a fine-tune inherits its model's architecture unless told otherwise
-        from rdtf_engine.training.setup import init_model
-
-        base = init_model(args.init_from)[1]
-    preset = args.preset or (base.preset if base else "tiny")
-    size = args.size or (base.size if base else 64)
-    temporal = args.temporal or (base.temporal if base else "sti")
-    req = TrainRequest(data=args.data or "", out=args.out, preset=preset, steps=steps,
-                       batch_size=args.batch_size, lr=args.lr, size=size, seed=args.seed, resume=args.resume,
-                       dual_mask=not args.no_dual_mask, curriculum="none" if args.no_curriculum else args.curriculum,
-                       temporal=temporal, reference_attention=args.reference_attention, autoencoder=args.autoencoder,
-                       ae_steps=args.ae_steps,
-                       init_from=args.init_from, continue_curriculum=args.continue_curriculum,
-                       grad_accum=args.grad_accum, sample_every=args.sample_every,
-                       checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
-                       max_clips=args.max_clips, device=args.device, mixed_precision=args.mixed_precision,
-                       pack_windows=args.pack_windows, pack_style=args.pack_style)
-    if not args.resume:
+    if args.resume:  # the run's own request wins (training.run_setup); these may change between chunks
+        req = TrainRequest.of(out=args.out, resume=True, steps=args.steps or 0, max_minutes=args.max_minutes,
+                              device=args.device, sample_every=args.sample_every or 0)
+    else:
+        req = request_from_args(args)
         req.validate()
     rep.install_signals()
     res = train(req, rep, rep.should_stop)
     rep(Finished(res))
     return 0
+
+
+# flag → (request part, field) for the flags that override a recipe's value when given
+_OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "temporal": ("model", "temporal"),
+              "reference_attention": ("model", "reference_attention"), "steps": ("train", "steps"),
+              "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "seed": ("train", "seed"),
+              "autoencoder": ("train", "autoencoder"), "ae_steps": ("train", "ae_steps"),
+              "grad_accum": ("train", "grad_accum"), "max_clips": ("train", "max_clips"),
+              "curriculum": ("train", "curriculum"), "trainable": ("train", "trainable"),
+              "pack_windows": ("train", "pack_windows"), "pack_style": ("train", "pack_style"),
+              "sample_every": ("run", "sample_every"), "checkpoint_every": ("run", "checkpoint_every"),
+              "mixed_precision": ("run", "mixed_precision")}
+
+
+def request_from_args(args) -> TrainRequest:
+    """The recipe (``--recipe``; without it: ``custom`` when --preset or --init-from is given, as before
+    recipes existed, else ``pack``) with every given flag on top."""
+    import dataclasses
+
+    from rdtf_engine.core.device import resolve_device
+    from rdtf_engine.core.recipes import DEFAULT_RECIPE, recipe
+
+    name = args.recipe or ("custom" if args.preset or args.init_from else DEFAULT_RECIPE)
+    req = recipe(name, resolve_device(args.device, "auto")[0].type).request(args.data, args.out, device=args.device)
+    given = {k: v for k, v in vars(args).items() if k in _OVERRIDES and v is not None}
+    if args.no_curriculum:
+        given["curriculum"] = "none"
+    parts = {part: {f: given[k] for k, (p, f) in _OVERRIDES.items() if p == part and k in given}
+             for part in ("model", "train", "run")}
+    train = dataclasses.replace(req.train, dual_mask=not args.no_dual_mask,
+                                continue_curriculum=args.continue_curriculum, **parts["train"])
+    return dataclasses.replace(req, model=dataclasses.replace(req.model, **parts["model"]), train=train,
+                               run=dataclasses.replace(req.run, max_minutes=args.max_minutes, **parts["run"]),
+                               init_from=args.init_from or req.init_from)
 
 
 def cmd_train_autoencoder(args, rep: Reporter) -> int:
@@ -56,44 +77,56 @@ def cmd_train_autoencoder(args, rep: Reporter) -> int:
 
 
 def add_train_parsers(sub) -> None:
-    t = sub.add_parser("train", help="train a DFGN from scratch with dual masks + curriculum")
+    t = sub.add_parser("train", help="train on your stickers: fine-tune the shipped model (default) or train from "
+                                      "scratch with dual masks + curriculum")
     t.add_argument("--data", default=None,
                    help="folder/zip of stickers, dataset folder, builtin:shapes, builtin:emoji (not with --resume)")
     t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--recipe", choices=RECIPES, default=None,
+                   help="pack: fine-tune the shipped default model on your pack (its autoencoder, size and text "
+                        "encoder; on CUDA batch 256 in bf16 for about 10 minutes, on CPU the attention and temporal "
+                        "layers for about an hour); quick | standard | long: from scratch (advanced: a new model "
+                        "needs thousands of clips and GPU hours before it draws more than blobs); custom: the flags "
+                        "alone. Default: custom when --preset or --init-from is given, else pack. Flags given "
+                        "override the recipe's values")
     t.add_argument("--preset", default=None, help="tiny | small | paper (default tiny, or --init-from's)")
-    t.add_argument("--steps", type=int, default=None, help="total steps (default 1000; with --resume: the run's own)")
-    t.add_argument("--batch-size", type=int, default=4)
-    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--steps", type=int, default=None,
+                   help="total steps (default the recipe's, 1000 for custom; with --resume: the run's own)")
+    t.add_argument("--batch-size", type=int, default=None, help="default the recipe's (custom: 4)")
+    t.add_argument("--lr", type=float, default=None, help="default the recipe's (custom: 2e-4)")
     t.add_argument("--size", type=int, default=None, help="frame size in px (default 64, or --init-from's)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")
     t.add_argument("--no-curriculum", action="store_true", help="same as --curriculum none")
-    t.add_argument("--curriculum", choices=("none", "linear", "adaptive"), default="adaptive")
+    t.add_argument("--curriculum", choices=("none", "linear", "adaptive"), default=None, help="default adaptive")
     t.add_argument("--temporal", choices=("sti", "conv3d"), default=None, help="default sti, or --init-from's")
     t.add_argument("--reference-attention", choices=("on", "off", "all"), default=None,
                    help="every frame's spatial attention also sees the given (or first) frame: keeps an image's "
                         "identity while it moves. on: the attention levels, no extra weights; all: also the levels "
                         "without attention, with a zero-initialised block each (default off, or --init-from's)")
+    t.add_argument("--trainable", choices=TRAINABLE, default=None,
+                   help="all weights, or only the attention and temporal layers (a cheaper fine-tune; default the "
+                        "recipe's: attention for pack on CPU, else all)")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
-    t.add_argument("--ae-steps", type=int, default=500)
+    t.add_argument("--ae-steps", type=int, default=None, help="default the recipe's (custom: 500)")
     t.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this model's weights (a model folder or name, e.g. default): fine-tune it on "
                         "your stickers with its own autoencoder, preset, temporal layer and size")
     t.add_argument("--continue-curriculum", action="store_true",
                    help="with --init-from on the same data: take up the base model's curriculum after its steps "
-                        "instead of restarting it at the easy tasks (docs/method.md §5)")
-    t.add_argument("--grad-accum", type=int, default=1)
-    t.add_argument("--sample-every", type=int, default=0)
-    t.add_argument("--checkpoint-every", type=int, default=100)
+                        "instead of restarting it at the easy tasks (docs/curriculum.md)")
+    t.add_argument("--grad-accum", type=int, default=None)
+    t.add_argument("--sample-every", type=int, default=None)
+    t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--max-minutes", type=float, default=0.0, help="stop cleanly after this long (chunked runs)")
-    t.add_argument("--max-clips", type=int, default=0)
+    t.add_argument("--max-clips", type=int, default=None)
     t.add_argument("--device", default="auto")
-    t.add_argument("--mixed-precision", default="auto")
-    t.add_argument("--pack-windows", choices=("auto", "on", "off"), default="auto",
+    t.add_argument("--mixed-precision", default=None, help="auto | no | bf16 | fp16 (default the recipe's: auto)")
+    t.add_argument("--pack-windows", choices=("auto", "on", "off"), default=None,
                    help="a folder/zip of 4-200 stickers trains on every frame window of every sticker, with flips "
-                        "and small colour/scale jitter (auto: for packs up to 200 stickers; on: insist; off: one "
-                        "clip per sticker)")
+                        "and small colour/scale jitter (auto, the default: for packs up to 200 stickers; on: "
+                        "insist; off: one clip per sticker)")
     t.add_argument("--pack-style", default=None, metavar="TEXT",
                    help="suffix added to a pack's captions while training, so prompts ending with it reach the "
                         "pack's look (default: ', in the style of my pack'; '' for none)")

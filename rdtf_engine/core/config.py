@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from rdtf_engine.core.errors import InputError
 
@@ -55,6 +55,7 @@ AE_PRESETS: dict[str, dict[str, Any]] = {
 
 PRESETS = tuple(DFGN_PRESETS)
 LATENT_CHANNELS = 4
+MIN_SIZE, MAX_SIZE = 32, 512  # frame sizes in px that requests accept (multiples of 8)
 VAE_FACTOR = 8
 
 # DFGN reference attention (model/reference.py): "off"; "on" = the attention levels' spatial self-attention also
@@ -84,6 +85,112 @@ def config_reference_mode(unet_config: dict[str, Any]) -> str:
     if unet_config.get("reference_attention_all_levels"):
         return "all"
     return "on" if unet_config.get("reference_attention") else "off"
+
+
+@dataclass
+class ModelConfig:
+    """The architecture: saved with the weights (the model folder's ``config.json`` card) and what
+    ``build_dfgn(cfg)`` builds. A field left None in a request means "the base model's" for a fine-tune
+    (``init_from``) and the default below for a run from scratch: ``resolved()`` fills it in once, before the
+    run starts, and the run file keeps the resolved values so a resume never depends on the base again."""
+
+    preset: str | None = None  # tiny | small | paper (DFGN_PRESETS)
+    size: int | None = None  # frame size in px (the latent grid is size / VAE_FACTOR)
+    num_frames: int = 8
+    temporal: str | None = None  # "sti" | "conv3d" (the paper's Table 3 ablation)
+    # DFGN reference attention (model/reference.py): "off" | "on" | "all" (a bool from older runs: True = "on")
+    reference_attention: str | bool | None = None
+    latent_channels: int = LATENT_CHANNELS
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {"preset": "tiny", "size": 64, "temporal": "sti",
+                                          "reference_attention": "off"}
+
+    def resolved(self, base: ModelConfig | None = None) -> ModelConfig:
+        """Every None field from ``base`` (a fine-tune's model), else from DEFAULTS; reference mode normalised."""
+        kw = {}
+        for name, default in self.DEFAULTS.items():
+            value = getattr(self, name)
+            kw[name] = value if value is not None else getattr(base, name) if base is not None else default
+        kw["reference_attention"] = reference_mode(kw["reference_attention"])
+        return dataclasses.replace(self, **kw)
+
+    def validate(self) -> None:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise InputError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.temporal is not None and self.temporal not in ("sti", "conv3d"):
+            raise InputError(f"temporal must be sti or conv3d, got {self.temporal!r}")
+        reference_mode(self.reference_attention)
+        if self.size is not None and (not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8):
+            raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
+        if not (2 <= int(self.num_frames) <= 16):
+            raise InputError(f"num_frames must be between 2 and 16, got {self.num_frames}")
+        if int(self.latent_channels) != LATENT_CHANNELS:
+            raise InputError(f"latent_channels must be {LATENT_CHANNELS} (the RGBA autoencoder's)")
+
+
+# What a fine-tune may train: "all" weights, or only the attention and temporal layers ("attention": about a
+# third of the DFGN's weights; the rest keep the base model's drawing skills and cost no optimiser state).
+TRAINABLE = ("all", "attention")
+MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
+
+
+@dataclass
+class TrainConfig:
+    """What to learn and how: data, optimiser, schedule, curriculum, masks, batch. Saved in the run file."""
+
+    data: str = ""  # a folder/zip of stickers, an imported dataset, builtin:shapes / builtin:emoji
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 2e-4
+    seed: int = 0
+    dual_mask: bool = True
+    curriculum: str = "adaptive"  # "none" | "linear" | "adaptive" (the paper's Table 4 arms)
+    continue_curriculum: bool = False  # with init_from: take up the base's curriculum instead of restarting it
+    autoencoder: str | None = None  # a trained autoencoder folder; None: init_from's, else train one (ae_steps)
+    ae_steps: int = 500
+    grad_accum: int = 1
+    ema_decay: float = 0.999
+    max_clips: int = 0  # 0 = all clips of the source
+    trainable: str = "all"  # TRAINABLE
+    # A user pack of ≤ 200 stickers trains on every frame window of every sticker (data/pack_windows.py):
+    # "auto" | "on" (insist: a pack outside 4…200 stickers is an error) | "off" (one clip per sticker)
+    pack_windows: str = "auto"
+    pack_style: str | None = None  # suffix of pack captions; None = ", in the style of my pack", "" = none
+
+    def validate(self) -> None:
+        if self.curriculum not in ("none", "linear", "adaptive"):
+            raise InputError(f"curriculum must be none, linear or adaptive, got {self.curriculum!r}")
+        if int(self.steps) < 1 or int(self.batch_size) < 1 or int(self.grad_accum) < 1:
+            raise InputError("steps, batch_size and grad_accum must be at least 1")
+        if not (0 < float(self.lr) <= 1):
+            raise InputError(f"lr must be above 0 and at most 1, got {self.lr}")
+        if int(self.max_clips) < 0:
+            raise InputError("max_clips must not be negative")
+        if not (0 <= int(self.seed) <= MAX_SEED):
+            raise InputError(f"seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}")
+        if self.trainable not in TRAINABLE:
+            raise InputError(f"trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
+        if self.pack_windows not in ("auto", "on", "off"):
+            raise InputError(f"pack_windows must be auto, on or off, got {self.pack_windows!r}")
+
+
+@dataclass
+class RunControl:
+    """Where and how a run executes; none of it changes what the model learns."""
+
+    out: str = ""  # the run folder
+    resume: bool = False
+    max_minutes: float = 0.0  # >0: stop cleanly (with a checkpoint) after this wall time, for chunked runs
+    device: str = "auto"
+    mixed_precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "no" | "bf16" | "fp16"
+    sample_every: int = 0  # 0 = never
+    checkpoint_every: int = 100
+
+    def validate(self) -> None:
+        if int(self.checkpoint_every) < 1:
+            raise InputError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
+        if int(self.sample_every) < 0 or not (0 <= float(self.max_minutes) < 1e7):
+            raise InputError("sample_every and max_minutes must not be negative")
 
 
 @dataclass
@@ -142,6 +249,11 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def model_config(self, reference_attention: str = "off") -> ModelConfig:
+        """The architecture this card describes (its reference mode lives in the DFGN's own config.json)."""
+        return ModelConfig(preset=self.preset, size=self.size, num_frames=self.num_frames, temporal=self.temporal,
+                           reference_attention=reference_mode(reference_attention))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelCard:

@@ -15,12 +15,14 @@ from typing import Any
 
 @dataclass
 class Progress:
-    """``step`` of ``total`` in a named stage ("denoise", "train", "decode", "encode-data"...)."""
+    """``step`` of ``total`` in a named stage ("denoise", "train", "decode", "encode-data"...); ``eta_s``: the
+    seconds left at the measured speed, where the stage knows it (training, from its first steps on)."""
 
     stage: str
     step: int
     total: int
     message: str = ""
+    eta_s: float | None = None
     kind: str = "progress"
 
 
@@ -36,11 +38,46 @@ class Preview:
 
 @dataclass
 class Metrics:
-    """Numbers at a training step: loss, lr, steps_per_s, eta_s, task, curriculum weights, gpu_mem_mb..."""
+    """Numbers at a training step. ``stage`` says whose: "train" (the denoiser), "autoencoder" (trained first,
+    with its own step count and loss) or "validation" (the held-out denoising loss, ``val_loss`` and ``val``
+    per task). ``task_weights`` are the curriculum's relative task weights (``task_shares()`` normalises them),
+    ``task_counts`` the tasks drawn since the last row, ``ms`` the per-step wall time by phase."""
 
     step: int
-    values: dict[str, Any]
+    stage: str = "train"
+    loss: float | None = None
+    lr: float | None = None
+    steps_per_s: float | None = None
+    eta_s: float | None = None
+    elapsed_s: float | None = None  # since the run (or its resume) started
+    curriculum: str = ""  # the curriculum mode: none | linear | adaptive
+    task_weights: dict[str, float] = field(default_factory=dict)
+    task_counts: dict[str, int] = field(default_factory=dict)
+    bucket: int | None = None  # the adaptive curriculum's difficulty bucket
+    val_loss: float | None = None
+    val: dict[str, float] = field(default_factory=dict)
+    gpu_mem_mb: float | None = None
+    ms: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)  # stage-specific numbers (the autoencoder's loss parts)
     kind: str = "metrics"
+
+    def task_shares(self) -> dict[str, float]:
+        """The curriculum's task probabilities (weights / their sum), largest first."""
+        total = sum(self.task_weights.values()) or 1.0
+        return dict(sorted(((k, v / total) for k, v in self.task_weights.items()), key=lambda kv: -kv[1]))
+
+    def row(self) -> dict[str, Any]:
+        """The ``metrics.jsonl`` line (stable keys read by tools: loss, lr, tasks, weights, ms, val…)."""
+        if self.stage == "validation":
+            return {"step": self.step, "val": self.val}
+        names = {"task_weights": "weights", "task_counts": "tasks"}
+        row: dict[str, Any] = {"step": self.step}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("step", "kind", "stage", "val", "val_loss", "extra") or v is None:
+                continue
+            row[names.get(f.name, f.name)] = v
+        return {**row, **self.extra}
 
 
 @dataclass
@@ -96,7 +133,10 @@ def format_event(event: Event) -> str | None:
         msg = f" {event.message}" if event.message else ""
         return f"[{event.stage}] {event.step}/{event.total}{msg}"
     if isinstance(event, Metrics):
-        parts = [f"{k}={_short(v)}" for k, v in event.values.items() if not isinstance(v, (dict, list))]
+        row = {"stage": event.stage if event.stage == "autoencoder" else None, **event.row(),
+               "val_loss": event.val_loss}
+        parts = [f"{k}={_short(v)}" for k, v in row.items()
+                 if k != "step" and v is not None and v != "" and not isinstance(v, (dict, list))]
         return f"step {event.step}: " + " ".join(parts)
     if isinstance(event, Preview):
         return f"preview at step {event.step}: {', '.join(event.paths)}"

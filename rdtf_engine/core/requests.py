@@ -16,10 +16,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from rdtf_engine.core.config import MAX_SEED, MAX_SIZE, MIN_SIZE, ModelConfig, RunControl, TrainConfig
 from rdtf_engine.core.errors import InputError
 
 MAX_FRAMES = 24  # the timeline's cap; the model itself works on windows of ``num_frames`` (8)
-MIN_SIZE, MAX_SIZE = 32, 512
 # Sampling defaults, chosen on the shipped default model with `rdtf eval`'s metrics (docs/results.md, round 4;
 # 24 held-out clips): text guidance 7.5 → 4 raised t2v motion accuracy 79 % → 88 %; for given frames, text 4 and
 # image 3 instead of 7.5 / 1.5 raised it2v identity 46 % → 71 % (strong text guidance pulls the clip towards
@@ -33,7 +33,6 @@ DEFAULT_STRENGTH = 1.0
 # The text encoder reads the first 32 tokens (about 25 words); a longer prompt is cut, and one over this many
 # characters is refused before any work, so a pasted essay fails in a second, not after sampling.
 MAX_PROMPT_CHARS = 1000
-MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
 
 T = TypeVar("T")
 
@@ -62,6 +61,8 @@ def check_strength(strength: float) -> None:
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     if not isinstance(data, dict):
         raise InputError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
+    if "from_dict" in vars(cls):  # a request with parts (TrainRequest) reads itself, old flat forms included
+        return cls.from_dict(data)  # type: ignore[attr-defined]
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     missing = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
                if f.name not in data and f.default is dataclasses.MISSING
@@ -184,80 +185,56 @@ LOCAL_FIELDS = ("init_image", "cond_frames", "out", "device", "preview_every", "
 
 @dataclass
 class TrainRequest:
-    """Train a DFGN (and, if needed, its RGBA autoencoder) on a data source.
+    """Train a DFGN (and, if needed, its RGBA autoencoder): the architecture (``model``), what and how to learn
+    (``train``), how the run executes (``run``) and, for a fine-tune, the model to start from (``init_from``: its
+    DFGN weights, its autoencoder unless ``train.autoencoder`` is given, and its architecture for every
+    ``model`` field left None). Serialised with ``to_dict``; ``from_dict`` also reads the flat requests of
+    older apps and runs (``{"data": …, "out": …, "preset": …}``)."""
 
-    ``data``: a folder/zip of stickers, an imported dataset folder, or ``builtin:shapes`` / ``builtin:emoji``.
-    ``autoencoder``: a folder with a trained autoencoder; None trains one first (``ae_steps``).
-    """
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunControl = field(default_factory=RunControl)
+    init_from: str | None = None  # a model to fine-tune: a model folder, a run or an installed model's name
 
-    data: str
-    out: str
-    preset: str = "tiny"
-    steps: int = 1000
-    batch_size: int = 4
-    lr: float = 2e-4
-    size: int = 64
-    num_frames: int = 8
-    seed: int = 0
-    resume: bool = False
-    dual_mask: bool = True
-    curriculum: str = "adaptive"  # "none" | "linear" | "adaptive" (the paper's Table 4 arms)
-    temporal: str = "sti"  # "sti" | "conv3d" (the paper's Table 3 ablation)
-    # DFGN reference attention (model/reference.py): "off" | "on" | "all" (a bool from older runs: True = "on");
-    # None = init_from's, else off
-    reference_attention: str | bool | None = None
-    autoencoder: str | None = None
-    init_from: str | None = None  # a model to fine-tune: its DFGN weights (and its autoencoder unless given)
-    continue_curriculum: bool = False  # with init_from: take up the base's curriculum instead of restarting it
-    ae_steps: int = 500
-    grad_accum: int = 1
-    ema_decay: float = 0.999
-    mixed_precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU) | "no" | "bf16" | "fp16"
-    sample_every: int = 0  # 0 = never
-    checkpoint_every: int = 100
-    max_minutes: float = 0.0  # >0: stop cleanly (with a checkpoint) after this wall time, for chunked runs
-    max_clips: int = 0  # 0 = all clips of the source
-    device: str = "auto"
-    # A user pack of ≤ 200 stickers trains on every frame window of every sticker (data/pack_windows.py):
-    # "auto" | "on" (insist: a pack outside 4…200 stickers is an error) | "off" (one clip per sticker)
-    pack_windows: str = "auto"
-    pack_style: str | None = None  # suffix of pack captions; None = ", in the style of my pack", "" = none
+    @classmethod
+    def of(cls, **flat: Any) -> TrainRequest:
+        """From flat keyword arguments (``data=…, out=…, preset=…, steps=…``): each goes to its part."""
+        unknown = set(flat) - _FLAT_PARTS.keys() - {"init_from"}
+        if unknown:
+            raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        parts: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "run": {}}
+        for k, v in flat.items():
+            if k != "init_from":
+                parts[_FLAT_PARTS[k]][k] = v
+        return cls(ModelConfig(**parts["model"]), TrainConfig(**parts["train"]), RunControl(**parts["run"]),
+                   flat.get("init_from"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainRequest:
+        """A nested request (``to_dict``'s) or a flat one; unknown keys are ignored (older/newer callers)."""
+        if not any(isinstance(data.get(k), dict) for k in ("model", "train", "run")):
+            return cls.of(**{k: v for k, v in data.items() if k in _FLAT_PARTS or k == "init_from"})
+        return cls(from_dict(ModelConfig, data.get("model") or {}), from_dict(TrainConfig, data.get("train") or {}),
+                   from_dict(RunControl, data.get("run") or {}), data.get("init_from"))
 
     def validate(self) -> None:
-        from rdtf_engine.core.config import (  # local: config imports nothing heavy, but keep requests light
-            PRESETS,
-            reference_mode,
-        )
-
-        check_field_types(self)
-        if self.preset not in PRESETS:
-            raise InputError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
-        if self.curriculum not in ("none", "linear", "adaptive"):
-            raise InputError(f"curriculum must be none, linear or adaptive, got {self.curriculum!r}")
-        if self.temporal not in ("sti", "conv3d"):
-            raise InputError(f"temporal must be sti or conv3d, got {self.temporal!r}")
-        reference_mode(self.reference_attention)
-        if self.continue_curriculum and not self.init_from:
+        for part in (self.model, self.train, self.run):
+            check_field_types(part)  # JSON types first: a request file or the app is never trusted
+        self.model.validate()
+        self.train.validate()
+        self.run.validate()
+        if int(self.train.ae_steps) < (0 if (self.train.autoencoder or self.init_from) else 1):
+            raise InputError(f"ae_steps must be at least 1 (0 only with autoencoder or init_from), "
+                             f"got {self.train.ae_steps}")
+        _check_device(self.run.device)
+        if self.train.continue_curriculum and not self.init_from:
             raise InputError("continue_curriculum needs init_from: only a fine-tune has a curriculum to continue")
-        if int(self.steps) < 1 or int(self.batch_size) < 1 or int(self.grad_accum) < 1:
-            raise InputError("steps, batch_size and grad_accum must be at least 1")
-        if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:
-            raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
-        if not (2 <= int(self.num_frames) <= 16):
-            raise InputError(f"num_frames must be between 2 and 16, got {self.num_frames}")
-        if not (0 < float(self.lr) <= 1):
-            raise InputError(f"lr must be above 0 and at most 1, got {self.lr}")
-        if int(self.checkpoint_every) < 1:
-            raise InputError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
-        if int(self.ae_steps) < (0 if (self.autoencoder or self.init_from) else 1):
-            raise InputError(f"ae_steps must be at least 1 (0 only with autoencoder or init_from), got {self.ae_steps}")
-        if int(self.sample_every) < 0 or int(self.max_clips) < 0 or not (0 <= float(self.max_minutes) < 1e7):
-            raise InputError("sample_every, max_clips and max_minutes must not be negative")
-        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
-            raise InputError(f"seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}")
-        _check_device(self.device)
-        if self.pack_windows not in ("auto", "on", "off"):
-            raise InputError(f"pack_windows must be auto, on or off, got {self.pack_windows!r}")
+
+
+# flat option name → the part of a TrainRequest that holds it
+_FLAT_PARTS: dict[str, str] = {f.name: part for part, klass in (("model", ModelConfig), ("train", TrainConfig),
+                                                                 ("run", RunControl))
+                               for f in dataclasses.fields(klass)}
 
 
 @dataclass

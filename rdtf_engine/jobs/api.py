@@ -131,8 +131,8 @@ def resolve_or_demo(name: str, on_event=null_event, should_stop=never_stop) -> P
     import shutil
 
     shutil.rmtree(demo, ignore_errors=True)
-    train(TrainRequest(data="builtin:shapes", out=str(demo), preset="tiny", steps=DEMO_STEPS, size=64,
-                       batch_size=8, lr=1e-3, ae_steps=300, checkpoint_every=DEMO_STEPS, max_clips=128),
+    train(TrainRequest.of(data="builtin:shapes", out=str(demo), preset="tiny", steps=DEMO_STEPS, size=64,
+                          batch_size=8, lr=1e-3, ae_steps=300, checkpoint_every=DEMO_STEPS, max_clips=128),
           on_event, should_stop)
     return demo / "model"
 

@@ -25,7 +25,7 @@ from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
-from rdtf_engine.core.config import DFGN_PRESETS, reference_flags, reference_mode
+from rdtf_engine.core.config import DFGN_PRESETS, ModelConfig, reference_flags, reference_mode
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.model.blocks import FrameInfo, TemporalAttention
 from rdtf_engine.model.condition import ConditionEncoder
@@ -292,10 +292,17 @@ def _validate(chans, cross, head_dim, groups, temporal, layers, num_frames) -> N
             raise InputError(f"block_out_channels[{i}] = {ch} is not divisible by attention_head_dim = {head_dim}")
 
 
-def build_dfgn(preset: str, temporal: str = "sti", num_frames: int = 8,
+def build_dfgn(cfg: ModelConfig | str, temporal: str = "sti", num_frames: int = 8,
                reference_attention: bool | str | None = False) -> DFGN:
-    """A fresh DFGN from a ``config.DFGN_PRESETS`` entry (tiny | small | paper); ``reference_attention``: a
-    ``config.REFERENCE_MODES`` name ("off" | "on" | "all") or a bool (True = "on")."""
+    """A fresh DFGN for a ``ModelConfig`` (its None fields take ``ModelConfig.DEFAULTS``), or for a preset name
+    (tiny | small | paper) with the other arguments; ``reference_attention``: a ``config.REFERENCE_MODES`` name
+    ("off" | "on" | "all") or a bool (True = "on")."""
+    if isinstance(cfg, ModelConfig):
+        cfg = cfg.resolved()
+        preset, temporal, num_frames, reference_attention = (cfg.preset, cfg.temporal, cfg.num_frames,
+                                                             cfg.reference_attention)
+    else:
+        preset = cfg
     if preset not in DFGN_PRESETS:
         raise InputError(f"unknown model preset {preset!r}; choose one of {', '.join(DFGN_PRESETS)}")
     if temporal not in TEMPORAL_LAYERS:

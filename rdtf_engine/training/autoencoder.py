@@ -100,8 +100,8 @@ def train_autoencoder(
         last = float(loss.detach())
         if step % 25 == 0 or step == steps - 1:
             rate = (step + 1) / max(time.time() - t0, 1e-6)
-            on_event(Metrics(step, {"stage": "autoencoder", "loss": last, **parts, "steps_per_s": rate,
-                                    "eta_s": (steps - step - 1) / rate}))
+            on_event(Metrics(step, stage="autoencoder", loss=last, steps_per_s=rate,
+                             eta_s=(steps - step - 1) / rate, extra=dict(parts)))
             on_event(Progress("autoencoder", step + 1, steps))
     vae.eval()
     scale = compute_latent_scale(vae, uint8_to_pixels(data[: min(256, data.shape[0])]))

@@ -69,33 +69,33 @@ def generate(req: GenerateRequest, on_event, should_stop) -> GenerateResult:
 
 
 def train(req: TrainRequest, on_event, should_stop) -> dict:
-    run = Path(req.out)
+    run = Path(req.run.out)
     ckpt = run / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
     start = 0
-    if req.resume and (ckpt / "step.json").exists():
+    if req.run.resume and (ckpt / "step.json").exists():
         start = json.loads((ckpt / "step.json").read_text())["step"]
     on_event(Log("info", f"training from step {start}"))
     step = start
-    for step in range(start + 1, req.steps + 1):
+    for step in range(start + 1, req.train.steps + 1):
         if should_stop():
             (ckpt / "step.json").write_text(json.dumps({"step": step - 1}))
             return {"run_dir": str(run), "model_dir": None, "step": step - 1, "final_loss": 1.0 / step,
                     "stopped": True}
         time.sleep(DELAY)
-        on_event(Progress("train", step, req.steps))
-        on_event(Metrics(step, {"loss": 1.0 / step, "lr": req.lr, "steps_per_s": 50.0, "eta_s": req.steps - step,
-                                "task": "t2v", "stage": "start", "gpu_mem_mb": 0}))
-        if req.sample_every and step % req.sample_every == 0:
+        on_event(Progress("train", step, req.train.steps))
+        on_event(Metrics(step, loss=1.0 / step, lr=req.train.lr, steps_per_s=50.0, eta_s=req.train.steps - step,
+                         curriculum="adaptive", task_weights={"t2v": 1.0}))
+        if req.run.sample_every and step % req.run.sample_every == 0:
             grid = run / "samples" / f"step_{step:06d}.png"
             grid.parent.mkdir(exist_ok=True)
             Image.fromarray(_frame(step, 0, 4, 64), "RGBA").save(grid)
             on_event(Preview(step, [str(grid)], "samples"))
-        if req.checkpoint_every and step % req.checkpoint_every == 0:
+        if req.run.checkpoint_every and step % req.run.checkpoint_every == 0:
             (ckpt / "step.json").write_text(json.dumps({"step": step}))
     model = run / "model"
     model.mkdir(exist_ok=True)
-    (model / "config.json").write_text(json.dumps({"name": run.name, "preset": req.preset, "size": req.size}))
+    (model / "config.json").write_text(json.dumps({"name": run.name, "preset": req.model.preset, "size": req.model.size}))
     (run / "done.json").write_text(json.dumps({"step": step}))
     return {"run_dir": str(run), "model_dir": str(model), "step": step, "final_loss": 1.0 / max(step, 1),
             "stopped": False}

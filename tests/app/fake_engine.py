@@ -89,7 +89,7 @@ class FakeEngine(QObject):
             "device": lambda p: [{"kind": "finished", "result": {"device": "cpu", "name": "Fake CPU"}}],
             "import": lambda p: [{"kind": "finished", "result": {"out": p["out"], "imported": [{"file": "a.gif"}],
                                                                   "skipped": []}}],
-            "train": lambda p: [{"kind": "finished", "result": {"run_dir": p["out"], "model_dir": None,
+            "train": lambda p: [{"kind": "finished", "result": {"run_dir": p["run"]["out"], "model_dir": None,
                                                                  "stopped": False}}],
         }
 
@@ -128,7 +128,7 @@ class FakeEngine(QObject):
     def cancel(self, job: JobHandle) -> None:
         self.cancelled.append(job)
         if job.op == "train":  # the engine stops cooperatively and reports where it got to
-            QTimer.singleShot(1, lambda: self.finish(job, {"run_dir": job.params.get("out"), "stopped": True}))
+            QTimer.singleShot(1, lambda: self.finish(job, {"run_dir": job.params["run"]["out"], "stopped": True}))
         else:
             QTimer.singleShot(1, lambda: self.fail(job, "Cancelled", "cancelled"))
 

@@ -121,8 +121,10 @@ def test_train_page_drop_report_captions_and_resume_banner(qtbot, window, state,
     qtbot.mouseClick(page.start_btn, Qt.MouseButton.LeftButton)
     assert not page.start_btn.isEnabled() and page.pause_btn.isEnabled()
     job = state.trainer.last("train")
-    state.trainer.push(job, {"kind": "metrics", "step": 3, "values": {"loss": 0.4, "task": "t2v"}})
-    assert page.stage.text() == "Curriculum: t2v" and page.bar.value() == 3
+    assert page.warning.isHidden()  # the default fine-tunes the shipped model: no from-scratch warning
+    state.trainer.push(job, {"kind": "metrics", "step": 3, "loss": 0.4, "curriculum": "adaptive",
+                             "task_weights": {"t2v": 1.0}})
+    assert page.stage.text() == "Curriculum: adaptive · t2v 100%" and page.bar.value() == 3
     with qtbot.waitSignal(state.train.state_changed, check_params_cb=lambda s: s == "paused", timeout=2000):
         qtbot.mouseClick(page.pause_btn, Qt.MouseButton.LeftButton)
     assert page.resume_btn.isEnabled()
@@ -131,7 +133,7 @@ def test_train_page_drop_report_captions_and_resume_banner(qtbot, window, state,
     state.train.scan_unfinished()
     assert not page.banner.isHidden() and "did not finish" in page.banner.label.text()
     qtbot.mouseClick(page.banner.resume_btn, Qt.MouseButton.LeftButton)
-    assert state.trainer.last("train").params["resume"] is True and page.banner.isHidden()
+    assert state.trainer.last("train").params["run"]["resume"] is True and page.banner.isHidden()
 
 
 def test_export_page_shows_rules(qtbot, window):

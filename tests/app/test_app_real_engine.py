@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from rdtf_engine.core.requests import TrainRequest
+
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("rdtf_engine.jobs.api") is None, reason="engine not built")]
 
@@ -97,7 +99,7 @@ def test_event_loop_lateness_during_training_and_generation(qapp, real_app, dirs
 
     async def scenario():
         t0 = time.monotonic()
-        state.train._run(run_dir, {**TINY_RUN, "out": str(run_dir)})  # the Train page's path, tiny settings
+        state.train._run(run_dir, TrainRequest.of(**TINY_RUN, out=str(run_dir)))  # the Train page's path, tiny run
         (_, train_lat) = await lateness_during(wait_signal(state.train.model_ready, 400))
         t_train = time.monotonic() - t0
         window.show_page("create")

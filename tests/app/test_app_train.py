@@ -9,6 +9,8 @@ from fake_engine import write_png
 
 from app.state import runs
 from app.state.train import TrainViewModel
+from rdtf_engine.core.recipes import SCRATCH_WARNING
+from rdtf_engine.core.requests import TrainRequest, to_dict
 
 
 def imported(qtbot, state, tmp_path, skipped=()):
@@ -62,10 +64,33 @@ def test_presets_and_estimates_follow_device_and_measurements(qtbot, state):
     assert runs.estimate_seconds("standard", {"device": "cuda:0"}) < slow
     assert runs.estimate_seconds("quick", {"device": "cpu"}) < slow
     assert runs.estimate_seconds("standard", {"device": "cpu"}, measured=100.0) < slow
+    assert runs.estimate_seconds("pack", {"device": "cuda"}) <= 10 * 60 < runs.estimate_seconds("pack", {})
+    assert tv.choice == "pack" and tv.warning == ""  # the default fine-tunes: no from-scratch warning
     tv.set_choice("quick")
-    assert state.settings.get("train/preset") == "quick"
+    assert state.settings.get("train/recipe") == "quick" and tv.warning == SCRATCH_WARNING
     assert runs.format_duration(30) == "30 s" and runs.format_duration(600) == "10 min"
     assert runs.format_duration(7200) == "2.0 h"
+
+
+def test_default_choice_builds_the_fine_tune_request(qtbot, state, tmp_path, fake_trainer):
+    """The Train page's default sends the engine's pack recipe: fine-tune the shipped model (architecture and
+    autoencoder left to the base), the CPU recipe on a CPU and the GPU one on CUDA; run.json holds it."""
+    imported(qtbot, state, tmp_path)
+    tv = state.train
+    tv.start()
+    params = fake_trainer.last("train").params
+    req = TrainRequest.from_dict(params)
+    assert req.init_from == "default" and req.model.preset is None and req.model.size is None
+    assert req.train.autoencoder is None and req.train.data == tv.dataset and req.train.trainable == "attention"
+    assert params == to_dict(req) and runs.read_request(tv.run_dir) == req
+    assert tv.warning == ""
+    with qtbot.waitSignal(tv.state_changed, check_params_cb=lambda s: s == "idle", timeout=2000):
+        tv.stop()
+    tv._set("device", {"device": "cuda:0", "name": "GPU"})  # what refresh_device reports on a CUDA machine
+    tv.start()
+    gpu = TrainRequest.from_dict(fake_trainer.last("train").params)
+    assert gpu.init_from == "default" and gpu.run.mixed_precision == "bf16"
+    assert gpu.train.batch_size > req.train.batch_size and gpu.train.trainable == "all"
 
 
 def test_run_pause_resume_finish(qtbot, state, tmp_path, fake_trainer):
@@ -74,33 +99,37 @@ def test_run_pause_resume_finish(qtbot, state, tmp_path, fake_trainer):
     tv.set_choice("quick")
     tv.start()
     job = fake_trainer.last("train")
-    assert tv.state == "running" and job.params["preset"] == "tiny" and not job.params["resume"]
-    run_dir = Path(job.params["out"])
-    assert runs.read_request(run_dir)["steps"] == 300  # saved so the run can be resumed after a restart
+    assert tv.state == "running" and job.params["model"]["preset"] == "tiny" and not job.params["run"]["resume"]
+    assert job.params["init_from"] is None
+    run_dir = Path(job.params["run"]["out"])
+    assert runs.read_request(run_dir).train.steps == 300  # saved so the run can be resumed after a restart
     sample = write_png(tmp_path / "grid.png", (1, 2, 3))
+    fake_trainer.push(job, {"kind": "progress", "stage": "train", "step": 2, "total": 300, "message": "ETA 0:02:30",
+                            "eta_s": 150.0})
+    assert tv.speed == "ETA 0:02:30"  # the engine's first-steps ETA, before any metrics row
     fake_trainer.push(job, {"kind": "progress", "stage": "train", "step": 10, "total": 300},
-                      {"kind": "metrics", "step": 10, "values": {"loss": 0.5, "steps_per_s": 2.0, "eta_s": 145,
-                                                                 "task": "i2v", "bucket": 2, "gpu_mem_mb": 812}},
-                      {"kind": "metrics", "step": 20, "values": {"loss": 0.25}},
+                      {"kind": "metrics", "step": 10, "loss": 0.5, "steps_per_s": 2.0, "eta_s": 145,
+                       "curriculum": "none", "bucket": 2, "gpu_mem_mb": 812},
+                      {"kind": "metrics", "step": 20, "loss": 0.25},
+                      {"kind": "metrics", "step": 20, "stage": "validation", "val_loss": 9.0},
                       {"kind": "preview", "step": 20, "paths": [sample], "caption": ""})
     assert tv.step == 20 and tv.losses == [(10, 0.5), (20, 0.25)] and tv.samples == [sample]
-    assert tv.stage == "i2v · difficulty 2" and "2.00 steps/s" in tv.speed and "GPU 812 MB" in tv.speed
-    fake_trainer.push(job, {"kind": "metrics", "step": 30, "values": {"loss": 0.2, "curriculum": "adaptive",
-                                                                      "bucket": 3, "weights": {"t2v": 1.2, "i2v": 0.6,
-                                                                                               "interpolation": 0.2}}})
+    assert tv.stage == "" and "2.00 steps/s" in tv.speed and "GPU 812 MB" in tv.speed
+    fake_trainer.push(job, {"kind": "metrics", "step": 30, "loss": 0.2, "curriculum": "adaptive", "bucket": 3,
+                            "task_weights": {"t2v": 1.2, "i2v": 0.6, "interpolation": 0.2}})
     assert tv.stage == "adaptive · t2v 60%, i2v 30% · difficulty 3"
-    fake_trainer.push(job, {"kind": "metrics", "step": 2, "values": {"loss": 2.4, "stage": "autoencoder"}})
+    fake_trainer.push(job, {"kind": "metrics", "step": 2, "loss": 2.4, "stage": "autoencoder"})
     assert tv.stage == "autoencoder (loss 2.400)" and len(tv.losses) == 3
     with qtbot.waitSignal(tv.state_changed, check_params_cb=lambda s: s == "paused", timeout=2000):
         tv.pause()
     assert fake_trainer.cancelled == [job]
     tv.resume()
     job2 = fake_trainer.last("train")
-    assert job2.params["resume"] is True and job2.params["out"] == str(run_dir)
+    assert job2.params["run"]["resume"] is True and job2.params["run"]["out"] == str(run_dir)
     with qtbot.waitSignal(tv.model_ready, timeout=2000) as ready:
         fake_trainer.finish(job2, {"run_dir": str(run_dir), "model_dir": str(run_dir / "model"), "stopped": False})
     assert ready.args == [str(run_dir / "model")] and tv.state == "done"
-    assert float(state.settings.raw("train/speed/cpu/tiny")) == 2.0  # measured speed feeds the next estimate
+    assert float(state.settings.raw("train/speed/cpu/quick")) == 2.0  # measured speed feeds the next estimate
 
 
 def test_start_needs_data(qtbot, state):
@@ -120,7 +149,7 @@ def test_crash_during_training_keeps_run_resumable(qtbot, state, tmp_path, fake_
 def _unfinished(runs_dir: Path, name: str, done: bool = False) -> Path:
     d = runs_dir / name
     (d / "checkpoints" / "checkpoint_150").mkdir(parents=True)
-    runs.write_request(d, {"data": "x", "out": str(d), "steps": 300})
+    runs.write_request(d, TrainRequest.of(data="x", out=str(d), steps=300))
     if done:
         (d / "done.json").write_text("{}")
     return d
@@ -133,9 +162,8 @@ def test_resume_offer_on_reopen_and_dismiss(qtbot, state, dirs, fake_trainer):
     state.train.scan_unfinished()
     assert [(o["name"], o["step"], o["steps"]) for o in state.train.offers] == [("20250101-1200-cats", 150, 300)]
     state.train.resume(str(keep))
-    params = fake_trainer.last("train").params  # the whole TrainRequest: the run's settings, resume on
-    assert {k: params[k] for k in ("data", "out", "steps", "resume")} == {"data": "x", "out": str(keep),
-                                                                          "steps": 300, "resume": True}
+    assert fake_trainer.last("train").params == to_dict(TrainRequest.of(data="x", out=str(keep), steps=300,
+                                                                         resume=True))
     assert state.train.offers == []
     state.train.dismiss_offer(str(keep))
     fresh = TrainViewModel(state.engine, fake_trainer, dirs, state.settings)
@@ -163,4 +191,17 @@ def test_captions_csv_helpers(tmp_path):
     rows[0][2] = 'say "hi"'
     runs.write_captions(tmp_path, header, rows)
     assert runs.read_captions(tmp_path)[1][0][2] == 'say "hi"'
-    assert json.loads(json.dumps(runs.TRAIN_PRESETS))  # presets stay JSON-able: they are sent to the worker
+
+
+def test_runs_of_older_versions_are_still_offered_and_resumed(qtbot, state, dirs, fake_trainer):
+    """A run an older app started has only its flat studio_request.json: still offered, resumed as it was."""
+    d = dirs.runs / "20240101-1200-old"
+    (d / "checkpoints" / "step_0000040").mkdir(parents=True)
+    (d / "studio_request.json").write_text(json.dumps({"data": "x", "out": str(d), "preset": "small", "steps": 3000,
+                                                       "ae_steps": 800, "size": 64, "batch_size": 4,
+                                                       "resume": False}))
+    state.train.scan_unfinished()
+    assert [(o["name"], o["step"], o["steps"]) for o in state.train.offers] == [("20240101-1200-old", 40, 3000)]
+    state.train.resume(str(d))
+    params = fake_trainer.last("train").params
+    assert params["run"]["resume"] is True and params["model"]["preset"] == "small" and params["train"]["steps"] == 3000

@@ -11,7 +11,7 @@ def tiny_request(out, **kw) -> TrainRequest:
     base = {"data": "builtin:shapes", "out": str(out), "preset": "tiny", "steps": 100, "size": 32, "batch_size": 8,
             "lr": 1e-3, "ae_steps": 150, "checkpoint_every": 50, "max_clips": 64, "seed": 0}
     base.update(kw)
-    return TrainRequest(**base)
+    return TrainRequest.of(**base)
 
 
 @pytest.fixture(scope="session")

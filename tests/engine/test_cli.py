@@ -137,9 +137,10 @@ def test_train_init_from_inherits_the_models_architecture(tiny_run, tmp_path):
     rc = main(["train", "--data", "builtin:shapes", "--out", str(out), "--init-from", str(tiny_run[0]),
                "--steps", "1", "--batch-size", "2", "--max-clips", "8", "--checkpoint-every", "1"])
     assert rc == 0
-    cfg = json.loads((out / "train_config.json").read_text())
+    saved = json.loads((out / "run.json").read_text())
+    cfg = saved["model"]
     assert (cfg["preset"], cfg["size"], cfg["temporal"]) == ("tiny", 32, "sti")
-    assert cfg["init_from"] == str(tiny_run[0])
+    assert saved["init_from"] == str(tiny_run[0])
     assert cfg["reference_attention"] == "off"  # the base model has none: inherited, and saved resolved
 
 
@@ -155,8 +156,8 @@ def test_train_reference_attention_is_inherited_saved_and_kept_on_resume(tiny_ru
     assert json.loads((on / "model" / "unet" / "config.json").read_text())["reference_attention"] is True
     child = tmp_path / "child"
     assert main(["train", *args, "--out", str(child), "--init-from", str(on)]) == 0
-    saved = child / "train_config.json"
-    assert json.loads(saved.read_text())["reference_attention"] == "on"
+    saved = child / "run.json"
+    assert json.loads(saved.read_text())["model"]["reference_attention"] == "on"
     # a run saved before the modes existed holds a bool: it resumes as "on"
     saved.write_text(saved.read_text().replace('"reference_attention": "on"', '"reference_attention": true'))
     assert main(["train", "--out", str(child), "--resume", "--steps", "2"]) == 0
@@ -179,7 +180,7 @@ def test_train_reference_attention_all_grows_blocks_from_a_model_without_them(ti
     assert unet["reference_attention"] is True and unet["reference_attention_all_levels"] is True
     child = tmp_path / "child"
     assert main(["train", *args, "--out", str(child), "--init-from", str(grown)]) == 0
-    assert json.loads((child / "train_config.json").read_text())["reference_attention"] == "all"
+    assert json.loads((child / "run.json").read_text())["model"]["reference_attention"] == "all"
 
 
 def test_continue_curriculum_takes_up_the_base_models_schedule(tiny_run, tmp_path):
@@ -189,13 +190,13 @@ def test_continue_curriculum_takes_up_the_base_models_schedule(tiny_run, tmp_pat
 
     from rdtf_engine.core.errors import InputError
     from rdtf_engine.core.requests import TrainRequest
-    from rdtf_engine.training.setup import curriculum_span
+    from rdtf_engine.training.state import curriculum_span
 
-    assert curriculum_span(TrainRequest(data="d", out="o", steps=20), 100) == (0, 20)
-    assert curriculum_span(TrainRequest(data="d", out="o", steps=20, init_from="m", continue_curriculum=True),
+    assert curriculum_span(TrainRequest.of(data="d", out="o", steps=20), 100) == (0, 20)
+    assert curriculum_span(TrainRequest.of(data="d", out="o", steps=20, init_from="m", continue_curriculum=True),
                            100) == (100, 120)
     with pytest.raises(InputError, match="needs init_from"):
-        TrainRequest(data="d", out="o", continue_curriculum=True).validate()
+        TrainRequest.of(data="d", out="o", continue_curriculum=True).validate()
     args = ["--data", "builtin:shapes", "--steps", "20", "--batch-size", "2", "--max-clips", "8",
             "--checkpoint-every", "20", "--curriculum", "linear", "--init-from", str(tiny_run[0])]
 
@@ -211,4 +212,4 @@ def test_continue_curriculum_takes_up_the_base_models_schedule(tiny_run, tmp_pat
     cont = weights_at_10(tmp_path / "cont")  # index 109 of a 120-step schedule: past its middle (60)
     assert cont["it2v"] == round(0.5 + 0.4 * 49 / 60, 4)  # metrics.jsonl keeps 4 decimals
     assert cont["interpolation"] == round(0.5 - 0.4 * 49 / 60, 4)
-    assert json.loads((tmp_path / "cont" / "train_config.json").read_text())["continue_curriculum"] is True
+    assert json.loads((tmp_path / "cont" / "run.json").read_text())["train"]["continue_curriculum"] is True

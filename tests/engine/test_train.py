@@ -16,20 +16,23 @@ from rdtf_engine.jobs.api import GenerateRequest, generate
 from rdtf_engine.model.store import load_model_folder, validate_model_folder
 from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint
 from rdtf_engine.training.loop import train
-from rdtf_engine.training.setup import warmup_steps
+from rdtf_engine.training.state import warmup_steps
 
 
 def test_training_lowers_heldout_denoising_loss(tiny_run):
     out, result, events = tiny_run
     assert result["step"] == 100 and not result["stopped"]
-    vals = [e.values["val_loss"] for e in events if isinstance(e, Metrics) and "val_loss" in e.values]
+    vals = [e.val_loss for e in events if isinstance(e, Metrics) and e.stage == "validation"]
     assert len(vals) >= 2
     assert vals[-1] < 0.75 * vals[0], vals  # held-out loss clearly below where it started
     assert (out / "done.json").is_file()
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("loss" in x for x in lines) and any("val" in x for x in lines)
-    train_metrics = [e.values for e in events if isinstance(e, Metrics) and "loss" in e.values]
-    assert {"lr", "steps_per_s", "eta_s", "weights", "tasks"} <= set(train_metrics[-1])
+    last = [e for e in events if isinstance(e, Metrics) and e.stage == "train"][-1]
+    assert last.loss is not None and last.lr and last.steps_per_s and last.eta_s is not None
+    assert last.task_weights and sum(last.task_counts.values()) > 0 and last.curriculum == "adaptive"
+    assert sum(last.task_shares().values()) == pytest.approx(1.0)
+    assert {"lr", "steps_per_s", "eta_s", "weights", "tasks"} <= set([x for x in lines if "loss" in x][-1])
 
 
 def test_model_folder_is_complete_and_safetensors_only(tiny_run):
@@ -107,7 +110,7 @@ def test_resume_continues_exactly(tiny_run, tmp_path, make_request):
 
     first = train(tiny_request(tmp_path / "b", steps=6, checkpoint_every=3, autoencoder=ae), should_stop=stop_after_three)
     assert first["stopped"] and first["step"] == 3
-    resumed = train(TrainRequest(data="", out=str(tmp_path / "b"), steps=6, resume=True))
+    resumed = train(TrainRequest.of(data="", out=str(tmp_path / "b"), steps=6, resume=True))
     assert resumed["step"] == 6
     ma, ea, _, sa = load_checkpoint(latest_checkpoint(tmp_path / "a"))
     mb, eb, _, sb = load_checkpoint(latest_checkpoint(tmp_path / "b"))
@@ -116,7 +119,7 @@ def test_resume_continues_exactly(tiny_run, tmp_path, make_request):
     for k in ea:
         assert torch.equal(ea[k], eb[k]), k
     assert sa["history"] == sb["history"]
-    again = train(TrainRequest(data="", out=str(tmp_path / "b"), steps=0, resume=True))  # 0 = the run's own target
+    again = train(TrainRequest.of(data="", out=str(tmp_path / "b"), steps=0, resume=True))  # 0 = the run's own target
     assert again["step"] == 6 and not again["stopped"]
     assert sa["curriculum"] == sb["curriculum"]
 
@@ -129,7 +132,7 @@ def test_logged_loss_window_stays_aligned_after_a_resume(tiny_run, tmp_path, mak
     first = train(make_request(run, steps=23, checkpoint_every=3, autoencoder=ae),
                   should_stop=lambda: (run / "checkpoints" / "latest").exists())
     assert first["step"] == 3
-    train(TrainRequest(data="", out=str(run), steps=23, resume=True))
+    train(TrainRequest.of(data="", out=str(run), steps=23, resume=True))
     rows = {r["step"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r}
     history = load_checkpoint(latest_checkpoint(run))[3]["history"]
     assert len(history) == 23 and sorted(rows) == [10, 20, 23]
@@ -144,7 +147,7 @@ def test_existing_run_needs_resume_and_corrupt_checkpoint_is_typed(tiny_run, tmp
     with pytest.raises(InputError, match="--resume"):
         train(tiny_request(out, steps=5))
     with pytest.raises(InputError, match="nothing to resume"):
-        train(TrainRequest(data="", out=str(tmp_path / "none"), resume=True))
+        train(TrainRequest.of(data="", out=str(tmp_path / "none"), resume=True))
     import shutil
 
     bad = tmp_path / "bad"
@@ -155,7 +158,7 @@ def test_existing_run_needs_resume_and_corrupt_checkpoint_is_typed(tiny_run, tmp
     with pytest.raises(CheckpointError):
         load_checkpoint(ck)
     with pytest.raises(CheckpointError):
-        train(TrainRequest(data="", out=str(bad), steps=120, resume=True))
+        train(TrainRequest.of(data="", out=str(bad), steps=120, resume=True))
 
 
 def test_model_folder_refuses_pickle_and_truncation(tiny_run, tmp_path):

@@ -1,0 +1,94 @@
+"""Training recipes: named ``ModelConfig`` + ``TrainConfig`` values (and run cadence) that the CLI
+(``rdtf train --recipe NAME``) and the app's Train page turn into the same ``TrainRequest``.
+
+``pack`` ("train on my pack") fine-tunes the shipped default model: its autoencoder, resolution, text encoder,
+preset and reference attention (every ``model`` field None = the base's), with a recipe per device: on CUDA a
+batch that keeps the GPU busy in bf16 for ≤ 10 minutes, on CPU a short run that updates only the attention and
+temporal layers, so it gives something usable within about an hour on 2 cores (docs/app.md has the numbers).
+
+``quick`` / ``standard`` / ``long`` train a new network from scratch: an advanced choice, since a model that
+draws recognisable characters from scratch needs thousands of clips and GPU hours (``SCRATCH_WARNING``).
+``custom`` is the CLI's run driven by its flags alone (from scratch: tiny preset, 64 px, 1,000 steps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from rdtf_engine.core.config import ModelConfig, RunControl, TrainConfig
+from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.requests import TrainRequest
+
+DEFAULT_RECIPE = "pack"
+SCRATCH_WARNING = ("Training from scratch starts from random weights: expect coloured blobs unless you train on "
+                   "thousands of stickers for hours on a GPU. To teach the model your characters, use "
+                   "“Fine-tune the shipped model”.")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    label: str
+    model: ModelConfig
+    train: TrainConfig
+    sample_every: int = 0
+    checkpoint_every: int = 100
+    init_from: str | None = None  # a fine-tune's base model
+    mixed_precision: str = "auto"
+    notes: str = ""
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.init_from is None
+
+    def request(self, data: str, out: str, **run: object) -> TrainRequest:
+        """This recipe on ``data`` in the run folder ``out``; ``run``: other RunControl fields (device…)."""
+        ctl = RunControl(out=out, sample_every=self.sample_every, checkpoint_every=self.checkpoint_every,
+                         mixed_precision=self.mixed_precision)
+        return TrainRequest(dataclasses.replace(self.model), dataclasses.replace(self.train, data=data),
+                            dataclasses.replace(ctl, **run), self.init_from)
+
+
+def _fine_tune(device: str) -> Recipe:
+    if device == "cuda":
+        # One GPU: batch 256 of 16 × 16 latents (128 px) is where the small model stops being launch-bound
+        # (≈ 214 ms a step on an H200, docs/results.md); 2,000 steps ≈ 7 minutes plus set-up.
+        return Recipe("pack", "Fine-tune the shipped model (GPU, about 10 min)", ModelConfig(),
+                      TrainConfig(steps=2000, batch_size=256, lr=1e-4, ema_decay=0.995),
+                      sample_every=250, checkpoint_every=250, init_from="default", mixed_precision="bf16",
+                      notes="all weights, batch 256, bf16")
+    # CPU (also MPS): only the attention and temporal layers learn (55 % of the weights, no optimiser state for
+    # the rest; every step still runs the whole network forward and backward), at batch 2.
+    return Recipe("pack", "Fine-tune the shipped model", ModelConfig(),
+                  TrainConfig(steps=CPU_PACK_STEPS, batch_size=2, lr=1e-4, ema_decay=0.99, trainable="attention"),
+                  sample_every=100, checkpoint_every=50, init_from="default",
+                  notes="attention and temporal layers, batch 2")
+
+
+CPU_PACK_STEPS = 400
+
+_SCRATCH = {
+    "quick": Recipe("quick", "From scratch: quick (try it out)", ModelConfig("tiny", 64),
+                    TrainConfig(steps=300, ae_steps=200, batch_size=4), sample_every=50, checkpoint_every=50),
+    "standard": Recipe("standard", "From scratch: standard", ModelConfig("small", 64),
+                       TrainConfig(steps=3000, ae_steps=800, batch_size=4), sample_every=250, checkpoint_every=250),
+    "long": Recipe("long", "From scratch: long (best quality)", ModelConfig("small", 128),
+                   TrainConfig(steps=12000, ae_steps=2000, batch_size=8), sample_every=500, checkpoint_every=500),
+    "custom": Recipe("custom", "Custom (the command-line flags alone)", ModelConfig(), TrainConfig()),
+}
+
+RECIPES = ("pack", *_SCRATCH)
+APP_RECIPES = ("pack", "quick", "standard", "long")  # what the Train page offers, the default first
+
+
+def recipe(name: str, device: str = "cpu") -> Recipe:
+    """The recipe ``name`` for a device kind ("cpu" | "cuda" | "mps")."""
+    if name == "pack":
+        return _fine_tune("cuda" if device.startswith("cuda") else "cpu")
+    if name not in _SCRATCH:
+        raise InputError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return _SCRATCH[name]
+
+
+__all__ = ["APP_RECIPES", "DEFAULT_RECIPE", "RECIPES", "SCRATCH_WARNING", "Recipe", "recipe"]

@@ -1,0 +1,100 @@
+"""Data preparation before the first step: the source, the RGBA autoencoder and the latent cache.
+
+``prepare_data`` is deterministic for a given request, so a resumed run rebuilds exactly the same cache and
+train/validation split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.events import Log, Progress
+from rdtf_engine.core.requests import TrainRequest
+from rdtf_engine.data.latent_cache import LatentCache, build_latent_cache, load_latent_cache, save_latent_cache
+from rdtf_engine.training.finetune import resolve_init
+
+VAL_FRACTION = 0.05
+MAX_VAL_CLIPS = 64
+PERSIST_MIN_CLIPS = 1000
+
+
+@dataclass
+class TrainData:
+    cache: LatentCache
+    train_ids: list[int]
+    val_ids: list[int]
+    vae: Any
+    scale: float
+    summary: dict[str, Any]
+
+
+def split_ids(n: int) -> tuple[list[int], list[int]]:
+    """Deterministic split: every 20th clip (up to 64) is held out for the validation denoising loss."""
+    if n < 2:
+        return list(range(n)), []
+    step = max(2, round(1 / VAL_FRACTION))
+    val = [i for i in range(n) if i % step == step - 1][:MAX_VAL_CLIPS] or [n - 1]
+    vs = set(val)
+    return [i for i in range(n) if i not in vs], val
+
+
+def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_event, should_stop) -> TrainData:
+    from rdtf_engine.data.sources import open_source
+    from rdtf_engine.training.autoencoder import load_autoencoder, train_autoencoder
+
+    source = open_source(req.train.data, req.model.size, num_clips=req.train.max_clips, seed=req.train.seed,
+                         training=True, pack_windows=req.train.pack_windows, pack_style=req.train.pack_style)
+    n = len(source)
+    if n == 0:
+        raise InputError(f"no usable clips in {req.train.data}")
+    on_event(Log("info", f"data {req.train.data}: {n} clips at {req.model.size} px"))
+    ae_dir = run_dir / "autoencoder"
+    if req.init_from and not req.train.autoencoder:  # a fine-tune keeps its model's latent space
+        vae, scale = load_autoencoder(resolve_init(req.init_from), device)
+        on_event(Log("info", f"using the autoencoder of {req.init_from} (latent scale {scale:.4f})"))
+    elif req.train.autoencoder:
+        vae, scale = load_autoencoder(req.train.autoencoder, device)
+        on_event(Log("info", f"using autoencoder {req.train.autoencoder} (latent scale {scale:.4f})"))
+    elif (ae_dir / "config.json").is_file():
+        vae, scale = load_autoencoder(ae_dir, device)
+    else:
+        on_event(Log("info", f"training the RGBA autoencoder first ({req.train.ae_steps} steps)"))
+        vae, scale = train_autoencoder(source, ae_dir, req.model.preset, req.train.ae_steps, device, seed=req.train.seed,
+                                       mixed_precision=req.run.mixed_precision, on_event=on_event,
+                                       should_stop=should_stop)
+    vae = vae.eval().requires_grad_(False)
+    train_ids, val_ids = split_ids(n)
+    from rdtf_engine.data.sources import ProceduralSource, RenderPool
+
+    t_prep, phases = time.time(), {}
+
+    def progress(done: int, total: int) -> None:
+        on_event(Progress("encode-data", done, total))
+        rate = done / max(time.time() - t_prep, 1e-6)
+        split = ", ".join(f"{k} {v:.0f} s" for k, v in phases.items())
+        on_event(Log("info", f"encoded {done}/{total} clips ({rate:.1f} clips/s; {split})"))
+
+    # Only big runs persist their cache (GB-sized for builtin:emoji); it makes resumed chunks start in seconds.
+    persist = n >= PERSIST_MIN_CLIPS
+    key = json.dumps([req.train.data, req.model.size, req.train.max_clips, req.train.seed, scale, n])
+    cache = load_latent_cache(run_dir / "cache", key, device) if persist else None
+    if cache is None:
+        # Procedural clips render in worker processes (all cores), overlapped with encoding; user clips are
+        # already decoded, and a few dozen clips are not worth forking for.
+        parallel = isinstance(source, ProceduralSource) and n >= 64
+        with RenderPool(source, 0 if parallel else 1) as pool:
+            cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
+                                       pool=pool, phases=phases)
+        if persist:
+            save_latent_cache(cache, run_dir / "cache", key)
+    else:
+        on_event(Log("info", f"reusing the latent cache of {len(cache)} clips"))
+    summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
+    return TrainData(cache, train_ids, val_ids, vae, scale, summary)

@@ -1,0 +1,95 @@
+"""Fine-tuning (``init_from``): the base model's architecture, weights and provenance, and what may train.
+
+``resolve_architecture`` is the one place a fine-tune inherits its base's preset, size, temporal layer and
+reference attention (CLI and app both send a request with those fields left None and get the same run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from rdtf_engine.core.config import ModelCard, ModelConfig, config_reference_mode
+from rdtf_engine.core.errors import TrainingError
+from rdtf_engine.core.requests import TrainRequest
+
+# Parameter-name parts of the layers a "trainable: attention" fine-tune updates (model/dfgn.py's names): the
+# spatial self/cross attention (attn), the temporal attention (temp_attn) and temporal (STI) layers, conv_in's
+# temporal transformer and the reference-attention blocks; about 55 % of the small preset's weights. The ResNet
+# blocks, up/down sampling, embeddings and conv in/out stay the base model's.
+ATTENTION_PARTS = (".attn.", ".temp_attn.", ".temporal.", "transformer_in.", ".ref_attn.")
+
+
+def init_model(name: str) -> tuple[Path, ModelCard]:
+    """``init_from``: a model folder path, a run or an installed model's name → (its folder, its card)."""
+    from rdtf_engine.model.store import resolve_model, validate_model_folder
+
+    folder = resolve_model(name)
+    return folder, validate_model_folder(folder)
+
+
+def resolve_init(name: str) -> Path:
+    return init_model(name)[0]
+
+
+def base_model_config(name: str) -> ModelConfig:
+    """The architecture of the model ``name`` (its reference mode from its DFGN config: older models "off")."""
+    folder, card = init_model(name)
+    unet_cfg = json.loads((folder / "unet" / "config.json").read_text("utf-8"))
+    return card.model_config(config_reference_mode(unet_cfg))
+
+
+def resolve_architecture(req: TrainRequest) -> TrainRequest:
+    """Every ``model`` field left None → the base model's (a fine-tune), else the default (from scratch)."""
+    base = base_model_config(req.init_from) if req.init_from else None
+    return dataclasses.replace(req, model=req.model.resolved(base))
+
+
+def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device) -> str:
+    """Copy the DFGN weights of ``req.init_from`` into ``model`` (fp16 files are upcast); → a log line.
+
+    Only a model of the same architecture can seed a run: a preset / temporal-layer / frame-count mismatch is a
+    clear TrainingError, never a silently partial load."""
+    from rdtf_engine.model.store import load_model_folder
+
+    folder = resolve_init(req.init_from)
+    unet, _, card = load_model_folder(folder, device="cpu")
+    mine, theirs = model.state_dict(), unet.state_dict()
+    # Reference-attention blocks ("all") that the base predates keep their fresh init: zero output = identity.
+    new = [k for k in mine if k not in theirs and ".ref_attn." in k]
+    bad = [k for k in mine if k not in new and (k not in theirs or theirs[k].shape != mine[k].shape)]
+    if bad or len(theirs) != len(mine) - len(new):
+        m = req.model
+        raise TrainingError(f"--init-from {req.init_from}: its network ({card.preset}, {card.temporal}, "
+                            f"{card.num_frames} frames) does not match this run ({m.preset}, {m.temporal}, "
+                            f"{m.num_frames} frames); first mismatch: {(bad or ['extra keys'])[0]}")
+    model.load_state_dict({k: v.to(device=device, dtype=mine[k].dtype) for k, v in theirs.items()}, strict=not new)
+    grown = f"; {len(new)} new reference-attention tensors start as identity" if new else ""
+    return f"initialised from {folder} ({card.name}, {card.base_steps + card.steps} steps){grown}"
+
+
+def apply_trainable(model: torch.nn.Module, trainable: str) -> int:
+    """Freeze what ``trainable`` keeps fixed ("all": nothing); → the number of trainable parameters."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(trainable == "all" or any(part in name for part in ATTENTION_PARTS))
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if n == 0:
+        raise TrainingError(f"trainable={trainable!r} leaves no parameter of this network to train")
+    return n
+
+
+def base_of(req: TrainRequest, run_dir: Path) -> tuple[str, int]:
+    """(base model name, its total steps) recorded in the cards of a run started with ``init_from``."""
+    if not req.init_from:
+        return "", 0
+    from rdtf_engine.model.store import validate_model_folder
+
+    own = run_dir / "model"
+    if req.run.resume and (own / "config.json").is_file():  # the base may be gone by now: the run remembers it
+        card = validate_model_folder(own)
+        return card.base_model, card.base_steps
+    card = init_model(req.init_from)[1]
+    return card.name, card.base_steps + card.steps

@@ -1,0 +1,94 @@
+"""Training recipes: "train on my pack" fine-tunes a base model (the shipped one by default) end to end on CPU,
+with only its attention and temporal layers learning; the finished run is listed as a model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rdtf_engine.cli.main import main
+from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.recipes import APP_RECIPES, recipe
+from rdtf_engine.core.requests import TrainRequest, to_dict
+from rdtf_engine.training.finetune import ATTENTION_PARTS
+
+
+def tiny_pack(folder, n: int = 4):
+    """n single-colour squares on transparency, with captions: a sticker pack in miniature."""
+    folder.mkdir(parents=True)
+    rows = ["file,caption"]
+    for i in range(n):
+        a = np.zeros((48, 48, 4), np.uint8)
+        a[8 + 4 * i : 32 + 4 * i, 10:38] = (60 * i, 200 - 40 * i, 90, 255)
+        Image.fromarray(a, "RGBA").save(folder / f"s{i}.png")
+        rows.append(f"s{i}.png,a square number {i}")
+    (folder / "captions.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_recipes_are_requests_the_cli_and_app_share():
+    cpu, gpu = recipe("pack", "cpu"), recipe("pack", "cuda")
+    assert cpu.init_from == gpu.init_from == "default" and not cpu.from_scratch
+    assert cpu.model.preset is None and cpu.model.size is None  # the base model's architecture
+    assert cpu.train.trainable == "attention" and gpu.train.trainable == "all"
+    assert gpu.mixed_precision == "bf16" and gpu.train.batch_size > cpu.train.batch_size
+    req = cpu.request("data/pack", "runs/x", device="cpu")
+    assert (req.train.data, req.run.out, req.run.device, req.init_from) == ("data/pack", "runs/x", "cpu", "default")
+    assert TrainRequest.from_dict(json.loads(json.dumps(to_dict(req)))) == req  # what the app sends
+    assert all(recipe(n).from_scratch for n in APP_RECIPES[1:])
+    with pytest.raises(InputError, match="unknown recipe"):
+        recipe("huge")
+
+
+def test_pack_recipe_fine_tunes_a_base_on_a_tiny_pack(tiny_run, tmp_path):
+    """`rdtf train --data PACK --out R --init-from BASE` with the CPU pack recipe: the base's architecture and
+    autoencoder, only attention/temporal weights move, the run is listed as a model and generates."""
+    from rdtf_engine.core.paths import user_runs_dir
+    from rdtf_engine.jobs.api import GenerateRequest, generate, list_models
+    from rdtf_engine.model.store import load_model_folder, validate_model_folder
+
+    base = tiny_run[0] / "model"
+    out = user_runs_dir() / "my-pack"
+    rc = main(["train", "--data", str(tiny_pack(tmp_path / "pack")), "--out", str(out), "--recipe", "pack",
+               "--init-from", str(base), "--steps", "3", "--checkpoint-every", "3", "--device", "cpu"])
+    assert rc == 0
+    saved = TrainRequest.from_dict(json.loads((out / "run.json").read_text()))
+    assert (saved.model.preset, saved.model.size, saved.init_from) == ("tiny", 32, str(base))
+    assert (saved.train.trainable, saved.train.batch_size, saved.train.steps) == ("attention", 2, 3)
+    assert not (out / "autoencoder").exists()  # the base's autoencoder, not a new one
+    before, _, _ = load_model_folder(base)
+    after, _, card = load_model_folder(out / "model")
+    assert card.base_model == validate_model_folder(base).name and card.steps == 3
+    moved = {k for k, v in after.state_dict().items() if not torch.equal(v, before.state_dict()[k])}
+    assert moved and all(any(p in k for p in ATTENTION_PARTS) for k in moved), sorted(moved)[:5]
+    assert "my-pack" in [m["name"] for m in list_models()]
+    res = generate(GenerateRequest(prompt="a square number 2", model="my-pack", frames=4, size=32, steps=2, seed=0))
+    assert res.frames.shape == (4, 32, 32, 4)
+
+
+def test_request_parts_flat_forms_and_model_config(tmp_path):
+    """Older flat requests (app, train_config.json) read into the parts; a ModelConfig builds its DFGN; the run
+    file prefers run.json and falls back to the legacy files."""
+    from rdtf_engine.core.config import ModelConfig
+    from rdtf_engine.core.run_file import read_run_file, write_run_file
+    from rdtf_engine.model.dfgn import build_dfgn
+
+    flat = {"data": "d", "out": "o", "preset": "small", "size": 64, "steps": 3000, "resume": True, "unknown": 1}
+    req = TrainRequest.from_dict(flat)
+    assert (req.model.preset, req.model.size, req.train.steps, req.run.resume) == ("small", 64, 3000, True)
+    assert TrainRequest.from_dict(to_dict(req)) == req
+    with pytest.raises(InputError, match="unknown training option"):
+        TrainRequest.of(data="d", nonsense=1)
+    with pytest.raises(InputError, match="trainable"):
+        TrainRequest.of(data="d", trainable="some").validate()
+    assert ModelConfig().resolved() == ModelConfig("tiny", 64, 8, "sti", "off")
+    assert ModelConfig(size=32).resolved(ModelConfig("small", 128, 8, "sti", True)).reference_attention == "on"
+    assert dict(build_dfgn(ModelConfig("tiny", temporal="conv3d")).config) == dict(build_dfgn("tiny", "conv3d").config)
+    (tmp_path / "studio_request.json").write_text(json.dumps(flat))
+    assert read_run_file(tmp_path) == req
+    write_run_file(tmp_path, TrainRequest.of(data="new", out="o"))
+    assert read_run_file(tmp_path).train.data == "new" and read_run_file(tmp_path / "none") is None
