@@ -2,7 +2,7 @@
 
 Input: the npm tarballs ``@lobehub/fluent-emoji-anim-1..4`` (``package/assets/<code points>.webp``, 256 px
 animated WebP). Output: one folder per theme of ``rdtf_engine.data.fluent_split.PACK_EVAL_SETS`` (animals,
-food, fun), each holding ``<name>.webp`` files plus a ``captions.csv`` whose caption is the emoji's Unicode
+vehicles, sky), each holding ``<name>.webp`` files plus a ``captions.csv`` whose caption is the emoji's Unicode
 name in lower case ("crab", "lion face") — what a creator's own pack would look like to the importer.
 
 Tar members are never extracted: only regular files named exactly ``package/assets/<hex>[-<hex>…].webp`` are

@@ -14,6 +14,7 @@ from pathlib import Path
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Progress
+from rdtf_engine.data.fluent_split import PACK_EVAL_SETS
 
 DATASETS = ("fluent",)
 
@@ -77,7 +78,7 @@ def cmd_pack_cache(args, rep: Reporter) -> int:
     if args.json:
         rep.stream = sys.stderr
     splits = tuple(s for s in args.splits.split(",") if s)
-    allowed = ("train", "holdout", "pack-animals", "pack-food", "pack-fun")
+    allowed = ("train", "holdout", *(f"pack-{theme}" for theme in PACK_EVAL_SETS))
     bad = [s for s in splits if s not in allowed]
     if bad or not splits:
         raise InputError(f"--splits takes a comma list of {', '.join(allowed)}; got {args.splits!r}")
@@ -124,7 +125,8 @@ def add_data_parsers(sub) -> None:
     p.add_argument("--workers", type=int, default=0, help="encoder processes (0 = all cores)")
     p.add_argument("--part", default="1/1", help="K/N: write the K-th of N interleaved parts of the files "
                    "(one part per GPU call when the set does not fit one transfer)")
-    p.add_argument("--splits", default="train,holdout", help="comma list: train, holdout, pack-animals, "
-                   "pack-food, pack-fun (default train,holdout; reserved faces are never written)")
+    p.add_argument("--splits", default="train,holdout", help="comma list: train, holdout, pack-THEME for the "
+                   f"pack-evaluation themes ({', '.join(PACK_EVAL_SETS)}); default train,holdout; reserved faces "
+                   "are never written")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pack_cache)

@@ -11,7 +11,7 @@ Specs:
 - ``builtin:emoji-dev``      ≈ 80 never-trained emoji outside the test set (for tuning sampling settings);
 - ``builtin:fluent``         artist-animated Fluent Emoji windows (training split; ``rdtf data fetch fluent``);
 - ``builtin:fluent-holdout`` the held-out Fluent emoji (the code points builtin:emoji holds out);
-- ``builtin:fluent-pack-<theme>`` a pack-evaluation theme (animals, food, fun), never in base training;
+- ``builtin:fluent-pack-<theme>`` a pack-evaluation theme (animals, vehicles, sky), never in base training;
 - ``builtin:mixed``          builtin:fluent and builtin:emoji, ``mixed_source.FLUENT_SHARE`` of clips Fluent;
 - anything else              a folder / zip / imported dataset read by ``rdtf_engine.datasets.dataset.load_dataset``.
 
@@ -27,11 +27,11 @@ import os
 
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.data.clip_source import ClipSource, ListSource, Plan, ProceduralSource, SubsetSource
+from rdtf_engine.data.fluent_split import PACK_EVAL_SETS
 from rdtf_engine.data.render_pool import RenderPool, render_many
 
 BUILTINS = ("builtin:shapes", "builtin:emoji", "builtin:emoji-holdout", "builtin:emoji-dev", "builtin:fluent",
-            "builtin:fluent-holdout", "builtin:fluent-pack-animals", "builtin:fluent-pack-food",
-            "builtin:fluent-pack-fun", "builtin:mixed")
+            "builtin:fluent-holdout", *(f"builtin:fluent-pack-{theme}" for theme in PACK_EVAL_SETS), "builtin:mixed")
 
 __all__ = ["BUILTINS", "ClipSource", "ListSource", "Plan", "ProceduralSource", "RenderPool",
            "SubsetSource", "open_source", "render_many"]

@@ -46,7 +46,7 @@ def test_split_is_by_base_code_point_and_matches_the_emoji_holdout():
     assert 0.06 < len(held) / len(bases) < 0.14 and all(is_heldout_emoji(b) for b in held)
     for b in held[:10]:  # every variant of a held-out base is held out
         assert {split_of(f"{b:x}-1f3fd"), split_of(f"{b:x}-200d-2640-fe0f")} == {"holdout"}
-    assert split_of("1f980-1f3fd") == "pack-animals" and split_of("1f950") == "pack-food"
+    assert split_of("1f980-1f3fd") == "pack-animals" and split_of("1f680") == "pack-vehicles"
 
 
 @pytest.mark.parametrize(("stem", "name"), [
@@ -104,7 +104,7 @@ def test_holdout_and_pack_sources_are_disjoint_from_training(fetched):
     assert set(bank) >= {"1f407", "1f44b"} and not set(bank) & RESERVED
     assert all(s.shape[2] == 4 and s[..., 3].any() for s in bank.values())
     with pytest.raises(InputError):
-        open_source("builtin:fluent-pack-food", 32)  # this copy holds no food theme
+        open_source("builtin:fluent-pack-sky", 32)  # this copy holds no sky theme
     with pytest.raises(InputError):
         open_source("builtin:fluent-nope", 32)
 
