@@ -212,16 +212,15 @@ def test_client_reports_a_worker_that_cannot_start(qtbot, tmp_path):
 def test_engine_backend_lists_the_models_in_the_apps_folders(tmp_path):
     """The app's model folders reach the engine (they used to be dropped): a model in one is listed, with the
     weights hash a recipe names it by; the same weights under another name hash the same."""
+    import shutil
+
     from rdtf_engine.core.events import null_event
+    from rdtf_engine.core.paths import builtin_models_dir
     from rdtf_engine.core.requests import ModelsRequest
     from rdtf_engine.jobs.backend import EngineBackend
 
-    for name in ("cats", "cats-copy"):
-        folder = tmp_path / "models" / name
-        (folder / "unet").mkdir(parents=True)
-        (folder / "config.json").write_text(json.dumps({"name": name, "preset": "tiny", "size": 32}))
-        (folder / "unet" / "config.json").write_text("{}")
-        (folder / "unet" / "w.safetensors").write_bytes(b"weights")
+    for name in ("cats", "cats-copy"):  # a real model folder: anything less fails the loader's checks
+        shutil.copytree(builtin_models_dir() / "default", tmp_path / "models" / name)
     models = EngineBackend().models(ModelsRequest(dirs=[str(tmp_path / "models")]), null_event, lambda: False)
     mine = {m["name"]: m for m in models if not m.get("builtin")}
     assert set(mine) >= {"cats", "cats-copy"}
