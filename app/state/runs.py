@@ -75,6 +75,8 @@ def format_duration(seconds: Any) -> str:
         return "unknown time"
     if math.isnan(value):
         return "unknown time"
+    if value <= 0:
+        return "0 s"
     if value >= MAX_SHOWN_S:
         return "over 1000 h"
     s = max(0, int(value))

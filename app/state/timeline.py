@@ -241,19 +241,24 @@ class TimelineViewModel(ViewModel):
         self._set("busy", False)
         self.message.emit("info" if error_type == "Cancelled" else "error", human_message(error_type, message))
 
+    def _swap_in(self, before: list, redraw, label: str):
+        """The callback that puts the engine's new frames where ``redraw(frame)`` says, as one undoable edit."""
+
+        def done(paths: list[str]) -> None:
+            if len(paths) != len(before):
+                self.error("The engine returned a different number of frames; nothing was changed.")
+                return
+            self._edit([f.with_(path=paths[i]) if redraw(f) else f for i, f in enumerate(before)], label)
+
+        return done
+
     def regenerate(self) -> None:
         """Make the sticker again from its recipe: same request, same seed, its given frames taken from the
         sticker itself, so an unedited sticker comes back pixel for pixel (durations and locks are kept)."""
         if self.sticker is None:
             return
         before = list(self._frames)
-
-        def done(paths: list[str]) -> None:
-            if len(paths) != len(before):
-                self.error("The engine returned a different number of frames; nothing was changed.")
-                return
-            self._edit([f.with_(path=paths[i]) for i, f in enumerate(before)], "Regenerate")
-
+        done = self._swap_in(before, lambda f: True, "Regenerate")
         self._generate(done, "Regenerating from the recipe…", frames=len(before))
 
     def regenerate_unlocked(self) -> None:
@@ -263,14 +268,7 @@ class TimelineViewModel(ViewModel):
             self.warn("Lock the frames you like (L), then regenerate the others.")
             return
         before = list(self._frames)
-
-        def done(paths: list[str]) -> None:
-            if len(paths) != len(before):
-                self.error("The engine returned a different number of frames; nothing was changed.")
-                return
-            self._edit([f if f.locked else f.with_(path=paths[i]) for i, f in enumerate(before)],
-                       "Regenerate unlocked frames")
-
+        done = self._swap_in(before, lambda f: not f.locked, "Regenerate unlocked frames")
         self._generate(done, "Regenerating the unlocked frames…", frames=len(before),
                        cond_frames=[f.path if f.locked else None for f in before], seed=random.randrange(1 << 31))
 

@@ -25,22 +25,22 @@ def user_data_dir() -> Path:
     return p
 
 
-def user_models_dir() -> Path:
-    p = user_data_dir() / "models"
+def _user_sub(name: str) -> Path:
+    p = user_data_dir() / name
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def user_models_dir() -> Path:
+    return _user_sub("models")
 
 
 def user_runs_dir() -> Path:
-    p = user_data_dir() / "runs"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return _user_sub("runs")
 
 
 def user_cache_dir() -> Path:
-    p = user_data_dir() / "cache"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return _user_sub("cache")
 
 
 def data_cache_dir(name: str) -> Path:

@@ -19,6 +19,7 @@ import numpy as np
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
 from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, check_strength
+from rdtf_engine.diffusion.pipeline import SampleParams
 
 SHEET_CELL = 96
 
@@ -61,10 +62,10 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
         if should_stop():
             break
         prompt = clips[i].caption + token
-        t2v.append(pipe(prompt, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance))
+        t2v.append(pipe(SampleParams(prompt, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance)))
         cond = [clips[i].frames[0]] + [None] * (n_frames - 1)
-        it2v.append(pipe(prompt, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
-                         guidance_image=guidance_image, cond_frames=cond, strength=strength))
+        it2v.append(pipe(SampleParams(prompt, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
+                                      guidance_image=guidance_image, cond_frames=cond, strength=strength)))
         on_event(Progress("eval-pack", k + 1, len(chosen), clips[i].caption))
     done = chosen[: len(t2v)]
     captions = [c.caption for c in clips]

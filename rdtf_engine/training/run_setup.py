@@ -86,7 +86,7 @@ def make_accelerator(req: TrainRequest):
     device, mp = resolve_device(req.run.device, req.run.mixed_precision)
     # Multi-GPU: `torchrun --nproc_per_node N -m rdtf_engine train …` (DDP). Building the latent cache can take
     # many minutes on the main process while the others wait at a barrier: the default 10-minute timeout is short.
-    # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, session 5).
+    # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, round 5).
     return Accelerator(mixed_precision=mp, cpu=device.type == "cpu",
                        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=2))])
 

@@ -49,8 +49,8 @@ def warmup_steps(steps: int, fine_tune: bool = False) -> int:
 
 
 def curriculum_span(req: TrainRequest, base_steps: int) -> tuple[int, int]:
-    """(step offset, horizon) of a run's curriculum. A run starts its own schedule at "generation 0.1" (PAPER.md
-    §4.2); a continuation of a model on the same data (``continue_curriculum``) takes its place on the base's
+    """(step offset, horizon) of a run's curriculum. A run starts its own schedule at "generation 0.1"
+    (docs/method.md §5); a continuation of a model on the same data (``continue_curriculum``) takes its place on the base's
     schedule instead, after ``base_steps``, so it does not spend its first half on the easy tasks again."""
     if req.train.continue_curriculum:
         return int(base_steps), int(base_steps) + int(req.train.steps)

@@ -23,7 +23,8 @@ def read_recipe(path) -> dict:
 @pytest.mark.parametrize("fmt", ["png", "webp"])
 def test_regenerating_from_a_stickers_recipe_is_bit_for_bit(tiny_run, tmp_path, fmt):
     """Every request field travels in the file (seed resolved, model by name + weights hash), no local path
-    does; the given first frame comes from the sticker itself."""
+    does; the given first frame comes from the sticker itself. From a lossless file (PNG/APNG, and the PNG
+    frames the app keeps) the remake is bit for bit; from a lossy WebP it is as close as the compression allows."""
     model = tiny_run[0] / "model"
     start = np.zeros((32, 32, 4), np.uint8)
     start[6:26, 6:26] = (220, 40, 30, 255)
@@ -49,8 +50,12 @@ def test_regenerating_from_a_stickers_recipe_is_bit_for_bit(tiny_run, tmp_path, 
                                         out=str(tmp_path / f"again.{fmt}"))
     again.validate()
     remade = generate(again)
-    assert np.array_equal(remade.frames, made.frames)
-    assert np.array_equal(load_clip(again.out).frames, sticker.frames)
+    if fmt == "png":  # lossless: the given frame read back is the one first given, so the sticker comes back exactly
+        assert np.array_equal(remade.frames, made.frames)
+        assert np.array_equal(load_clip(again.out).frames, sticker.frames)
+    else:  # lossy WebP: the given frame read back differs by compression, and so, slightly, does the remake
+        diff = np.abs(remade.frames.astype(int) - made.frames.astype(int))
+        assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 8
 
 
 def test_requests_cross_the_wire_unchanged():

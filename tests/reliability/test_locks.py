@@ -48,7 +48,7 @@ def held_folder(tmp_path):
 def _tiny_request(out: Path, **kw) -> TrainRequest:
     base = {"data": "builtin:shapes", "out": str(out), "preset": "tiny", "steps": 2, "size": 32, "batch_size": 2,
             "ae_steps": 2, "checkpoint_every": 1, "max_clips": 4, "device": "cpu"}
-    return TrainRequest(**{**base, **kw})
+    return TrainRequest.of(**{**base, **kw})
 
 
 def test_second_holder_gets_in_use_error_with_pid(held_folder):
