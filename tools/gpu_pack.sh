@@ -7,6 +7,7 @@
 #   here:  python tools/gpu_bundle.py pack --out .gpu --extra-captions .packs/*/captions.csv --extra-text "…token…"
 #          python tools/gpu_bundle.py trim-wheel --src diffusers-*.whl --dst .whl
 #   call:  bash tools/gpu_pack.sh 540        (carry .gpu .whl .packs; $OUT/pack_results.tar.gz comes back)
+#   The packs travel as 12 fps copies (every second frame) to fit the 64 MiB transfer with the shipped model.
 set -euo pipefail
 SECS=${1:-540}
 T0=$(date +%s)
@@ -14,7 +15,9 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREAD
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" runs/pack
 # STEPS sets the LR schedule and the curriculum's horizon; TRAIN_MIN is the wall-time cap that ends a run early
 TRAIN_MIN=${TRAIN_MIN:-6}; STEPS=${STEPS:-1500}; BATCH=${BATCH:-64}; LR=${LR:-1e-4}; EVAL_STEPS=${EVAL_STEPS:-20}
-PY=${PY:-python3}
+# -P: `python -m` would put the current folder first on sys.path, so an ENGINE_DIR engine would lose to the
+# checkout's own rdtf_engine (seen on the first lease: eval-pack "not a command")
+PY=${PY:-python3${ENGINE_DIR:+ -P}}
 
 if [ -z "${SKIP_SETUP:-}" ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -45,6 +48,7 @@ for dir in .packs/*/; do
 done
 # the call must return inside its limit whatever happens: stop waiting SECS − 20 s after the start
 while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - T0 )) -lt $(( SECS - 20 )) ]; do sleep 5; done
-tar czf "$OUT/pack_results.tar.gz" runs/pack
+tar czf "$OUT/pack_results.tar.gz" --exclude='*.png' runs/pack  # a file comes back only under 16 MiB:
+cp runs/pack/*.png "$OUT"/ 2>/dev/null || true                    # the sheets travel beside the archive
 ls -la "$OUT"
 cat runs/pack/times.txt runs/pack/errors.txt 2>/dev/null || true
