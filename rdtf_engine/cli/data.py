@@ -89,6 +89,7 @@ def cmd_pack_cache(args, rep: Reporter) -> int:
         raise InputError(f"--part must be K/N, e.g. 1/2; got {args.part!r}") from None
     index = pack_cache(Path(args.out), size=args.size, every=args.every, quality=args.quality, splits=splits,
                        progress=_progress(rep, "pack"), alpha_quality=args.alpha_quality, part=(k, n),
+                       variants=args.variants,
                        workers=args.workers)
     lines = [(f"wrote {index['files']} clips in {len(index['shards'])} shard(s), {index['bytes'] / 2**20:.1f} MiB "
              f"({index['size']} px, every {index['every']} frame(s), quality {index['quality']}, part {index['part']}) in "
@@ -128,5 +129,7 @@ def add_data_parsers(sub) -> None:
     p.add_argument("--splits", default="train,holdout", help="comma list: train, holdout, pack-THEME for the "
                    f"pack-evaluation themes ({', '.join(PACK_EVAL_SETS)}); default train,holdout; reserved faces "
                    "are never written")
+    p.add_argument("--variants", choices=("all", "base"), default="all", help="base: leave out the skin-tone "
+                   "variants (the same animations recoloured), ≈ 45 %% fewer files (default all)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pack_cache)

@@ -67,12 +67,42 @@ def cmd_train_autoencoder(args, rep: Reporter) -> int:
     from rdtf_engine.training.autoencoder import train_autoencoder
 
     device, mp = resolve_device(args.device, "auto")
+    init, preset = None, args.preset
+    if args.init_from:
+        from rdtf_engine.training.autoencoder import load_autoencoder
+        from rdtf_engine.training.finetune import init_model
+
+        folder, card = init_model(args.init_from)
+        init, preset = load_autoencoder(folder, device)[0], card.preset
+    elif args.decoder_only:
+        raise InputError("--decoder-only fine-tunes a model's autoencoder: give --init-from MODEL")
     source = open_source(args.data, args.size, num_clips=args.max_clips, seed=args.seed)
     rep.install_signals()
-    _, scale = train_autoencoder(source, args.out, args.preset, args.steps, device, batch_size=args.batch_size,
+    _, scale = train_autoencoder(source, args.out, preset, args.steps, device, batch_size=args.batch_size,
                                  lr=args.lr, seed=args.seed, max_frames=args.max_frames, mixed_precision=mp,
-                                 on_event=rep, should_stop=rep.should_stop, max_minutes=args.max_minutes)
+                                 on_event=rep, should_stop=rep.should_stop, max_minutes=args.max_minutes,
+                                 init_vae=init, decoder_only=args.decoder_only)
     rep(Finished({"out": args.out, "latent_scale": scale}))
+    return 0
+
+
+def cmd_eval_autoencoder(args, rep: Reporter) -> int:
+    import json
+
+    from rdtf_engine.core.device import resolve_device
+    from rdtf_engine.jobs.eval_autoencoder import evaluate_autoencoders
+
+    if not 1 <= args.clips <= 1000 or not 16 <= args.size <= 1024:
+        raise InputError("eval-autoencoder needs 1 ≤ --clips ≤ 1000 and 16 ≤ --size ≤ 1024")
+    device, _ = resolve_device(args.device, "auto")
+    report = evaluate_autoencoders(args.autoencoder, args.data, args.size, args.clips, device, seed=args.seed,
+                                   sheet=args.sheet)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        for name, r in report["autoencoders"].items():
+            print(f"{name}: PSNR {r['psnr_db']:.2f} dB, alpha IoU {r['alpha_iou']:.4f}, sharpness "
+                  f"{r['sharpness']:.4f} (real {r['sharpness_real']:.4f}) over {r['frames']} frames")
     return 0
 
 
@@ -145,4 +175,20 @@ def add_train_parsers(sub) -> None:
     a.add_argument("--max-clips", type=int, default=0)
     a.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this long")
     a.add_argument("--device", default="auto")
+    a.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from this model's autoencoder (a model folder or name, e.g. default)")
+    a.add_argument("--decoder-only", action="store_true",
+                   help="with --init-from: train the decoder alone, so the latent space (and every network "
+                        "trained on it) stays the model's")
     a.set_defaults(func=cmd_train_autoencoder)
+
+    e = sub.add_parser("eval-autoencoder", help="reconstruction of held-out clips (PSNR, alpha IoU, sharpness)")
+    e.add_argument("autoencoder", nargs="+", help="autoencoder folders, model folders or model names")
+    e.add_argument("--data", default="builtin:fluent-holdout")
+    e.add_argument("--size", type=int, default=256)
+    e.add_argument("--clips", type=int, default=32)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--sheet", default=None, help="write a PNG: real | each autoencoder, one row per clip")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval_autoencoder)

@@ -43,6 +43,9 @@ EXPORT_SIZE = 512
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+EDGE_TOP = 0.05  # sharpness: the strongest 5 % of gradients, i.e. the edges
+
+
 def premultiplied(frames: np.ndarray) -> np.ndarray:
     """(…, 4) uint8 straight RGBA → float32 premultiplied RGBA in 0..1."""
     f = frames.astype(np.float32) / 255
@@ -208,18 +211,21 @@ def motion_stats(frames: np.ndarray) -> dict[str, float | bool]:
 
 
 # ---------------------------------------------------------------------------------------------- sharpness
-def sharpness(frames: np.ndarray, size: int = EXPORT_SIZE, max_frames: int = 4) -> float:
-    """Mean gradient magnitude of premultiplied RGBA over visible pixels, frames resized to ``size`` px
-    (``max_frames`` evenly spaced frames: sharpness hardly changes along a clip, and 512 px frames are costly)."""
+def sharpness(frames: np.ndarray, size: int = EXPORT_SIZE, max_frames: int = 4, top: float = EDGE_TOP) -> float:
+    """Edge acutance: the mean of the strongest ``top`` share of gradient magnitudes of premultiplied RGBA over
+    visible pixels, frames resized to ``size`` px (``max_frames`` evenly spaced frames: sharpness hardly changes
+    along a clip, and 512 px frames are costly). The mean over *all* pixels could not see softness: a
+    decoder's grid texture adds as much small gradient as blurred edges take away (measured on Fluent
+    reconstructions: all-pixel mean real 0.092, blurred-and-textured 0.094; this measure 0.82 vs 0.73, and a
+    2 px Gaussian blur 0.25)."""
     vals = []
     for fr in frames[np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))]:
         img = Image.fromarray(fr, "RGBA").convert("RGBa").resize((size, size), Image.BICUBIC)
         p = np.asarray(img, np.float32) / 255  # (size, size, 4) premultiplied
         gy, gx = np.gradient(p, axis=(0, 1))
-        mag = np.sqrt(gx**2 + gy**2).sum(-1)
-        vis = p[..., 3] > 16 / 255
-        if vis.any():
-            vals.append(float(mag[vis].mean()))
+        mag = np.sqrt(gx**2 + gy**2).sum(-1)[p[..., 3] > 16 / 255]  # (visible pixels,)
+        if mag.size:
+            vals.append(float(mag[mag >= np.quantile(mag, 1.0 - top)].mean()))
     return float(np.mean(vals)) if vals else 0.0
 
 

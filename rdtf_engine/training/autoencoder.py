@@ -1,4 +1,8 @@
-"""Train the RGBA autoencoder from scratch on sticker frames (the latent space the DFGN lives in).
+"""Train the RGBA autoencoder on sticker frames (the latent space the DFGN lives in): from scratch, or a model's.
+
+A fine-tune may train the decoder alone (``decoder_only``): the encoder, and so the latent space and its scale,
+stay exactly the base model's, so every DFGN trained on those latents keeps working while the decoder learns
+new styles and sizes (Fluent's shaded 3-D look at 256 px beside Noto's flat 128 px glyphs).
 
 Frames are sampled from the clips of a source and kept as uint8 on the training device (N, H, W, 4); each step
 premultiplies a random batch and minimises autoencoder_loss. The result is a diffusers ``AutoencoderKL``
@@ -58,16 +62,24 @@ def train_autoencoder(
     should_stop=never_stop,
     frames: np.ndarray | None = None,
     max_minutes: float = 0.0,
+    init_vae=None,
+    decoder_only: bool = False,
 ):
-    """→ (vae, scale). Writes ``out_dir`` (config.json + safetensors + ae.json) atomically."""
+    """→ (vae, scale). Writes ``out_dir`` (config.json + safetensors + ae.json) atomically.
+
+    ``init_vae``: start from this autoencoder (a fine-tune) instead of a fresh ``preset`` one; ``decoder_only``
+    (needs ``init_vae``) freezes the encoder and keeps its latent scale."""
+    if decoder_only and init_vae is None:
+        raise InputError("decoder-only training needs an autoencoder to start from (--init-from)")
     torch.manual_seed(seed)
     if frames is None:
         on_event(Log("info", f"autoencoder: collecting up to {max_frames} frames"))
         frames = collect_frames(source, max_frames, seed)
     size = frames.shape[1]
     data = torch.from_numpy(frames).to(device)  # (N, H, W, 4) uint8
-    vae = build_autoencoder(preset, sample_size=size).to(device).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=1e-4)
+    vae = (init_vae if init_vae is not None else build_autoencoder(preset, sample_size=size)).to(device).train()
+    params = trainable_parameters(vae, decoder_only)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * (0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.9 + 0.1))
     gen = torch.Generator(device="cpu").manual_seed(seed)
     use_bf16 = device.type == "cuda" and mixed_precision in ("auto", "bf16")
@@ -93,7 +105,7 @@ def train_autoencoder(
             continue
         bad = 0
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
@@ -103,13 +115,27 @@ def train_autoencoder(
             on_event(Metrics(step, stage="autoencoder", loss=last, steps_per_s=rate,
                              eta_s=(steps - step - 1) / rate, extra=dict(parts)))
             on_event(Progress("autoencoder", step + 1, steps))
-    vae.eval()
-    scale = compute_latent_scale(vae, uint8_to_pixels(data[: min(256, data.shape[0])]))
-    vae.register_to_config(scaling_factor=scale)
+    vae.eval().requires_grad_(False)
+    if decoder_only:  # same encoder → same latents: the base's scale stays right for its DFGN
+        scale = float(vae.config.scaling_factor)
+    else:
+        scale = compute_latent_scale(vae, uint8_to_pixels(data[: min(256, data.shape[0])]))
+        vae.register_to_config(scaling_factor=scale)
+    vae.register_to_config(sample_size=int(size))
     save_autoencoder(vae, Path(out_dir), {"preset": preset, "steps": steps, "final_loss": last, "scale": scale,
-                                          "frames": int(data.shape[0]), "size": int(size)})
+                                          "frames": int(data.shape[0]), "size": int(size),
+                                          "decoder_only": bool(decoder_only), "fine_tuned": init_vae is not None})
     on_event(Log("info", f"autoencoder trained: {steps} steps, loss {last:.4f}, latent scale {scale:.4f}"))
     return vae, scale
+
+
+def trainable_parameters(vae, decoder_only: bool) -> list[torch.nn.Parameter]:
+    """All weights, or (``decoder_only``) the decoder and its post-quantisation conv, the encoder frozen."""
+    if not decoder_only:
+        return [p.requires_grad_(True) for p in vae.parameters()]
+    vae.requires_grad_(False)
+    parts = [vae.decoder, vae.post_quant_conv]
+    return [p.requires_grad_(True) for m in parts for p in m.parameters()]
 
 
 def save_autoencoder(vae, out: Path, info: dict) -> None:

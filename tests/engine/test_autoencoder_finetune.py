@@ -1,0 +1,62 @@
+"""Decoder-only fine-tuning keeps the latent space; the reconstruction metrics see blur, colour and alpha loss."""
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from rdtf_engine.data.sources import open_source
+from rdtf_engine.eval.pack_metrics import sharpness
+from rdtf_engine.eval.reconstruction import alpha_iou, psnr, reconstruct, reconstruction_report
+from rdtf_engine.model.autoencoder import build_autoencoder, rgba_to_tensor
+from rdtf_engine.training.autoencoder import load_autoencoder, train_autoencoder
+
+
+def _frames(n=4, size=32):
+    src = open_source("builtin:shapes", size, num_clips=n, seed=0)
+    return np.concatenate([src[i].frames for i in range(n)])  # (N, size, size, 4) uint8
+
+
+def test_decoder_only_keeps_encoder_and_scale(tmp_path):
+    torch.manual_seed(0)
+    base = build_autoencoder("tiny", 32)
+    base.register_to_config(scaling_factor=0.7)
+    enc_before = {k: v.clone() for k, v in base.encoder.state_dict().items()}
+    dec_before = {k: v.clone() for k, v in base.decoder.state_dict().items()}
+    frames = _frames()
+    vae, scale = train_autoencoder(None, tmp_path / "ae", "tiny", 3, torch.device("cpu"), batch_size=2,
+                                   frames=frames, init_vae=base, decoder_only=True)
+    assert scale == 0.7
+    assert all(torch.equal(v, vae.encoder.state_dict()[k]) for k, v in enc_before.items())
+    assert any(not torch.equal(v, vae.decoder.state_dict()[k]) for k, v in dec_before.items())
+    again, s2 = load_autoencoder(tmp_path / "ae", torch.device("cpu"))
+    x = rgba_to_tensor(frames[:2])
+    assert s2 == 0.7 and torch.allclose(again.encode(x).latent_dist.mode(), vae.encode(x).latent_dist.mode())
+
+
+def test_decoder_only_needs_a_start():
+    import pytest
+
+    from rdtf_engine.core.errors import InputError
+
+    with pytest.raises(InputError):
+        train_autoencoder(None, "unused", "tiny", 1, torch.device("cpu"), frames=_frames(1), decoder_only=True)
+
+
+def test_reconstruction_metrics_order():
+    real = _frames(2, 64)
+    blurred = np.stack([np.asarray(Image.fromarray(f, "RGBA").filter(ImageFilter.GaussianBlur(2))) for f in real])
+    shifted = real.copy()
+    shifted[..., :3] = (shifted[..., :3].astype(int) // 2).astype(np.uint8)  # colour drift, same alpha
+    assert psnr(real, real) == float("inf") and alpha_iou(real, real) == 1.0
+    assert psnr(real, blurred) < 40 and psnr(real, shifted) < 40
+    assert alpha_iou(real, shifted) == 1.0 and alpha_iou(real, blurred) < 1.0
+    assert sharpness(blurred) < 0.7 * sharpness(real)
+
+
+def test_reconstruct_round_trip_shapes():
+    vae = build_autoencoder("tiny", 32).eval()
+    frames = _frames(2)
+    rec = reconstruct(vae, frames, torch.device("cpu"), batch=3)
+    assert rec.shape == frames.shape and rec.dtype == np.uint8
+    rep = reconstruction_report([frames], [rec])
+    assert set(rep) >= {"psnr_db", "alpha_iou", "sharpness", "sharpness_real"} and rep["frames"] == len(frames)
