@@ -29,6 +29,7 @@ from rdtf_engine.platforms.export import EXTENSIONS, encode_for_preset
 from rdtf_engine.platforms.presets import Preset
 
 Emit = Callable[[object], None]
+_FILE_SUFFIXES = (".tar", ".gz", ".tgz", ".7z", ".rar", ".png", ".webp", ".webm", ".gif", ".json", ".txt")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip entries carry no local time: the same pack gives the same archive
 
 
@@ -102,7 +103,7 @@ def export_pack(folder: str | Path, preset: str, out: str | Path, progress: Emit
 def output_kind(pp: PackPreset, out: Path) -> tuple[Path, str]:
     """(path, "zip" | "folder") for ``out``, checked against the preset's allowed outputs before any work."""
     suffix = out.suffix.lower() if out.suffix.lower() in (".zip", ".wastickers") else ""
-    if suffix not in pp.outputs:
+    if suffix not in pp.outputs or (not suffix and out.suffix.lower() in _FILE_SUFFIXES):
         allowed = " or ".join(f"NAME{o}" if o else "a folder" for o in pp.outputs)
         raise InputError(f"{pp.name} writes {allowed}, not {out.name or out}")
     if suffix and out.is_dir():
@@ -162,7 +163,8 @@ def _encode(clip: Clip, preset: Preset, sticker: str | None, rep: PackExportRepo
             should_stop: Callable[[], bool] | None, what: str = "") -> tuple[bytes, dict] | None:
     """(bytes, report entry) through the single-sticker export; a file that cannot meet its preset → a problem."""
     try:
-        data, r = encode_for_preset(clip, preset, parse_options({}, preset), None, should_stop=should_stop)
+        data, r = encode_for_preset(clip, preset, parse_options({}, preset), clip.labels.get("recipe"),
+                                    should_stop=should_stop)
     except ExportError as exc:
         fix = "shorten it or simplify its artwork, then export again"
         rep.problems.append(PackProblem(sticker, "bytes" if "bytes" in str(exc) else "file",

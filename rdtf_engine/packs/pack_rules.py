@@ -15,6 +15,7 @@ from rdtf_engine.core.clip import Clip
 from rdtf_engine.core.errors import RdtfError
 from rdtf_engine.formats.limits import DEFAULT_CAPS, read_file_capped
 from rdtf_engine.formats.loader import load_clip
+from rdtf_engine.formats.recipe import normalise_recipe, parse_recipe
 from rdtf_engine.formats.sniff import detect_format, walk
 from rdtf_engine.packs.pack_presets import PackPreset
 from rdtf_engine.packs.project import PackProject, PackSticker, inside
@@ -95,11 +96,13 @@ def read_sticker(folder: str | Path, s: PackSticker) -> tuple[Clip | None, PackP
             return None, PackProblem(s.id, "file", f"{s.file} is missing", regen)
         data = read_file_capped(path, DEFAULT_CAPS)
         fmt = detect_format(data)
-        if fmt in ("png", "apng"):
-            fmt = walk(data, fmt).format
-        if fmt != "apng":
-            return None, PackProblem(s.id, "file", f"{s.file} holds {fmt.upper()}, not an animated PNG", regen)
+        info = walk(data, fmt) if fmt in ("png", "apng") else None
+        if info is None or info.format != "apng":
+            got = info.format if info is not None else fmt
+            return None, PackProblem(s.id, "file", f"{s.file} holds {got.upper()}, not an animated PNG", regen)
         clip = load_clip(data, name_hint=s.id)
+        # the sticker's recipe (prompt, seed, model) travels into the exported file, local paths left out
+        clip.labels["recipe"] = normalise_recipe(parse_recipe(dict(info.texts)))
     except RdtfError as exc:
         return None, PackProblem(s.id, "file", f"{s.file} cannot be read ({exc})", regen)
     h, w = clip.frames.shape[1:3]

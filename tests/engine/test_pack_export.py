@@ -4,6 +4,7 @@ nothing written, and the CLI answers with exit codes and one-line errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -23,6 +24,8 @@ from rdtf_engine.jobs.backend import EngineBackend
 from rdtf_engine.packs.export import PackRulesError, check_pack, export_pack
 from rdtf_engine.packs.pack_presets import PACK_PRESETS
 from rdtf_engine.packs.project import PackProject, PackSticker, save_pack
+from rdtf_engine.platforms.check import check_bytes
+from rdtf_engine.platforms.presets import PRESETS
 
 EMOJI = ("👋", "😀", "🐱", "❤️", "🎉", "😂", "👍", "🙏")
 
@@ -44,7 +47,8 @@ def make_pack(folder: Path, n: int, *, emoji: bool = True, author: str = "me", t
     stickers = []
     for i in range(n):
         sid = f"s{i + 1}"
-        data, _ = encode_apng(_frames(6, i), [100] * 6, loop=0)  # 0.6 s, lossless
+        recipe = {"prompt": f"a cat, motion {i + 1}", "seed": i, "model_path": str(folder)}  # as the app writes
+        data, _ = encode_apng(_frames(6, i), [100] * 6, loop=0, recipe=recipe)  # 0.6 s, lossless
         (folder / "stickers" / f"{sid}.png").write_bytes(data)
         stickers.append(PackSticker(id=sid, motion=f"motion {i + 1}", emoji=(EMOJI[i % 8],) if emoji else (),
                                     file=f"stickers/{sid}.png"))
@@ -84,6 +88,9 @@ def test_whatsapp_pack_round_trip(pack3, tmp_path):
         assert str(pack3) not in b"".join(zf.read(n) for n in names).decode("utf-8", "replace")
     assert [s["file"] for s in rep.stickers] == ["01.webp", "02.webp", "03.webp"]
     assert all(c["ok"] for s in rep.stickers for c in s["checks"])
+    with zipfile.ZipFile(out) as zf:  # the recipe travels, local paths do not
+        recipe = check_bytes(zf.read("02.webp"), PRESETS["whatsapp"])["recipe"]
+    assert recipe["prompt"] == "a cat, motion 2" and "model_path" not in recipe
 
 
 def test_telegram_pack_folder_round_trip(pack3, tmp_path):
@@ -253,3 +260,18 @@ def test_cli_pack_export(pack3, tmp_path, capsys):
 def test_pack_presets_name_their_sticker_presets():
     for pp in PACK_PRESETS.values():
         assert pp.sticker_preset.name == pp.sticker and pp.sources and pp.name.endswith("-pack")
+
+
+def test_title_name_and_byte_cap_problems(tmp_path, monkeypatch):
+    pack = make_pack(tmp_path / "long", 3, title="T" * 70)
+    raw = json.loads((pack / "pack.json").read_text())
+    raw["stickers"][1]["name"] = "a name far too long for a discord sticker"
+    (pack / "pack.json").write_text(json.dumps(raw))
+    assert [str(p) for p in check_pack(pack, "telegram-pack")] == [
+        "pack: the title is 70 characters, the cap is 64 — shorten the title to 64 characters or fewer"]
+    # a cap no sticker can meet after the byte search: each sticker is reported, with the fix
+    monkeypatch.setitem(PRESETS, "discord", dataclasses.replace(PRESETS["discord"], max_bytes=300))
+    problems = check_pack(pack, "discord-pack")
+    assert [(p.sticker, p.rule) for p in problems] == [("s2", "name"), ("s1", "bytes"), ("s2", "bytes"),
+                                                       ("s3", "bytes")]
+    assert "cannot get the file under" in problems[1].message and "shorten it" in problems[1].fix
