@@ -16,11 +16,13 @@ from rdtf_engine.platforms.presets import DISCORD, DISCORD_FAQ, LINE, PRESETS, S
 WA_FORMAT = "laggykiller/sticker-convert src/sticker_convert/uploaders/compress_wastickers.py (.wastickers zip)"
 WA_ASSETS = "https://github.com/WhatsApp/stickers/tree/main/Android/app/src/main/assets (contents.json)"
 TG_BOT_SET = "https://core.telegram.org/bots/api#createnewstickerset (title 1-64 characters)"
+TG_THUMB = "https://core.telegram.org/bots/api#setstickersetthumbnail (100x100; PNG/WebP <= 128 KB, WebM <= 32 KB)"
+SIG_STATE = "signalapp/Signal-Desktop sticker-creator pack state (one emoji per sticker, title, author, cover)"
 LINE_DETAIL = "https://creator.line.me/en/guideline/animationsticker/detail/"
 
 # Pack images with their own file rules. Not in PRESETS: they are parts of a pack, not stickers to export alone.
 TELEGRAM_ICON = Preset("telegram-icon", "Telegram set icon", "png", False, "exact", 100, 100, max_bytes=32_000,
-                       sources=(TG, TG_BOT), notes="PNG 100x100; 32 KB, the cap of an animated icon, fits every "
+                       sources=(TG, TG_THUMB), notes="PNG 100x100; 32 KB, the cap of an animated icon, fits every "
                                                    "thumbnail kind")
 SIGNAL_COVER = Preset("signal-cover", "Signal pack cover", "png", False, "exact", 512, 512, max_bytes=300 * 1024,
                       margin=0.03, sources=(SIG,), notes="a still sticker-sized PNG, <= 300 KiB like a sticker")
@@ -88,7 +90,7 @@ _ALL = [
                      "icon, title <= 64 characters; upload through the @Stickers bot"),
     PackPreset("signal-pack", "Signal sticker pack", "signal", "signal", ("", ".zip"),
                min_stickers=1, max_stickers=200, min_emoji=1, max_emoji=3, emoji_used=1, author_required=True,
-               images=(PackImage("cover.png", "cover", SIGNAL_COVER),), sources=(SIG,),
+               images=(PackImage("cover.png", "cover", SIGNAL_COVER),), sources=(SIG, SIG_STATE),
                notes="1-200 APNG 512x512 <= 300 KiB looping forever, one emoji each, a cover, title and author"),
     PackPreset("line-pack", "LINE animation sticker set", "line", "line", (".zip",),
                counts=(8, 16, 24), min_stickers=8, max_stickers=24,
