@@ -33,13 +33,12 @@ _FILE_SUFFIXES = (".tar", ".gz", ".tgz", ".7z", ".rar", ".png", ".webp", ".webm"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip entries carry no local time: the same pack gives the same archive
 
 
-class PackRulesError(ExportError):
-    """A pack that breaks its preset's rules; ``problems`` lists every one (nothing was written)."""
-
-    def __init__(self, preset: str, problems: list[PackProblem]) -> None:
-        self.problems = problems
-        super().__init__(f"the pack does not meet {preset} ({len(problems)} problem(s)): "
-                         + "; ".join(str(p) for p in problems) + "; nothing was written")
+def rules_error(preset: str, problems: list[PackProblem]) -> ExportError:
+    """A plain ExportError (the app and the worker know that type) on one line, with ``problems`` attached."""
+    exc = ExportError(f"the pack does not meet {preset} ({len(problems)} problem(s)): "
+                      + "; ".join(str(p) for p in problems) + "; nothing was written")
+    exc.problems = problems  # type: ignore[attr-defined]
+    return exc
 
 
 @dataclass
@@ -78,17 +77,17 @@ def check_pack(folder: str | Path, preset: str, progress: Emit | None = None,
 def export_pack(folder: str | Path, preset: str, out: str | Path, progress: Emit | None = None,
                 should_stop: Callable[[], bool] | None = None) -> PackExportReport:
     """Write the pack for ``preset`` to ``out`` (a .wastickers / .zip file or a folder, as the preset allows).
-    Raises :class:`PackRulesError` listing every problem, with nothing written."""
+    Raises ExportError listing every problem (``.problems``), with nothing written."""
     pp = get_pack_preset(preset)
     target, kind = output_kind(pp, Path(out))
     build = build_pack(folder, preset, progress, should_stop)
     rep = build.report
     if rep.problems:
-        raise PackRulesError(pp.name, rep.problems)
+        raise rules_error(pp.name, rep.problems)
     if kind == "zip":
         data = zip_bytes(build.files)
         if pp.max_archive_bytes is not None and len(data) > pp.max_archive_bytes:
-            raise PackRulesError(pp.name, [PackProblem(None, "archive", f"the ZIP is {len(data):,} B, the cap is "
+            raise rules_error(pp.name, [PackProblem(None, "archive", f"the ZIP is {len(data):,} B, the cap is "
                                                        f"{pp.max_archive_bytes:,} B", "leave stickers out")])
         write_bytes_atomic(target, data)
         rep.bytes = len(data)

@@ -17,15 +17,17 @@ import pytest
 from PIL import Image
 
 from rdtf_engine.cli.main import main as cli_main
-from rdtf_engine.core.errors import ExportError, InputError, RdtfError
+from rdtf_engine.core.errors import Cancelled, ExportError, InputError, RdtfError
+from rdtf_engine.core.events import Progress
 from rdtf_engine.core.requests import PackExportRequest, from_wire, to_wire
 from rdtf_engine.formats.encoders import encode_apng
 from rdtf_engine.jobs.backend import EngineBackend
-from rdtf_engine.packs.export import PackRulesError, check_pack, export_pack
+from rdtf_engine.packs.export import check_pack, export_pack
 from rdtf_engine.packs.pack_presets import PACK_PRESETS
 from rdtf_engine.packs.project import PackProject, PackSticker, save_pack
 from rdtf_engine.platforms.check import check_bytes
 from rdtf_engine.platforms.presets import PRESETS
+from rdtf_engine.worker import Output, Worker
 
 EMOJI = ("👋", "😀", "🐱", "❤️", "🎉", "😂", "👍", "🙏")
 
@@ -69,7 +71,10 @@ def _pil_frames(data: bytes) -> tuple[tuple[int, int], int, str]:
 
 def test_whatsapp_pack_round_trip(pack3, tmp_path):
     out = tmp_path / "Test.wastickers"
-    rep = export_pack(pack3, "whatsapp-pack", out)
+    events = []
+    rep = export_pack(pack3, "whatsapp-pack", out, progress=events.append)
+    steps = [e.message for e in events if isinstance(e, Progress) and e.stage == "pack"]
+    assert steps[0] == "sticker 's1' → 01.webp" and steps[-1].startswith("wrote Test.wastickers")
     assert rep.ok and rep.out == str(out) and rep.bytes == out.stat().st_size
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
@@ -167,9 +172,9 @@ def test_every_problem_listed_nothing_written(tmp_path):
     assert "sticker 's1': no emoji — set 1-3 emoji" in texts and "sticker 's2': no emoji — set 1-3 emoji" in texts
     assert any(t.startswith("sticker 's2': stickers/s2.png") for t in texts)
     out = tmp_path / "x.wastickers"
-    with pytest.raises(PackRulesError) as ei:
+    with pytest.raises(ExportError) as ei:
         export_pack(pack, "whatsapp-pack", out)
-    assert isinstance(ei.value, ExportError) and len(ei.value.problems) == len(problems) and "\n" not in str(ei.value)
+    assert len(ei.value.problems) == len(problems) and "\n" not in str(ei.value)
     assert not out.exists() and not any(p.name.startswith(".x.wastickers") for p in tmp_path.iterdir())
 
 
@@ -197,7 +202,7 @@ def test_hostile_sticker_files_are_problems(tmp_path, kind):
     pack = _hostile(tmp_path, kind)
     problems = check_pack(pack, "discord-pack")
     assert [p.sticker for p in problems] == ["s1"] and problems[0].rule in ("file", "size")
-    with pytest.raises(PackRulesError):
+    with pytest.raises(ExportError):
         export_pack(pack, "discord-pack", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -227,6 +232,9 @@ def test_folder_output_never_replaces_other_files(pack3, tmp_path):
     with pytest.raises(RdtfError):
         export_pack(pack3, "discord-pack", out)
     assert (out / "holiday.jpg").exists() and len(list(out.iterdir())) == 1
+    with pytest.raises(Cancelled):  # a stop mid-pack writes nothing
+        export_pack(pack3, "signal-pack", tmp_path / "stopped.zip", should_stop=lambda: True)
+    assert not list(tmp_path.glob("*stopped*"))
 
 
 def test_request_wire_and_backend(pack3, tmp_path):
@@ -238,6 +246,14 @@ def test_request_wire_and_backend(pack3, tmp_path):
         PackExportRequest(folder=str(pack3), preset="discord-pack").validate()  # an export needs out
     rep = EngineBackend().export_pack(req, lambda _e: None, lambda: False)
     assert rep["ok"] and rep["out"] is None and len(rep["stickers"]) == 3
+    # through the worker: an export job's problems come back as one Failed event naming ExportError
+    bad = make_pack(tmp_path / "bad", 3, emoji=False)
+    stream = io.StringIO()
+    worker = Worker(EngineBackend(), Output(stream))
+    worker.receive("j1", "export-pack", {"folder": str(bad), "preset": "discord-pack", "out": str(tmp_path / "d")})
+    worker.run_job(worker.queue.get())
+    last = json.loads(stream.getvalue().splitlines()[-1])
+    assert last["id"] == "j1" and last["error_type"] == "ExportError" and "no emoji" in last["message"]
 
 
 def test_cli_pack_export(pack3, tmp_path, capsys):
