@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rdtf_engine.core.atomic import write_bytes_atomic, write_dir_atomic
 from rdtf_engine.core.clip import Clip
-from rdtf_engine.core.errors import ExportError, InputError, RdtfError
+from rdtf_engine.core.errors import Cancelled, ExportError, InputError, RdtfError
 from rdtf_engine.core.events import Log, Progress
 from rdtf_engine.packs.pack_presets import PackImage, PackPreset, get_pack_preset
 from rdtf_engine.packs.pack_rules import PackProblem, pack_problems, read_picture, read_sticker
@@ -164,7 +164,9 @@ def _encode(clip: Clip, preset: Preset, sticker: str | None, rep: PackExportRepo
     try:
         data, r = encode_for_preset(clip, preset, parse_options({}, preset), clip.labels.get("recipe"),
                                     should_stop=should_stop)
-    except ExportError as exc:
+    except RdtfError as exc:
+        if isinstance(exc, Cancelled):
+            raise
         fix = "shorten it or simplify its artwork, then export again"
         rep.problems.append(PackProblem(sticker, "bytes" if "bytes" in str(exc) else "file",
                                         (f"{what}: " if what else "") + str(exc).split(". ")[0],
