@@ -13,11 +13,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rdtf_engine.core.events import Log, format_event
-from rdtf_engine.core.requests import CheckRequest, ExportRequest, ImportRequest
+from rdtf_engine.core.requests import CheckRequest, ExportRequest, ImportRequest, PackExportRequest
 from rdtf_engine.jobs.backend import EngineBackend
+from rdtf_engine.packs.pack_presets import PACK_PRESETS
+from rdtf_engine.packs.project import PACK_FILE
 from rdtf_engine.platforms.presets import PRESETS
 
 
@@ -31,10 +34,17 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_import)
 
-    p = subparsers.add_parser("export", help="export a clip for a platform, squeezed under its byte cap")
-    p.add_argument("input", help="animated file, or a folder of PNG frames (+ durations.json)")
-    p.add_argument("--preset", required=True, choices=list(PRESETS), metavar="PRESET", help=f"one of: {names}")
-    p.add_argument("--out", required=True, help="output file (or an existing folder)")
+    packs = ", ".join(PACK_PRESETS)
+    p = subparsers.add_parser("export", help="export a clip (or a whole sticker pack) for a platform, squeezed "
+                                             "under its byte caps")
+    p.add_argument("input", help="animated file, a folder of PNG frames (+ durations.json), or a sticker pack "
+                                 "folder (with pack.json) for a *-pack preset")
+    p.add_argument("--preset", required=True, choices=[*PRESETS, *PACK_PRESETS], metavar="PRESET",
+                   help=f"one of: {names}; for a pack folder: {packs}")
+    p.add_argument("--out", help="output file (or an existing folder); a pack: NAME.wastickers, NAME.zip or a "
+                                 "folder, as the preset allows")
+    p.add_argument("--check", action="store_true",
+                   help="pack presets: list every rule the pack breaks, write nothing (exit 1 if any)")
     p.add_argument("--fps", type=float, help="frame rate to resample to")
     p.add_argument("--loop", type=int, help="plays (0 = forever)")
     p.add_argument("--size", type=int, help="canvas size (plain presets and signal)")
@@ -85,6 +95,13 @@ def cmd_import(args: argparse.Namespace, rep: Any = None) -> int:
 def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
     from rdtf_engine.core.errors import InputError
 
+    if args.preset in PACK_PRESETS or (Path(args.input) / PACK_FILE).is_file():
+        return _export_pack(args, rep)
+    if args.check:
+        raise InputError(f"--check is for pack presets ({', '.join(PACK_PRESETS)}); check a file with "
+                         "`rdtf check FILE --preset PRESET`")
+    if not args.out:
+        raise InputError("export needs --out (the file to write, or an existing folder)")
     options = {k: getattr(args, k) for k in ("fps", "loop", "size", "quality", "colors", "max_kb")
                if getattr(args, k) is not None}
     recipe: dict = {}
@@ -109,6 +126,49 @@ def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
         print(f"  note: {n}")
     print(f"  checks: {sum(r['ok'] for r in report['checks'])}/{len(report['checks'])} passed")
     return 0
+
+
+def _export_pack(args: argparse.Namespace, rep: Any) -> int:
+    """A pack folder with a pack preset: every rule checked first; ``--check`` writes nothing."""
+    from rdtf_engine.core.errors import InputError
+
+    if args.preset not in PACK_PRESETS:
+        raise InputError(f"{Path(args.input).name} is a sticker pack; export it with a pack preset: "
+                         f"{', '.join(PACK_PRESETS)}")
+    if not (Path(args.input) / PACK_FILE).is_file():
+        raise InputError(f"{args.preset} exports a sticker pack folder (with {PACK_FILE}); "
+                         f"{Path(args.input).name or args.input} is not one")
+    extra = [f"--{k.replace('_', '-')}" for k in ("fps", "loop", "size", "quality", "colors", "max_kb", "recipe")
+             if getattr(args, k) is not None]
+    if extra:
+        raise InputError(f"{', '.join(extra)} apply to single stickers; a pack preset fixes every setting")
+    req = PackExportRequest(folder=args.input, preset=args.preset, out=args.out or "", check_only=args.check)
+    req.validate()
+    on_event, should_stop = _callbacks(args, rep)
+    report = EngineBackend().export_pack(req, on_event, should_stop)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+    else:
+        _print_pack(report)
+    return 0 if report["ok"] else 1
+
+
+def _print_pack(report: dict) -> None:
+    n = len(report["stickers"])
+    if report["out"]:
+        print(f"wrote {report['out']} ({report['bytes']:,} B): {n} sticker(s) for {report['preset']}")
+    else:
+        print(f"{report['title']}: {'OK' if report['ok'] else 'FAILS'} for {report['preset']}")
+    for s in report["stickers"]:
+        dur = s["duration_ms"] or 0
+        print(f"  {s['file']} {s['id']}: {s['bytes']:,} B, {s['size'][0]}x{s['size'][1]}, {s['frames']} frames, "
+              f"{dur / 1000:.2f} s {''.join(s['emoji'])}")
+    for im in report["images"]:
+        print(f"  {im['name']} ({im['what']}): {im['bytes']:,} B, {im['size'][0]}x{im['size'][1]}")
+    for note in report["notes"]:
+        print(f"  note: {note}")
+    for p in report["problems"]:
+        print(f"  [FAIL] {p['text']}")
 
 
 def _no_constant(name: str) -> Any:

@@ -1,8 +1,8 @@
 """Requests: what a caller (CLI, worker, app) asks the engine to do. Small, JSON-able dataclasses.
 
 Every job is described by exactly one of them, from the app's click (or the CLI's parse) to the pixels:
-``GenerateRequest``, ``TrainRequest``, ``ImportRequest``, ``ExportRequest``, ``CheckRequest``,
-``ModelsRequest`` and ``DeviceRequest``. On the worker's wire a request is ``{"op": OP, "params": to_dict(req)}``
+``GenerateRequest``, ``TrainRequest``, ``ImportRequest``, ``ExportRequest``, ``PackExportRequest``,
+``CheckRequest``, ``ModelsRequest`` and ``DeviceRequest``. On the worker's wire a request is ``{"op": OP, "params": to_dict(req)}``
 (``to_wire`` / ``from_wire``); ``from_dict`` ignores unknown keys so an older app can talk to a newer worker.
 Validation lives in ``validate()`` (``InputError`` naming the bad field) and runs once, where a request enters
 the engine: the CLI's parse or the worker's receive. Everything below passes the request on untouched.
@@ -272,6 +272,23 @@ class ExportRequest:
 
 
 @dataclass
+class PackExportRequest:
+    """Export a whole sticker pack folder (``pack.json``) with a pack preset (``whatsapp-pack``...) to ``out``
+    (a .wastickers / .zip file or a folder); ``check_only``: report every problem, write nothing."""
+
+    folder: str
+    preset: str
+    out: str = ""
+    check_only: bool = False
+
+    def validate(self) -> None:
+        check_field_types(self)
+        _need(self, "folder", "preset")
+        if not self.check_only and not self.out:
+            raise InputError("export-pack needs 'out' (or check_only)")
+
+
+@dataclass
 class CheckRequest:
     """Does a file meet a platform preset's rules?"""
 
@@ -301,11 +318,12 @@ class DeviceRequest:
         return None
 
 
-Request = GenerateRequest | TrainRequest | ImportRequest | ExportRequest | CheckRequest | ModelsRequest | DeviceRequest
+Request = (GenerateRequest | TrainRequest | ImportRequest | ExportRequest | PackExportRequest | CheckRequest
+           | ModelsRequest | DeviceRequest)
 # The worker's op name for each request type (and back).
 OPS: dict[type, str] = {GenerateRequest: "generate", TrainRequest: "train", ImportRequest: "import",
-                        ExportRequest: "export", CheckRequest: "check", ModelsRequest: "models",
-                        DeviceRequest: "device"}
+                        ExportRequest: "export", PackExportRequest: "export-pack", CheckRequest: "check",
+                        ModelsRequest: "models", DeviceRequest: "device"}
 REQUESTS: dict[str, type] = {op: cls for cls, op in OPS.items()}
 
 

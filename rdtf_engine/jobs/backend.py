@@ -20,6 +20,7 @@ from rdtf_engine.core.requests import (
     GenerateRequest,
     ImportRequest,
     ModelsRequest,
+    PackExportRequest,
     Request,
     TrainRequest,
 )
@@ -27,7 +28,7 @@ from rdtf_engine.core.results import GenerateResult
 
 # Backend method per worker op (``import`` is a Python keyword).
 METHODS = {"generate": "generate", "train": "train", "import": "import_pack", "export": "export",
-           "check": "check", "models": "models", "device": "device"}
+           "export-pack": "export_pack", "check": "check", "models": "models", "device": "device"}
 
 
 class Backend(Protocol):
@@ -40,6 +41,9 @@ class Backend(Protocol):
                     should_stop: StopCallback) -> dict[str, Any]: ...
 
     def export(self, req: ExportRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]: ...
+
+    def export_pack(self, req: PackExportRequest, on_event: EventCallback,
+                    should_stop: StopCallback) -> dict[str, Any]: ...
 
     def check(self, req: CheckRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]: ...
 
@@ -76,6 +80,12 @@ class EngineBackend:
         from rdtf_engine.platforms.export import export_clip
 
         return export_clip(req, on_event, should_stop)
+
+    def export_pack(self, req: PackExportRequest, on_event: EventCallback,
+                    should_stop: StopCallback) -> dict[str, Any]:
+        from rdtf_engine.packs.export import run_pack_request
+
+        return run_pack_request(req.folder, req.preset, req.out, req.check_only, on_event, should_stop)
 
     def check(self, req: CheckRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]:
         from rdtf_engine.platforms.check import check_file
