@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "screenshots"
-PAGES = ("create", "timeline", "train", "export", "models", "gallery")
+PAGES = ("create", "timeline", "pack", "train", "export", "models", "gallery")
 
 
 def ensure_display() -> None:
