@@ -49,7 +49,7 @@ def test_edits_write_pack_json(qtbot, vm, state):
     assert on_disk.sticker("waving").name == "Hi!" and on_disk.sticker("waving").emoji == ("👋", "🐱")
     assert on_disk.sticker("laughing").locked and vm.project == on_disk
     assert not vm.set_emoji("waving", "not emoji") and messages[-1][0] == "error"
-    assert vm.remove("heart-eyes") and not (load_pack(vm.folder).stickers[0].id == "heart-eyes")
+    assert vm.remove("heart-eyes") and load_pack(vm.folder).stickers[0].id != "heart-eyes"
 
 
 def test_regenerate_one_all_and_add(qtbot, vm, fake):
@@ -116,13 +116,9 @@ def test_use_a_picture_or_a_gallery_sticker(qtbot, vm, tmp_path):
     vm.use_picture(str(pic))
     assert vm.character == str(pic) and vm.title == "my robot"
 
-    class Frame:
-        path = str(pic)
+    from types import SimpleNamespace
 
-    class Sticker:
-        frames = [Frame()]
-
-    vm.use_gallery_sticker(Sticker())
+    vm.use_gallery_sticker(SimpleNamespace(frames=[SimpleNamespace(path=str(pic))]))
     assert vm.character == str(pic)
 
 

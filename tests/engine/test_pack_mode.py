@@ -56,7 +56,7 @@ def test_project_edits():
     assert [s.id for s in p.stickers] == ["waving", "laughing", "waving-2"]
     assert p.sticker("laughing").seed == derive_seed(5, "laughing") and p.sticker("waving").emoji == ("👋",)
     p = move_sticker(p, "waving-2", 1)
-    assert [s.id for s in p.stickers][0] == "waving-2"
+    assert p.stickers[0].id == "waving-2"
     p = set_sticker(p, "laughing", name="LOL", emoji="😂🐱", locked=True)
     s = p.sticker("laughing")
     assert (s.name, s.emoji, s.locked) == ("LOL", ("😂", "🐱"), True)
