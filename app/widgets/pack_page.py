@@ -8,6 +8,7 @@ moves left/right, regenerates with a new seed or removes its sticker.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -34,8 +35,7 @@ from app.widgets.player import PlayerWidget
 from rdtf_engine.packs.moods import DEFAULT_MOODS
 
 IMAGE_FILTER = "Images and stickers (*.png *.webp *.gif *.jpg *.jpeg *.webm *.tgs)"
-CELL = 150
-COLUMNS = 4
+CELL_W, CELL_H = 176, 236  # one sticker: a 160 px player, its name and emoji, its buttons
 FRAME_MS = 100
 
 
@@ -45,8 +45,9 @@ class StickerCell(QWidget):
     def __init__(self, vm: PackViewModel, sticker_id: str) -> None:
         super().__init__()
         self.vm, self.sticker_id = vm, sticker_id
+        self.setFixedSize(CELL_W, CELL_H)
         self.player = PlayerWidget()
-        self.player.setMinimumSize(CELL - 20, CELL - 20)
+        self.player.setFixedSize(CELL_W - 16, CELL_W - 16)
         self.player.placeholder = "not made yet"
         self.name = QLineEdit()
         self.name.setToolTip("The sticker's name (Enter to save)")
@@ -67,7 +68,7 @@ class StickerCell(QWidget):
             row.addWidget(b)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.player, 1)
+        lay.addWidget(self.player, 0, Qt.AlignmentFlag.AlignHCenter)
         lay.addLayout(top)
         lay.addLayout(row)
         self.name.editingFinished.connect(lambda: vm.rename(sticker_id, self.name.text()))
@@ -129,6 +130,9 @@ class PackPage(QWidget):
         self.character.setToolTip("A picture file (its first frame) or a description the character is drawn from")
         pick, from_gallery = QPushButton("Picture…"), QPushButton("Gallery sticker")
         from_gallery.setToolTip("Use the sticker selected on the Gallery page (its first frame)")
+        self.character_view = PlayerWidget()
+        self.character_view.setFixedSize(150, 150)
+        self.character_view.placeholder = "drawn from\nthe description"
         self.title = QLineEdit(placeholderText="pack title")
         self.moods = QPlainTextEdit()
         self.moods.setPlaceholderText(", ".join(DEFAULT_MOODS))
@@ -144,6 +148,7 @@ class PackPage(QWidget):
         form = QFormLayout()
         form.addRow("Character", self.character)
         form.addRow("", buttons)
+        form.addRow("", self.character_view)
         form.addRow("Title", self.title)
         form.addRow("Moods", self.moods)
         form.addRow("", reset)
@@ -189,8 +194,9 @@ class PackPage(QWidget):
         self.grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.empty = QLabel("No pack open. Pick a character and moods, then Generate pack — or open a pack folder.")
         self.empty.setWordWrap(True)
-        scroll = QScrollArea()
+        self.scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the grid reflows instead
         scroll.setWidget(self.grid_host)
         self.right_box = QVBoxLayout()
         self.right_box.addLayout(tools)
@@ -214,6 +220,18 @@ class PackPage(QWidget):
                 widget.setPlainText(value)
             else:
                 widget.setText(value)
+        if name == "character":
+            self._show_character()
+
+    def _show_character(self) -> None:
+        """The picture the pack starts from: the chosen file, else the open pack's (drawn) character."""
+        value, project = self.vm.character, self.vm.project
+        if value and Path(value).is_file():
+            self.character_view.set_frames([value])
+        elif project is not None and (Path(self.vm.folder) / project.character).is_file():
+            self.character_view.set_frames([str(Path(self.vm.folder) / project.character)])
+        else:
+            self.character_view.set_frames([])
 
     def _busy(self, busy: bool) -> None:
         self.generate_btn.setEnabled(not busy)
@@ -234,7 +252,9 @@ class PackPage(QWidget):
             cell.deleteLater()
         if not has:
             self.heading.setText("")
+            self._show_character()
             return
+        self._show_character()
         made = sum(self.vm.is_made(s) for s in ids)
         who = f" by {project.author}" if project.author else ""
         self.heading.setText(f"<b>{project.title}</b>{who} — {len(ids)} stickers, {made} made")
@@ -245,8 +265,23 @@ class PackPage(QWidget):
                 cell.load_frames()
             elif not cell.player.paths and self.vm.is_made(sticker.id):
                 cell.load_frames()
-            self.grid.addWidget(cell, i // COLUMNS, i % COLUMNS)  # re-adding moves it: the order follows the pack
             cell.show_sticker(sticker, i, len(ids), busy)
+        self._reflow()
+
+    def columns(self) -> int:
+        return max(1, (self.scroll.viewport().width() - 8) // (CELL_W + self.grid.spacing()))
+
+    def _reflow(self) -> None:
+        """Cells in pack order, as many per row as the page is wide (re-adding a widget moves it)."""
+        cols = self.columns()
+        project = self.vm.project
+        for i, sticker in enumerate(project.stickers if project is not None else ()):
+            if sticker.id in self.cells:
+                self.grid.addWidget(self.cells[sticker.id], i // cols, i % cols)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._reflow()
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
