@@ -159,3 +159,28 @@ def test_main_window_has_the_pack_page_and_file_menu(qtbot, state, settings):
     assert "&File" in titles
     menu = window.menuBar().actions()[0].menu()
     assert any("Open pack" in a.text() for a in menu.actions())
+
+
+def test_pack_job_through_a_real_worker_process_cancels_between_stickers(tmp_path):
+    """The typed request over the wire: validated on receipt, a progress event per sticker, cancel keeps work."""
+    from test_app_worker import Wire
+
+    w = Wire(delay=0.2)
+    try:
+        w.send(id="bad", op="pack", params={"action": "new", "folder": str(tmp_path / "p")})
+        assert "needs a character" in w.end("bad")["message"]
+        moods = ["waving", "laughing", "crying", "sleeping", "party"]
+        w.send(id="p", op="pack", params={"action": "new", "folder": str(tmp_path / "p"), "character": "a cat",
+                                          "motions": moods})
+        w.wait_for(lambda x: x.get("id") == "p" and x["kind"] == "preview")
+        w.send(id="c", op="cancel", params={"target": "p"})
+        assert w.end("p")["error_type"] == "Cancelled"
+        project = load_pack(tmp_path / "p")
+        made = [s.id for s in project.stickers if s.file]
+        assert 1 <= len(made) < len(moods) and made == moods[:len(made)]
+        stages = {x["stage"] for x in w.lines if x.get("id") == "p" and x["kind"] == "progress"}
+        assert stages == {"pack"}
+        w.send(id="f", op="pack", params={"action": "fill", "folder": str(tmp_path / "p")})
+        assert w.end("f", timeout=30)["result"]["made"] == moods[len(made):]
+    finally:
+        w.close()
