@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -198,6 +198,7 @@ class PackPage(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the grid reflows instead
         scroll.setWidget(self.grid_host)
+        scroll.viewport().installEventFilter(self)
         self.right_box = QVBoxLayout()
         self.right_box.addLayout(tools)
         self.right_box.addWidget(self.heading)
@@ -279,9 +280,10 @@ class PackPage(QWidget):
             if sticker.id in self.cells:
                 self.grid.addWidget(self.cells[sticker.id], i // cols, i % cols)
 
-    def resizeEvent(self, event: Any) -> None:
-        super().resizeEvent(event)
-        self._reflow()
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        if watched is self.scroll.viewport() and event.type() == QEvent.Type.Resize:
+            self._reflow()  # the viewport's own width decides the columns (the page's is known too early)
+        return super().eventFilter(watched, event)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
