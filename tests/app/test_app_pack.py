@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from test_app_worker import Wire
 
 from rdtf_engine.packs.moods import DEFAULT_MOODS
 from rdtf_engine.packs.project import load_pack
@@ -163,8 +164,6 @@ def test_main_window_has_the_pack_page_and_file_menu(qtbot, state, settings):
 
 def test_pack_job_through_a_real_worker_process_cancels_between_stickers(tmp_path):
     """The typed request over the wire: validated on receipt, a progress event per sticker, cancel keeps work."""
-    from test_app_worker import Wire
-
     w = Wire(delay=0.2)
     try:
         w.send(id="bad", op="pack", params={"action": "new", "folder": str(tmp_path / "p")})
