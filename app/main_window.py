@@ -29,12 +29,13 @@ from app.widgets.create_page import CreatePage
 from app.widgets.export_page import ExportPage
 from app.widgets.gallery_page import GalleryPage
 from app.widgets.models_page import ModelsPage
+from app.widgets.pack_page import PackPage
 from app.widgets.timeline_page import TimelinePage
 from app.widgets.train_page import TrainPage
 
 log = logging.getLogger(__name__)
-TITLES = {"create": "Create", "timeline": "Timeline", "train": "Train", "export": "Export", "models": "Models",
-          "gallery": "Gallery"}
+TITLES = {"create": "Create", "timeline": "Timeline", "pack": "Pack", "train": "Train", "export": "Export",
+          "models": "Models", "gallery": "Gallery"}
 STATE_TEXT = {"stopped": "idle", "starting": "starting…", "ready": "ready", "crashed": "restarting…",
               "gave-up": "stopped after crashes"}
 
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         self.pages: dict[str, QWidget] = {
             "create": CreatePage(state.create),
             "timeline": TimelinePage(state.timeline),
+            "pack": PackPage(state.pack, lambda: state.gallery.current),
             "train": TrainPage(state.train),
             "export": ExportPage(state.export, lambda: state.gallery.entries),
             "models": ModelsPage(state.models),
@@ -80,8 +82,30 @@ class MainWindow(QMainWindow):
             client.crashed.connect(lambda text: self.bar.show_message("error", text))
             client.state_changed.connect(lambda s, c=client, lb=label: self._worker_state(c, lb, s))
             self._worker_state(client, label, client.state)
+        self._build_menu()
         self._restore()
         self._closing_done = False
+
+    def _build_menu(self) -> None:
+        """File → Open pack… and the recently opened packs (the Pack page has the same buttons)."""
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction("Open pack…", QKeySequence("Ctrl+Shift+O"), self._open_pack)
+        self.recent_packs = menu.addMenu("Recent packs")
+        self.recent_packs.aboutToShow.connect(self._fill_recent_packs)
+        menu.addSeparator()
+        menu.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
+
+    def _open_pack(self) -> None:
+        pack_page = self.pages["pack"]
+        self.show_page("pack")
+        pack_page.open_pack()  # type: ignore[attr-defined]
+
+    def _fill_recent_packs(self) -> None:
+        self.recent_packs.clear()
+        for folder in self.state.pack.recent:
+            self.recent_packs.addAction(folder, lambda f=folder: self.state.pack.open(f) and self.show_page("pack"))
+        if not self.state.pack.recent:
+            self.recent_packs.addAction("(none yet)").setEnabled(False)
 
     def show_page(self, name: str) -> None:
         self.nav.setCurrentRow(PAGES.index(name))

@@ -35,7 +35,8 @@ DEFAULTS: dict[str, tuple[type, Any, tuple | None]] = {
     "timeline/loop": (bool, True, None),
     "train/recipe": (str, "pack", None),  # rdtf_engine.core.recipes.APP_RECIPES
     "export/presets": (list, ["telegram"], None),
-    "window/page": (int, 0, (0, 5)),
+    "pack/recent": (list, [], None),  # pack folders, most recent first
+    "window/page": (int, 0, (0, 6)),
 }
 # Free-form keys (``raw``) and what a sane value looks like.
 SPEED_KEY = re.compile(r"train/speed/[a-z]+/[a-z]+")

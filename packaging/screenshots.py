@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "screenshots"
-PAGES = ("create", "timeline", "train", "export", "models", "gallery")
+PAGES = ("create", "timeline", "pack", "train", "export", "models", "gallery")
 
 
 def ensure_display() -> None:
@@ -138,6 +138,16 @@ async def scenario(state, window, dirs, model: str, out: Path) -> None:
     state.gallery.select(sticker.id)
     window.bar.hide()
     shot("gallery")
+
+    pk = state.pack  # the generated sticker as the character of a small pack
+    pk.use_gallery_sticker(sticker)
+    pk.set_value("title", "Heart moods")
+    pk.set_value("moods", "waving, laughing, heart eyes, sleeping, party, jumping")
+    window.show_page("pack")
+    pk.generate()
+    await until(lambda: not pk.busy, timeout=900)
+    window.bar.hide()
+    shot("pack")
     await state.trainer.shutdown(30)
     await state.engine.shutdown(10)
 

@@ -10,11 +10,12 @@ from app.state.create import CreateViewModel
 from app.state.export import ExportViewModel
 from app.state.gallery import GalleryViewModel
 from app.state.models import ModelsViewModel
+from app.state.pack import PackViewModel
 from app.state.sticker import GalleryStore, Sticker
 from app.state.timeline import TimelineViewModel
 from app.state.train import TrainViewModel
 
-PAGES = ("create", "timeline", "train", "export", "models", "gallery")
+PAGES = ("create", "timeline", "pack", "train", "export", "models", "gallery")
 
 
 class AppState(QObject):
@@ -31,7 +32,8 @@ class AppState(QObject):
         self.export = ExportViewModel(engine, dirs, settings)
         self.models = ModelsViewModel(engine, dirs)
         self.gallery = GalleryViewModel(self.store)
-        for vm in (self.create, self.timeline, self.train, self.export, self.models, self.gallery):
+        self.pack = PackViewModel(engine, dirs, settings, model_ref=self.create.model_ref)
+        for vm in (self.create, self.timeline, self.train, self.export, self.models, self.gallery, self.pack):
             vm.message.connect(self.message)
         self.create.generated.connect(self._on_generated)
         self.gallery.open_requested.connect(self.open_sticker)

@@ -15,6 +15,7 @@ from rdtf_engine.cli.data import add_data_parsers
 from rdtf_engine.cli.files import add_cli as add_file_parsers
 from rdtf_engine.cli.generate import _model_size, add_generate_parser
 from rdtf_engine.cli.models import add_model_parsers
+from rdtf_engine.cli.packs import add_pack_parsers
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.cli.train import add_train_parsers
 from rdtf_engine.core.errors import Cancelled, LimitError, RdtfError, StorageError
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_worker)
     add_file_parsers(sub)
     add_data_parsers(sub)
+    add_pack_parsers(sub)
     return p
 
 

@@ -2,7 +2,7 @@
 
 Every job is described by exactly one of them, from the app's click (or the CLI's parse) to the pixels:
 ``GenerateRequest``, ``TrainRequest``, ``ImportRequest``, ``ExportRequest``, ``PackExportRequest``,
-``CheckRequest``, ``ModelsRequest`` and ``DeviceRequest``. On the worker's wire a request is ``{"op": OP, "params": to_dict(req)}``
+``CheckRequest``, ``ModelsRequest``, ``DeviceRequest`` and ``PackRequest``. On the worker's wire a request is ``{"op": OP, "params": to_dict(req)}``
 (``to_wire`` / ``from_wire``); ``from_dict`` ignores unknown keys so an older app can talk to a newer worker.
 Validation lives in ``validate()`` (``InputError`` naming the bad field) and runs once, where a request enters
 the engine: the CLI's parse or the worker's receive. Everything below passes the request on untouched.
@@ -318,12 +318,65 @@ class DeviceRequest:
         return None
 
 
+PACK_ACTIONS = ("new", "fill", "regen")
+
+
+@dataclass
+class PackRequest:
+    """Make or remake stickers of a pack folder (``packs/project.py``), one after another.
+
+    ``new``: start a pack in ``folder`` from ``character`` (an image file, or else a prompt the character is
+    generated from once) with one sticker per ``motions`` entry, then make them all; on a folder that already
+    holds a pack it resumes (adds motions it lacks, makes what is missing). ``fill``: make every sticker not
+    made yet. ``regen``: remake the stickers ``ids`` (empty: every unlocked one), with ``seed`` (one sticker)
+    or a fresh random seed each (``reroll``), else with their stored seeds. ``model`` empty: the pack's own.
+    ``size`` 0: the model's own size."""
+
+    action: str
+    folder: str
+    character: str = ""
+    motions: list[str] = field(default_factory=list)
+    title: str = ""
+    author: str = ""
+    model: str = ""
+    seed: int | None = None
+    ids: list[str] = field(default_factory=list)
+    reroll: bool = False
+    frames: int = 8
+    steps: int = 20
+    size: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        check_field_types(self)
+        if self.action not in PACK_ACTIONS:
+            raise InputError(f"pack action must be one of {', '.join(PACK_ACTIONS)}, got {self.action!r}")
+        _need(self, "folder")
+        if self.action == "new" and not self.character.strip():
+            raise InputError("a new pack needs a character: a picture file or a prompt")
+        if len(self.character) > MAX_PROMPT_CHARS or len(self.title) > 128 or len(self.author) > 128:
+            raise InputError("pack character, title or author is too long")
+        if not all(isinstance(m, str) and 0 < len(m) <= 200 for m in self.motions) or len(self.motions) > 120:
+            raise InputError("motions must be at most 120 texts of 1-200 characters")
+        if not all(isinstance(i, str) for i in self.ids):
+            raise InputError("ids must be a list of sticker ids")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}")
+        if self.action == "regen" and self.seed is not None and len(self.ids) != 1:
+            raise InputError("a seed can be given when regenerating one sticker, not several")
+        if not (1 <= self.frames <= MAX_FRAMES) or not (1 <= self.steps <= 1000):
+            raise InputError(f"frames must be 1-{MAX_FRAMES} and steps 1-1000")
+        if self.size and (not MIN_SIZE <= self.size <= MAX_SIZE or self.size % 8):
+            raise InputError(f"size must be 0 (the model's) or a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}")
+        _check_device(self.device)
+
+
 Request = (GenerateRequest | TrainRequest | ImportRequest | ExportRequest | PackExportRequest | CheckRequest
-           | ModelsRequest | DeviceRequest)
+           | ModelsRequest | DeviceRequest | PackRequest)
 # The worker's op name for each request type (and back).
 OPS: dict[type, str] = {GenerateRequest: "generate", TrainRequest: "train", ImportRequest: "import",
                         ExportRequest: "export", PackExportRequest: "export-pack", CheckRequest: "check",
-                        ModelsRequest: "models", DeviceRequest: "device"}
+                        ModelsRequest: "models", DeviceRequest: "device", PackRequest: "pack"}
 REQUESTS: dict[str, type] = {op: cls for cls, op in OPS.items()}
 
 

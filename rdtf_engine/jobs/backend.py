@@ -21,6 +21,7 @@ from rdtf_engine.core.requests import (
     ImportRequest,
     ModelsRequest,
     PackExportRequest,
+    PackRequest,
     Request,
     TrainRequest,
 )
@@ -28,7 +29,7 @@ from rdtf_engine.core.results import GenerateResult
 
 # Backend method per worker op (``import`` is a Python keyword).
 METHODS = {"generate": "generate", "train": "train", "import": "import_pack", "export": "export",
-           "export-pack": "export_pack", "check": "check", "models": "models", "device": "device"}
+           "export-pack": "export_pack", "check": "check", "models": "models", "device": "device", "pack": "pack"}
 
 
 class Backend(Protocol):
@@ -51,6 +52,8 @@ class Backend(Protocol):
                should_stop: StopCallback) -> list[dict[str, Any]]: ...
 
     def device(self, req: DeviceRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]: ...
+
+    def pack(self, req: PackRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]: ...
 
 
 def run_request(backend: Backend, req: Request, on_event: EventCallback, should_stop: StopCallback) -> Any:
@@ -102,3 +105,8 @@ class EngineBackend:
         from rdtf_engine.jobs.api import device_info
 
         return device_info(req)
+
+    def pack(self, req: PackRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]:
+        from rdtf_engine.jobs.pack_mode import run_pack
+
+        return run_pack(req, on_event, should_stop)

@@ -23,6 +23,7 @@ from typing import Any
 from rdtf_engine.core.atomic import write_text_atomic
 from rdtf_engine.core.config import MAX_SEED
 from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.requests import MAX_FRAMES
 
 PACK_FILE = "pack.json"
 CHARACTER_FILE = "character.png"
@@ -60,6 +61,9 @@ class PackProject:
     character_prompt: str | None = None  # the prompt the character was generated from, if it was
     model: str = "default"  # the model name (not a path) the stickers were made with
     stickers: tuple[PackSticker, ...] = field(default_factory=tuple)
+    seed: int = 0  # the pack's base seed: a new sticker's seed is derived from it and the sticker's id
+    frames: int = 8  # every sticker of the pack is made with the same frame count and sampling steps,
+    steps: int = 20  # so a regenerated or added one matches its siblings
 
     def sticker(self, sticker_id: str) -> PackSticker:
         for s in self.stickers:
@@ -77,6 +81,7 @@ class PackProject:
         return {
             "format": FORMAT, "version": VERSION, "title": self.title, "author": self.author,
             "character": self.character, "character_prompt": self.character_prompt, "model": self.model,
+            "seed": self.seed, "frames": self.frames, "steps": self.steps,
             "stickers": [
                 {"id": s.id, "motion": s.motion, "name": s.name, "emoji": list(s.emoji), "seed": s.seed,
                  "locked": s.locked, "file": s.file}
@@ -176,7 +181,16 @@ def project_from_dict(d: Any) -> PackProject:
         raise InputError("pack.json: 'model' must be a model name, not a path")
     return PackProject(title=_text(d, "title", 128, required=True), author=_text(d, "author", 128),
                        character=_rel_path(d.get("character", CHARACTER_FILE), "pack.json"),
-                       character_prompt=prompt, model=model, stickers=stickers)
+                       character_prompt=prompt, model=model, stickers=stickers,
+                       seed=_whole(d, "seed", 0, MAX_SEED, 0), frames=_whole(d, "frames", 1, MAX_FRAMES, 8),
+                       steps=_whole(d, "steps", 1, 1000, 20))
+
+
+def _whole(d: dict, key: str, lo: int, hi: int, default: int) -> int:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise InputError(f"pack.json: {key!r} must be a whole number between {lo} and {hi}")
+    return v
 
 
 # ------------------------------------------------------------------------------------------- folder I/O

@@ -27,6 +27,8 @@ from rdtf_engine.core.requests import (
     GenerateRequest,
     ImportRequest,
     ModelsRequest,
+    PackExportRequest,
+    PackRequest,
     TrainRequest,
 )
 from rdtf_engine.core.results import GenerateResult
@@ -154,3 +156,70 @@ def export(req: ExportRequest, on_event, should_stop) -> dict:
 
 def check(req: CheckRequest, on_event, should_stop) -> dict:
     return {"path": req.path, "preset": req.preset, "rules": _rules(req.path, req.preset)}
+
+
+def pack(req: PackRequest, on_event, should_stop) -> dict:
+    """Pack mode with fake stickers: the real pack.json handling (engine functions), discs for pixels."""
+    from dataclasses import replace
+
+    from rdtf_engine.core.errors import InputError
+    from rdtf_engine.packs.edit import new_project
+    from rdtf_engine.packs.project import load_pack, save_pack
+
+    folder = Path(req.folder)
+    if req.action == "new" and not (folder / "pack.json").exists():
+        if "fail" in req.character:
+            raise ModelError("model 'default' is not a model folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_frame(7, 0, 1, 32), "RGBA").save(folder / "character.png")
+        project = new_project(req.title or "pack", req.motions, seed=req.seed or 1, frames=4, steps=2,
+                              character_prompt=None if Path(req.character).is_file() else req.character)
+        save_pack(folder, project)
+    project = load_pack(folder)
+    made = lambda s: bool(s.file) and (folder / s.file).is_file()
+    if req.action == "regen":
+        for sid in req.ids:
+            if project.sticker(sid).locked:
+                raise InputError(f"sticker {sid!r} is locked")
+        todo = req.ids or [s.id for s in project.stickers if not s.locked]
+    else:
+        todo = [s.id for s in project.stickers if not made(s)]
+    for i, sid in enumerate(todo):
+        if should_stop():
+            raise Cancelled("pack stopped")
+        on_event(Progress("pack", i, len(todo), sid))
+        time.sleep(DELAY)
+        s = load_pack(folder).sticker(sid)
+        seed = s.seed + 1 if req.reroll else s.seed
+        imgs = [Image.fromarray(_frame(seed, k, 4, 32), "RGBA") for k in range(4)]
+        (folder / "stickers").mkdir(exist_ok=True)
+        imgs[0].save(folder / "stickers" / f"{sid}.png", save_all=True, append_images=imgs[1:], duration=100, loop=0)
+        cur = load_pack(folder)
+        save_pack(folder, cur.with_sticker(replace(cur.sticker(sid), seed=seed, file=f"stickers/{sid}.png")))
+        on_event(Preview(i + 1, [str(folder / "stickers" / f"{sid}.png")], sid))
+    on_event(Progress("pack", len(todo), len(todo), "done"))
+    final = load_pack(folder)
+    return {"folder": str(folder), "stickers": len(final.stickers), "made": todo,
+            "missing": [s.id for s in final.stickers if not made(s)]}
+
+
+def export_pack(req: PackExportRequest, on_event, should_stop) -> dict:
+    """A pack export without encoding: the made stickers' files zipped (or copied) under the target name."""
+    import shutil
+    import zipfile
+
+    from rdtf_engine.packs.project import load_pack
+
+    files = [s.file for s in load_pack(req.folder).stickers if s.file]
+    out = Path(req.out)
+    if out.suffix:
+        with zipfile.ZipFile(out, "w") as z:
+            for i, f in enumerate(files):
+                z.write(Path(req.folder) / f, f"{i + 1:02d}.png")
+                on_event(Progress("export-pack", i + 1, len(files), f))
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copy(Path(req.folder) / f, out / Path(f).name)
+    return {"preset": req.preset, "ok": True, "out": str(out), "archive": "zip" if out.suffix else "folder",
+            "problems": []}

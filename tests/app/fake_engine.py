@@ -58,6 +58,20 @@ def export_events(params: dict) -> list[dict]:
                                             "trades": []}}]
 
 
+def pack_events(params: dict) -> list[dict]:
+    """The fake backend's pack job run now (files written at once); its events replayed like a worker's."""
+    from dataclasses import asdict
+
+    import fake_backend
+
+    events: list[dict] = []
+    try:
+        result = fake_backend.pack(from_wire("pack", params), lambda e: events.append(asdict(e)), lambda: False)
+    except Exception as e:  # noqa: BLE001 - a typed engine error becomes the job's failed event
+        return events + [{"kind": "failed", "error_type": type(e).__name__, "message": str(e)}]
+    return events + [{"kind": "finished", "result": result}]
+
+
 DEFAULT_MODELS = [
     {"name": "my-cats", "path": "/nowhere/my-cats", "preset": "tiny", "params": 10, "size": 64, "builtin": False,
      "data": "12 clips", "created": "2025-03-01"},
@@ -83,6 +97,7 @@ class FakeEngine(QObject):
         self.scripts: dict[str, Callable[[dict], list[dict]]] = {
             "generate": generate_events,
             "export": export_events,
+            "pack": pack_events,
             "check": lambda p: [{"kind": "finished", "result": {"rules": [
                 {"name": "bytes", "ok": p["preset"] != "line", "detail": "fake"}]}}],
             "models": lambda p: [{"kind": "finished", "result": {"models": list(DEFAULT_MODELS)}}],

@@ -176,3 +176,27 @@ def test_generate_lock_regenerate_export_check(qtbot, real_app, dirs, tmp_path):
     with qtbot.waitSignal(state.export.busy_changed, check_params_cb=lambda b: not b, timeout=30000):
         state.export.check_file(written[0], "gif")  # an independent re-check of the saved file
     assert state.export.results["gif"]["ok"]
+
+
+def test_pack_page_makes_a_pack_with_the_real_engine(qtbot, real_app, dirs, tmp_path):
+    """Pack page → real worker → a 2-sticker pack of a picture character; the grid plays the real APNGs."""
+    import numpy as np
+    from PIL import Image
+
+    state, window = real_app
+    state.create.set_value("model", _tiny_model(dirs))
+    pic = tmp_path / "blob.png"
+    img = np.zeros((32, 32, 4), np.uint8)
+    img[6:26, 8:24] = (230, 80, 40, 255)
+    Image.fromarray(img, "RGBA").save(pic)
+    vm = state.pack
+    vm.use_picture(str(pic))
+    vm.set_value("moods", "waving, jumping")
+    window.show_page("pack")
+    with qtbot.waitSignal(vm.busy_changed, check_params_cb=lambda b: not b, timeout=180000):
+        vm.generate()
+    assert "Done: 2 made" in vm.status, vm.status
+    assert [s.id for s in vm.project.stickers] == ["waving", "jumping"] and vm.project.title == "blob"
+    assert all(vm.is_made(s.id) for s in vm.project.stickers)
+    assert len(vm.frames("jumping")) == 8
+    assert len(window.pages["pack"].cells["waving"].player.paths) == 8

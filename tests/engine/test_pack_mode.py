@@ -1,0 +1,190 @@
+"""Pack mode on the tiny real model: a pack from a picture or a prompt, resume after a stop, regen, eval."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rdtf_engine.core.errors import Cancelled, InputError
+from rdtf_engine.core.events import Preview, Progress
+from rdtf_engine.core.requests import PackRequest, from_wire, to_wire
+from rdtf_engine.data.pack_prompts import motion_class, sticker_prompt
+from rdtf_engine.eval.pack_identity import character_features, colour_floor, pack_identity, sticker_identity
+from rdtf_engine.jobs.pack_mode import is_made, run_pack
+from rdtf_engine.packs.edit import add_motions, move_sticker, new_project, remove_sticker, set_sticker, split_emoji
+from rdtf_engine.packs.moods import DEFAULT_MOODS, derive_seed, guess_emoji, parse_motions
+from rdtf_engine.packs.project import load_pack
+
+FAST = {"frames": 4, "steps": 2}
+
+
+def character_png(path, colour=(220, 60, 40)) -> str:
+    img = np.zeros((48, 40, 4), np.uint8)
+    img[8:40, 6:34] = (*colour, 255)
+    img[14:20, 12:18] = (255, 255, 255, 255)  # an eye: the character is not a plain block
+    Image.fromarray(img, "RGBA").save(path)
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------- text only
+def test_sticker_prompt_reads_like_a_training_caption():
+    assert sticker_prompt("a cat", "waving") == "a cat waving"
+    assert sticker_prompt("a cat", "laughing") == "a cat laughing, bouncing"
+    assert sticker_prompt("a cat", "heart eyes") == "a cat with heart eyes, beating"
+    assert sticker_prompt("a cat", "thumbs up") == "a cat giving a thumbs up, nodding"
+    assert sticker_prompt(" the red  robot. ", "spinning around") == "the red robot spinning around"
+    assert sticker_prompt("", "climbing a ladder") == "a character climbing a ladder"
+    assert motion_class("heart eyes") == "heartbeat" and motion_class("climbing a ladder") is None
+    assert all(motion_class(m) for m in DEFAULT_MOODS)  # every default mood moves in a way the model knows
+
+
+def test_moods_emoji_seeds_and_motion_lists():
+    assert parse_motions("waving, laughing;crying\n waving ,, ") == ["waving", "laughing", "crying"]
+    assert guess_emoji("Waving hello") == ("👋",) and guess_emoji("heart eyes") == ("😍",)
+    assert guess_emoji("climbing a ladder") == ()
+    assert derive_seed(7, "waving") == derive_seed(7, "waving") != derive_seed(7, "laughing")
+    assert derive_seed(7, "waving") != derive_seed(8, "waving")
+    with pytest.raises(InputError):
+        parse_motions("x" * 201)
+
+
+def test_project_edits():
+    p = new_project("Cat", ["waving", "laughing", "waving!"], seed=5)
+    assert [s.id for s in p.stickers] == ["waving", "laughing", "waving-2"]
+    assert p.sticker("laughing").seed == derive_seed(5, "laughing") and p.sticker("waving").emoji == ("👋",)
+    p = move_sticker(p, "waving-2", 1)
+    assert p.stickers[0].id == "waving-2"
+    p = set_sticker(p, "laughing", name="LOL", emoji="😂🐱", locked=True)
+    s = p.sticker("laughing")
+    assert (s.name, s.emoji, s.locked) == ("LOL", ("😂", "🐱"), True)
+    p = remove_sticker(add_motions(p, ["sleeping"]), "waving")
+    assert [s.id for s in p.stickers] == ["waving-2", "laughing", "sleeping"]
+    assert split_emoji("👍🏽 1️⃣🇩🇪") == ("👍🏽", "1️⃣", "🇩🇪")
+    for bad, call in (("no", lambda: split_emoji("ab")), ("4", lambda: split_emoji("😀😀😀😀")),
+                      ("pos", lambda: move_sticker(p, "laughing", 9)), ("id", lambda: set_sticker(p, "nope"))):
+        with pytest.raises(InputError):
+            call()
+
+
+def test_pack_request_wire_and_validation():
+    req = PackRequest("new", "/tmp/p", character="a cat", motions=["waving"], seed=3)
+    op, params = to_wire(req)
+    assert op == "pack" and from_wire(op, params) == req
+    req.validate()
+    for bad in (PackRequest("explode", "/tmp/p"), PackRequest("new", "/tmp/p"), PackRequest("fill", ""),
+                PackRequest("regen", "/tmp/p", ids=["a", "b"], seed=1), PackRequest("fill", "/tmp/p", size=33),
+                PackRequest("new", "/tmp/p", character="x", motions=[""])):
+        with pytest.raises(InputError):
+            bad.validate()
+
+
+def test_identity_measure_orders_the_right_things():
+    ch = np.asarray(Image.open(character_png_array := _tmp_char()))
+    feats = character_features(ch)
+    same = np.stack([ch, np.rot90(ch).copy(), ch])  # frame 0 is skipped: a rotated copy still scores high
+    other = np.zeros_like(ch)
+    other[10:20, 2:46] = (40, 200, 90, 255)
+    moved = np.stack([ch, other, other])
+    assert sticker_identity(same, feats) > 0.95
+    floor = colour_floor(ch, feats)
+    assert sticker_identity(moved, feats) < floor < 0.99
+    r = pack_identity(ch, [same, moved])
+    assert r["kept"] == [True, False] and r["kept_share"] == 0.5
+    character_png_array.unlink()
+
+
+def _tmp_char():
+    import tempfile
+    from pathlib import Path
+
+    p = Path(tempfile.mkdtemp()) / "c.png"
+    img = np.zeros((48, 48, 4), np.uint8)
+    img[8:40, 10:38] = (220, 60, 40, 255)
+    img[14:22, 14:20] = (255, 255, 255, 255)
+    Image.fromarray(img, "RGBA").save(p)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------- tiny model
+def test_pack_from_a_picture_stop_resume_regen_and_eval(tiny_run, tmp_path):
+    run = str(tiny_run[0])
+    folder = tmp_path / "pack"
+    req = PackRequest("new", str(folder), character=character_png(tmp_path / "robo.png"),
+                      motions=["waving", "laughing", "climbing"], model=run, seed=11, **FAST)
+    req.validate()
+    events: list = []
+    made = []
+
+    def stop_after_first() -> bool:
+        return bool(made)
+
+    def on_event(e):
+        events.append(e)
+        if isinstance(e, Preview):
+            made.append(e.caption)
+
+    with pytest.raises(Cancelled):
+        run_pack(req, on_event, stop_after_first)
+    project = load_pack(folder)
+    assert [is_made(folder, s) for s in project.stickers] == [True, False, False]  # the killed run kept one
+    assert project.title == "robo" and project.character_prompt is None and project.seed == 11
+    assert [s.seed for s in project.stickers] == [derive_seed(11, s.id) for s in project.stickers]
+    first = (folder / "stickers" / "waving.png").read_bytes()
+
+    result = run_pack(req, events.append)  # rerun: only the missing ones
+    assert result["made"] == ["laughing", "climbing"] and result["missing"] == []
+    assert (folder / "stickers" / "waving.png").read_bytes() == first
+    assert any(isinstance(e, Progress) and e.stage == "pack" for e in events)
+    with Image.open(folder / "stickers" / "laughing.png") as im:
+        assert im.format == "PNG" and im.n_frames == 4
+        recipe = json.loads(im.info["rdtf-recipe"]) if "rdtf-recipe" in im.info else None
+    text = (folder / "stickers" / "laughing.png").read_bytes()
+    assert b"robo laughing, bouncing" in text and str(tmp_path).encode() not in text  # recipe, no local paths
+    assert recipe is None or recipe["seed"] == derive_seed(11, "laughing")
+
+    # regen: a locked sticker is refused by name and skipped by "all"; --reroll stores a new seed
+    from rdtf_engine.packs.project import save_pack
+
+    save_pack(folder, set_sticker(load_pack(folder), "waving", locked=True))
+    with pytest.raises(InputError, match="locked"):
+        run_pack(PackRequest("regen", str(folder), ids=["waving"], model=run))
+    old = load_pack(folder).sticker("climbing").seed
+    out = run_pack(PackRequest("regen", str(folder), ids=["climbing"], reroll=True, model=run))
+    assert out["made"] == ["climbing"] and load_pack(folder).sticker("climbing").seed != old
+    out = run_pack(PackRequest("regen", str(folder), model=run))
+    assert out["made"] == ["laughing", "climbing"]
+    assert (folder / "stickers" / "waving.png").read_bytes() == first
+
+    from rdtf_engine.jobs.pack_identity import evaluate_pack_project, format_report
+
+    report = evaluate_pack_project(folder)
+    assert report["made"] == 3 and 0 <= report["identity_mean"] <= 1 and report["motion_checked"] == 2
+    assert [s["motion_class"] for s in report["stickers"]] == ["wave", "bounce", None]
+    assert "identity mean" in format_report(report)
+
+
+def test_pack_from_a_prompt_draws_the_character_once(tiny_run, tmp_path):
+    folder = tmp_path / "p"
+    run_pack(PackRequest("new", str(folder), character="a red circle", motions=["spinning"], model=str(tiny_run[0]),
+                         seed=2, **FAST))
+    project = load_pack(folder)
+    assert project.character_prompt == "a red circle" and project.title == "a red circle"
+    assert (folder / "character.png").is_file() and is_made(folder, project.sticker("spinning"))
+    before = (folder / "character.png").read_bytes()
+    run_pack(PackRequest("new", str(folder), character="a blue square", motions=["spinning", "nodding"],
+                         model=str(tiny_run[0]), **FAST))  # resume: adds the new motion, keeps the character
+    assert (folder / "character.png").read_bytes() == before
+    assert [s.id for s in load_pack(folder).stickers] == ["spinning", "nodding"]
+
+
+def test_new_pack_refuses_a_missing_picture_and_a_foreign_folder(tiny_run, tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        run_pack(PackRequest("new", str(tmp_path / "a"), character="nothere.png", motions=["x"],
+                             model=str(tiny_run[0])))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a pack folder"):
+        run_pack(PackRequest("new", str(tmp_path / "b"), character="a cat", motions=["x"], model=str(tiny_run[0])))
