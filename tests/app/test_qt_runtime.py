@@ -22,7 +22,7 @@ print(sys.getrefcount(True) - before)
 
 def test_bool_signals_keep_their_references():
     # PySide6 6.12.0 lost one reference per emit: CPython 3.11 then aborts with "bool_dealloc" mid-session
-    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120,
+    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, check=False,
                        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr[-500:]
     assert abs(int(r.stdout.strip())) < 100
