@@ -14,12 +14,9 @@ pipeline falls back to eager, logging why.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 
 import torch
-
-log = logging.getLogger("rdtf_engine.diffusion")
 
 WARMUP_CALLS = 2  # eager calls on the side stream before capture: lazy inits and autotuning happen there
 CHECK_RTOL, CHECK_ATOL = 1e-3, 1e-4  # graph replay vs eager: the same kernels, so only algorithm choice differs
@@ -38,8 +35,12 @@ def guided_eps(unet, x: torch.Tensor, t: torch.Tensor, txt: torch.Tensor, tmask:
     [text scale, image scale]. n = 2: rows (∅, txt); n = 3: rows (∅∅, img∅, img·txt). → ε̂ (1, 4, W, h, w) fp32.
     """
     n = conds.shape[0]
-    eps = unet(x.expand(n, *x.shape[1:]), t.expand(n), txt, conds, text_mask=tmask).float()
-    if n == 3:
+    return combine_guidance(unet(x.expand(n, *x.shape[1:]), t.expand(n), txt, conds, text_mask=tmask).float(), g)
+
+
+def combine_guidance(eps: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """ε of the n guidance branches (n, 4, W, h, w) → guided ε̂ (1, 4, W, h, w) (rows as in :func:`guided_eps`)."""
+    if eps.shape[0] == 3:
         e00, e0i, eti = eps.chunk(3)
         return e00 + g[1] * (e0i - e00) + g[0] * (eti - e0i)
     eu, et = eps.chunk(2)
@@ -74,35 +75,3 @@ class CudaGraphed:
             buf.copy_(a)  # device → device, queued on the stream: no host sync
         self.graph.replay()
         return self.out.clone()  # the next replay overwrites self.out; callers keep their ε̂
-
-
-class StepFunctions:
-    """The per-step function for each input signature: a captured graph on CUDA, eager elsewhere or after a failure.
-
-    One instance lives on a pipeline, so a graph captured for the first sticker serves every later one of the same
-    shape (prompt, seed and guidance only change buffer contents)."""
-
-    def __init__(self, unet, device: torch.device, enabled: bool):
-        self.unet, self.device, self.enabled = unet, device, enabled
-        self._graphs: dict[tuple, CudaGraphed | None] = {}  # None: capture failed for that signature, stay eager
-
-    def eager(self, *args: torch.Tensor) -> torch.Tensor:
-        return guided_eps(self.unet, *args)
-
-    def get(self, example: Sequence[torch.Tensor]) -> Callable[..., torch.Tensor]:
-        """The step function for inputs shaped like ``example`` (x, t, txt, tmask, conds, g)."""
-        if not (self.enabled and self.device.type == "cuda"):
-            return self.eager
-        key = tuple((tuple(a.shape), a.dtype, str(a.device)) for a in example)
-        if key not in self._graphs:
-            try:
-                self._graphs[key] = CudaGraphed(self.eager, example)
-            except GraphUnavailable as exc:
-                log.warning("CUDA graph sampling unavailable, sampling eagerly: %s", exc)
-                self._graphs[key] = None
-        graphed = self._graphs[key]
-        return graphed if graphed is not None else self.eager
-
-    def clear(self) -> None:
-        """Drop captured graphs (their memory pools go with them)."""
-        self._graphs.clear()

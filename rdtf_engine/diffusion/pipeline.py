@@ -32,8 +32,8 @@ import torch
 
 from rdtf_engine.core.errors import Cancelled
 from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
-from rdtf_engine.diffusion.denoiser import StepFunctions
 from rdtf_engine.diffusion.schedule import sampling_scheduler
+from rdtf_engine.diffusion.step_runtime import StepFunctions
 from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
 from rdtf_engine.model.text import NULL_PROMPT
 
@@ -75,12 +75,15 @@ class _Window:
 
 
 class StickerPipeline:
-    def __init__(self, unet, vae, card, text, device: torch.device, cuda_graphs: bool = True):
+    def __init__(self, unet, vae, card, text, device: torch.device, cuda_graphs: bool = True,
+                 cpu_runtime: str | None = None):
         """``cuda_graphs``: on a CUDA device, replay each denoiser step as a captured CUDA graph (the same maths as
-        eager, without the per-kernel launch cost; falls back to eager by itself if capture fails)."""
+        eager, without the per-kernel launch cost; falls back to eager by itself if capture fails).
+        ``cpu_runtime``: on the CPU, "auto" / "onnx" (ONNX Runtime when installed) / "torch"; None =
+        ``$RDTF_CPU_RUNTIME`` or auto (``diffusion.cpu_runtime``)."""
         self.unet, self.vae, self.card, self.text, self.device = unet.eval(), vae.eval(), card, text, device
         self.scale = float(card.latent_scale)
-        self.step_fns = StepFunctions(self.unet, device, cuda_graphs)
+        self.step_fns = StepFunctions(self.unet, device, cuda_graphs, cpu_runtime)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> StickerPipeline:
@@ -288,7 +291,8 @@ def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps
 
     device = next(unet.parameters()).device
     card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale)
-    pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device)
+    # PyTorch on the CPU: the weights change between previews, an ONNX export per preview would cost more than it saves
+    pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device, cpu_runtime="torch")
     rows = [pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k))
             for k, i in enumerate(list(ids)[:n])]
     path.parent.mkdir(parents=True, exist_ok=True)

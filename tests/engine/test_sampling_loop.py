@@ -7,35 +7,11 @@ import logging
 
 import pytest
 import torch
+from sampling_fixtures import H, W, _pipe, _text, _window
 
-from rdtf_engine.core.config import ModelCard
-from rdtf_engine.diffusion.denoiser import StepFunctions
 from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline, _Window, condition_prior
 from rdtf_engine.diffusion.schedule import sampling_scheduler
-from rdtf_engine.model.dfgn import build_dfgn
-
-W, H, L = 4, 4, 6  # frames per window, latent side, text tokens
-
-
-def _pipe(device="cpu", reference="on", cuda_graphs=True) -> StickerPipeline:
-    torch.manual_seed(0)
-    unet = build_dfgn("tiny", num_frames=W, reference_attention=reference).to(device)
-    card = ModelCard(name="t", preset="tiny", size=8 * H, num_frames=W)
-    return StickerPipeline(unet, torch.nn.Identity(), card, None, torch.device(device), cuda_graphs=cuda_graphs)
-
-
-def _text(device="cpu"):
-    g = torch.Generator().manual_seed(1)
-    states = torch.randn(2, L, 384, generator=g).to(device)
-    mask = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0]], dtype=torch.bool, device=device)
-    return states, mask
-
-
-def _window(given: bool, run: int, device="cpu") -> _Window:
-    mask = [True, False, False, False] if given else [False] * W
-    cond = torch.randn(W, 4, H, H, generator=torch.Generator().manual_seed(2)).to(device)
-    cond = cond * torch.tensor(mask, dtype=cond.dtype, device=device)[:, None, None, None]
-    return _Window(cond, mask, run, lambda i: None)
+from rdtf_engine.diffusion.step_runtime import StepFunctions
 
 
 def reference_loop(pipe: StickerPipeline, w: _Window, p: SampleParams, text, gen) -> torch.Tensor:
@@ -96,7 +72,7 @@ def test_graph_ready_loop_is_bit_identical_to_the_plain_loop(scheduler, given, s
     assert torch.equal(new, old)
 
 
-def test_cpu_steps_run_eagerly():
+def test_cpu_steps_with_the_torch_runtime_run_eagerly():
     pipe = _pipe()
     assert pipe.step_fns.get([torch.zeros(1)]) == pipe.step_fns.eager
 
@@ -104,12 +80,12 @@ def test_cpu_steps_run_eagerly():
 def test_failed_capture_is_logged_once_and_sampling_goes_on_eagerly(caplog, monkeypatch):
     """A CUDA pipeline whose capture fails (here: this PyTorch has no CUDA at all, or capture is refused) samples
     eagerly and says why, once per input signature."""
-    from rdtf_engine.diffusion import denoiser
+    from rdtf_engine.diffusion import denoiser, step_runtime
 
     def refuse(*a, **k):
         raise denoiser.GraphUnavailable("capture refused")
 
-    monkeypatch.setattr(denoiser, "CudaGraphed", refuse)
+    monkeypatch.setattr(step_runtime, "CudaGraphed", refuse)
     fns = StepFunctions(torch.nn.Identity(), torch.device("cuda"), enabled=True)
     example = [torch.zeros(1, 4), torch.zeros(())]
     with caplog.at_level(logging.WARNING, logger="rdtf_engine.diffusion"):
