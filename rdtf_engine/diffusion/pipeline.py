@@ -181,7 +181,8 @@ class StickerPipeline:
                  gen: torch.Generator, should_stop: Callable[[], bool] | None) -> torch.Tensor:
         """One window: ``w.cond`` (W, 4, h, w) masked clean latents → denoised latents (W, 4, h, w)."""
         sched, timesteps, x = self._start(w, p, gen)
-        return self._steps(sched, timesteps, x, w, p, self._branches(w, p, text), gen, should_stop)
+        ts = timesteps.to(self.device, torch.long)  # (S,) one copy before the loop; ts[i] is a device scalar
+        return self._steps(sched, (timesteps, ts), x, w, p, self._branches(w, p, text), gen, should_stop)
 
     def _start(self, w: _Window, p: SampleParams, gen: torch.Generator):
         """→ (scheduler, the timesteps this window runs (CPU), the starting latents x (1, 4, W, h, w))."""
@@ -217,12 +218,14 @@ class StickerPipeline:
         g = torch.tensor([p.guidance_text, p.guidance_image], dtype=torch.float32, device=self.device)
         return txt, tm, conds, g
 
-    def _steps(self, sched, timesteps: torch.Tensor, x: torch.Tensor, w: _Window, p: SampleParams,
-               branches: tuple, gen: torch.Generator, should_stop: Callable[[], bool] | None) -> torch.Tensor:
-        """The denoising loop. Nothing in it reads a device tensor back to the host: the timestep goes to the
-        denoiser as a device scalar, the scheduler's maths uses host-side σ tables, and no branch depends on a
-        tensor's value, so on a GPU every step is queued without waiting (and replayed as a CUDA graph)."""
-        ts = timesteps.to(self.device, torch.long)  # (S,) one copy; ts[i] is a device scalar
+    def _steps(self, sched, timesteps: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, w: _Window,
+               p: SampleParams, branches: tuple, gen: torch.Generator,
+               should_stop: Callable[[], bool] | None) -> torch.Tensor:
+        """The denoising loop over ``timesteps`` = (on the host, the same on the device). Nothing in it reads a
+        device tensor back to the host: the denoiser gets the device timestep, the scheduler's maths uses
+        host-side σ tables, and no branch depends on a tensor's value, so on a GPU every step is queued without
+        waiting (and replayed as a CUDA graph)."""
+        timesteps, ts = timesteps
         step = self.step_fns.get((x, ts[0], *branches))
         extra = {"eta": 1.0, "generator": gen} if p.scheduler == "ddim" else {}
         for i, t in enumerate(timesteps):
