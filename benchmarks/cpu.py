@@ -47,8 +47,10 @@ def _pipeline(runtime: str, threads: int):
         torch.set_num_threads(threads)  # ONNX Runtime takes its thread count from torch's (cpu_runtime.py)
     pipe = StickerPipeline.from_pretrained(ROOT / "resources" / "models" / "default", "cpu")
     pipe.step_fns.cpu_runtime = "onnx" if runtime == "onnx" else "torch"
-    if runtime == "torch-tuned":
-        pipe.unet.to(memory_format=torch.channels_last)
+    if runtime == "torch-tuned":  # channels-last for the 2-D convolutions' weights (the model also has 3-D ones)
+        for m in pipe.unet.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
     if runtime == "compile":
         pipe.step_fns.unet = torch.compile(pipe.unet)
     return pipe
@@ -67,7 +69,7 @@ def _denoiser_diff(pipe, reference, latent: int) -> float:
                torch.zeros(2, 4, 8, latent, latent), torch.tensor([7.5, 1.5]))
     with torch.no_grad():
         fast = pipe.step_fns.get(example)(*example)
-        ref = guided_eps(reference, *example)
+        ref = guided_eps(reference, *example)  # the untouched copy: eager, contiguous weights
     return float((fast - ref).abs().max())
 
 
@@ -76,7 +78,6 @@ SETTINGS = ("native", "256px_resampled", "256px_sampled")
 
 def measure_one(runtime: str, steps: int, sampler: str, iters: int, threads: int, settings: list[str]) -> dict:
     """In this process: one runtime, each size setting (``SETTINGS``)."""
-    import torch
 
     from rdtf_engine.diffusion.pipeline import SampleParams
 
@@ -100,7 +101,9 @@ def measure_one(runtime: str, steps: int, sampler: str, iters: int, threads: int
         out[name] = {"size": size, "sampled_at": grid, "first_s": round(setup, 2),
                      "sticker_s": round(sorted(times)[len(times) // 2], 2), "frames": list(frames.shape)}
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # before the check
-    reference = copy.deepcopy(pipe.unet).to(memory_format=torch.contiguous_format)
+    reference = copy.deepcopy(pipe.unet)
+    for param in reference.parameters():
+        param.data = param.data.contiguous()
     for name in settings:
         pipe.card.size = grids[name][1]
         out[name]["denoiser_max_abs_diff"] = _denoiser_diff(pipe, reference, grids[name][1] // 8)
