@@ -93,13 +93,16 @@ def measure_one(runtime: str, steps: int, sampler: str, iters: int, threads: int
         t = time.perf_counter()
         pipe(p)
         setup = time.perf_counter() - t
-        times = []
+        times, cpu = [], []
         for _ in range(iters):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             frames = pipe(p)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        # CPU seconds (all threads of this process) next to wall seconds: on a shared machine they stay comparable
         out[name] = {"size": size, "sampled_at": grid, "first_s": round(setup, 2),
-                     "sticker_s": round(sorted(times)[len(times) // 2], 2), "frames": list(frames.shape)}
+                     "sticker_s": round(sorted(times)[len(times) // 2], 2),
+                     "sticker_cpu_s": round(sorted(cpu)[len(cpu) // 2], 2), "frames": list(frames.shape)}
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # before the check
     reference = copy.deepcopy(pipe.unet)
     for param in reference.parameters():
