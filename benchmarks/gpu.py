@@ -84,7 +84,6 @@ def build_peer(device: str = "cuda", dtype: torch.dtype = torch.bfloat16, layout
     return unet.to(device, dtype).eval(), vae.to(device, dtype).eval()
 
 
-@torch.no_grad()
 def peer_step_fn(unet, frames: int, latent: int) -> Callable[[], object]:
     """One guided peer step: sample (2, 4, F, h, w), CFG cond + uncond. UNetMotionModel folds the frames into the
     batch for its spatial layers, so the text states must already be per frame, (2·F, 77, D), as diffusers'
@@ -94,7 +93,12 @@ def peer_step_fn(unet, frames: int, latent: int) -> Callable[[], object]:
     text = torch.randn(2, 77, unet.config.cross_attention_dim, device=p.device, dtype=p.dtype)
     text = text.repeat_interleave(frames, dim=0)  # (2·F, 77, D)
     t = torch.tensor([500, 500], device=p.device)
-    return lambda: unet(x, t, encoder_hidden_states=text).sample
+
+    def step():
+        with torch.no_grad():  # inside the call: a decorator on this factory would not cover the timed calls
+            return unet(x, t, encoder_hidden_states=text).sample
+
+    return step
 
 
 @torch.no_grad()
@@ -110,14 +114,13 @@ def peer_clip_s(unet, vae, frames: int, latent: int, steps: int, iters: int) -> 
     return timed(clip, iters, warmup=1)
 
 
-@torch.no_grad()
 def dfgn_step_fn(model, frames: int, latent: int) -> Callable[[], object]:
     x = torch.randn(2, 4, frames, latent, latent, device="cuda")
     t = torch.tensor([500, 500], device="cuda")
     text = torch.randn(2, 32, 384, device="cuda")
 
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
             return model(x, t, text, torch.zeros_like(x))
 
     return step
