@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[app,dev]"
+	$(PIP) install -q -e ".[app,dev,cpu-fast]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 # Debian packages: the emoji font for builtin:emoji, Qt's offscreen/xcb libraries, and independent decoders
@@ -64,7 +64,7 @@ screenshots: sysdeps setup
 # The one-folder desktop bundle (PyInstaller) in dist/rdtf-studio/, then its smoke test (packaging/smoke_test.py).
 # Slow (≈ 10–50 min on 2 busy cores), so not part of `make test`: run before a release (docs/reliability.md).
 bundle: sysdeps setup
-	$(PIP) install -q -e ".[app,packaging]"
+	$(PIP) install -q -e ".[app,packaging,cpu-fast]"
 	PY=$(PY) bash packaging/build.sh
 
 clean:

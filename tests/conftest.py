@@ -7,6 +7,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Sampling tests train their own tiny models: an ONNX export per model would cost more than the sampling it
+# speeds up. tests/engine/test_cpu_runtime.py checks the ONNX Runtime path explicitly.
+os.environ.setdefault("RDTF_CPU_RUNTIME", "torch")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -10,7 +10,13 @@ from typing import Any
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.core.errors import InputError, RdtfError
 from rdtf_engine.core.events import Finished
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, GenerateRequest
+from rdtf_engine.core.requests import (
+    DEFAULT_GUIDANCE_IMAGE,
+    DEFAULT_GUIDANCE_TEXT,
+    DEFAULT_STRENGTH,
+    SCHEDULERS,
+    GenerateRequest,
+)
 
 
 def _int_list(text: str) -> list[int]:
@@ -79,7 +85,8 @@ def add_generate_parser(sub) -> None:
     g.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                    help="given frames: share of the steps run from their noised copy (lower keeps more of "
                         "the picture, allows less motion)")
-    g.add_argument("--scheduler", choices=("dpm", "ddim"), default="dpm")
+    g.add_argument("--scheduler", "--sampler", dest="scheduler", choices=SCHEDULERS, default="dpm",
+                   help="the sampler: dpm (DPM-Solver++ 2M), unipc (UniPC) or ddim (the paper's, η = 1)")
     g.add_argument("--duration", type=int, default=100, help="ms per frame")
     g.add_argument("--init", default=None, help="start image (image&text → video)")
     g.add_argument("--keep", type=_int_list, default=None, help="frames of --from to keep, e.g. 0,7")

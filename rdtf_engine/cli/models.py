@@ -7,7 +7,7 @@ import sys
 
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.core.events import Finished
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, SCHEDULERS
 
 
 def cmd_models(args, rep: Reporter) -> int:
@@ -47,7 +47,7 @@ def cmd_eval(args, rep: Reporter) -> int:
                             device=args.device, on_event=rep, should_stop=rep.should_stop,
                             classifier_path=args.classifier, grid_path=args.grid,
                             guidance=args.guidance, guidance_image=args.image_guidance, strength=args.strength,
-                            tasks=tuple(t for t in args.tasks.split(",") if t))
+                            tasks=tuple(t for t in args.tasks.split(",") if t), scheduler=args.scheduler)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -91,6 +91,8 @@ def add_model_parsers(sub) -> None:
     e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
     e.add_argument("--pack-project", default=None, metavar="DIR",
                    help="instead: identity and motion agreement across a pack folder (rdtf pack eval)")
+    e.add_argument("--scheduler", "--sampler", dest="scheduler", choices=SCHEDULERS, default="dpm",
+                   help="the sampler the samples are drawn with")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 

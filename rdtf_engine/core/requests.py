@@ -108,6 +108,10 @@ def _need(req: Any, *names: str) -> None:
         raise InputError(f"{OPS[type(req)]} needs {' and '.join(repr(n) for n in missing)}")
 
 
+# Samplers a generation can use (diffusion/schedule.py builds them): DPM-Solver++ 2M, UniPC (bh2, 2nd order), and
+# DDIM with η = 1 (the paper's 50-step sampler).
+SCHEDULERS = ("dpm", "unipc", "ddim")
+
 @dataclass
 class GenerateRequest:
     """Text (+ optional condition frames) → RGBA frames.
@@ -127,7 +131,7 @@ class GenerateRequest:
     guidance_text: float = DEFAULT_GUIDANCE_TEXT
     guidance_image: float = DEFAULT_GUIDANCE_IMAGE
     strength: float = DEFAULT_STRENGTH  # with frames given: share of the steps run from their prior (img2img)
-    scheduler: str = "dpm"  # "dpm" (DPM-Solver++, fast default) | "ddim" (the paper's 50-step sampler)
+    scheduler: str = "dpm"  # one of SCHEDULERS: "dpm" (DPM-Solver++ 2M, default) | "unipc" | "ddim" (the paper's)
     duration_ms: int = 100
     init_image: str | None = None
     cond_frames: list[str | None] = field(default_factory=list)
@@ -154,8 +158,8 @@ class GenerateRequest:
             raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
         if not (1 <= int(self.steps) <= 1000):
             raise InputError(f"steps must be between 1 and 1000, got {self.steps}")
-        if self.scheduler not in ("dpm", "ddim"):
-            raise InputError(f"scheduler must be 'dpm' or 'ddim', got {self.scheduler!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         if not (0.0 <= float(self.guidance_text) <= 30.0 and 0.0 <= float(self.guidance_image) <= 30.0):
             raise InputError("guidance scales must be between 0 and 30")
         check_strength(self.strength)

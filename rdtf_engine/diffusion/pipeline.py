@@ -33,6 +33,7 @@ import torch
 from rdtf_engine.core.errors import Cancelled
 from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
 from rdtf_engine.diffusion.schedule import sampling_scheduler
+from rdtf_engine.diffusion.step_runtime import StepFunctions
 from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
 from rdtf_engine.model.text import NULL_PROMPT
 
@@ -74,9 +75,15 @@ class _Window:
 
 
 class StickerPipeline:
-    def __init__(self, unet, vae, card, text, device: torch.device):
+    def __init__(self, unet, vae, card, text, device: torch.device, cuda_graphs: bool = True,
+                 cpu_runtime: str | None = None):
+        """``cuda_graphs``: on a CUDA device, replay each denoiser step as a captured CUDA graph (the same maths as
+        eager, without the per-kernel launch cost; falls back to eager by itself if capture fails).
+        ``cpu_runtime``: on the CPU, "auto" / "onnx" (ONNX Runtime when installed) / "torch"; None =
+        ``$RDTF_CPU_RUNTIME`` or auto (``diffusion.cpu_runtime``)."""
         self.unet, self.vae, self.card, self.text, self.device = unet.eval(), vae.eval(), card, text, device
         self.scale = float(card.latent_scale)
+        self.step_fns = StepFunctions(self.unet, device, cuda_graphs, cpu_runtime)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> StickerPipeline:
@@ -173,43 +180,58 @@ class StickerPipeline:
     def _denoise(self, w: _Window, p: SampleParams, text: tuple[torch.Tensor, torch.Tensor],
                  gen: torch.Generator, should_stop: Callable[[], bool] | None) -> torch.Tensor:
         """One window: ``w.cond`` (W, 4, h, w) masked clean latents → denoised latents (W, 4, h, w)."""
-        states, tmask = text
+        sched, timesteps, x = self._start(w, p, gen)
+        ts = timesteps.to(self.device, torch.long)  # (S,) one copy before the loop; ts[i] is a device scalar
+        return self._steps(sched, (timesteps, ts), x, w, p, self._branches(w, p, text), gen, should_stop)
+
+    def _start(self, w: _Window, p: SampleParams, gen: torch.Generator):
+        """→ (scheduler, the timesteps this window runs (CPU), the starting latents x (1, 4, W, h, w))."""
         steps = int(p.steps)
         sched = sampling_scheduler(self.card.diffusion, p.scheduler)
-        sched.set_timesteps(steps, device=self.device)
+        # Timesteps stay on the host: the scheduler's own bookkeeping (index lookups, σ tables) then never waits
+        # for the GPU inside the loop; the denoiser gets them from one device copy (``_steps``).
+        sched.set_timesteps(steps, device="cpu")
         has_img = any(w.mask)
         skip = steps - w.run if has_img and w.run else 0
         timesteps = sched.timesteps[skip:]
-        if skip and hasattr(sched, "set_begin_index"):  # DPM-Solver counts its steps; DDIM needs only t
+        if skip and hasattr(sched, "set_begin_index"):  # multistep solvers count their steps; DDIM needs only t
             sched.set_begin_index(skip)
         shape = (1, 4) + tuple(w.cond.shape[:1]) + tuple(w.cond.shape[2:])
         x = torch.randn(shape, generator=gen).to(self.device) * sched.init_noise_sigma
         if has_img:  # start where training's forward process would be at t₀ for a clip like the prior
             prior = condition_prior(w.cond, w.mask).permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
             x = sched.add_noise(prior, x, timesteps[:1])
+        return sched, timesteps, x
+
+    def _branches(self, w: _Window, p: SampleParams, text: tuple[torch.Tensor, torch.Tensor]):
+        """The guidance branches as one batch → (txt (n, L, D), tmask (n, L), conds (n, 4, W, h, w), g (2,)):
+        n = 2 rows (∅, txt) on the window's condition, or n = 3 (∅∅, img∅, img·txt) with frames given and an
+        image scale ≠ 1. g = [text scale, image scale] as a device tensor, so a captured step serves any scale."""
+        states, tmask = text
         c = w.cond.permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
-        g_txt, g_img = p.guidance_text, p.guidance_image
-        three = has_img and g_img != 1.0
-        if three:
+        if any(w.mask) and p.guidance_image != 1.0:
             conds = torch.cat([torch.zeros_like(c), c, c])
             txt, tm = states[[0, 0, 1]], tmask[[0, 0, 1]]
         else:
             conds = torch.cat([c, c])
             txt, tm = states, tmask
+        g = torch.tensor([p.guidance_text, p.guidance_image], dtype=torch.float32, device=self.device)
+        return txt, tm, conds, g
+
+    def _steps(self, sched, timesteps: tuple[torch.Tensor, torch.Tensor], x: torch.Tensor, w: _Window,
+               p: SampleParams, branches: tuple, gen: torch.Generator,
+               should_stop: Callable[[], bool] | None) -> torch.Tensor:
+        """The denoising loop over ``timesteps`` = (on the host, the same on the device). Nothing in it reads a
+        device tensor back to the host: the denoiser gets the device timestep, the scheduler's maths uses
+        host-side σ tables, and no branch depends on a tensor's value, so on a GPU every step is queued without
+        waiting (and replayed as a CUDA graph)."""
+        timesteps, ts = timesteps
+        step = self.step_fns.get((x, ts[0], *branches))
         extra = {"eta": 1.0, "generator": gen} if p.scheduler == "ddim" else {}
         for i, t in enumerate(timesteps):
             if should_stop is not None and should_stop():
                 raise Cancelled("generation stopped")
-            inp = sched.scale_model_input(x, t)
-            n = conds.shape[0]
-            tt = torch.full((n,), int(t), device=self.device, dtype=torch.long)
-            eps = self.unet(inp.expand(n, *inp.shape[1:]), tt, txt, conds, text_mask=tm).float()
-            if three:
-                e00, e0i, eti = eps.chunk(3)
-                e = e00 + g_img * (e0i - e00) + g_txt * (eti - e0i)
-            else:
-                eu, et = eps.chunk(2)
-                e = eu + g_txt * (et - eu)
+            e = step(sched.scale_model_input(x, t), ts[i], *branches)  # guided ε̂ (1, 4, W, h, w)
             if w.peek is not None:
                 # x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t: the model's current guess of the clean window (1, 4, W, h, w)
                 a = sched.alphas_cumprod[int(t)].to(x.device)
@@ -272,7 +294,8 @@ def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps
 
     device = next(unet.parameters()).device
     card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale)
-    pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device)
+    # PyTorch on the CPU: the weights change between previews, an ONNX export per preview would cost more than it saves
+    pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device, cpu_runtime="torch")
     rows = [pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k))
             for k, i in enumerate(list(ids)[:n])]
     path.parent.mkdir(parents=True, exist_ok=True)

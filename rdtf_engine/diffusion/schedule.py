@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from rdtf_engine.core.config import DiffusionConfig
 from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.requests import SCHEDULERS
 
 
 def _common(cfg: DiffusionConfig) -> dict:
@@ -23,7 +24,15 @@ def training_scheduler(cfg: DiffusionConfig):
 
 
 def sampling_scheduler(cfg: DiffusionConfig, kind: str):
-    """``kind``: "dpm" → DPMSolverMultistepScheduler (dpmsolver++, order 2), "ddim" → DDIMScheduler."""
+    """``kind`` (``requests.SCHEDULERS``): "dpm" → DPMSolverMultistepScheduler (dpmsolver++, order 2), "unipc" →
+    UniPCMultistepScheduler (bh2, order 2, x₀-predicting corrector), "ddim" → DDIMScheduler. All on the model's
+    own training schedule (``cfg``), which is what makes their timesteps mean what the network learnt."""
+    if kind == "unipc":
+        from diffusers import UniPCMultistepScheduler
+
+        return UniPCMultistepScheduler(
+            **_common(cfg), solver_order=2, predict_x0=True, solver_type="bh2", lower_order_final=True
+        )
     if kind == "dpm":
         from diffusers import DPMSolverMultistepScheduler
 
@@ -34,4 +43,4 @@ def sampling_scheduler(cfg: DiffusionConfig, kind: str):
         from diffusers import DDIMScheduler
 
         return DDIMScheduler(**_common(cfg), clip_sample=False, set_alpha_to_one=False)
-    raise InputError(f"unknown scheduler {kind!r}; choose dpm or ddim")
+    raise InputError(f"unknown scheduler {kind!r}; choose one of {', '.join(SCHEDULERS)}")

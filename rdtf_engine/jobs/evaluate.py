@@ -19,8 +19,15 @@ import torch
 from rdtf_engine.core.clip import Clip
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, check_strength
+from rdtf_engine.core.requests import (
+    DEFAULT_GUIDANCE_IMAGE,
+    DEFAULT_GUIDANCE_TEXT,
+    DEFAULT_STRENGTH,
+    SCHEDULERS,
+    check_strength,
+)
 
+_BANKS: dict[tuple[str, int], Any] = {}  # (data, size) → IdentityBank or None, see _identity_bank
 CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level classifier in ~a minute
 
 
@@ -29,8 +36,11 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
                    classifier_path: str | None = None, guidance: float = DEFAULT_GUIDANCE_TEXT,
                    grid_path: str | None = None, grid_rows: int = 8,
                    guidance_image: float = DEFAULT_GUIDANCE_IMAGE, strength: float = DEFAULT_STRENGTH,
-                   tasks: tuple[str, ...] = ("t2v", "it2v")) -> dict[str, Any]:
-    """``grid_path``: also save a PNG of the first ``grid_rows`` held-out prompts, each as a real clip row
+                   tasks: tuple[str, ...] = ("t2v", "it2v"), scheduler: str = "dpm",
+                   val_loss: bool = True) -> dict[str, Any]:
+    """``scheduler``: the sampler (``requests.SCHEDULERS``); ``val_loss=False`` skips the held-out denoising
+    loss, which does not depend on the sampler (a sampler sweep computes it once at most).
+    ``grid_path``: also save a PNG of the first ``grid_rows`` held-out prompts, each as a real clip row
     (8 evenly spaced frames), its text→video sample and its image&text→video sample (the model card's grid).
     ``tasks``: which samples to draw (a sampling-settings sweep on ``builtin:emoji-dev`` may want only it2v);
     a skipped task reports ``None``."""
@@ -46,7 +56,9 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     if unknown or not tasks:
         raise InputError(f"eval tasks must be t2v and/or it2v, got {', '.join(tasks) or 'none'}")
     check_strength(strength)
-    t0 = time.time()
+    if scheduler not in SCHEDULERS:
+        raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+    t0, cpu0 = time.time(), time.process_time()
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)
     card, dev = pipe.card, pipe.device
@@ -54,9 +66,11 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     refs = [refs_src[i] for i in range(min(num_clips, len(refs_src)))]
     on_event(Log("info", f"eval: {len(refs)} held-out clips of {data} at {card.size} px on {dev}"))
 
-    cache = build_latent_cache(refs, pipe.vae, pipe.scale, dev)
-    val = validation_loss(pipe.unet, cache, list(range(len(refs))), pipe.text,
-                          training_scheduler(card.diffusion), card.num_frames, dual_mask=True, seed=1234)
+    val = None
+    if val_loss:
+        cache = build_latent_cache(refs, pipe.vae, pipe.scale, dev)
+        val = validation_loss(pipe.unet, cache, list(range(len(refs))), pipe.text,
+                              training_scheduler(card.diffusion), card.num_frames, dual_mask=True, seed=1234)
 
     classifier = _classifier(classifier_path, data, dev, on_event)
     n_frames = card.num_frames
@@ -66,32 +80,30 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
             break
         labels = {k: ref.labels[k] for k in ("motion", "object", "emoji", "split") if k in ref.labels}
         if "t2v" in tasks:
-            fr = pipe(SampleParams(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance))
+            fr = pipe(SampleParams(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
+                                   scheduler=scheduler))
             t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
         if "it2v" in tasks:
             cond = [ref.frames[0]] + [None] * (n_frames - 1)
             fr = pipe(SampleParams(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
-                                   guidance_image=guidance_image, cond_frames=cond, strength=strength))
+                                   guidance_image=guidance_image, cond_frames=cond, strength=strength,
+                                   scheduler=scheduler))
             # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
             it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
         on_event(Progress("eval", i + 1, len(refs)))
 
-    bank = None
-    if hasattr(refs_src, "identity_sprites"):
-        try:
-            bank = IdentityBank.from_sprites(refs_src.identity_sprites())
-        except ValueError:
-            bank = None
+    bank = _identity_bank(data, card.size, refs_src, IdentityBank)
     report: dict[str, Any] = {
         "model": str(model_dir), "model_name": card.name, "preset": card.preset, "temporal": card.temporal,
         "dual_mask": card.dual_mask, "curriculum": card.curriculum, "train_steps": card.steps,
-        "data": data, "clips": len(refs), "sample_steps": steps, "guidance_text": guidance,
+        "data": data, "clips": len(refs), "sample_steps": steps, "scheduler": scheduler, "guidance_text": guidance,
         "guidance_image": guidance_image, "strength": strength, "seed": seed,
         "val_loss": val,
         "t2v": evaluate_clips(t2v, refs, classifier, identity_bank=bank) if "t2v" in tasks else None,
         "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank) if "it2v" in tasks else None,
         "classifier": getattr(classifier, "summary", {}),
         "seconds": round(time.time() - t0, 1),
+        "cpu_seconds": round(time.process_time() - cpu0, 1),  # this process's CPU time (all its threads)
     }
     if bank is not None and report["it2v"] is not None:
         report["it2v"]["reference_identity_accuracy"] = reference_identity_accuracy(refs, bank, n_frames)
@@ -100,6 +112,21 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     if grid_path and t2v and it2v:
         report["grid"] = _save_grid(grid_path, refs, t2v, it2v, grid_rows)
     return report
+
+
+def _identity_bank(data: str, size: int, refs_src, bank_cls):
+    """The identity bank of a source's sprites, built once per (data, size) in a process: building it renders
+    every sprite of the set, which costs more than sampling a few clips (a sampler sweep evaluates many times)."""
+    key = (data, int(size))
+    if key not in _BANKS:
+        bank = None
+        if hasattr(refs_src, "identity_sprites"):
+            try:
+                bank = bank_cls.from_sprites(refs_src.identity_sprites())
+            except ValueError:
+                bank = None
+        _BANKS[key] = bank
+    return _BANKS[key]
 
 
 def name_emoji_misses(report: dict[str, Any]) -> None:

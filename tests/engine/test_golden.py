@@ -7,6 +7,7 @@ not. The hash covers the decoded RGBA frames only (sha256 over their bytes in or
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,11 @@ def frames_hash(path: Path) -> tuple[int, str]:
 
 
 def rdtf(*args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "rdtf_engine", "generate", *args, "--device", "cpu"],
-                          capture_output=True, text=True, check=False, cwd=ROOT)
+    # The hashes were recorded with PyTorch's CPU kernels and DPM-Solver++: pin both (ONNX Runtime rounds
+    # differently in the last bits, which can move a pixel by one level).
+    env = {**os.environ, "RDTF_CPU_RUNTIME": "torch"}
+    proc = subprocess.run([sys.executable, "-m", "rdtf_engine", "generate", *args, "--device", "cpu",
+                           "--sampler", "dpm"], capture_output=True, text=True, check=False, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -64,7 +64,7 @@ def _value(kind: str, pool: dict):
     return st.one_of(st.sampled_from(NASTY), st.text(max_size=30).filter(lambda t: "\x00" not in t))
 
 
-CHOICES = {"scheduler": ("dpm", "ddim"), "curriculum": ("none", "linear", "adaptive"), "temporal": ("sti", "conv3d"),
+CHOICES = {"scheduler": ("dpm", "unipc", "ddim"), "curriculum": ("none", "linear", "adaptive"), "temporal": ("sti", "conv3d"),
            "refattn": ("on", "off", "all"), "tpreset": ("tiny", "small", "paper"),
            "device": ("auto", "cpu", "cuda", "cuda:1", "tpu:7", "mps", "", "cpu:0"),
            "mp": ("auto", "no", "bf16", "fp16")}

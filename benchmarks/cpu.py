@@ -1,0 +1,191 @@
+"""B5, the CPU benchmark: text → 8-frame RGBA sticker with the shipped model, for each CPU runtime that exists here.
+
+Each runtime is measured in a fresh child process (so its peak RSS, from ``resource.getrusage``, is its own):
+- ``torch``: eager PyTorch fp32 with the process's default threads;
+- ``torch-tuned``: eager fp32 with ``torch.set_num_threads(--threads)`` and the denoiser in channels-last;
+- ``compile``: ``torch.compile`` of the denoiser (inductor; needs a C++ compiler);
+- ``onnx``: ONNX Runtime (``diffusion/cpu_runtime.py``, what the engine uses on the CPU when it is installed).
+
+Per runtime and output size: setup seconds (first sticker: export / compile / warm-up), the median seconds of a
+sticker after it (the text encoder's states cached, as in the app), the largest absolute difference of one
+guided denoiser output from eager PyTorch's, and peak RSS. Output sizes: the model's native size, and 256 px two
+ways: resampled from a native-size sample (what ``rdtf generate --size 256`` does) and sampled on a 256-px latent
+grid (speed only: the model was not trained at that size). ``--cold`` also times the whole ``rdtf generate``
+command per runtime (process start, imports, model load, sampling, GIF), the end-to-end figure.
+
+    python benchmarks/cpu.py [--runtimes torch,torch-tuned,compile,onnx] [--steps 20] [--iters 3] [--cold]
+
+Prints one JSON object; ratios are against the first runtime listed (eager PyTorch by default) on the same
+setting, measured in the same run. The load average is printed too: on a shared machine every time stretches
+with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIMES = ("torch", "torch-tuned", "compile", "onnx")
+PROMPT = "grinning face bouncing"
+
+
+def _pipeline(runtime: str, threads: int):
+    import torch
+
+    from rdtf_engine.diffusion.pipeline import StickerPipeline
+
+    if runtime != "torch":
+        torch.set_num_threads(threads)  # ONNX Runtime takes its thread count from torch's (cpu_runtime.py)
+    pipe = StickerPipeline.from_pretrained(ROOT / "resources" / "models" / "default", "cpu")
+    pipe.step_fns.cpu_runtime = "onnx" if runtime == "onnx" else "torch"
+    if runtime == "torch-tuned":  # channels-last for the 2-D convolutions' weights (the model also has 3-D ones)
+        for m in pipe.unet.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+    if runtime == "compile":
+        pipe.step_fns.unet = torch.compile(pipe.unet)
+    return pipe
+
+
+def _denoiser_diff(pipe, reference, latent: int) -> float:
+    """Largest |ε̂ − ε̂_eager| of one guided step (CFG batch 2, 8 frames) on random inputs; ``reference`` is an
+    untouched copy of the denoiser (eager, contiguous)."""
+    import torch
+
+    from rdtf_engine.diffusion.denoiser import guided_eps
+
+    g = torch.Generator().manual_seed(0)
+    states, mask = pipe.text.encode(["", PROMPT])
+    example = (torch.randn(1, 4, 8, latent, latent, generator=g), torch.tensor(500), states, mask,
+               torch.zeros(2, 4, 8, latent, latent), torch.tensor([7.5, 1.5]))
+    with torch.no_grad():
+        fast = pipe.step_fns.get(example)(*example)
+        ref = guided_eps(reference, *example)  # the untouched copy: eager, contiguous weights
+    return float((fast - ref).abs().max())
+
+
+SETTINGS = ("native", "256px_resampled", "256px_sampled")
+
+
+def measure_one(runtime: str, steps: int, sampler: str, iters: int, threads: int, settings: list[str]) -> dict:
+    """In this process: one runtime, each size setting (``SETTINGS``)."""
+
+    from rdtf_engine.diffusion.pipeline import SampleParams
+
+    t0 = time.perf_counter()
+    pipe = _pipeline(runtime, threads)
+    out: dict = {"load_s": round(time.perf_counter() - t0, 2), "threads": _threads()}
+    native = int(pipe.card.size)
+    grids = {"native": (native, native), "256px_resampled": (256, native), "256px_sampled": (256, 256)}
+    for name in settings:
+        size, grid = grids[name]
+        pipe.card.size = grid  # the sampling grid: native, or 256 px for the speed-only setting
+        p = SampleParams(PROMPT, 8, size, steps, seed=1, scheduler=sampler)
+        t = time.perf_counter()
+        pipe(p)
+        setup = time.perf_counter() - t
+        times, cpu = [], []
+        for _ in range(iters):
+            t, c = time.perf_counter(), time.process_time()
+            frames = pipe(p)
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        # CPU seconds (all threads of this process) next to wall seconds: on a shared machine they stay comparable
+        out[name] = {"size": size, "sampled_at": grid, "first_s": round(setup, 2),
+                     "sticker_s": round(sorted(times)[len(times) // 2], 2),
+                     "sticker_cpu_s": round(sorted(cpu)[len(cpu) // 2], 2), "frames": list(frames.shape)}
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # before the check
+    reference = copy.deepcopy(pipe.unet)
+    for param in reference.parameters():
+        param.data = param.data.contiguous()
+    for name in settings:
+        pipe.card.size = grids[name][1]
+        out[name]["denoiser_max_abs_diff"] = _denoiser_diff(pipe, reference, grids[name][1] // 8)
+    pipe.card.size = native
+    return out
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def cold_generate(runtime: str, steps: int, sampler: str, threads: int) -> dict:
+    """The whole ``rdtf generate`` command at 256 px in a child process: wall seconds and that child's peak RSS
+    (``os.wait4``: the rusage of this one child, not of every child so far)."""
+    env = {**os.environ, "RDTF_CPU_RUNTIME": "onnx" if runtime == "onnx" else "torch", "PYTHONPATH": str(ROOT)}
+    if runtime != "torch":
+        env["OMP_NUM_THREADS"] = str(threads)  # torch's thread count, which ONNX Runtime follows
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "rdtf_engine", "generate", "--prompt", PROMPT, "--frames", "8", "--size",
+               "256", "--steps", str(steps), "--sampler", sampler, "--seed", "1", "--device", "cpu",
+               "--out", str(Path(tmp) / "x.gif")]
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        err = proc.stderr.read().decode(errors="replace")
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        return {"error": (err.strip().splitlines() or ["failed"])[-1][:300]}
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def _child(runtime: str, a) -> dict:
+    cmd = [sys.executable, __file__, "--one", runtime, "--steps", str(a.steps), "--iters", str(a.iters),
+           "--sampler", a.sampler, "--threads", str(a.threads), "--settings", a.settings]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if proc.returncode:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return json.loads(proc.stdout)
+
+
+def _ratios(results: dict) -> str:
+    """Each sticker time against the first runtime's (eager PyTorch in any sensible order); → that name."""
+    name = next(iter(results))
+    base = results[name]
+    for r in results.values():
+        for setting, v in r.items():
+            if isinstance(v, dict) and isinstance(base.get(setting), dict) and "sticker_s" in v:
+                v["vs_baseline"] = round(v["sticker_s"] / base[setting]["sticker_s"], 3)
+    return name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runtimes", default=",".join(RUNTIMES))
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--sampler", default="dpm")
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--settings", default=",".join(SETTINGS), help="native, 256px_resampled, 256px_sampled")
+    ap.add_argument("--cold", action="store_true", help="also time the whole rdtf generate command per runtime")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one runtime in this process
+    a = ap.parse_args()
+    if a.one:
+        print(json.dumps(measure_one(a.one, a.steps, a.sampler, a.iters, a.threads, a.settings.split(","))))
+        return
+    out: dict = {"cpus": os.cpu_count(), "load_avg_before": [round(x, 2) for x in os.getloadavg()],
+                 "steps": a.steps, "sampler": a.sampler, "frames": 8, "runtimes": {}}
+    for rt in a.runtimes.split(","):
+        out["runtimes"][rt] = _child(rt, a)
+        if a.cold and rt != "compile":  # the command has no torch.compile switch
+            out["runtimes"][rt]["rdtf_generate_256px"] = cold_generate(rt, a.steps, a.sampler, a.threads)
+    out["baseline"] = _ratios(out["runtimes"])
+    out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The CPU runtime: the denoiser on ONNX Runtime samples what PyTorch samples, is exported once per weights and
+shapes, and any failure or an unknown choice leaves sampling on PyTorch."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from sampling_fixtures import H, W, _pipe, _text, _window
+
+from rdtf_engine.diffusion import cpu_runtime
+from rdtf_engine.diffusion.cpu_runtime import OnnxStep, resolve_cpu_runtime
+from rdtf_engine.diffusion.pipeline import SampleParams
+
+needs_ort = pytest.mark.skipif(not cpu_runtime.onnx_installed(), reason="onnxruntime not installed")
+
+
+@needs_ort
+@pytest.mark.slow  # one ONNX export of a tiny denoiser: ~10 s on a quiet 2-core machine, minutes on a busy one
+def test_onnx_sampling_matches_pytorch_and_reuses_its_export(monkeypatch, tmp_path):
+    monkeypatch.setenv("RDTF_HOME", str(tmp_path))
+    p = SampleParams("x", frames=W, size=8 * H, steps=4, seed=3, guidance_image=1.5)
+    w, text = _window(True, 4), _text()  # a given frame: three guidance branches, a non-zero condition
+    torch_pipe, onnx_pipe = _pipe(), _pipe()
+    onnx_pipe.step_fns = type(onnx_pipe.step_fns)(onnx_pipe.unet, onnx_pipe.device, cpu_runtime="onnx")
+    with torch.no_grad():
+        ref = torch_pipe._denoise(w, p, text, torch.Generator().manual_seed(3), None)
+        out = onnx_pipe._denoise(w, p, text, torch.Generator().manual_seed(3), None)
+    assert any(isinstance(f, OnnxStep) for f in onnx_pipe.step_fns._built.values())
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    exports = list((tmp_path / "cache" / "onnx").glob("dfgn-*.onnx"))
+    assert len(exports) == 1
+
+    def no_export(*a, **k):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(cpu_runtime, "_export", no_export)  # a fresh pipeline on the same weights: from the cache
+    again = _pipe()
+    again.step_fns = type(again.step_fns)(again.unet, again.device, cpu_runtime="onnx")
+    with torch.no_grad():
+        out2 = again._denoise(w, p, text, torch.Generator().manual_seed(3), None)
+    assert torch.equal(out2, out)
+
+
+@needs_ort
+def test_failed_export_logs_and_samples_with_pytorch(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("RDTF_HOME", str(tmp_path))
+
+    def broken(*a, **k):
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    pipe = _pipe()
+    pipe.step_fns = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime="onnx")
+    example = (torch.zeros(1, 4, W, H, H), torch.tensor(5), *_text(), torch.zeros(2, 4, W, H, H), torch.ones(2))
+    with caplog.at_level(logging.WARNING, logger="rdtf_engine.diffusion"):
+        assert pipe.step_fns.get(example) == pipe.step_fns.eager
+    assert "ONNX Runtime sampling unavailable, sampling eagerly: RuntimeError: unsupported operator" in caplog.text
+
+
+def test_runtime_choice(monkeypatch, caplog):
+    monkeypatch.setenv("RDTF_CPU_RUNTIME", "torch")
+    assert resolve_cpu_runtime() == "torch"
+    assert resolve_cpu_runtime("auto") == ("onnx" if cpu_runtime.onnx_installed() else "torch")
+    monkeypatch.setattr(cpu_runtime, "onnx_installed", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="rdtf_engine.diffusion"):
+        assert resolve_cpu_runtime("onnx") == "torch"
+        assert resolve_cpu_runtime("tensorrt") == "torch"
+    assert "onnxruntime is not installed" in caplog.text and "'tensorrt' is not one of" in caplog.text
