@@ -14,13 +14,13 @@ from pathlib import Path
 
 # Python modules PyInstaller would follow from static imports but the app never imports, with the reason.
 EXCLUDED: dict[str, str] = {
-    # Qt modules the app does not use (it draws with QtWidgets/QtGui/QtSvg; pyqtgraph treats OpenGL and
-    # QtTest as optional and the app never turns pyqtgraph's OpenGL mode on).
+    # Qt modules the app does not use (it draws with QtWidgets/QtGui/QtSvg; pyqtgraph treats QtTest as
+    # optional). QtOpenGL/QtOpenGLWidgets stay: pyqtgraph's PlotCurveItem imports them unconditionally.
     **dict.fromkeys(
         ["PySide6.QtQuick", "PySide6.QtQuickWidgets", "PySide6.QtQuickControls2", "PySide6.QtQuickTest",
          "PySide6.QtQml", "PySide6.QtDesigner", "PySide6.QtHelp", "PySide6.QtSql", "PySide6.QtTest",
          "PySide6.QtUiTools", "PySide6.QtXml", "PySide6.QtConcurrent", "PySide6.QtNetwork", "PySide6.QtDBus",
-         "PySide6.QtPrintSupport", "PySide6.QtSvgWidgets", "PySide6.QtOpenGL", "PySide6.QtOpenGLWidgets"],
+         "PySide6.QtPrintSupport", "PySide6.QtSvgWidgets"],
         "Qt module the app never imports"),
     # Development tools installed beside the app in the build venv.
     **dict.fromkeys(["pytest", "_pytest", "pytestqt", "hypothesis", "grimp", "importlinter", "tkinter",
