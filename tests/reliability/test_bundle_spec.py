@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "packaging" / "rdtf_studio.spec"
 sys.path.insert(0, str(ROOT / "packaging"))
-import bundle_trim  # noqa: E402
+import bundle_trim
 
 # Modules the engine imports only on paths the bundle does not offer, with the reason.
 NOT_IN_THE_BUNDLE = {"sklearn": "rdtf_engine.data.keyframes backend='sklearn': no CLI option or page selects it"}
