@@ -53,6 +53,17 @@ EXCLUDED: dict[str, str] = {
     "diffusers.modular_pipelines": "diffusers' pipeline families; the engine builds its own pipeline",
     "diffusers.commands": "the diffusers command-line tool",
     "sympy.physics": "sympy is imported by torch's symbolic shapes, which never touch its physics package",
+    "sqlite3": "the standard library's database module; never imported",
+    "PIL._avif": "Pillow's AVIF codec and its 5 MB libavif: stickers are GIF/APNG/WebP/WebM/TGS",
+    # torch's compiler back end and test helpers (torch.compile is never called; the app's paths import
+    # only torch._inductor's config/utils modules, which stay).
+    **dict.fromkeys(["torch._inductor.codegen", "torch._inductor.fx_passes", "torch._inductor.kernel",
+                     "torch._vendor.quack", "torch.utils.hipify"], "torch.compile's code generation; never run"),
+    **dict.fromkeys(["torch.testing._internal.opinfo", "torch.testing._internal.generated",
+                     "torch.testing._internal.common_methods_invocations"], "torch's own test suite's operator "
+                                                                            "tables; never imported"),
+    **dict.fromkeys(["torch.distributed.pipelining", "torch.ao.ns", "torch.ao.pruning"],
+                    "pipeline parallelism, quantization debugging and pruning; not used"),
 }
 
 # transformers model families kept: everything else in transformers.models is excluded (≈ 45 MB of sources,
@@ -73,6 +84,9 @@ TRANSFORMERS_MODELS: dict[str, str] = {
 KEEP_FILES = ["torch/bin/torch_shm_manager"]
 DROP_FILES: dict[str, str] = {
     "torch/include/*": "C++ headers for building extensions",
+    "torch/test/*": "torch's C++ unit-test executables (61 MB)",
+    "torch-*.dist-info/RECORD": "torch's list of installed files (2.5 MB): version checks read METADATA, and "
+                                "top_level.txt names its package",
     "torch/share/*": "CMake files for building against libtorch",
     "torch/bin/*": "test and benchmark executables",
     "torch/lib/lib*test*.so*": "libraries of torch's own test suite",
@@ -88,10 +102,19 @@ DROP_FILES: dict[str, str] = {
     "PySide6/Qt/plugins/designer/*": "no Qt Designer",
     "PySide6/Qt/plugins/networkinformation/*": "no QtNetwork",
     "PySide6/Qt/plugins/tls/*": "no QtNetwork",
+    **dict.fromkeys(["PySide6/Qt/plugins/platforms/libqlinuxfb.so", "PySide6/Qt/plugins/platforms/libqvnc.so",
+                     "PySide6/Qt/plugins/platforms/libqvkkhrdisplay.so", "PySide6/Qt/plugins/platforms/libqeglfs.so",
+                     "PySide6/Qt/plugins/platforms/libqminimalegl.so", "PySide6/Qt/plugins/egldeviceintegrations/*",
+                     "PySide6/Qt/lib/libQt6EglF[Ss]*", "PySide6/Qt/plugins/generic/*"],
+                    "platforms and input plugins for embedded devices without a window system (framebuffer, "
+                    "VNC, EGLFS, evdev): the app runs on xcb or wayland, and offscreen in tests"),
     **dict.fromkeys(["libgtk-3.so*", "libgdk-3.so*", "libatk-1.0.so*", "libatk-bridge-2.0.so*",
                      "libcairo*.so*", "libpango*.so*", "libgdk_pixbuf-2.0.so*", "libharfbuzz.so*",
                      "libgraphite2.so*", "libthai.so*", "libdatrie.so*", "libfribidi.so*", "libpixman-1.so*",
-                     "libepoxy.so*"], "GTK stack pulled in only by the GTK theme plugin"),
+                     "libepoxy.so*", "libgio-2.0.so*", "libgmodule-2.0.so*", "libgobject-2.0.so*",
+                     "libblkid.so*", "libmount.so*", "libselinux.so*", "libjpeg.so.62*"],
+                    "GTK stack pulled in only by the GTK theme plugin (no other library links it)"),
+    "libcudart.so": "a CUDA runtime found through a ctypes reference in torch's compiler; CPU torch never loads it",
     "*.pyi": "type stubs",
     "*/__pycache__/*": "byte code caches of collected sources",
 }
