@@ -58,7 +58,8 @@ EXCLUDED: dict[str, str] = {
     # torch's compiler back end and test helpers (torch.compile is never called; the app's paths import
     # only torch._inductor's config/utils modules, which stay).
     **dict.fromkeys(["torch._inductor.codegen", "torch._inductor.fx_passes", "torch._inductor.kernel",
-                     "torch._vendor.quack", "torch.utils.hipify"], "torch.compile's code generation; never run"),
+                     "torch._vendor.quack"], "torch.compile's code generation; never run"),
+    "torch.utils.hipify": "CUDA-to-ROCm source translation for building C++ extensions; never at run time",
     **dict.fromkeys(["torch.testing._internal.opinfo", "torch.testing._internal.generated",
                      "torch.testing._internal.common_methods_invocations"], "torch's own test suite's operator "
                                                                             "tables; never imported"),
