@@ -5,7 +5,9 @@
 1. The bundled worker (``rdtf-studio-console --worker``), spoken to through the same JSON-lines protocol the
    app uses: ping, device, models (the shipped default model must be listed without error), then *generate*
    one sticker on the shipped model and *export* it for Telegram (WebM) — the frozen torch, diffusers, text
-   encoder package data, PyAV and the model resources all have to be there for that.
+   encoder package data, PyAV and the model resources all have to be there for that — *import* the exported
+   file as a dataset, and *train* a tiny model for two steps (autoencoder, data encoding, accelerate, the
+   optimizer, EMA and a checkpoint: the training path's lazy imports), then generate from that run.
 2. The bundled engine CLI (``--cli check``) checks the exported file.
 3. The GUI (``rdtf-studio``) is started offscreen with a fresh profile and must stay up for a few seconds
    (it starts its own bundled workers; a missing Qt plugin or a bad entry point exits at once).
@@ -84,8 +86,27 @@ def check_worker(console: Path) -> Path:
                                       "out": str(out)})
     assert out.is_file() and out.stat().st_size > 0, exported
     print(f"worker export: ok ({out.stat().st_size} bytes, {json.dumps(exported)[:120]})")
+    dataset = (WORK / "dataset").resolve()
+    worker.call("import", {"path": str(out), "out": str(dataset), "size": 64})
+    assert (dataset / "manifest.json").is_file(), sorted(p.name for p in dataset.iterdir())
+    print("worker import: ok")
+    check_train(worker)
     worker.close()
     return out
+
+
+def check_train(worker: Worker) -> None:
+    """A tiny from-scratch run on the built-in shapes: every stage of training runs once, in seconds."""
+    t0 = time.monotonic()
+    run = (WORK / "run").resolve()
+    result = worker.call("train", {"data": "builtin:shapes", "out": str(run), "preset": "tiny", "size": 32,
+                                   "steps": 2, "batch_size": 2, "max_clips": 8, "ae_steps": 2,
+                                   "checkpoint_every": 2})
+    assert result.get("step") == 2 and Path(result["model_dir"]).is_dir(), result
+    gen = worker.call("generate", {"model": str(run), "prompt": "a blue square", "steps": 2, "frames": 4,
+                                   "seed": 1, "frames_dir": str((WORK / "run-frames").resolve())})
+    assert len(gen["frames"]) == 4, gen
+    print(f"worker train: ok (2 steps, then 4 frames from the run, {time.monotonic() - t0:.1f} s)")
 
 
 def check_cli(console: Path, sticker: Path) -> None:
