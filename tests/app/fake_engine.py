@@ -80,6 +80,17 @@ DEFAULT_MODELS = [
 ]
 
 
+def export_pack_events(p: dict) -> list[dict]:
+    """The fake worker's pack export (files zipped or copied, no encoding), run at once: its result event."""
+    from fake_backend import export_pack
+
+    from rdtf_engine.core.requests import PackExportRequest
+
+    result = export_pack(PackExportRequest(**p), lambda _e: None, lambda: False)
+    return [{"kind": "progress", "stage": "export-pack", "step": 1, "total": 1, "message": ""},
+            {"kind": "finished", "result": result}]
+
+
 class FakeEngine(QObject):
     state_changed = Signal(str)
     crashed = Signal(str)
@@ -98,6 +109,7 @@ class FakeEngine(QObject):
             "generate": generate_events,
             "export": export_events,
             "pack": pack_events,
+            "export-pack": export_pack_events,
             "check": lambda p: [{"kind": "finished", "result": {"rules": [
                 {"name": "bytes", "ok": p["preset"] != "line", "detail": "fake"}]}}],
             "models": lambda p: [{"kind": "finished", "result": {"models": list(DEFAULT_MODELS)}}],
