@@ -18,8 +18,9 @@ uint8 (F, H, W, 4); "premultiplied" below means RGB·α and α, all in 0..1.
 - **frozen**: mean change < ``FROZEN_FLOOR``; **flicker** (:func:`flicker_ratio`): share of the temporal
   variation energy at the alternating (Nyquist) frequency, per pixel, summed; an A-B-A-B clip → 1, a smooth
   motion → ≈ 0; flagged above ``FLICKER_RATIO`` on clips that are not frozen.
-- **sharpness** (:func:`sharpness`): the frames resized to 512 px (the export size), mean gradient magnitude of
-  premultiplied RGBA over pixels with α > 16 (so the silhouette's edge counts as detail too).
+- **sharpness** (:func:`sharpness`): the frames resized to 512 px (the export size), edge acutance: the mean of
+  the strongest 5 % of gradient magnitudes of premultiplied RGBA over pixels with α > 16 (blur lowers it, a
+  decoder's grid texture does not raise it).
 - **colour distance** (:func:`colour_chi2`): χ² distance ½Σ(p−q)²/(p+q) of α-weighted 8 × 8 × 8 RGB histograms
   (0 = same colours, 1 = disjoint).
 """
