@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rdtf_engine.eval.pack_metrics import sharpness
-from rdtf_engine.model.autoencoder import rgba_to_tensor
+from rdtf_engine.model.autoencoder import rgba_to_tensor, tensor_to_rgba
 
 ALPHA_ON = 0.5  # a pixel is "in the sticker" at alpha ≥ 0.5
 
@@ -39,15 +39,12 @@ def _premultiplied01(frames: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def reconstruct(vae, frames: np.ndarray, device: torch.device, batch: int = 16) -> np.ndarray:
-    """(N, H, W, 4) uint8 → the autoencoder's (N, H, W, 4) uint8 reconstruction (posterior mode, un-premultiplied)."""
+    """(N, H, W, 4) uint8 → the autoencoder's (N, H, W, 4) uint8 reconstruction (posterior mode), turned back
+    into straight RGBA by the same ``tensor_to_rgba`` that makes every generated sticker."""
     out = []
     for s in range(0, len(frames), batch):
         x = rgba_to_tensor(frames[s: s + batch]).to(device)  # (b, 4, H, W) premultiplied [-1, 1]
-        y = vae.decode(vae.encode(x).latent_dist.mode()).sample.float().clamp(-1, 1)
-        y = ((y + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()  # (b, H, W, 4) premultiplied [0, 1]
-        a = y[..., 3:4]
-        rgb = np.where(a > 1e-3, y[..., :3] / np.maximum(a, 1e-3), 0.0)
-        out.append((np.concatenate([np.clip(rgb, 0, 1), a], -1) * 255 + 0.5).astype(np.uint8))
+        out.append(tensor_to_rgba(vae.decode(vae.encode(x).latent_dist.mode()).sample))
     return np.concatenate(out)
 
 
