@@ -251,6 +251,7 @@ class ImportRequest:
     max_frames: int = 48
 
     def validate(self) -> None:
+        check_field_types(self)  # argparse gives [] for `--max-frames=--`: a type error, not a traceback
         _need(self, "path", "out")
         if not (MIN_SIZE <= int(self.size) <= MAX_SIZE):
             raise InputError(f"size must be between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")

@@ -186,6 +186,7 @@ def test_known_tracebacks_are_one_line_errors(pool, capsys, tmp_path):
         ["export", pool["in"][3], "--preset", "gif", "--out", out, "--recipe", "[1, 2]"],
         ["check", pool["in"][1], "--preset", "telegram"],
         ["import", pool["in"][1], "--out", str(tmp_path / "ds")],
+        ["import", pool["in"][1], "--max-frames=--", "--out", str(tmp_path / "ds")],  # argparse: [] for an int
     ]
     import torch
 
