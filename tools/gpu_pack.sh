@@ -15,6 +15,10 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREAD
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" runs/pack
 # STEPS sets the LR schedule and the curriculum's horizon; TRAIN_MIN is the wall-time cap that ends a run early
 TRAIN_MIN=${TRAIN_MIN:-6}; STEPS=${STEPS:-1500}; BATCH=${BATCH:-64}; LR=${LR:-1e-4}; EVAL_STEPS=${EVAL_STEPS:-20}
+# RECIPE=pack: the app's "train on my pack" recipe as it is (decoder tune, batch 256, bf16), only capped by
+# TRAIN_MIN; otherwise the explicit STEPS/BATCH/LR above. BASE_EVAL=0 skips the untuned default's evaluation.
+if [ "${RECIPE:-}" = pack ]; then TRAIN_ARGS=(--recipe pack)
+else TRAIN_ARGS=(--init-from default --batch-size "$BATCH" --lr "$LR" --steps "$STEPS"); fi
 # -P: `python -m` would put the current folder first on sys.path, so an ENGINE_DIR engine would lose to the
 # checkout's own rdtf_engine (seen on the first lease: eval-pack "not a command")
 PY=${PY:-python3${ENGINE_DIR:+ -P}}
@@ -38,17 +42,21 @@ evalpack() {  # model pack tag
 for dir in .packs/*/; do
   name=$(basename "$dir")
   ( t=$(date +%s)
-    $PY -m rdtf_engine --events jsonl train --data "$dir" --out "runs/$name" --init-from default \
-        --batch-size "$BATCH" --lr "$LR" --steps "$STEPS" --max-minutes "$TRAIN_MIN" --checkpoint-every 500 \
+    $PY -m rdtf_engine --events jsonl train --data "$dir" --out "runs/$name" "${TRAIN_ARGS[@]}" \
+        --max-minutes "$TRAIN_MIN" --checkpoint-every 500 \
         > "runs/pack/$name-train.jsonl" 2> "runs/pack/$name-train.log" || echo "train $name failed" >> runs/pack/errors.txt
     echo "$name train_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
     cp "runs/$name/metrics.jsonl" "runs/pack/$name-metrics.jsonl" 2>/dev/null || true
     evalpack "runs/$name" "$dir" "$name-tuned" ) &
-  evalpack default "$dir" "$name-base" &
+  [ "${BASE_EVAL:-1}" = 0 ] || evalpack default "$dir" "$name-base" &
 done
 # the call must return inside its limit whatever happens: stop waiting SECS − 20 s after the start
 while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - T0 )) -lt $(( SECS - 20 )) ]; do sleep 5; done
 tar czf "$OUT/pack_results.tar.gz" --exclude='*.png' runs/pack  # a file comes back only under 16 MiB:
 cp runs/pack/*.png "$OUT"/ 2>/dev/null || true                    # the sheets travel beside the archive
+for dir in .packs/*/; do  # the tuned model itself (fp16 would be half: 33 MB fp32 in 15 MB parts) to look at here
+  name=$(basename "$dir"); [ -d "runs/$name/model" ] && [ -n "${KEEP_MODEL:-}" ] && \
+    tar cf - -C "runs/$name" model | split -b 15m - "$OUT/$name-model.tar.part-"
+done
 ls -la "$OUT"
 cat runs/pack/times.txt runs/pack/errors.txt 2>/dev/null || true

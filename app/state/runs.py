@@ -33,6 +33,7 @@ DEFAULT_SPEED = {("cpu", "pack"): 0.12, ("mps", "pack"): 0.5, ("cuda", "pack"): 
                  ("mps", "quick"): 15.0, ("mps", "standard"): 3.0, ("mps", "long"): 0.4}
 # Stickers are imported at the shipped model's frame size; each run's data source resamples them to its own.
 IMPORT_SIZE = 128
+DECODER_SPEEDUP = 8.0
 SETUP_SECONDS = {"cpu": 60.0, "mps": 40.0, "cuda": 30.0}  # loading the base model, text encoder, data cache
 
 
@@ -47,14 +48,15 @@ def recipe_for(choice: str, device: dict[str, Any]) -> Recipe:
 
 
 def estimate_seconds(choice: str, device: dict[str, Any], measured: float | None = None) -> float:
-    """Whole-run time: set-up, denoiser steps, and for a run from scratch its autoencoder's steps (cheaper,
-    counted at 3× the speed)."""
+    """Whole-run time: set-up, denoiser steps, and the autoencoder's steps: a run from scratch trains it (counted
+    at 3× the denoiser's speed), a GPU fine-tune tunes its decoder (batch 32 of single frames against the
+    denoiser's 256 clips of 8: ``DECODER_SPEEDUP``)."""
     kind = device_kind(device)
     r = recipe_for(choice, device)
     if measured is not None and not (isinstance(measured, (int, float)) and 1e-6 < measured < 1e6):
         measured = None  # NaN, 1e-310, inf or junk from a damaged settings file: use the built-in guess
     speed = measured or DEFAULT_SPEED.get((kind, r.name), 1.0)
-    ae = r.train.ae_steps / 3 if r.from_scratch else 0
+    ae = r.train.ae_steps / 3 if r.from_scratch else r.train.decoder_steps / DECODER_SPEEDUP
     return SETUP_SECONDS[kind] + (r.train.steps + ae) / speed
 
 

@@ -32,6 +32,7 @@ _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "tempora
               "reference_attention": ("model", "reference_attention"), "steps": ("train", "steps"),
               "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "seed": ("train", "seed"),
               "autoencoder": ("train", "autoencoder"), "ae_steps": ("train", "ae_steps"),
+              "decoder_steps": ("train", "decoder_steps"),
               "grad_accum": ("train", "grad_accum"), "max_clips": ("train", "max_clips"),
               "curriculum": ("train", "curriculum"), "trainable": ("train", "trainable"),
               "pack_windows": ("train", "pack_windows"), "pack_style": ("train", "pack_style"),
@@ -140,6 +141,10 @@ def add_train_parsers(sub) -> None:
                         "recipe's: attention for pack on CPU, else all)")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
     t.add_argument("--ae-steps", type=int, default=None, help="default the recipe's (custom: 500)")
+    t.add_argument("--decoder-steps", type=int, default=None, metavar="N",
+                   help="a fine-tune first tunes its autoencoder's decoder on your stickers for N steps (the "
+                        "encoder and latent space stay the base's): your colours and textures instead of the "
+                        "base's (default the recipe's: pack tunes it; custom: 0 = keep the base's decoder)")
     t.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this model's weights (a model folder or name, e.g. default): fine-tune it on "
                         "your stickers with its own autoencoder, preset, temporal layer and size")

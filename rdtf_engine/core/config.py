@@ -148,6 +148,11 @@ class TrainConfig:
     continue_curriculum: bool = False  # with init_from: take up the base's curriculum instead of restarting it
     autoencoder: str | None = None  # a trained autoencoder folder; None: init_from's, else train one (ae_steps)
     ae_steps: int = 500
+    # A fine-tune (init_from or autoencoder given) may first tune the autoencoder's *decoder* on the run's own
+    # frames for this many steps, the encoder frozen: the latent space stays the base's (so its DFGN still fits)
+    # while the decoder learns the data's colours and textures (a 3-D shaded pack through a flat-emoji decoder
+    # comes out muted and grid-textured otherwise). 0 = keep the base's decoder.
+    decoder_steps: int = 0
     grad_accum: int = 1
     ema_decay: float = 0.999
     max_clips: int = 0  # 0 = all clips of the source
@@ -166,6 +171,8 @@ class TrainConfig:
             raise InputError(f"lr must be above 0 and at most 1, got {self.lr}")
         if int(self.max_clips) < 0:
             raise InputError("max_clips must not be negative")
+        if not 0 <= int(self.decoder_steps) <= 1_000_000:
+            raise InputError(f"decoder_steps must be between 0 and 1000000, got {self.decoder_steps}")
         if not (0 <= int(self.seed) <= MAX_SEED):
             raise InputError(f"seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}")
         if self.trainable not in TRAINABLE:

@@ -2,8 +2,8 @@
 (``rdtf train --recipe NAME``) and the app's Train page turn into the same ``TrainRequest``.
 
 ``pack`` ("train on my pack") fine-tunes the shipped default model: its autoencoder, resolution, text encoder,
-preset and reference attention (every ``model`` field None = the base's), with a recipe per device: on CUDA a
-batch that keeps the GPU busy in bf16 for ≤ 10 minutes, on CPU a short run that updates only the attention and
+preset and reference attention (every ``model`` field None = the base's), with a recipe per device: on CUDA the
+autoencoder's decoder tuned on the pack first, then a batch that keeps the GPU busy in bf16, ≤ 10 minutes in all; on CPU a short run that updates only the attention and
 temporal layers, so it gives something usable within about an hour on 2 cores (docs/app.md has the numbers).
 
 ``quick`` / ``standard`` / ``long`` train a new network from scratch: an advanced choice, since a model that
@@ -55,11 +55,13 @@ def _fine_tune(device: str) -> Recipe:
         # One GPU: batch 256 of 16 × 16 latents (128 px) is where the small model stops being launch-bound
         # (≈ 214 ms a step on an H200, docs/results.md); 2,000 steps ≈ 7 minutes plus set-up.
         return Recipe("pack", "Fine-tune the shipped model (GPU, about 10 min)", ModelConfig(),
-                      TrainConfig(steps=2000, batch_size=256, lr=1e-4, ema_decay=0.995),
+                      TrainConfig(steps=2000, batch_size=256, lr=1e-4, ema_decay=0.995,
+                                  decoder_steps=GPU_DECODER_STEPS),
                       sample_every=250, checkpoint_every=250, init_from="default", mixed_precision="bf16",
-                      notes="all weights, batch 256, bf16")
+                      notes="decoder tuned on the pack, then all DFGN weights, batch 256, bf16")
     # CPU (also MPS): only the attention and temporal layers learn (55 % of the weights, no optimiser state for
-    # the rest; every step still runs the whole network forward and backward), at batch 2.
+    # the rest; every step still runs the whole network forward and backward), at batch 2. The decoder keeps the
+    # base's: one decoder step at batch 4 takes seconds on 2 cores, so a useful tune would cost the hour.
     return Recipe("pack", "Fine-tune the shipped model", ModelConfig(),
                   TrainConfig(steps=CPU_PACK_STEPS, batch_size=2, lr=1e-4, ema_decay=0.99, trainable="attention"),
                   sample_every=100, checkpoint_every=50, init_from="default",
@@ -67,6 +69,9 @@ def _fine_tune(device: str) -> Recipe:
 
 
 CPU_PACK_STEPS = 400
+# GPU: the decoder's tune (batch 32 at 128 px, ≈ 16 passes over a 24-sticker pack's ≈ 3,000 window frames) costs
+# about a minute of the ten; it brings back the pack's colours and removes the base decoder's grid texture.
+GPU_DECODER_STEPS = 1500
 
 _SCRATCH = {
     "quick": Recipe("quick", "From scratch: quick (try it out)", ModelConfig("tiny", 64),

@@ -230,6 +230,9 @@ class TrainRequest:
         if int(self.train.ae_steps) < (0 if (self.train.autoencoder or self.init_from) else 1):
             raise InputError(f"ae_steps must be at least 1 (0 only with autoencoder or init_from), "
                              f"got {self.train.ae_steps}")
+        if int(self.train.decoder_steps) and not (self.train.autoencoder or self.init_from):
+            raise InputError("decoder_steps tunes the decoder of an existing autoencoder: it needs init_from or "
+                             "autoencoder (a run from scratch trains its whole autoencoder: ae_steps)")
         _check_device(self.run.device)
         if self.train.continue_curriculum and not self.init_from:
             raise InputError("continue_curriculum needs init_from: only a fine-tune has a curriculum to continue")

@@ -69,6 +69,8 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
         vae, scale = train_autoencoder(source, ae_dir, req.model.preset, req.train.ae_steps, device, seed=req.train.seed,
                                        mixed_precision=req.run.mixed_precision, on_event=on_event,
                                        should_stop=should_stop)
+    if req.train.decoder_steps and (req.init_from or req.train.autoencoder):
+        vae = tuned_decoder(req, source, vae, ae_dir, device, on_event, should_stop)
     vae = vae.eval().requires_grad_(False)
     train_ids, val_ids = split_ids(n)
     from rdtf_engine.data.sources import ProceduralSource, RenderPool
@@ -98,3 +100,33 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
         on_event(Log("info", f"reusing the latent cache of {len(cache)} clips"))
     summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
     return TrainData(cache, train_ids, val_ids, vae, scale, summary)
+
+
+# Decoder tuning: up to DECODER_FRAMES frames of the run's own clips (a 24-sticker pack's windows give ≈ 3,000;
+# 128 px RGBA uint8 is 64 KiB a frame) at a batch that keeps a GPU busy, or a CPU's two cores.
+DECODER_FRAMES = 3000
+DECODER_BATCH = {"cuda": 32, "cpu": 4}
+DECODER_LR = 1e-4
+DECODER_TIME_SHARE = 0.15  # of a run's --max-minutes
+
+
+def tuned_decoder(req: TrainRequest, source, base_vae, ae_dir: Path, device: torch.device, on_event, should_stop):
+    """``decoder_steps``: the base autoencoder with its decoder tuned on this run's frames, saved in ``ae_dir``
+    (a resumed run reuses it; the encoder, latent scale and so the latent cache are the base's)."""
+    from rdtf_engine.training.autoencoder import load_autoencoder, train_autoencoder
+
+    if (ae_dir / "config.json").is_file():
+        vae, _ = load_autoencoder(ae_dir, device)
+        on_event(Log("info", "using the decoder this run tuned on its data"))
+        return vae
+    steps = int(req.train.decoder_steps)
+    on_event(Log("info", f"tuning the autoencoder's decoder on the training frames ({steps} steps; the encoder "
+                         "and latent space stay the base's)"))
+    minutes = req.run.max_minutes * DECODER_TIME_SHARE if req.run.max_minutes else 0.0
+    vae, _ = train_autoencoder(source, ae_dir, "fine-tune", steps, device,
+                               batch_size=DECODER_BATCH.get(device.type, DECODER_BATCH["cpu"]), lr=DECODER_LR,
+                               seed=req.train.seed, max_frames=DECODER_FRAMES,
+                               mixed_precision=req.run.mixed_precision, on_event=on_event, should_stop=should_stop,
+                               max_minutes=minutes, init_vae=base_vae,
+                               decoder_only=True)
+    return vae

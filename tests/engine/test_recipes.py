@@ -70,6 +70,38 @@ def test_pack_recipe_fine_tunes_a_base_on_a_tiny_pack(tiny_run, tmp_path):
     assert res.frames.shape == (4, 32, 32, 4)
 
 
+def test_decoder_steps_tunes_the_decoder_alone_and_a_resume_reuses_it(tiny_run, tmp_path):
+    """--decoder-steps: the fine-tune's model carries a decoder tuned on the pack while the encoder (so the latent
+    space the DFGN lives in, and its scale) stays the base's exactly; resuming the run reuses the tuned decoder;
+    a run from scratch refuses the option (it trains its whole autoencoder)."""
+    from rdtf_engine.model.store import load_model_folder
+
+    base = tiny_run[0] / "model"
+    pack, out = tiny_pack(tmp_path / "pack"), tmp_path / "run"
+    args = ["train", "--data", str(pack), "--out", str(out), "--init-from", str(base), "--batch-size", "2",
+            "--decoder-steps", "3", "--checkpoint-every", "2", "--device", "cpu"]
+    assert main([*args, "--steps", "2"]) == 0
+    assert TrainRequest.from_dict(json.loads((out / "run.json").read_text())).train.decoder_steps == 3
+    ae = json.loads((out / "autoencoder" / "ae.json").read_text())
+    assert (ae["steps"], ae["decoder_only"], ae["fine_tuned"]) == (3, True, True)
+    _, vae0, _ = load_model_folder(base)
+    _, vae1, _ = load_model_folder(out / "model")
+    assert vae1.config.scaling_factor == vae0.config.scaling_factor
+    enc0, enc1 = vae0.state_dict(), vae1.state_dict()
+    changed = {k for k in enc0 if not torch.equal(enc0[k], enc1[k])}
+    assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed), sorted(changed)[:3]
+    tuned = (out / "autoencoder" / "ae.json").stat().st_mtime_ns
+    assert main([*args[:6], "--resume", "--steps", "3", "--device", "cpu"]) == 0
+    assert (out / "autoencoder" / "ae.json").stat().st_mtime_ns == tuned  # reused, not tuned again
+    _, vae2, _ = load_model_folder(out / "model")
+    assert all(torch.equal(v, vae1.state_dict()[k]) for k, v in vae2.state_dict().items())
+    with pytest.raises(InputError, match="decoder_steps"):
+        TrainRequest.of(data="d", out="o", decoder_steps=5).validate()
+    with pytest.raises(InputError, match="decoder_steps"):
+        TrainRequest.of(data="d", out="o", init_from="default", decoder_steps=-1).validate()
+    assert recipe("pack", "cuda").train.decoder_steps > 0 and recipe("pack", "cpu").train.decoder_steps == 0
+
+
 def test_request_parts_flat_forms_and_model_config(tmp_path):
     """Older flat requests (app, train_config.json) read into the parts; a ModelConfig builds its DFGN; the run
     file prefers run.json and falls back to the legacy files."""
