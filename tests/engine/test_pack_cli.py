@@ -81,6 +81,22 @@ def test_eval_across_packs(pack_dir, tmp_path, capsys):
     assert "given twice" in capsys.readouterr().err
 
 
+def test_sheet(pack_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from rdtf_engine.jobs.pack_sheet import LABEL_W
+
+    out = tmp_path / "sheet.png"
+    assert main(["pack", "sheet", str(pack_dir), "--out", str(out), "--frames", "3", "--cell", "40"]) == 0
+    assert "the character and 3 stickers, 3 frames each" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.width == LABEL_W + 3 * 40 + 6
+        assert str(tmp_path).encode() not in out.read_bytes()
+    for bad in (["--out", str(tmp_path / "s.gif")], ["--out", str(out), "--frames", "0"]):
+        assert main(["pack", "sheet", str(pack_dir), *bad]) == 2
+        assert capsys.readouterr().err.startswith("error:")
+
+
 HOSTILE = {"format": "rdtf-pack", "version": 1, "title": "x", "character": "../../etc/passwd",
            "stickers": [{"id": "a", "motion": "m"}]}
 

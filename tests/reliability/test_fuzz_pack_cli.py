@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ def template(tmp_path_factory):
     project = new_project("Robo", ["waving", "laughing", "climbing a ladder"], seed=1, model=NO_MODEL)
     made = replace(project.stickers[2], file="stickers/climbing-a-ladder.png")
     save_pack(pack, replace(project, stickers=(*project.stickers[:2], made)))
+    shutil.copytree(pack, root / "pack2")  # a second pack: `pack eval A B` measures identity across both
     hostile = root / "hostile"
     hostile.mkdir()
     (hostile / "pack.json").write_text('{"format": "rdtf-pack", "version": 1, "title": "x", "character": '
@@ -58,8 +60,8 @@ def fresh(pool) -> dict[str, str]:
     work = pool["root"] / "work"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(pool["template"], work)
-    return {"pack": str(work / "pack"), "hostile": str(work / "hostile"), "junk": str(work / "junk.txt"),
-            "missing": str(work / "nowhere"), "new": str(work / "new-pack"), "character": str(work / "pack" /
+    return {"pack": str(work / "pack"), "pack2": str(work / "pack2"), "hostile": str(work / "hostile"), "junk": str(work / "junk.txt"),
+            "missing": str(work / "nowhere"), "sheet": str(work / "out" / "s.png"), "new": str(work / "new-pack"), "character": str(work / "pack" /
                                                                                                 "character.png")}
 
 
@@ -76,18 +78,23 @@ SPECS: dict[str, dict[str, str]] = {
     "move": {"_dir": "dir", "_sticker": "sticker", "--to": "int"},
     "info": {"_dir": "dir", "--json": "flag"},
     "eval": {"_dir": "dir", "_dir2": "dir", "--json": "flag", "--device": "device"},
+    "sheet": {"_dir": "dir", "--out": "png", "--frames": "int", "--cell": "int"},
 }
 REQUIRED = {"new": ("--character", "--motions", "--out", "--model"), "regen": ("_dir", "--model"),
             "fill": ("_dir", "--model"), "set": ("_dir", "_sticker"), "add": ("_dir", "--motions", "--model"),
             "remove": ("_dir", "_sticker"), "move": ("_dir", "_sticker", "--to"), "info": ("_dir",),
-            "eval": ("_dir",)}
+            "eval": ("_dir",), "sheet": ("_dir", "--out")}
 
 
 def _pack_value(kind: str, paths: dict[str, str]):
     if kind == "dir":
-        return st.sampled_from([paths["pack"]] * 3 + [paths["hostile"], paths["junk"], paths["missing"], "", "/"])
+        return st.sampled_from([paths["pack"]] * 3 + [paths["pack2"], paths["new"], paths["hostile"], paths["junk"],
+                                paths["missing"], "", "/"])
     if kind == "nomodel":  # never a real model, and never "" (which means the shipped one)
         return st.sampled_from([NO_MODEL, paths["junk"], paths["missing"], "../x"])
+    if kind == "png":
+        return st.sampled_from([paths["sheet"], paths["sheet"], paths["junk"], paths["sheet"][:-4] + ".gif", "", "/",
+                                paths["pack"]])
     if kind == "sticker":
         return st.one_of(st.sampled_from(IDS * 2), st.sampled_from(NASTY))
     if kind == "character":
@@ -128,5 +135,6 @@ def test_fuzz_pack_subcommand(command, pool, capsys):
     def run(data):
         paths = fresh(pool)
         run_cli(data.draw(pack_argv(command, paths)), capsys)
+        assert not Path(paths["new"]).exists()  # a refused `pack new` leaves no folder behind
 
     run()
