@@ -87,8 +87,8 @@ def nearest_characters(frames: np.ndarray, bank: IdentityBank) -> list[str]:
     q = [f for f in (identity_feature(fr) for fr in frames) if f is not None]
     if not q:
         return []
-    qa = np.stack(q).astype(np.float64)  # (Q, D)
-    d = ((qa[:, None, :] - bank.feats[None].astype(np.float64)) ** 2).sum(-1).min(0)  # (R·K,) over frames
+    qa, fa = np.stack(q).astype(np.float64), bank.feats.astype(np.float64)  # (Q, D), (R·K, D)
+    d = ((qa**2).sum(1)[:, None] + (fa**2).sum(1)[None] - 2 * qa @ fa.T).min(0)  # (R·K,) squared L2, nearest frame
     ids = np.asarray(bank.ids)
     best = {i: float(d[ids == i].min()) for i in dict.fromkeys(bank.ids)}
     low = min(best.values())
