@@ -6,6 +6,11 @@ Runs under Xvfb (re-executes itself with ``xvfb-run`` when there is no display; 
 platform when Xvfb is missing) in a throwaway user profile, with the real engine workers: it generates a
 sticker, locks frames, imports a small pack and trains for a few steps, checks exports, then grabs each page.
 Uses the shipped default model when there is one, else first trains a tiny model (a minute or two on CPU).
+
+    .venv/bin/python packaging/screenshots.py --pack-folder packs/crab   # only the Pack page, on that pack
+
+``--pack-folder`` retakes only ``pack.png``, showing an existing pack folder (copied into the throwaway profile
+first, so the page shows no path of yours) instead of generating one.
 """
 
 from __future__ import annotations
@@ -152,11 +157,32 @@ async def scenario(state, window, dirs, model: str, out: Path) -> None:
     await state.engine.shutdown(10)
 
 
+async def pack_only(state, window, dirs, folder: Path, out: Path) -> None:
+    """Only the Pack page, on a copy of an existing pack folder."""
+    copy = Path(dirs.data) / "packs" / folder.name
+    shutil.copytree(folder, copy)
+    state.start()
+    await until(lambda: not state.models.busy)
+    window.show_page("pack")
+    if not state.pack.open(str(copy)):
+        raise SystemExit(f"{folder} is not a pack folder")
+    state.pack.set_value("character", "character.png")  # the field names the picture; the view shows it
+    for _ in range(20):  # let every looping preview paint its first frames
+        await asyncio.sleep(0.1)
+    window.bar.hide()
+    window.repaint()
+    window.grab().save(str(out / "pack.png"))
+    print("saved", out / "pack.png", flush=True)
+    await state.engine.shutdown(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--theme", choices=["light", "dark"], default="light")
     parser.add_argument("--model", help="model folder or run to generate with (default: shipped, else train one)")
+    parser.add_argument("--pack-folder", type=Path, default=None,
+                        help="only retake pack.png, showing this existing pack folder (made by `rdtf pack new`)")
     args = parser.parse_args()
     ensure_display()
     os.environ["RDTF_THEME"] = args.theme
@@ -174,7 +200,9 @@ def main() -> int:
     app = QApplication(sys.argv)
     apply_theme(app)
     dirs = UserDirs(home)
-    if args.model:
+    if args.pack_folder:
+        model = ""
+    elif args.model:
         # Like the Models page's import: the model is copied into the profile, so the Models page lists it.
         src = Path(args.model) / "model" if (Path(args.model) / "model").is_dir() else Path(args.model)
         shutil.copytree(src, dirs.models / "tiny-demo")
@@ -185,7 +213,10 @@ def main() -> int:
     window.resize(1280, 820)
     window.show()
     try:
-        qasync.run(scenario(state, window, dirs, model, args.out))
+        if args.pack_folder:
+            qasync.run(pack_only(state, window, dirs, args.pack_folder.resolve(), args.out))
+        else:
+            qasync.run(scenario(state, window, dirs, model, args.out))
     except Exception:
         log = dirs.worker_log_file
         print(f"failed; engine state {state.engine.state}, trainer {state.trainer.state}; worker log {log}:\n"

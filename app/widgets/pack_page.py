@@ -2,7 +2,7 @@
 
 Left: the character (a picture, a gallery sticker or a description), the title and the moods, Generate pack
 with progress and Cancel. Right: the pack as a grid of looping previews; each cell renames, sets emoji, locks,
-moves left/right, regenerates with a new seed or removes its sticker.
+moves left/right (or is dragged onto another sticker's place), regenerates with a new seed or removes its sticker.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, QMimeData, QPoint, Qt
+from PySide6.QtGui import QDrag
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -37,6 +39,7 @@ from rdtf_engine.packs.moods import DEFAULT_MOODS
 IMAGE_FILTER = "Images and stickers (*.png *.webp *.gif *.jpg *.jpeg *.webm *.tgs)"
 CELL_W, CELL_H = 176, 236  # one sticker: a 160 px player, its name and emoji, its buttons
 FRAME_MS = 100
+STICKER_MIME = "application/x-rdtf-pack-sticker"  # a drag carries the sticker's id (UTF-8)
 
 
 class StickerCell(QWidget):
@@ -46,7 +49,11 @@ class StickerCell(QWidget):
         super().__init__()
         self.vm, self.sticker_id = vm, sticker_id
         self.setFixedSize(CELL_W, CELL_H)
+        self.setAcceptDrops(True)
+        self._press: QPoint | None = None
         self.player = PlayerWidget()
+        self.player.setToolTip("Drag onto another sticker to move it to that place")
+        self.player.installEventFilter(self)  # the preview is the drag handle (the line edits keep their drags)
         self.player.setFixedSize(CELL_W - 16, CELL_W - 16)
         self.player.placeholder = "not made yet"
         self.name = QLineEdit()
@@ -78,6 +85,61 @@ class StickerCell(QWidget):
         self.right.clicked.connect(lambda: vm.move(sticker_id, 1))
         self.regen.clicked.connect(lambda: vm.regenerate(sticker_id))
         self.remove.clicked.connect(lambda: vm.remove(sticker_id))
+
+    # ---- drag to reorder: the preview is dragged, any cell takes the drop -----------------------------------
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        kind = event.type()
+        if kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
+            self._press = event.position().toPoint()
+        elif kind == QEvent.Type.MouseButtonRelease:
+            self._press = None
+        elif kind == QEvent.Type.MouseMove and self._press is not None and self._dragging(event):
+            self._press = None
+            self.start_drag()
+            return True
+        return super().eventFilter(watched, event)
+
+    def _dragging(self, event: Any) -> bool:
+        """The left button is held and the mouse has moved far enough from where it was pressed."""
+        moved = (event.position().toPoint() - self._press).manhattanLength()
+        return bool(event.buttons() & Qt.MouseButton.LeftButton) and moved >= QApplication.startDragDistance()
+
+    def start_drag(self) -> None:
+        mime = QMimeData()
+        mime.setData(STICKER_MIME, self.sticker_id.encode())
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        drag.setPixmap(self.player.grab().scaledToWidth(72, Qt.TransformationMode.SmoothTransformation))
+        drag.setHotSpot(QPoint(36, 36))
+        drag.exec(Qt.DropAction.MoveAction)
+
+    def _dragged_id(self, event: Any) -> str | None:
+        data = event.mimeData()
+        if not data.hasFormat(STICKER_MIME):
+            return None
+        sid = bytes(data.data(STICKER_MIME)).decode("utf-8", "replace")
+        return sid if sid != self.sticker_id and self.vm.project is not None and \
+            sid in [s.id for s in self.vm.project.stickers] else None
+
+    def dragEnterEvent(self, event: Any) -> None:
+        if self._dragged_id(event) is not None:
+            event.setDropAction(Qt.DropAction.MoveAction)
+            event.accept()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: Any) -> None:
+        """The dragged sticker takes this sticker's place (the others shift), saved like `rdtf pack move`."""
+        sid = self._dragged_id(event)
+        if sid is None:
+            event.ignore()
+            return
+        event.setDropAction(Qt.DropAction.MoveAction)
+        event.accept()
+        self.vm.move_to(sid, [s.id for s in self.vm.project.stickers].index(self.sticker_id) + 1)
 
     def _emoji_edited(self) -> None:
         if not self.vm.set_emoji(self.sticker_id, self.emoji.text()):

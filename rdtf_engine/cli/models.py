@@ -35,11 +35,10 @@ def cmd_eval(args, rep: Reporter) -> int:
     from rdtf_engine.jobs.evaluate import evaluate_model
 
     if args.pack_project:  # identity across a pack made with `rdtf pack new` (the same as `rdtf pack eval`)
-        from rdtf_engine.jobs.pack_identity import evaluate_pack_project, format_report
+        from rdtf_engine.jobs.pack_identity import evaluate_packs
 
-        pack = evaluate_pack_project(args.pack_project, device=args.device, classifier_path=args.classifier,
-                                     on_event=Reporter(rep.mode, sys.stderr))
-        print(json.dumps(pack, ensure_ascii=False, indent=2) if args.json else format_report(pack))
+        pack, text = evaluate_packs(args.pack_project, args.device, args.classifier, Reporter(rep.mode, sys.stderr))
+        print(json.dumps(pack, ensure_ascii=False, indent=2) if args.json else text)
         return 0
     if args.json:
         rep.stream = sys.stderr
@@ -89,8 +88,8 @@ def add_model_parsers(sub) -> None:
     e.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
     e.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
     e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
-    e.add_argument("--pack-project", default=None, metavar="DIR",
-                   help="instead: identity and motion agreement across a pack folder (rdtf pack eval)")
+    e.add_argument("--pack-project", default=None, nargs="+", metavar="DIR",
+                   help="instead: identity and motion agreement across pack folders (rdtf pack eval)")
     e.add_argument("--scheduler", "--sampler", dest="scheduler", choices=SCHEDULERS, default="dpm",
                    help="the sampler the samples are drawn with")
     e.add_argument("--json", action="store_true")

@@ -110,11 +110,19 @@ def cmd_info(args, rep: Reporter) -> int:
 
 
 def cmd_eval(args, rep: Reporter) -> int:
-    from rdtf_engine.jobs.pack_identity import evaluate_pack_project, format_report
+    from rdtf_engine.jobs.pack_identity import evaluate_packs
 
-    report = evaluate_pack_project(args.dir, device=args.device, classifier_path=args.classifier,
-                                   on_event=Reporter(rep.mode, sys.stderr))
-    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
+    report, text = evaluate_packs(args.dirs, args.device, args.classifier, Reporter(rep.mode, sys.stderr))
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else text)
+    return 0
+
+
+def cmd_sheet(args, rep: Reporter) -> int:
+    from rdtf_engine.jobs.pack_sheet import save_pack_sheet
+
+    info = save_pack_sheet(args.dir, args.out, frames=args.frames, cell=args.cell)
+    print(f"wrote {args.out}: the character and {info['stickers']} stickers, {info['frames']} frames each "
+          f"({info['bytes'] / 1024:.0f} KB)")
     return 0
 
 
@@ -190,8 +198,19 @@ def add_pack_parsers(sub) -> None:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
 
-    e = ps.add_parser("eval", help="identity of every sticker to the character, and motion agreement")
-    e.add_argument("dir")
+    sh = ps.add_parser("sheet", help="the whole pack on one PNG: the character, then each sticker's frames, "
+                                     "labelled with its name and emoji")
+    sh.add_argument("dir")
+    sh.add_argument("--out", required=True, help="the PNG to write")
+    sh.add_argument("--frames", type=int, default=4, help="evenly spaced frames per sticker (1-16)")
+    sh.add_argument("--cell", type=int, default=96, help="pixels per frame (32-256)")
+    sh.set_defaults(func=cmd_sheet)
+
+    e = ps.add_parser("eval", help="identity of every sticker to the character, and motion agreement; several "
+                                   "packs: identity accuracy among their characters")
+    e.add_argument("dirs", nargs="+", metavar="DIR",
+                   help="a pack folder; with two or more (one character each), also whether each sticker looks "
+                        "most like its own pack's character")
     e.add_argument("--json", action="store_true")
     e.add_argument("--classifier", default=None, help="motion classifier folder (default: the shipped one)")
     e.add_argument("--device", default="auto")

@@ -152,6 +152,50 @@ def test_page_grid_follows_the_pack(qtbot, state):
     assert page.export_btn.isEnabled()
 
 
+def test_drag_a_sticker_onto_another_place(qtbot, state, monkeypatch):
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent, QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    from app.widgets import pack_page
+
+    drags = []
+
+    class Drag(pack_page.QDrag):  # offscreen there is no window system to drag in: capture what would be dropped
+        def exec(self, *_a):
+            drags.append(self.mimeData())
+            return Qt.DropAction.MoveAction
+
+    monkeypatch.setattr(pack_page, "QDrag", Drag)
+    page = pack_page.PackPage(state.pack)
+    qtbot.addWidget(page)
+    page.resize(1000, 700)
+    page.show()
+    page.character.setText("a round orange cat")
+    page.moods.setPlainText("waving, laughing, crying, sleeping")
+    page.generate_btn.click()
+    qtbot.waitUntil(lambda: not state.pack.busy and len(page.cells) == 4, timeout=5000)
+    source, target = page.cells["sleeping"].player, page.cells["laughing"]
+    left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    for kind, at, buttons in ((QMouseEvent.Type.MouseButtonPress, 20, left), (QMouseEvent.Type.MouseMove, 60, left)):
+        QApplication.sendEvent(source, QMouseEvent(kind, QPointF(at, at), source.mapToGlobal(QPointF(at, at)),
+                                                   left, buttons, none))
+    assert len(drags) == 1 and drags[0].hasFormat(pack_page.STICKER_MIME)
+    move = Qt.DropAction.MoveAction
+    enter = QDragEnterEvent(target.rect().center(), move, drags[0], left, none)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(target, QDropEvent(QPointF(target.rect().center()), move, drags[0], left, none))
+    order = ["waving", "sleeping", "laughing", "crying"]  # sleeping takes laughing's place, the rest shift right
+    assert [s.id for s in load_pack(state.pack.folder).stickers] == order
+    assert page.grid.getItemPosition(page.grid.indexOf(page.cells["sleeping"]))[:2] == (0, 1)
+    # dropping a sticker on itself, or text from elsewhere, changes nothing
+    own = QDragEnterEvent(source.rect().center(), move, drags[0], left, none)
+    QApplication.sendEvent(page.cells["sleeping"], own)
+    assert not own.isAccepted()
+    assert [s.id for s in load_pack(state.pack.folder).stickers] == order
+
+
 def test_export_pack_runs_as_a_worker_job(qtbot, state, tmp_path):
     """The Pack page's export: one PackExportRequest to the worker, named for the platform, status when done."""
     vm = state.pack

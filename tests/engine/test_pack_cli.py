@@ -65,6 +65,38 @@ def test_regen_one_all_and_eval(pack_dir, tiny_run, capsys):
     assert "identity mean" in capsys.readouterr().out
 
 
+def test_eval_across_packs(pack_dir, tmp_path, capsys):
+    import shutil
+
+    twin = tmp_path / "twin"
+    shutil.copytree(pack_dir, twin)  # the same character twice: its pictures tie, so the ceiling is chance
+    assert main(["pack", "eval", str(pack_dir), str(twin), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["characters"] == ["Circles (cat)", "Circles (twin)"] and r["stickers"] == 6 and len(r["packs"]) == 2
+    assert r["chance"] == 0.5 and r["identity_ceiling"] == 0.5 and r["identity_accuracy"] <= 0.5
+    assert set(r["identity_accuracy_per_sticker"]) == {"waving", "laughing", "climbing"}
+    assert main(["eval", "--pack-project", str(pack_dir), str(twin)]) == 0
+    assert "identity accuracy among 2 characters" in capsys.readouterr().out
+    assert main(["pack", "eval", str(pack_dir), str(pack_dir)]) == 2
+    assert "given twice" in capsys.readouterr().err
+
+
+def test_sheet(pack_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from rdtf_engine.jobs.pack_sheet import LABEL_W
+
+    out = tmp_path / "sheet.png"
+    assert main(["pack", "sheet", str(pack_dir), "--out", str(out), "--frames", "3", "--cell", "40"]) == 0
+    assert "the character and 3 stickers, 3 frames each" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.width == LABEL_W + 3 * 40 + 6
+        assert str(tmp_path).encode() not in out.read_bytes()
+    for bad in (["--out", str(tmp_path / "s.gif")], ["--out", str(out), "--frames", "0"]):
+        assert main(["pack", "sheet", str(pack_dir), *bad]) == 2
+        assert capsys.readouterr().err.startswith("error:")
+
+
 HOSTILE = {"format": "rdtf-pack", "version": 1, "title": "x", "character": "../../etc/passwd",
            "stickers": [{"id": "a", "motion": "m"}]}
 

@@ -188,3 +188,41 @@ def test_new_pack_refuses_a_missing_picture_and_a_foreign_folder(tiny_run, tmp_p
     (tmp_path / "b" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="not a pack folder"):
         run_pack(PackRequest("new", str(tmp_path / "b"), character="a cat", motions=["x"], model=str(tiny_run[0])))
+
+
+# ---------------------------------------------------------------------------------------------- across packs
+def _shape(kind: str, colour=(220, 60, 40)) -> np.ndarray:
+    from PIL import ImageDraw
+
+    img = Image.new("RGBA", (48, 48))
+    draw = ImageDraw.Draw(img)
+    {"disc": lambda: draw.ellipse((6, 6, 42, 42), fill=colour),
+     "bar": lambda: draw.rectangle((4, 18, 44, 30), fill=colour),
+     "cross": lambda: (draw.rectangle((20, 4, 28, 44), fill=colour), draw.rectangle((4, 20, 44, 28), fill=colour)),
+     }[kind]()
+    return np.asarray(img)
+
+
+def test_identity_accuracy_counts_the_nearest_character():
+    from rdtf_engine.eval.pack_identity import identity_accuracy
+
+    chars = {k: _shape(k) for k in ("disc", "bar", "cross")}  # one colour: only the shape tells them apart
+
+    def sticker(k: str, dx: int = 0) -> np.ndarray:  # frame 0 the character, then shifted copies
+        img = chars[k]
+        return np.stack([img, np.roll(img, dx, axis=1), np.roll(img, -dx, axis=0)])
+
+    r = identity_accuracy(chars, [(k, sticker(k, 3)) for k in chars for _ in range(2)])
+    assert r["accuracy"] == 1.0 and r["chance"] == pytest.approx(1 / 3) and r["misses"] == []
+    assert r["ceiling"] == 1.0 and r["colour_only"] <= 1 / 3 + 1e-9  # one colour: a disc is only the disc's
+    # a bar sticker listed under "disc" misses, and says what it looks like; frame 0 (the given picture) is ignored
+    r = identity_accuracy(chars, [("disc", np.stack([chars["disc"], chars["bar"]])), ("bar", sticker("bar"))])
+    assert r["accuracy"] == 0.5 and r["per_character"] == {"disc": 0.0, "bar": 1.0, "cross": None}
+    assert r["misses"] == [{"index": 0, "wanted": "disc", "found": ["bar"]}]
+    # identical characters: every sticker ties among all K and earns 1/K, exactly chance
+    same = {k: chars["disc"] for k in ("a", "b", "c", "d")}
+    r = identity_accuracy(same, [(k, sticker("disc", 2)) for k in same])
+    assert r["accuracy"] == pytest.approx(0.25) and r["ceiling"] == pytest.approx(0.25)
+    assert r["misses"][0]["found"] == ["a", "b", "c", "d"]
+    with pytest.raises(ValueError):
+        identity_accuracy({"disc": chars["disc"]}, [])
