@@ -74,7 +74,7 @@ def sheet_columns(real: np.ndarray, model, unsharp, export_factor: int = 4) -> l
                                                                                    model=model)]
 
 
-def save_sheet(path: str, real: np.ndarray, model, unsharp, rows: int = 3, crop: int = 192) -> str:
+def save_sheet(path: str, real: np.ndarray, model, unsharp, rows: int = 3, crop: int = 160) -> str:
     """PNG: for ``rows`` frames spread over the set, a ``crop`` px window (at 512 px, where the outline is
     busiest) of each column in ``SHEET_TITLES``, on a checkerboard, unscaled so the pixels are the export's."""
     from PIL import Image, ImageDraw

@@ -176,3 +176,34 @@ def test_pair_bank_patches_line_up():
     assert (hi[:, 3].amax(dim=(1, 2)) > 0.05).all()
     # the small patch is the big one shrunk: the same mean coverage
     assert torch.allclose(lo[:, 3].mean(dim=(1, 2)), hi[:, 3].mean(dim=(1, 2)), atol=0.03)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def test_cli_export_with_either_upscaler(tmp_path, capsys):
+    from rdtf_engine.cli.main import main
+    from rdtf_engine.platforms.export import write_clip
+
+    src = tmp_path / "frames"
+    write_clip(small_clip(), src, fmt="frames")
+    for name in ("learned", "lanczos"):
+        out = tmp_path / f"{name}.webm"
+        assert main(["export", str(src), "--preset", "telegram", "--out", str(out), "--upscaler", name,
+                     "--json"]) == 0
+        rep = json.loads(capsys.readouterr().out)
+        assert rep["ok"] and out.is_file()
+        assert any(("learned upscaler" if name == "learned" else "Lanczos upscale") in t for t in rep["trades"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["eval-upscale", "--data", "builtin:fluent"], "training data"),
+    (["eval-upscale", "--candidates", "lanczos,magic"], "magic"),
+    (["eval-upscale", "--files", "0"], "--files"),
+    (["train-upscaler", "--out", "u", "--max-minutes", "0"], "max-minutes"),
+])
+def test_cli_upscale_commands_refuse_bad_input_in_one_line(args, needle, capsys, tmp_path, monkeypatch):
+    from rdtf_engine.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1 and needle in err
