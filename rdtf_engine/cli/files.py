@@ -51,6 +51,10 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--quality", type=int, help="WebP/WebM quality 1-100")
     p.add_argument("--colors", type=int, help="GIF/APNG palette colours 2-256")
     p.add_argument("--max-kb", type=float, help="extra byte cap in KB (1000 B)")
+    p.add_argument("--upscaler", choices=("learned", "lanczos"),
+                   help="how a clip enlarged 2x or more (the model's 128 px to 512 px) is upscaled: learned (default: "
+                        "the shipped small network, sharper outlines; Lanczos where torch is missing) or lanczos "
+                        "(premultiplied Lanczos, the classic filter)")
     p.add_argument("--recipe", help="JSON object to embed (prompt, seed, model, ...)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_export)
@@ -102,7 +106,7 @@ def cmd_export(args: argparse.Namespace, rep: Any = None) -> int:
                          "`rdtf check FILE --preset PRESET`")
     if not args.out:
         raise InputError("export needs --out (the file to write, or an existing folder)")
-    options = {k: getattr(args, k) for k in ("fps", "loop", "size", "quality", "colors", "max_kb")
+    options = {k: getattr(args, k) for k in ("fps", "loop", "size", "quality", "colors", "max_kb", "upscaler")
                if getattr(args, k) is not None}
     recipe: dict = {}
     if args.recipe:
@@ -138,7 +142,8 @@ def _export_pack(args: argparse.Namespace, rep: Any) -> int:
     if not (Path(args.input) / PACK_FILE).is_file():
         raise InputError(f"{args.preset} exports a sticker pack folder (with {PACK_FILE}); "
                          f"{Path(args.input).name or args.input} is not one")
-    extra = [f"--{k.replace('_', '-')}" for k in ("fps", "loop", "size", "quality", "colors", "max_kb", "recipe")
+    extra = [f"--{k.replace('_', '-')}" for k in ("fps", "loop", "size", "quality", "colors", "max_kb", "upscaler",
+                                                      "recipe")
              if getattr(args, k) is not None]
     if extra:
         raise InputError(f"{', '.join(extra)} apply to single stickers; a pack preset fixes every setting")

@@ -18,6 +18,7 @@ from rdtf_engine.cli.models import add_model_parsers
 from rdtf_engine.cli.packs import add_pack_parsers
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.cli.train import add_train_parsers
+from rdtf_engine.cli.upscale import add_upscale_parsers
 from rdtf_engine.core.errors import Cancelled, LimitError, RdtfError, StorageError
 from rdtf_engine.core.events import Failed
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_file_parsers(sub)
     add_data_parsers(sub)
     add_pack_parsers(sub)
+    add_upscale_parsers(sub)
     return p
 
 

@@ -14,12 +14,12 @@ from rdtf_engine.core.errors import InputError
 from rdtf_engine.formats.timing import (
     cap_fps,
     enforce_min_duration,
-    fit_canvas,
     repeat_to_min_frames,
     resample_clip,
     retime,
 )
 from rdtf_engine.platforms.presets import Preset, canvas_size
+from rdtf_engine.platforms.upscale import EXPORT_UPSCALERS, upscale_canvas
 
 GIF_MAX_FPS = 50.0  # GIF delays below 20 ms are played at 100 ms by browsers
 
@@ -33,10 +33,11 @@ class ExportOptions:
     colors: int | None = None  # GIF / palette APNG colours, 2-256
     max_kb: float | None = None  # an extra byte cap (KB = 1000 B), e.g. for plain presets
     matte: tuple[int, int, int] = (255, 255, 255)  # GIF edge matte (the chat background)
+    upscaler: str = "learned"  # how a clip enlarged 2× or more reaches the canvas (platforms/upscale.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_KNOWN = {"fps", "loop", "size", "quality", "colors", "colours", "max_kb", "matte"}
+_KNOWN = {"fps", "loop", "size", "quality", "colors", "colours", "max_kb", "matte", "upscaler"}
 
 
 def parse_options(raw: dict[str, Any], preset: Preset) -> ExportOptions:
@@ -81,6 +82,10 @@ def parse_options(raw: dict[str, Any], preset: Preset) -> ExportOptions:
             o.matte = tuple(int(c) for c in m)[:3]  # type: ignore[assignment]
             if len(o.matte) != 3 or not all(0 <= c <= 255 for c in o.matte):
                 raise InputError("matte must be an RGB colour such as #ffffff")
+        if raw.get("upscaler") is not None:
+            if raw["upscaler"] not in EXPORT_UPSCALERS:
+                raise InputError(f"upscaler must be one of {', '.join(EXPORT_UPSCALERS)}, got {raw['upscaler']!r}")
+            o.upscaler = raw["upscaler"]
     except (TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"bad export option: {exc}") from None
     return o
@@ -98,9 +103,10 @@ def conform(clip: Clip, preset: Preset, opts: ExportOptions) -> tuple[Clip, int,
     h, w = clip.frames.shape[1:3]
     cw, ch, pad = canvas_size(preset, w, h, opts.size)
     if (cw, ch) != (w, h):
-        trades.append(f"canvas: {w}x{h} → {cw}x{ch}" + (" (transparent padding)" if pad and w * ch != h * cw
-                                                          else ""))
-        clip = Clip(fit_canvas(clip.frames, cw, ch, pad=pad), clip.durations_ms, clip.caption, dict(clip.labels))
+        frames, used = upscale_canvas(clip.frames, cw, ch, pad, opts.upscaler)
+        notes = ["transparent padding"] * (pad and w * ch != h * cw) + [used] * bool(used)
+        trades.append(f"canvas: {w}x{h} → {cw}x{ch}" + (f" ({'; '.join(notes)})" if notes else ""))
+        clip = Clip(frames, clip.durations_ms, clip.caption, dict(clip.labels))
     return clip, _loop(clip, preset, opts), trades
 
 
