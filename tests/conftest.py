@@ -1,8 +1,12 @@
 """Shared test set-up: an isolated user data folder, 2 torch threads, no hub access."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -67,3 +71,18 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_EXIT["status"])
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("tools/gpu_bundle.py")`` → that script imported as a module (tools/ and benchmarks/ are not
+    packages: they run as scripts)."""
+
+    def load(rel: str):
+        path = ROOT / rel
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -26,14 +26,16 @@ from rdtf_engine.core.requests import TrainRequest
 from rdtf_engine.core.run_file import read_run_file, write_run_file
 
 # Steps/s of each recipe before this machine has measured anything (replaced by the measured speed).
-# pack on CPU: the shipped small model at 128 px, batch 2, attention and temporal layers (docs/app.md).
-DEFAULT_SPEED = {("cpu", "pack"): 0.12, ("mps", "pack"): 0.5, ("cuda", "pack"): 4.0,
+# pack on CPU: the shipped small model at 128 px, batch 2, all weights: ≈ 1.1 steps/s on 2 idle cores (docs/app.md).
+DEFAULT_SPEED = {("cpu", "pack"): 1.0, ("mps", "pack"): 0.5, ("cuda", "pack"): 4.0,
                  ("cpu", "quick"): 6.0, ("cpu", "standard"): 0.6, ("cpu", "long"): 0.075,
                  ("cuda", "quick"): 40.0, ("cuda", "standard"): 12.0, ("cuda", "long"): 6.0,
                  ("mps", "quick"): 15.0, ("mps", "standard"): 3.0, ("mps", "long"): 0.4}
 # Stickers are imported at the shipped model's frame size; each run's data source resamples them to its own.
 IMPORT_SIZE = 128
-DECODER_SPEEDUP = 8.0
+# A fine-tune's decoder step against its denoiser step: on a GPU batch 32 single frames against 256 clips of 8;
+# on a CPU batch 4 frames (≈ 0.65 s on 2 cores) against 2 clips of 8 (≈ 0.85 s).
+DECODER_SPEEDUP = {"cpu": 1.3, "mps": 1.3, "cuda": 8.0}
 SETUP_SECONDS = {"cpu": 60.0, "mps": 40.0, "cuda": 30.0}  # loading the base model, text encoder, data cache
 
 
@@ -49,15 +51,16 @@ def recipe_for(choice: str, device: dict[str, Any]) -> Recipe:
 
 def estimate_seconds(choice: str, device: dict[str, Any], measured: float | None = None) -> float:
     """Whole-run time: set-up, denoiser steps, and the autoencoder's steps: a run from scratch trains it (counted
-    at 3× the denoiser's speed), a GPU fine-tune tunes its decoder (batch 32 of single frames against the
-    denoiser's 256 clips of 8: ``DECODER_SPEEDUP``)."""
+    at 3× the denoiser's speed), a fine-tune tunes its decoder (``DECODER_SPEEDUP``); never more than the
+    recipe's time cap (the run stops there with its model saved)."""
     kind = device_kind(device)
     r = recipe_for(choice, device)
     if measured is not None and not (isinstance(measured, (int, float)) and 1e-6 < measured < 1e6):
         measured = None  # NaN, 1e-310, inf or junk from a damaged settings file: use the built-in guess
     speed = measured or DEFAULT_SPEED.get((kind, r.name), 1.0)
-    ae = r.train.ae_steps / 3 if r.from_scratch else r.train.decoder_steps / DECODER_SPEEDUP
-    return SETUP_SECONDS[kind] + (r.train.steps + ae) / speed
+    ae = r.train.ae_steps / 3 if r.from_scratch else r.train.decoder_steps / DECODER_SPEEDUP[kind]
+    steps_s = (r.train.steps + ae) / speed
+    return SETUP_SECONDS[kind] + (min(steps_s, r.max_minutes * 60) if r.max_minutes > 0 else steps_s)
 
 
 def train_request(choice: str, device: dict[str, Any], data: str, run_dir: Path) -> TrainRequest:

@@ -58,7 +58,8 @@ def request_from_args(args) -> TrainRequest:
     train = dataclasses.replace(req.train, dual_mask=not args.no_dual_mask,
                                 continue_curriculum=args.continue_curriculum, **parts["train"])
     return dataclasses.replace(req, model=dataclasses.replace(req.model, **parts["model"]), train=train,
-                               run=dataclasses.replace(req.run, max_minutes=args.max_minutes, **parts["run"]),
+                               run=dataclasses.replace(req.run, **parts["run"],
+                                                       **({"max_minutes": args.max_minutes} if args.max_minutes else {})),
                                init_from=args.init_from or req.init_from)
 
 
@@ -115,8 +116,8 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--recipe", choices=RECIPES, default=None,
                    help="pack: fine-tune the shipped default model on your pack (its autoencoder, size and text "
-                        "encoder; on CUDA batch 256 in bf16 for about 10 minutes, on CPU the attention and temporal "
-                        "layers for about an hour); quick | standard | long: from scratch (advanced: a new model "
+                        "encoder; on CUDA batch 256 in bf16 for about 10 minutes, on CPU batch 2 for at most 55 "
+                        "minutes); quick | standard | long: from scratch (advanced: a new model "
                         "needs thousands of clips and GPU hours before it draws more than blobs); custom: the flags "
                         "alone. Default: custom when --preset or --init-from is given, else pack. Flags given "
                         "override the recipe's values")
@@ -137,8 +138,8 @@ def add_train_parsers(sub) -> None:
                         "identity while it moves. on: the attention levels, no extra weights; all: also the levels "
                         "without attention, with a zero-initialised block each (default off, or --init-from's)")
     t.add_argument("--trainable", choices=TRAINABLE, default=None,
-                   help="all weights, or only the attention and temporal layers (a cheaper fine-tune; default the "
-                        "recipe's: attention for pack on CPU, else all)")
+                   help="all weights; attention: only the attention and temporal layers; text: only the text "
+                        "projection and the text cross-attention's keys and values (default all)")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
     t.add_argument("--ae-steps", type=int, default=None, help="default the recipe's (custom: 500)")
     t.add_argument("--decoder-steps", type=int, default=None, metavar="N",

@@ -128,9 +128,10 @@ class ModelConfig:
             raise InputError(f"latent_channels must be {LATENT_CHANNELS} (the RGBA autoencoder's)")
 
 
-# What a fine-tune may train: "all" weights, or only the attention and temporal layers ("attention": about a
-# third of the DFGN's weights; the rest keep the base model's drawing skills and cost no optimiser state).
-TRAINABLE = ("all", "attention")
+# What a fine-tune may train: "all" weights; only the attention and temporal layers ("attention": about half of
+# the small DFGN's weights; the rest keep the base's and cost no optimiser state); or only what maps the caption
+# into the picture ("text": ≈ 5 %, training/finetune.py TEXT_PARTS).
+TRAINABLE = ("all", "attention", "text")
 MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
 
 

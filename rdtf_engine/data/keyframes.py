@@ -24,6 +24,20 @@ N_INIT = 10  # sklearn's default n_init in the authors' era
 MAX_ITER = 100
 
 
+def loop_frames(n_frames: int, k: int) -> list[int]:
+    """k frame indices evenly spaced over one period of a looping clip, the last one excluded: i·n/k rounded down.
+
+    A loop's last frame leads straight back to its first, so :func:`uniform_keyframes` (both ends) would put a
+    1-frame step at the seam beside (n−1)/(k−1)-frame steps everywhere else; here every step, the seam's
+    included, spans n/k frames — how the loop plays when cut to k frames. k > n: as ``uniform_keyframes``."""
+    n, k = int(n_frames), int(k)
+    if n < 1 or k < 1:
+        raise InputError(f"need n_frames >= 1 and k >= 1, got n_frames={n_frames}, k={k}")
+    if k > n:
+        return uniform_keyframes(n, k)
+    return [i * n // k for i in range(k)]
+
+
 def uniform_keyframes(n_frames: int, k: int) -> list[int]:
     """k equally spaced frame indices including both ends (the --no-dual-mask arm and the fallback fill).
 

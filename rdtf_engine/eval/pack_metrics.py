@@ -14,13 +14,15 @@ uint8 (F, H, W, 4); "premultiplied" below means RGB·α and α, all in 0..1.
   colour alone gives away).
 - **frame change** (:func:`frame_changes`): mean |Δ| of premultiplied RGBA between consecutive frames (an
   α-weighted pixel MAE: a transparent background adds nothing); **loop seam**: the same from the last frame to
-  the first. Real stickers are compared through the same number of evenly spaced frames as a generated clip.
+  the first. Real stickers are compared through the same number of frames as a generated clip, evenly spaced over
+  one period of their loop (``data.keyframes.loop_frames``: the seam step spans as many frames as the others).
 - **frozen**: mean change < ``FROZEN_FLOOR``; **flicker** (:func:`flicker_ratio`): share of the temporal
   variation energy at the alternating (Nyquist) frequency, per pixel, summed; an A-B-A-B clip → 1, a smooth
   motion → ≈ 0; flagged above ``FLICKER_RATIO`` on clips that are not frozen.
-- **sharpness** (:func:`sharpness`): the frames resized to 512 px (the export size), edge acutance: the mean of
-  the strongest 5 % of gradient magnitudes of premultiplied RGBA over pixels with α > 16 (blur lowers it, a
-  decoder's grid texture does not raise it).
+- **sharpness** (:func:`sharpness`): the frames enlarged to 512 px (the export size) the way an export enlarges
+  them (the learned upscaler; ``sharpness_bicubic``: by bicubic resizing, as measured before the upscaler
+  shipped), edge acutance: the mean of the strongest 5 % of gradient magnitudes of premultiplied RGBA over
+  pixels with α > 16 (blur lowers it, a decoder's grid texture does not raise it).
 - **colour distance** (:func:`colour_chi2`): χ² distance ½Σ(p−q)²/(p+q) of α-weighted 8 × 8 × 8 RGB histograms
   (0 = same colours, 1 = disjoint).
 """
@@ -41,6 +43,7 @@ HIST_WEIGHT = 1.0
 FROZEN_FLOOR = 0.002  # mean |Δ| premultiplied: ≈ half a grey level over the whole frame
 FLICKER_RATIO = 0.5
 EXPORT_SIZE = 512
+EXPORT_UPSCALER = "learned"  # platforms.upscale's export default: sharpness is judged on the frames exported
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -212,17 +215,27 @@ def motion_stats(frames: np.ndarray) -> dict[str, float | bool]:
 
 
 # ---------------------------------------------------------------------------------------------- sharpness
-def sharpness(frames: np.ndarray, size: int = EXPORT_SIZE, max_frames: int = 4, top: float = EDGE_TOP) -> float:
+def sharpness(frames: np.ndarray, size: int = EXPORT_SIZE, max_frames: int = 4, top: float = EDGE_TOP,
+              upscaler: str = "bicubic") -> float:
     """Edge acutance: the mean of the strongest ``top`` share of gradient magnitudes of premultiplied RGBA over
     visible pixels, frames resized to ``size`` px (``max_frames`` evenly spaced frames: sharpness hardly changes
     along a clip, and 512 px frames are costly). The mean over *all* pixels could not see softness: a
     decoder's grid texture adds as much small gradient as blurred edges take away (measured on Fluent
     reconstructions: all-pixel mean real 0.092, blurred-and-textured 0.094; this measure 0.82 vs 0.73, and a
-    2 px Gaussian blur 0.25)."""
+    2 px Gaussian blur 0.25). ``upscaler``: "bicubic" (premultiplied, Pillow), or ``EXPORT_UPSCALER`` — the
+    upscaler an export enlarges with (``platforms.upscale``), i.e. the frames a user actually uploads."""
+    picked = frames[np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))]
+    if upscaler == "bicubic":
+        big = [np.asarray(Image.fromarray(fr, "RGBA").convert("RGBa").resize((size, size), Image.BICUBIC))
+               for fr in picked]
+    else:
+        from rdtf_engine.platforms.upscale import resize_frames
+
+        big = [np.asarray(Image.fromarray(fr, "RGBA").convert("RGBa"))
+               for fr in resize_frames(np.ascontiguousarray(picked), size, size, upscaler)]
     vals = []
-    for fr in frames[np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(int))]:
-        img = Image.fromarray(fr, "RGBA").convert("RGBa").resize((size, size), Image.BICUBIC)
-        p = np.asarray(img, np.float32) / 255  # (size, size, 4) premultiplied
+    for fr in big:
+        p = np.asarray(fr, np.float32) / 255  # (size, size, 4) premultiplied
         gy, gx = np.gradient(p, axis=(0, 1))
         mag = np.sqrt(gx**2 + gy**2).sum(-1)[p[..., 3] > 16 / 255]  # (visible pixels,)
         if mag.size:
@@ -265,8 +278,12 @@ def evaluate_pack(real: Sequence[np.ndarray], generated: Sequence[np.ndarray], w
             "flicker_ratio": {"real": spread([m["flicker_ratio"] for m in rm]),
                               "generated": spread([m["flicker_ratio"] for m in gm])},
         },
-        "sharpness": {"real": spread([sharpness(r) for r in real]),
-                      "generated": spread([sharpness(g) for g in generated]), "export_size": EXPORT_SIZE},
+        # as exported (the learned upscaler: what a user uploads), and by bicubic resizing as measured before it
+        "sharpness": {"real": spread([sharpness(r, upscaler=EXPORT_UPSCALER) for r in real]),
+                      "generated": spread([sharpness(g, upscaler=EXPORT_UPSCALER) for g in generated]),
+                      "export_size": EXPORT_SIZE, "upscaler": EXPORT_UPSCALER},
+        "sharpness_bicubic": {"real": spread([sharpness(r) for r in real]),
+                              "generated": spread([sharpness(g) for g in generated]), "export_size": EXPORT_SIZE},
         "colour_chi2": {"generated_to_own": spread([colour_chi2(colour_histogram(g), rh[w])
                                                     for g, w in zip(generated, wanted)]),
                         "real_pairs": spread(pairs)},

@@ -38,7 +38,7 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
                         should_stop=never_stop) -> dict[str, Any]:
     """``stickers`` > 0 draws samples for the first that many stickers only (a quicker CPU run); identity is
     still ranked against the whole pack."""
-    from rdtf_engine.data.keyframes import uniform_keyframes
+    from rdtf_engine.data.keyframes import loop_frames
     from rdtf_engine.data.pack_windows import load_pack_clips
     from rdtf_engine.diffusion.pipeline import StickerPipeline
     from rdtf_engine.eval.pack_metrics import evaluate_pack, identity_controls
@@ -56,7 +56,9 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
     chosen = list(range(len(clips)))[: stickers or None]
     on_event(Log("info", f"eval-pack: {len(chosen)} of {len(clips)} stickers at {card.size} px on {pipe.device}, "
                          f"prompts end with {token!r}" if token else "eval-pack: no style token"))
-    real = [c.frames[uniform_keyframes(c.num_frames, n_frames)] for c in clips]  # (F, S, S, 4) each
+    # (F, S, S, 4) each: F frames over one period of the sticker's loop, so that the real loop seam (last → first)
+    # spans as many frames as every other step (with both ends kept it would be a 1-frame step, not a seam)
+    real = [c.frames[loop_frames(c.num_frames, n_frames)] for c in clips]
     t2v, it2v = [], []
     for k, i in enumerate(chosen):
         if should_stop():

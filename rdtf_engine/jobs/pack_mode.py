@@ -10,6 +10,7 @@ one: that sticker is simply not written).
 from __future__ import annotations
 
 import io
+import math
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +38,10 @@ from rdtf_engine.packs.project import (
 )
 
 CHARACTER_MAX_SIDE = 512  # the character picture is kept at most this large (the model samples at 128 px)
+# The share of the frame the character's longer side takes. Training clips draw their object at 0.56-0.68 of the
+# frame (``data.emoji``), and frame 0 of an image & text -> video sample is read as such a frame: a picture that
+# fills the whole frame leaves no room to move and is unlike anything the model saw, and it then barely moves.
+CHARACTER_FILL = 0.62
 IMAGE_SUFFIXES = (".png", ".apng", ".gif", ".webp", ".webm", ".jpg", ".jpeg", ".tgs", ".json", ".bmp")
 
 
@@ -116,15 +121,27 @@ def start_pack(req: PackRequest, on_event=null_event, should_stop=never_stop) ->
 
 
 def picture_character(path: Path) -> np.ndarray:
-    """An image or animation file's first frame → (S, S, 4) RGBA, padded square (S ≤ CHARACTER_MAX_SIDE)."""
-    from PIL import Image
-
+    """An image or animation file's first frame → (S, S, 4) RGBA framed as training frames are
+    (:func:`frame_character`, S ≤ CHARACTER_MAX_SIDE)."""
     from rdtf_engine.formats.loader import load_clip
 
-    frame = load_clip(path, first_frames=1).frames[0]
-    img = Image.fromarray(frame, "RGBA")
-    img.thumbnail((CHARACTER_MAX_SIDE, CHARACTER_MAX_SIDE), Image.Resampling.LANCZOS)
-    side = max(img.size)
+    return frame_character(load_clip(path, first_frames=1).frames[0])
+
+
+def frame_character(rgba: np.ndarray, fill: float = CHARACTER_FILL, max_side: int = CHARACTER_MAX_SIDE) -> np.ndarray:
+    """(h, w, 4) RGBA → (S, S, 4): the visible pixels (α > 0) centred on a transparent square whose side their
+    longer side takes ``fill`` of; never enlarged, S ≤ ``max_side`` (the picture is shrunk to fit)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(rgba, np.uint8), "RGBA")
+    box = img.getchannel("A").getbbox()
+    if box is None:
+        raise InputError("the character picture is fully transparent: nothing to animate")
+    img = img.crop(box)
+    inner = min(max(img.size), int(max_side * fill))
+    if max(img.size) > inner:  # keep the aspect ratio; LANCZOS on straight alpha is what load_frame does too
+        img.thumbnail((inner, inner), Image.Resampling.LANCZOS)
+    side = min(max_side, max(2, math.ceil(max(img.size) / fill)))
     canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))
     canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
     return np.asarray(canvas, np.uint8).copy()
@@ -206,4 +223,5 @@ def _generate_one(gen: GenerateRequest, on_event, should_stop) -> None:
     generate(gen, on_event, should_stop)
 
 
-__all__ = ["is_made", "make_stickers", "picture_character", "prompt_character", "run_pack", "start_pack"]
+__all__ = ["frame_character", "is_made", "make_stickers", "picture_character", "prompt_character", "run_pack",
+           "start_pack"]

