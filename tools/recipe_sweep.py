@@ -1,6 +1,6 @@
 """Screen variants of a fine-tune recipe on a pack: train each, evaluate each, one JSON line per variant.
 
-The CPU "train on my pack" recipe has an hour of 2 CPU cores: a few hundred steps at batch 2. Which settings do
+The CPU "train on my pack" recipe has an hour of 2 CPU cores: a few thousand steps at batch 2. Which settings do
 most with those steps (learning rate, which weights learn, EMA, frames, style token) is a question of *steps*,
 not of the device, so a GPU can answer it for many variants in minutes: every variant runs the given recipe's
 request (``core.recipes``, e.g. the CPU ``pack`` recipe) with the listed fields replaced, on ``--device``, then

@@ -23,7 +23,7 @@ from rdtf_engine.core.requests import TrainRequest
 ATTENTION_PARTS = (".attn.", ".temp_attn.", ".temporal.", "transformer_in.", ".ref_attn.")
 # "trainable: text": only what maps the caption into the picture — the text projection and the keys and values
 # of the text cross-attention (a "custom diffusion" style tune: a pack's captions learn their characters' look
-# while every layer that draws and moves stays the base's); ≈ 1 % of the small preset's weights.
+# while every layer that draws and moves stays the base's); ≈ 5 % of the small preset's weights.
 TEXT_PARTS = ("text_proj.", ".attn2.to_k.", ".attn2.to_v.")
 
 

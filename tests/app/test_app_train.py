@@ -83,7 +83,8 @@ def test_default_choice_builds_the_fine_tune_request(qtbot, state, tmp_path, fak
     params = fake_trainer.last("train").params
     req = TrainRequest.from_dict(params)
     assert req.init_from == "default" and req.model.preset is None and req.model.size is None
-    assert req.train.autoencoder is None and req.train.data == tv.dataset and req.train.trainable == "attention"
+    assert req.train.autoencoder is None and req.train.data == tv.dataset and req.train.batch_size == 2
+    assert req.run.max_minutes == 55  # the CPU recipe's cap travels with the request
     assert params == to_dict(req) and runs.read_request(tv.run_dir) == req
     assert tv.warning == ""
     with qtbot.waitSignal(tv.state_changed, check_params_cb=lambda s: s == "idle", timeout=2000):
@@ -92,7 +93,7 @@ def test_default_choice_builds_the_fine_tune_request(qtbot, state, tmp_path, fak
     tv.start()
     gpu = TrainRequest.from_dict(fake_trainer.last("train").params)
     assert gpu.init_from == "default" and gpu.run.mixed_precision == "bf16"
-    assert gpu.train.batch_size > req.train.batch_size and gpu.train.trainable == "all"
+    assert gpu.train.batch_size > req.train.batch_size and gpu.train.trainable == "all" and gpu.run.max_minutes == 0
 
 
 def test_run_pause_resume_finish(qtbot, state, tmp_path, fake_trainer):
