@@ -30,7 +30,7 @@ from typing import Any
 from rdtf_engine.core.atomic import make_dir, remove_tree_quietly, replace_dir, write_text_atomic
 from rdtf_engine.core.errors import DependencyError, InputError, LimitError, RdtfError, UnsafeInputError
 from rdtf_engine.core.paths import data_cache_dir
-from rdtf_engine.data.fluent_split import code_points
+from rdtf_engine.data.fluent_split import is_code_point_name
 
 PACKAGES = tuple(f"@lobehub/fluent-emoji-anim-{i}" for i in range(1, 5))
 # sha512 "integrity" of the versions checked when this source was added; another version is accepted on npm's
@@ -129,7 +129,7 @@ def asset_members(tgz: Path) -> Iterator[tuple[str, bytes]]:
                     continue
                 stem, ext = os.path.splitext(parts[2])
                 stem = stem.lower().replace("_", "-")  # tag sequences are written "1f3f4-e0067_e0062_…"
-                if ext.lower() != ".webp" or not _is_code_point_name(stem):
+                if ext.lower() != ".webp" or not is_code_point_name(stem):  # keeps every written name harmless
                     continue
                 if m.size > MAX_MEMBER_BYTES:
                     raise LimitError(f"{tgz.name}: {parts[2]} is {m.size:,} bytes (cap {MAX_MEMBER_BYTES:,})")
@@ -143,15 +143,6 @@ def asset_members(tgz: Path) -> Iterator[tuple[str, bytes]]:
                 yield stem, data
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise UnsafeInputError(f"{tgz.name} is not a readable npm tarball: {exc}") from None
-
-
-def _is_code_point_name(stem: str) -> bool:
-    """Only files named by a code-point sequence are taken (which also keeps every written name harmless)."""
-    try:
-        code_points(stem)
-    except ValueError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------- verify

@@ -41,6 +41,15 @@ def code_points(name: str) -> tuple[int, ...]:
     return tuple(int(p, 16) for p in parts)
 
 
+def is_code_point_name(name: str) -> bool:
+    """True when ``name`` is a code-point sequence ("1f44b-1f3fd"), as :func:`code_points` reads it."""
+    try:
+        code_points(name)
+    except ValueError:
+        return False
+    return True
+
+
 def is_reserved(seq: tuple[int, ...]) -> bool:
     """True when any code point of the sequence is reserved (a variant of a reserved face is reserved too)."""
     return any(lo <= cp <= hi for cp in seq for lo, hi in RESERVED_RANGES)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from rdtf_engine.core.errors import InputError
-from rdtf_engine.data.fluent_split import code_points, is_reserved
+from rdtf_engine.data.fluent_split import code_points, is_code_point_name, is_reserved
 from rdtf_engine.model.upscaler import Upscaler, save_upscaler, to_valid_premultiplied
 from rdtf_engine.platforms.upscale import shrink
 
@@ -70,18 +70,10 @@ def noto_frames(clips: int, seed: int = 0, size: int = 128) -> np.ndarray:
     out = []
     for i in range(len(src)):
         clip = src[i]
-        cps = [v for v in clip.labels.values() if isinstance(v, str) and _is_sequence(v)]
+        cps = [v for v in clip.labels.values() if isinstance(v, str) and is_code_point_name(v)]
         if not any(is_reserved(code_points(v)) for v in cps):
             out.append(clip.frames[clip.num_frames // 2])
     return np.stack(out)
-
-
-def _is_sequence(s: str) -> bool:
-    try:
-        code_points(s)
-    except ValueError:
-        return False
-    return True
 
 
 class PairBank:
