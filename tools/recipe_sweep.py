@@ -10,8 +10,11 @@ request (``core.recipes``, e.g. the CPU ``pack`` recipe) with the listed fields 
         --variant "base:" --variant "lr3:lr=3e-4" --variant "all:trainable=all,lr=3e-4"
 
 A variant is ``NAME:field=value,…`` over TrainConfig fields (steps, batch_size, lr, ema_decay, trainable,
-pack_style, decoder_steps) and RunControl fields (mixed_precision, max_minutes, checkpoint_every). Results:
-``OUT/NAME/eval.json`` and a summary line per variant on stdout (JSON).
+pack_style, decoder_steps, guidance_text) and RunControl fields (mixed_precision, max_minutes, checkpoint_every,
+resume).
+Results: ``OUT/NAME/eval-g<G>.json`` per text guidance scale of ``--guidance`` (default ``eval-gmodel.json``: the
+model's own) and a summary line per variant on stdout (JSON). A variant that a ``max_minutes`` cap stopped before its steps is not evaluated: run it again with
+``resume=1`` (the same ``--out``) to finish it in a later chunk, e.g. on a lent GPU whose calls are 10 minutes.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ import time
 from pathlib import Path
 
 TRAIN_FIELDS = {"steps": int, "batch_size": int, "lr": float, "ema_decay": float, "trainable": str,
-                "pack_style": str, "decoder_steps": int}
-RUN_FIELDS = {"mixed_precision": str, "max_minutes": float, "checkpoint_every": int}
+                "pack_style": str, "decoder_steps": int, "guidance_text": float}
+RUN_FIELDS = {"mixed_precision": str, "max_minutes": float, "checkpoint_every": int, "resume": lambda v: v == "1"}
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, object]]:
@@ -60,17 +63,23 @@ def run_variant(args: argparse.Namespace, name: str, fields: dict[str, object]) 
     req.validate()
     t0 = time.time()
     summary = train(req)
-    train_s = time.time() - t0
-    rep = evaluate_pack_model(str(out / "model"), args.pack, steps=args.eval_steps, seed=0, device=args.device,
-                              sheet_path=str(out / "sheet.png"))
-    (out / "eval.json").write_text(json.dumps(rep, indent=1))
-    t2v, it2v = rep["t2v"], rep["it2v"]
-    return {"variant": name, **{k: v for k, v in fields.items()}, "train_s": round(train_s, 1),
-            "steps_done": summary["step"],
-            "t2v_top1": t2v["identity"]["top1"], "t2v_top3": t2v["identity"]["top3"],
-            "it2v_top1": it2v["identity"]["top1"], "t2v_change": t2v["motion"]["change"]["generated"]["mean"],
-            "t2v_frozen": t2v["motion"]["frozen"]["generated"],
-            "t2v_sharpness": t2v["sharpness"]["generated"]["mean"]}
+    row: dict[str, object] = {"variant": name, **fields, "train_s": round(time.time() - t0, 1),
+                              "steps_done": summary["step"]}
+    if summary.get("stopped"):  # the chunk's time ran out: resume=1 finishes it
+        return {**row, "stopped": summary.get("reason", "stopped")}
+    for g in args.guidance or [None]:  # None: the model's own (its recipe's guidance_text)
+        tag = "model" if g is None else f"{g:g}"
+        rep = evaluate_pack_model(str(out / "model"), args.pack, steps=args.eval_steps, seed=0, device=args.device,
+                                  guidance=g, sheet_path=str(out / f"sheet-g{tag}.png"))
+        (out / f"eval-g{tag}.json").write_text(json.dumps(rep, indent=1))
+        t2v, it2v = rep["t2v"], rep["it2v"]
+        row[f"g{tag}"] = {"guidance": rep["guidance_text"], "t2v_top1": t2v["identity"]["top1"], "t2v_top3": t2v["identity"]["top3"],
+                          "it2v_top1": it2v["identity"]["top1"],
+                          "t2v_change": t2v["motion"]["change"]["generated"]["mean"],
+                          "t2v_frozen": t2v["motion"]["frozen"]["generated"],
+                          "t2v_flicker": t2v["motion"]["flicker"]["generated"],
+                          "t2v_sharpness": t2v["sharpness"]["generated"]["mean"]}
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="where the variants run")
     ap.add_argument("--parallel", type=int, default=1, help="variants at a time (each its own process)")
     ap.add_argument("--eval-steps", type=int, default=20)
+    ap.add_argument("--guidance", type=lambda v: [float(g) for g in v.split(",")], default=None,
+                    help="text guidance scales to evaluate each variant at, e.g. 4,6 (default: the model's own)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # worker: run this one variant
     args = ap.parse_args(argv)
     if args.one is not None:
@@ -95,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     def launch(text: str) -> str:
         cmd = [sys.executable, *sys.argv[:1], "--pack", args.pack, "--out", args.out, "--recipe", args.recipe,
                "--recipe-device", args.recipe_device, "--device", args.device, "--eval-steps",
-               str(args.eval_steps), "--one", text]
+               str(args.eval_steps), *(["--guidance", ",".join(f"{g:g}" for g in args.guidance)] if args.guidance else []),
+               "--one", text]
         name = parse_variant(text)[0]
         with open(Path(args.out) / f"{name}.log", "w") as log:
             done = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=log, text=True)

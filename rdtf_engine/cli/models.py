@@ -84,7 +84,9 @@ def add_model_parsers(sub) -> None:
     e.add_argument("--classifier", default=None, help="motion classifier folder (trained if missing)")
     e.add_argument("--device", default="auto")
     e.add_argument("--grid", default=None, help="also save a PNG grid of real / t2v / it2v held-out samples")
-    e.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
+    e.add_argument("--guidance", type=float, default=None,
+                   help="text guidance scale (default: the model's own, saved by its training recipe; "
+                        f"else {DEFAULT_GUIDANCE_TEXT:g})")
     e.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
     e.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
     e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
@@ -106,7 +108,9 @@ def add_model_parsers(sub) -> None:
     p.add_argument("--stickers", type=int, default=0, help="draw only the first N stickers (0 = all)")
     p.add_argument("--sheet", default=None, help="also save a PNG sheet: real | text→video | image&text→video")
     p.add_argument("--device", default="auto")
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE_TEXT, help="text guidance scale")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="text guidance scale (default: the model's own, saved by its training recipe; "
+                        f"else {DEFAULT_GUIDANCE_TEXT:g})")
     p.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")

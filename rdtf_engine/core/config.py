@@ -162,6 +162,7 @@ class TrainConfig:
     # "auto" | "on" (insist: a pack outside 4…200 stickers is an error) | "off" (one clip per sticker)
     pack_windows: str = "auto"
     pack_style: str | None = None  # suffix of pack captions; None = ", in the style of my pack", "" = none
+    guidance_text: float = 0.0  # the trained model's default text guidance (saved in its card); 0 = the engine's
 
     def validate(self) -> None:
         if self.curriculum not in ("none", "linear", "adaptive"):
@@ -180,6 +181,8 @@ class TrainConfig:
             raise InputError(f"trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
         if self.pack_windows not in ("auto", "on", "off"):
             raise InputError(f"pack_windows must be auto, on or off, got {self.pack_windows!r}")
+        if not 0.0 <= float(self.guidance_text) <= 30.0:
+            raise InputError(f"guidance_text must be between 0 and 30, got {self.guidance_text}")
 
 
 @dataclass
@@ -252,6 +255,9 @@ class ModelCard:
     latent_scale: float = 1.0
     base_model: str = ""  # --init-from: the model this one was fine-tuned from ("" = trained from scratch)
     base_steps: int = 0  # that model's own steps (its base's included): total training = base_steps + steps
+    # The text guidance its stickers are drawn with unless a request names one; 0 = the engine's default. A
+    # lightly fine-tuned model (the CPU pack recipe) tells its captions apart better with stronger guidance.
+    guidance_text: float = 0.0
     created: str = ""
     engine_version: str = ""
 

@@ -92,6 +92,7 @@ CARD_SCHEMA = {
     "latent_scale": _float(1e-6, 1e6),
     "base_model": TEXT,
     "base_steps": _int(0, 10**12),
+    "guidance_text": _float(0.0, 30.0),
     "created": TEXT,
     "engine_version": TEXT,
 }

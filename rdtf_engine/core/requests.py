@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from rdtf_engine.core.config import MAX_SEED, MAX_SIZE, MIN_SIZE, ModelConfig, RunControl, TrainConfig
+from rdtf_engine.core.config import MAX_SEED, MAX_SIZE, MIN_SIZE, ModelCard, ModelConfig, RunControl, TrainConfig
 from rdtf_engine.core.errors import InputError
 
 MAX_FRAMES = 24  # the timeline's cap; the model itself works on windows of ``num_frames`` (8)
@@ -75,6 +75,14 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 _KINDS = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None), "list": list, "dict": dict}
 
 
+def model_guidance(card: ModelCard, requested: float | None = None) -> float:
+    """The text guidance a sticker is drawn with: the one asked for, else the model's own (a fine-tune's recipe
+    may save one in its card), else DEFAULT_GUIDANCE_TEXT."""
+    if requested is not None:
+        return float(requested)
+    return float(card.guidance_text or DEFAULT_GUIDANCE_TEXT)
+
+
 def check_field_types(obj: Any) -> None:
     """Every field of a request dataclass has the JSON type its annotation names (ints within 64 bits, floats
     finite), else InputError naming the field: values from a request file or the app are never trusted."""
@@ -128,7 +136,7 @@ class GenerateRequest:
     size: int = 256
     steps: int = 20
     seed: int | None = None
-    guidance_text: float = DEFAULT_GUIDANCE_TEXT
+    guidance_text: float | None = None  # None: the model's own (model_guidance), recorded resolved
     guidance_image: float = DEFAULT_GUIDANCE_IMAGE
     strength: float = DEFAULT_STRENGTH  # with frames given: share of the steps run from their prior (img2img)
     scheduler: str = "dpm"  # one of SCHEDULERS: "dpm" (DPM-Solver++ 2M, default) | "unipc" | "ddim" (the paper's)
@@ -160,7 +168,8 @@ class GenerateRequest:
             raise InputError(f"steps must be between 1 and 1000, got {self.steps}")
         if self.scheduler not in SCHEDULERS:
             raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
-        if not (0.0 <= float(self.guidance_text) <= 30.0 and 0.0 <= float(self.guidance_image) <= 30.0):
+        text = DEFAULT_GUIDANCE_TEXT if self.guidance_text is None else float(self.guidance_text)
+        if not (0.0 <= text <= 30.0 and 0.0 <= float(self.guidance_image) <= 30.0):
             raise InputError("guidance scales must be between 0 and 30")
         check_strength(self.strength)
         if not (8 <= int(self.duration_ms) <= 10_000):

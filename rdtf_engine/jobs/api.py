@@ -6,6 +6,7 @@ reports the final Finished/Failed, so each job ends with exactly one of them.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from pathlib import Path
@@ -17,7 +18,7 @@ from rdtf_engine import __version__
 from rdtf_engine.core.errors import InputError, ModelError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
 from rdtf_engine.core.model_folder import weights_sha256
-from rdtf_engine.core.requests import DeviceRequest, GenerateRequest, ModelsRequest, TrainRequest
+from rdtf_engine.core.requests import DeviceRequest, GenerateRequest, ModelsRequest, TrainRequest, model_guidance
 from rdtf_engine.core.results import GenerateResult
 
 DEMO_STEPS = 300
@@ -38,6 +39,8 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
         on_event(Log("warning", f"model {pipe.card.name!r} has other weights than the ones that made this "
                                 "sticker: the result will differ"))
     seed = int(req.seed) if req.seed is not None else random.SystemRandom().randrange(2**31)
+    # the recipe records the guidance the sticker was drawn with, the model's own when the request named none
+    req = dataclasses.replace(req, guidance_text=model_guidance(pipe.card, req.guidance_text))
     cond = _condition_frames(req)
     params = SampleParams(req.prompt, int(req.frames), int(req.size), int(req.steps), seed, req.guidance_text,
                           req.guidance_image, req.strength, req.scheduler, cond or [], int(req.preview_every))

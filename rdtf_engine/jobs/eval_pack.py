@@ -18,7 +18,7 @@ import numpy as np
 
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, check_strength
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_STRENGTH, check_strength, model_guidance
 from rdtf_engine.diffusion.pipeline import SampleParams
 
 SHEET_CELL = 96
@@ -33,7 +33,7 @@ def style_token(card, style: str) -> str:
 
 def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, device: str = "auto",
                         style: str = "auto", stickers: int = 0, sheet_path: str | None = None,
-                        guidance: float = DEFAULT_GUIDANCE_TEXT, guidance_image: float = DEFAULT_GUIDANCE_IMAGE,
+                        guidance: float | None = None, guidance_image: float = DEFAULT_GUIDANCE_IMAGE,
                         strength: float = DEFAULT_STRENGTH, on_event=null_event,
                         should_stop=never_stop) -> dict[str, Any]:
     """``stickers`` > 0 draws samples for the first that many stickers only (a quicker CPU run); identity is
@@ -51,6 +51,7 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)
     card, n_frames = pipe.card, pipe.card.num_frames
+    guidance = model_guidance(card, guidance)  # None: the model's own, as generate draws it
     clips = load_pack_clips(pack, card.size)
     token = style_token(card, style)
     chosen = list(range(len(clips)))[: stickers or None]

@@ -21,10 +21,10 @@ from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
 from rdtf_engine.core.requests import (
     DEFAULT_GUIDANCE_IMAGE,
-    DEFAULT_GUIDANCE_TEXT,
     DEFAULT_STRENGTH,
     SCHEDULERS,
     check_strength,
+    model_guidance,
 )
 
 _BANKS: dict[tuple[str, int], Any] = {}  # (data, size) → IdentityBank or None, see _identity_bank
@@ -33,7 +33,7 @@ CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level class
 
 def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: int = 64, steps: int = 20,
                    seed: int = 0, device: str = "auto", on_event=null_event, should_stop=never_stop,
-                   classifier_path: str | None = None, guidance: float = DEFAULT_GUIDANCE_TEXT,
+                   classifier_path: str | None = None, guidance: float | None = None,
                    grid_path: str | None = None, grid_rows: int = 8,
                    guidance_image: float = DEFAULT_GUIDANCE_IMAGE, strength: float = DEFAULT_STRENGTH,
                    tasks: tuple[str, ...] = ("t2v", "it2v"), scheduler: str = "dpm",
@@ -62,6 +62,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)
     card, dev = pipe.card, pipe.device
+    guidance = model_guidance(card, guidance)  # None: the model's own, as generate draws it
     refs_src = open_source(data, card.size, num_clips=num_clips, seed=seed)
     refs = [refs_src[i] for i in range(min(num_clips, len(refs_src)))]
     on_event(Log("info", f"eval: {len(refs)} held-out clips of {data} at {card.size} px on {dev}"))

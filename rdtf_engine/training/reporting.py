@@ -67,7 +67,7 @@ class StepReport:
         elapsed = max(time.time() - self.t_start, 1e-6)
         rate = (step - self.step_at_start) / elapsed
         m = Metrics(step, loss=sum(self.window) / n, lr=run.state.lr_sched.get_last_lr()[0], steps_per_s=rate,
-                    eta_s=(run.req.train.steps - step) / max(rate, 1e-9), elapsed_s=round(elapsed, 2),
+                    eta_s=self.capped((run.req.train.steps - step) / max(rate, 1e-9)), elapsed_s=round(elapsed, 2),
                     curriculum=run.req.train.curriculum, task_counts=dict(task_counts),
                     task_weights={k: round(v, 4) for k, v in (weights or {}).items()},
                     bucket=run.state.curriculum.state.bucket, ms=ms,
@@ -75,6 +75,14 @@ class StepReport:
         run.on_event(m)
         run.on_event(Progress("train", step, run.req.train.steps, eta_message(m.eta_s), eta_s=m.eta_s))
         append_metrics_row(run, m)
+
+    def capped(self, eta_s: float) -> float:
+        """A run with a time cap (``max_minutes``, e.g. the CPU pack recipe on a slow machine) ends at the cap
+        if its steps would take longer: the ETA says when it really ends."""
+        limit = self.run.req.run.max_minutes
+        if not limit:
+            return eta_s
+        return max(0.0, min(eta_s, limit * 60 - (time.time() - self.t_start)))
 
     def progress(self, step: int) -> None:
         # The first step also pays for warm-up (allocations, kernel choice): from the second on, the rate is
@@ -84,7 +92,7 @@ class StepReport:
         done, since = step - self.step_at_start, time.time() - self.t_start
         if step - self.step_at_start > 1:
             done, since = step - self.step_at_start - 1, time.time() - self.t_first
-        eta = (self.run.req.train.steps - step) * since / max(done, 1)
+        eta = self.capped((self.run.req.train.steps - step) * since / max(done, 1))
         self.run.on_event(Progress("train", step, self.run.req.train.steps, eta_message(eta), eta_s=eta))
 
 
@@ -147,5 +155,6 @@ def export_model(run: Run) -> None:
                      num_frames=req.model.num_frames, temporal=req.model.temporal, dual_mask=req.train.dual_mask,
                      curriculum=req.train.curriculum, steps=st.step, data=req.train.data,
                      data_summary=data.summary, latent_scale=data.scale, base_model=run.base[0],
-                     base_steps=run.base[1], engine_version=__version__)
+                     base_steps=run.base[1], guidance_text=float(req.train.guidance_text),
+                     engine_version=__version__)
     save_model_folder(run.dir / "model", ema_model, data.vae, card)

@@ -87,6 +87,22 @@ def test_model_picker_lists_shipped_first_and_sends_user_model_path(qtbot, state
     assert state.create.request().model == "default"
 
 
+def test_a_picked_model_brings_its_own_text_guidance(qtbot, state, fake):
+    """A pack model fine-tuned on a CPU is drawn at the guidance its recipe saved; the user may still change it,
+    and a refreshed list or the same model picked again does not undo that."""
+    state.models.refresh()
+    qtbot.waitUntil(lambda: len(state.create.models) == 2)
+    state.create.set_value("model", "my-cats")
+    assert state.create.guidance == 8.0 and state.create.request().guidance_text == 8.0
+    state.create.set_value("guidance", 6.5)
+    state.create.set_value("model", "my-cats")
+    state.models.refresh()
+    qtbot.wait(50)
+    assert state.create.request().guidance_text == 6.5
+    state.create.set_value("model", "default")
+    assert state.create.request().guidance_text == 4.0
+
+
 def test_timeline_edits_and_undo_redo(qtbot, state):
     sticker = generate(qtbot, state)  # 8 frames
     tl = state.timeline

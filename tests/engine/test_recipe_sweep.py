@@ -16,6 +16,7 @@ def test_variants_parse_typed_fields_and_refuse_unknown_ones(sweep):
     assert name == "all3" and fields == {"trainable": "all", "lr": 3e-4, "steps": 3000, "max_minutes": 3.5,
                                          "mixed_precision": "no"}
     assert isinstance(fields["steps"], int) and isinstance(fields["lr"], float)
+    assert sweep.parse_variant("more:steps=3600,resume=1") == ("more", {"steps": 3600, "resume": True})
     with pytest.raises(SystemExit, match="unknown field"):
         sweep.parse_variant("x:nonsense=1")
     with pytest.raises(SystemExit, match="NAME"):

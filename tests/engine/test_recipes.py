@@ -73,6 +73,13 @@ def test_pack_recipe_fine_tunes_a_base_on_a_tiny_pack(tiny_run, tmp_path):
     assert "my-pack" in [m["name"] for m in list_models()]
     res = generate(GenerateRequest(prompt="a square number 2", model="my-pack", frames=4, size=32, steps=2, seed=0))
     assert res.frames.shape == (4, 32, 32, 4)
+    # the recipe's text guidance travels in the card: generate draws with it unless told otherwise, and says so
+    assert card.guidance_text == recipe("pack", "cpu").train.guidance_text == 8.0
+    assert res.recipe["guidance_text"] == 8.0
+    assert [m["guidance_text"] for m in list_models() if m["name"] == "my-pack"] == [8.0]
+    told = generate(GenerateRequest(prompt="a square number 2", model="my-pack", frames=4, size=32, steps=2, seed=0,
+                                    guidance_text=3.0))
+    assert told.recipe["guidance_text"] == 3.0 and not np.array_equal(told.frames, res.frames)
 
 
 def test_decoder_steps_tunes_the_decoder_alone_and_a_resume_reuses_it(tiny_run, tmp_path):

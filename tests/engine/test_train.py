@@ -240,6 +240,27 @@ def test_warmup_is_short_for_a_fine_tune():
     assert [warmup_steps(n, fine_tune=True) for n in (1, 50, 2000, 1_000_000)] == [1, 5, 100, 100]
 
 
+def test_the_eta_of_a_capped_run_ends_at_its_cap():
+    """A time cap (the CPU pack recipe's 55 minutes) ends a slow machine's run before its last step: the ETA
+    shown from the first steps is the cap's, not the steps'."""
+    import time
+    from types import SimpleNamespace
+
+    from rdtf_engine.training.reporting import StepReport
+
+    def report(minutes):
+        r = StepReport.__new__(StepReport)
+        r.run, r.t_start = SimpleNamespace(req=SimpleNamespace(run=SimpleNamespace(max_minutes=minutes))), time.time()
+        return r
+
+    assert report(0.0).capped(9000.0) == 9000.0  # no cap
+    assert 3590 < report(60.0).capped(9000.0) <= 3600  # the steps would take 2.5 h: the cap ends it in 1 h
+    assert report(60.0).capped(120.0) == 120.0  # the steps end first
+    late = report(1.0)
+    late.t_start -= 120
+    assert late.capped(500.0) == 0.0  # past the cap: stopping now
+
+
 def test_latent_cache_rendered_ahead_by_a_pool_equals_the_serial_cache(tiny_run):
     """The worker pool renders chunk k+1 while chunk k is encoded; the cache is the same as one built serially
     (clips, captions, key frames, latents), whatever the chunking and the worker count."""
