@@ -283,9 +283,8 @@ class ExportRequest:
     recipe: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
+        check_field_types(self)
         _need(self, "input", "preset", "out")
-        if not isinstance(self.options, dict) or not isinstance(self.recipe, dict):
-            raise InputError("export options and recipe must be JSON objects")
 
 
 @dataclass
@@ -313,6 +312,7 @@ class CheckRequest:
     preset: str
 
     def validate(self) -> None:
+        check_field_types(self)
         _need(self, "path", "preset")
 
 
@@ -323,7 +323,8 @@ class ModelsRequest:
     dirs: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        if not isinstance(self.dirs, list) or not all(isinstance(d, str) for d in self.dirs):
+        check_field_types(self)
+        if not all(isinstance(d, str) for d in self.dirs):
             raise InputError("models: dirs must be a list of folder paths")
 
 

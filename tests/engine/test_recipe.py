@@ -66,3 +66,10 @@ def test_requests_cross_the_wire_unchanged():
         from_wire("paint", {})
     with pytest.raises(InputError, match="prompt"):
         from_wire("generate", {"frames": 3})
+    # every request's fields are typed on arrival: a number where a path belongs is refused, naming the field
+    for op, params, field in [("export", {"input": 5, "preset": "telegram", "out": "x.webm"}, "input"),
+                              ("export", {"input": "a.gif", "preset": "telegram", "out": "x", "options": []}, "options"),
+                              ("check", {"path": "a.gif", "preset": ["telegram"]}, "preset"),
+                              ("models", {"dirs": "runs"}, "dirs")]:
+        with pytest.raises(InputError, match=field):
+            from_wire(op, params).validate()
