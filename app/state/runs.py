@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rdtf_engine.core.config import DECODER_TIME_SHARE
 from rdtf_engine.core.recipes import APP_RECIPES, DEFAULT_RECIPE, Recipe, recipe
 from rdtf_engine.core.requests import TrainRequest
 from rdtf_engine.core.run_file import read_run_file, write_run_file
@@ -34,9 +35,10 @@ DEFAULT_SPEED = {("cpu", "pack"): 1.0, ("mps", "pack"): 0.5, ("cuda", "pack"): 4
 # Stickers are imported at the shipped model's frame size; each run's data source resamples them to its own.
 IMPORT_SIZE = 128
 # A fine-tune's decoder step against its denoiser step: on a GPU batch 32 single frames against 256 clips of 8;
-# on a CPU batch 4 frames (≈ 0.65 s on 2 cores) against 2 clips of 8 (≈ 0.85 s).
-DECODER_SPEEDUP = {"cpu": 1.3, "mps": 1.3, "cuda": 8.0}
-SETUP_SECONDS = {"cpu": 60.0, "mps": 40.0, "cuda": 30.0}  # loading the base model, text encoder, data cache
+# on a CPU batch 4 frames against 2 clips of 8: about as fast (1.25 against 1.18 steps/s on 2 idle cores).
+DECODER_SPEEDUP = {"cpu": 1.0, "mps": 1.0, "cuda": 8.0}
+# loading the base model and text encoder, encoding the data (a 24-sticker pack's 384 windows: ≈ 2.5 min on 2 cores)
+SETUP_SECONDS = {"cpu": 150.0, "mps": 90.0, "cuda": 30.0}
 
 
 def device_kind(device: dict[str, Any]) -> str:
@@ -51,16 +53,19 @@ def recipe_for(choice: str, device: dict[str, Any]) -> Recipe:
 
 def estimate_seconds(choice: str, device: dict[str, Any], measured: float | None = None) -> float:
     """Whole-run time: set-up, denoiser steps, and the autoencoder's steps: a run from scratch trains it (counted
-    at 3× the denoiser's speed), a fine-tune tunes its decoder (``DECODER_SPEEDUP``); never more than the
-    recipe's time cap (the run stops there with its model saved)."""
+    at 3× the denoiser's speed), a fine-tune tunes its decoder (``DECODER_SPEEDUP``); a capped recipe's steps
+    never more than its cap (the run stops there with its model saved), its decoder tune never more than
+    ``DECODER_TIME_SHARE`` of it."""
     kind = device_kind(device)
     r = recipe_for(choice, device)
     if measured is not None and not (isinstance(measured, (int, float)) and 1e-6 < measured < 1e6):
         measured = None  # NaN, 1e-310, inf or junk from a damaged settings file: use the built-in guess
     speed = measured or DEFAULT_SPEED.get((kind, r.name), 1.0)
     ae = r.train.ae_steps / 3 if r.from_scratch else r.train.decoder_steps / DECODER_SPEEDUP[kind]
-    steps_s = (r.train.steps + ae) / speed
-    return SETUP_SECONDS[kind] + (min(steps_s, r.max_minutes * 60) if r.max_minutes > 0 else steps_s)
+    ae_s, steps_s = ae / speed, r.train.steps / speed
+    if r.max_minutes > 0:  # the step loop stops at the cap, the decoder's tune at its share of it
+        ae_s, steps_s = min(ae_s, r.max_minutes * 60 * DECODER_TIME_SHARE), min(steps_s, r.max_minutes * 60)
+    return SETUP_SECONDS[kind] + ae_s + steps_s
 
 
 def train_request(choice: str, device: dict[str, Any], data: str, run_dir: Path) -> TrainRequest:

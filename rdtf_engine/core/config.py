@@ -185,6 +185,10 @@ class TrainConfig:
             raise InputError(f"guidance_text must be between 0 and 30, got {self.guidance_text}")
 
 
+# A capped fine-tune (RunControl.max_minutes) tunes its decoder for at most this share of the cap, before the steps.
+DECODER_TIME_SHARE = 0.15
+
+
 @dataclass
 class RunControl:
     """Where and how a run executes; none of it changes what the model learns."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from rdtf_engine.core.config import DECODER_TIME_SHARE
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress
 from rdtf_engine.core.requests import TrainRequest
@@ -107,7 +108,6 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
 DECODER_FRAMES = 3000
 DECODER_BATCH = {"cuda": 32, "cpu": 4}
 DECODER_LR = 1e-4
-DECODER_TIME_SHARE = 0.15  # of a run's --max-minutes
 
 
 def tuned_decoder(req: TrainRequest, source, base_vae, ae_dir: Path, device: torch.device, on_event, should_stop):

@@ -35,11 +35,11 @@ def test_recipes_are_requests_the_cli_and_app_share():
     assert cpu.init_from == gpu.init_from == "default" and not cpu.from_scratch
     assert cpu.model.preset is None and cpu.model.size is None  # the base model's architecture
     assert cpu.train.trainable == gpu.train.trainable == "all"
-    assert cpu.train.decoder_steps > 0 and cpu.max_minutes == 55 and gpu.max_minutes == 0  # the CPU run is capped
+    assert cpu.train.decoder_steps > 0 and cpu.max_minutes == 50 and gpu.max_minutes == 0  # the CPU run is capped
     assert gpu.mixed_precision == "bf16" and gpu.train.batch_size > cpu.train.batch_size
     req = cpu.request("data/pack", "runs/x", device="cpu")
     assert (req.train.data, req.run.out, req.run.device, req.init_from) == ("data/pack", "runs/x", "cpu", "default")
-    assert req.run.max_minutes == 55
+    assert req.run.max_minutes == 50
     assert TrainRequest.from_dict(json.loads(json.dumps(to_dict(req)))) == req  # what the app sends
     assert all(recipe(n).from_scratch for n in APP_RECIPES[1:])
     with pytest.raises(InputError, match="unknown recipe"):
@@ -63,7 +63,7 @@ def test_pack_recipe_fine_tunes_a_base_on_a_tiny_pack(tiny_run, tmp_path):
     saved = TrainRequest.from_dict(json.loads((out / "run.json").read_text()))
     assert (saved.model.preset, saved.model.size, saved.init_from) == ("tiny", 32, str(base))
     assert (saved.train.trainable, saved.train.batch_size, saved.train.steps) == ("attention", 2, 3)
-    assert saved.run.max_minutes == 55
+    assert saved.run.max_minutes == 50
     assert not (out / "autoencoder").exists()  # the base's autoencoder, not a new one
     before, _, _ = load_model_folder(base)
     after, _, card = load_model_folder(out / "model")
