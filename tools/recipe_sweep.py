@@ -11,10 +11,10 @@ request (``core.recipes``, e.g. the CPU ``pack`` recipe) with the listed fields 
 
 A variant is ``NAME:field=value,…`` over TrainConfig fields (steps, batch_size, lr, ema_decay, trainable,
 pack_style, decoder_steps, guidance_text) and RunControl fields (mixed_precision, max_minutes, checkpoint_every,
-resume).
-Results: ``OUT/NAME/eval-g<G>.json`` per text guidance scale of ``--guidance`` (default ``eval-gmodel.json``: the
-model's own) and a summary line per variant on stdout (JSON). A variant that a ``max_minutes`` cap stopped before its steps is not evaluated: run it again with
-``resume=1`` (the same ``--out``) to finish it in a later chunk, e.g. on a lent GPU whose calls are 10 minutes.
+resume). Results: ``OUT/NAME/eval-g<G>.json`` per text guidance scale of ``--guidance`` (default
+``eval-gmodel.json``: the model's own) and a summary line per variant on stdout (JSON). A variant that a
+``max_minutes`` cap stopped before its steps is not evaluated: run it again with ``resume=1`` (the same
+``--out``) to finish it in a later chunk, e.g. on a lent GPU whose calls are 10 minutes.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def run_variant(args: argparse.Namespace, name: str, fields: dict[str, object]) 
                                   guidance=g, sheet_path=str(out / f"sheet-g{tag}.png"))
         (out / f"eval-g{tag}.json").write_text(json.dumps(rep, indent=1))
         t2v, it2v = rep["t2v"], rep["it2v"]
-        row[f"g{tag}"] = {"guidance": rep["guidance_text"], "t2v_top1": t2v["identity"]["top1"], "t2v_top3": t2v["identity"]["top3"],
-                          "it2v_top1": it2v["identity"]["top1"],
+        row[f"g{tag}"] = {"guidance": rep["guidance_text"], "t2v_top1": t2v["identity"]["top1"],
+                          "t2v_top3": t2v["identity"]["top3"], "it2v_top1": it2v["identity"]["top1"],
                           "t2v_change": t2v["motion"]["change"]["generated"]["mean"],
                           "t2v_frozen": t2v["motion"]["frozen"]["generated"],
                           "t2v_flicker": t2v["motion"]["flicker"]["generated"],
@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     def launch(text: str) -> str:
         cmd = [sys.executable, *sys.argv[:1], "--pack", args.pack, "--out", args.out, "--recipe", args.recipe,
                "--recipe-device", args.recipe_device, "--device", args.device, "--eval-steps",
-               str(args.eval_steps), *(["--guidance", ",".join(f"{g:g}" for g in args.guidance)] if args.guidance else []),
-               "--one", text]
+               str(args.eval_steps), "--one", text]
+        if args.guidance:
+            cmd[-2:-2] = ["--guidance", ",".join(f"{g:g}" for g in args.guidance)]
         name = parse_variant(text)[0]
         with open(Path(args.out) / f"{name}.log", "w") as log:
             done = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=log, text=True)

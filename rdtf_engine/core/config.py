@@ -185,7 +185,8 @@ class TrainConfig:
             raise InputError(f"guidance_text must be between 0 and 30, got {self.guidance_text}")
 
 
-# A capped fine-tune (RunControl.max_minutes) tunes its decoder for at most this share of the cap, before the steps.
+# A capped fine-tune (RunControl.max_minutes) tunes its decoder for at most this share of the cap, before the
+# steps (the app's time estimate counts it too).
 DECODER_TIME_SHARE = 0.15
 
 
