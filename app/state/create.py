@@ -95,10 +95,13 @@ class CreateViewModel(ViewModel):
     def _take_model_guidance(self, name: str) -> None:
         """A model picked by hand brings its own text guidance (a pack fine-tuned on a CPU draws its captions
         apart better at 8 than at the shipped model's 4); the user can still change it afterwards."""
-        for m in self._models:
-            if name in (m.get("name"), m.get("path")) and m.get("guidance_text") is not None:
-                self.set_value("guidance", float(m["guidance_text"]))
-                return
+        m = self._entry(name)
+        if m is not None and m.get("guidance_text") is not None:
+            self.set_value("guidance", float(m["guidance_text"]))
+
+    def _entry(self, ref: str) -> dict | None:
+        """The listed model of that folder or name."""
+        return next((m for m in self._models if ref in (m.get("path"), m.get("name"))), None)
 
     def set_models(self, models: list[dict]) -> None:
         # Shipped models first: a new user should find the default at the top.
@@ -121,10 +124,8 @@ class CreateViewModel(ViewModel):
         for m in self._models:
             if sha256 and m.get("sha256") == sha256:
                 return str(m.get("name"))
-        for m in self._models:
-            if ref in (m.get("path"), m.get("name")):
-                return str(m.get("name"))
-        return ref
+        m = self._entry(ref)
+        return str(m.get("name")) if m is not None else ref
 
     def roll_seed(self) -> None:
         self._set("seed", random.randrange(1 << 31))

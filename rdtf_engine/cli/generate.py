@@ -18,6 +18,9 @@ from rdtf_engine.core.requests import (
     GenerateRequest,
 )
 
+GUIDANCE_HELP = (f"text guidance scale (default: the model's own, saved by its training recipe; else "
+                 f"{DEFAULT_GUIDANCE_TEXT:g})")
+
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -79,9 +82,7 @@ def add_generate_parser(sub) -> None:
                    help="pixels (default: the model's training size; other sizes are sampled at it and resampled)")
     g.add_argument("--steps", type=int, default=20)
     g.add_argument("--seed", type=int, default=None)
-    g.add_argument("--guidance", type=float, default=None,
-                   help="text guidance scale (default: the model's own, saved by its training recipe; "
-                        f"else {DEFAULT_GUIDANCE_TEXT:g})")
+    g.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
     g.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE,
                    help="image guidance scale (given frames)")
     g.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,

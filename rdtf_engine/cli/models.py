@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
+from rdtf_engine.cli.generate import GUIDANCE_HELP
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.core.events import Finished
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, SCHEDULERS
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_STRENGTH, SCHEDULERS
 
 
 def cmd_models(args, rep: Reporter) -> int:
@@ -70,6 +71,13 @@ def cmd_eval_pack(args, rep: Reporter) -> int:
     return 0
 
 
+def _sampling_args(p) -> None:
+    """The guidance and strength flags that ``eval`` and ``eval-pack`` share."""
+    p.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
+    p.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
+    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
+
+
 def add_model_parsers(sub) -> None:
     m = sub.add_parser("models", help="list installed models")
     m.add_argument("--json", action="store_true")
@@ -84,11 +92,7 @@ def add_model_parsers(sub) -> None:
     e.add_argument("--classifier", default=None, help="motion classifier folder (trained if missing)")
     e.add_argument("--device", default="auto")
     e.add_argument("--grid", default=None, help="also save a PNG grid of real / t2v / it2v held-out samples")
-    e.add_argument("--guidance", type=float, default=None,
-                   help="text guidance scale (default: the model's own, saved by its training recipe; "
-                        f"else {DEFAULT_GUIDANCE_TEXT:g})")
-    e.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
-    e.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
+    _sampling_args(e)
     e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
     e.add_argument("--pack-project", default=None, nargs="+", metavar="DIR",
                    help="instead: identity and motion agreement across pack folders (rdtf pack eval)")
@@ -108,10 +112,6 @@ def add_model_parsers(sub) -> None:
     p.add_argument("--stickers", type=int, default=0, help="draw only the first N stickers (0 = all)")
     p.add_argument("--sheet", default=None, help="also save a PNG sheet: real | text→video | image&text→video")
     p.add_argument("--device", default="auto")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="text guidance scale (default: the model's own, saved by its training recipe; "
-                        f"else {DEFAULT_GUIDANCE_TEXT:g})")
-    p.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
-    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
+    _sampling_args(p)
     p.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
     p.set_defaults(func=cmd_eval_pack)

@@ -61,8 +61,8 @@ def _fine_tune(device: str) -> Recipe:
                       sample_every=250, checkpoint_every=250, init_from="default", mixed_precision="bf16",
                       notes="decoder tuned on the pack, then all DFGN weights, batch 256, bf16")
     # CPU (also MPS): all weights at batch 2, a short decoder tune first, the whole run capped at CPU_PACK_MINUTES.
-    # Chosen by measurement (docs/results.md, "The CPU recipe"): on 2 idle cores a batch-2 step of the real loop
-    # takes ≈ 0.85 s and a batch-4 decoder step ≈ 0.65 s; screened on a tuning pack at equal time (≈ 1,100-1,500
+    # Chosen by measurement (docs/results.md, "The CPU recipe"): on 2 idle cores the real loop runs 1.1-1.2 batch-2
+    # steps/s and the decoder tune ≈ 1.25 batch-4 steps/s; screened on a tuning pack at equal time (≈ 1,100-1,500
     # steps), all weights drew 5-6 of 24 captions as their own sticker, the attention and temporal layers alone
     # 1-2, the text cross-attention alone 4. At the CPU's real step count (screened the same way to the end):
     # 3,600 steps drew 14-16 of 24 captions as their own sticker against 10-11 at 3,000, and text guidance 8
@@ -80,7 +80,7 @@ CPU_PACK_STEPS = 3600  # ≈ 51 min of steps on 2 idle cores (1.18 steps/s); a s
 # so the whole run stays within about an hour on any machine.
 CPU_PACK_MINUTES = 50.0
 CPU_PACK_GUIDANCE = 8.0
-CPU_DECODER_STEPS = 400  # batch 4: ≈ 4–5 min on 2 idle cores (and at most 15 % of the time cap)
+CPU_DECODER_STEPS = 400  # batch 4: ≈ 5.5–6 min on 2 idle cores (and at most 15 % of the time cap)
 # GPU: the decoder's tune (batch 32 at 128 px, ≈ 16 passes over a 24-sticker pack's ≈ 3,000 window frames) costs
 # about a minute of the ten; it brings back the pack's colours and removes the base decoder's grid texture.
 GPU_DECODER_STEPS = 1500
