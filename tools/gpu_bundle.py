@@ -45,8 +45,11 @@ def extra_caption_texts(paths: list[Path]) -> list[str]:
 def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024, extra: list[str] = ()) -> list[int]:
     from rdtf_engine.data.sources import open_source
 
+    from rdtf_engine.data.mixed_source import FLUENT_STYLE
+
     ids: set[int] = set(tokenizer.all_special_ids) | set(tokenizer.convert_tokens_to_ids(["#"]))
-    for enc in tokenizer(sorted(set(extra)))["input_ids"] if extra else ():
+    extra = [*extra, FLUENT_STYLE]  # builtin:mixed's tag on its Fluent captions
+    for enc in tokenizer(sorted(set(extra)))["input_ids"]:
         ids.update(enc)
     for spec, n in (("builtin:emoji", n_train), ("builtin:emoji-holdout", n_holdout), ("builtin:shapes", 256)):
         src = open_source(spec, 64, num_clips=n)

@@ -6,10 +6,17 @@ part's clip ``i mod len(part)``. The procedural clips keep teaching the motion w
 tricks (composites, splices, recolouring); the Fluent clips teach how an artist moves things. Both parts are
 training splits only: the Fluent holdout shares ``builtin:emoji``'s held-out code points, so neither part ever
 shows an emoji held out by the other.
+
+Both parts caption the same code points with the same names ("camel"), one drawn flat (Noto), one in 3-D
+(Fluent). Untagged, a fine-tune on the mix pulled every text → video sample towards the Fluent look (a 256 px
+continuation of the shipped model: 0 of 29 seen emoji recognised as their Noto selves, 23 of 29 before), so
+the Fluent part's captions end with :data:`FLUENT_STYLE`: plain prompts keep the flat style, prompts with the
+tag reach the artist-drawn one (as a pack's style token reaches a pack).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -18,6 +25,7 @@ from rdtf_engine.core.clip import Clip
 from rdtf_engine.data.clip_source import Plan, ProceduralSource
 
 FLUENT_SHARE = 0.4  # of training clips; the rest are procedural emoji clips
+FLUENT_STYLE = ", in 3d style"  # appended to the Fluent part's captions (module docstring)
 
 
 class MixedSource(ProceduralSource):
@@ -38,14 +46,16 @@ class MixedSource(ProceduralSource):
 
     def plan(self, i: int) -> Plan:
         part, j = self.route(i)
-        return part.plan(j)
+        p = part.plan(j)
+        return dataclasses.replace(p, caption=p.caption + FLUENT_STYLE) if part is self.fluent else p
 
     def sprite(self, obj: str) -> np.ndarray:
         return self.emoji.sprite(obj)
 
     def _get(self, i: int) -> Clip:
         part, j = self.route(i)
-        return part[j]
+        clip = part[j]
+        return dataclasses.replace(clip, caption=clip.caption + FLUENT_STYLE) if part is self.fluent else clip
 
     def identity_sprites(self) -> dict:
         return self.emoji.identity_sprites()  # the procedural part's bank (the Fluent one decodes every file)
@@ -53,6 +63,6 @@ class MixedSource(ProceduralSource):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         fluent = sum(self.route(i)[0] is self.fluent for i in range(len(self)))
-        d.update(fluent_share=self.share, parts={"fluent": fluent, "emoji": len(self) - fluent},
+        d.update(fluent_share=self.share, fluent_style=FLUENT_STYLE.strip(", "), parts={"fluent": fluent, "emoji": len(self) - fluent},
                  fluent=self.fluent.describe() | {"clips": len(self.fluent)}, emoji=self.emoji.describe())
         return d

@@ -10,7 +10,8 @@ each sticker into ``windows_per_clip`` training clips:
   (slow and fast views of the same motion), drawn without repeats from all (stride, start) pairs that fit;
   a sticker shorter than a window contributes the whole clip instead;
 - windows are jittered where that keeps the character: a horizontal flip (only if the caption names no side:
-  "left", "right", …), a hue rotation of at most ±``HUE_DEG``° and a scale in [0.9, 1.1] resampled on
+  "left", "right", …, and only if the mirrored sticker is not nearly another sticker of the pack:
+  :func:`mirror_twins`, e.g. a first and a last quarter moon), a hue rotation of at most ±``HUE_DEG``° and a scale in [0.9, 1.1] resampled on
   premultiplied RGBA (so no dark fringe appears at the alpha edge), centred on the canvas.
 
 Captions get a pack style token (default ", in the style of my pack"): the fine-tune ties the pack's look to
@@ -44,6 +45,9 @@ STRIDES = (2, 4, 6)  # at 40-80 ms a frame, stride 1 barely moves in 8 frames
 HUE_DEG = 8.0
 SCALE_RANGE = (0.9, 1.1)
 MAX_FRAMES = 96  # frames kept per sticker (a 72-frame Fluent WebP keeps all of them)
+TWIN_SIZE = 32  # mirror_twins compares stickers as 32 × 32 premultiplied RGBA (shape and colour, no detail)
+TWIN_FRAMES = 8  # … averaged over this many evenly spaced frames (the sticker's look over its loop)
+TWIN_RATIO = 0.5  # a mirror image at most half as far from another sticker as the sticker itself: a twin
 _SIDE_WORDS = re.compile(r"\b(left|right|leftwards|rightwards|east|west|backhand|l|r)\b")
 
 
@@ -95,6 +99,41 @@ def has_side_word(caption: str) -> bool:
     return bool(_SIDE_WORDS.search(caption.lower()))
 
 
+def _look(frames: np.ndarray, flip: bool = False) -> np.ndarray:
+    """(F, H, W, 4) straight RGBA uint8 → (TWIN_SIZE², 4) mean premultiplied look over TWIN_FRAMES frames."""
+    idx = np.linspace(0, len(frames) - 1, min(TWIN_FRAMES, len(frames))).round().astype(int)
+    looks = []
+    for fr in frames[idx]:
+        small = Image.fromarray(np.ascontiguousarray(fr), "RGBA").convert("RGBa").resize(
+            (TWIN_SIZE, TWIN_SIZE), Image.BOX)
+        looks.append(np.asarray(small, np.float32) / 255)
+    look = np.mean(looks, 0)  # (TWIN_SIZE, TWIN_SIZE, 4)
+    return (look[:, ::-1] if flip else look).reshape(-1, 4)
+
+
+def mirror_twins(clips: Sequence[Clip]) -> set[int]:
+    """Stickers a horizontal flip would turn into another sticker of the pack: i is a twin of j when its
+    mirror image is less than TWIN_RATIO as far from j as i itself is (RMS over the mean 32 × 32
+    premultiplied look): the flip carries i most of the way to j.
+
+    A first and a last quarter moon, or a left- and a right-facing copy of one cat, are twins (their mirror
+    images are nearly each other: ratio ≈ 0.1 on such a pair); flipping them would teach the model that the two
+    captions mean one picture. Different characters that merely face opposite ways stay well above the ratio
+    (≥ 0.7 on the test packs), so they keep their flips."""
+    looks = [_look(c.frames) for c in clips]
+    twins = set()
+    for i, c in enumerate(clips):
+        mirror = _look(c.frames, flip=True)
+        for j, other in enumerate(looks):
+            if j != i and _rms(mirror, other) < TWIN_RATIO * _rms(looks[i], other):
+                twins.add(i)
+    return twins
+
+
+def _rms(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(((a - b) ** 2).mean()))
+
+
 def window_plans(n_frames: int) -> list[tuple[int, int]]:
     """All (stride, start) windows of WINDOW frames that fit in a clip of ``n_frames`` (maybe empty)."""
     return [(s, t) for s in STRIDES for t in range(n_frames - (WINDOW - 1) * s)]
@@ -143,6 +182,7 @@ class PackWindowsSource(ClipSource):
             raise InputError(f"windows_per_clip must be positive, got {windows_per_clip}")
         self.clips, self.name, self.size = list(clips), name, int(size)
         self.windows_per_clip, self.seed, self.style, self.augment = int(windows_per_clip), int(seed), style, augment
+        self.no_flip = mirror_twins(self.clips) if augment else set()
 
     def __len__(self) -> int:
         return len(self.clips) * self.windows_per_clip
@@ -162,7 +202,7 @@ class PackWindowsSource(ClipSource):
             order = np.random.default_rng([self.seed, 0x9AD, c]).permutation(len(plans))
             p["stride"], p["start"] = plans[int(order[(j - 1) % len(plans)])]
         if j > 0 and self.augment:
-            p["flip"] = bool(rng.random() < 0.5) and not has_side_word(clip.caption)
+            p["flip"] = bool(rng.random() < 0.5) and not has_side_word(clip.caption) and c not in self.no_flip
             p["hue"] = float(rng.uniform(-HUE_DEG, HUE_DEG))
             p["scale"] = float(rng.uniform(*SCALE_RANGE))
         return p
@@ -191,5 +231,6 @@ class PackWindowsSource(ClipSource):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update(stickers=len(self.clips), windows_per_clip=self.windows_per_clip, window=WINDOW,
-                 strides=list(STRIDES), augment=self.augment, style_token=self.style, seed=self.seed)
+                 strides=list(STRIDES), augment=self.augment, style_token=self.style, seed=self.seed,
+                 not_flipped=sorted(str(self.clips[i].labels.get("source", i)) for i in self.no_flip))
         return d

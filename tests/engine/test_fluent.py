@@ -147,6 +147,11 @@ def test_mixed_source_draws_both_parts(fetched):
     i = kinds.index("fluent")
     assert src[i].labels["source"] == "fluent" and src[i].frames.shape[1:] == (32, 32, 4)
     assert src.describe()["parts"]["fluent"] == kinds.count("fluent")
+    # the Fluent part's captions carry the style tag, in the plan (text caching) and the clip alike
+    fluent_caps = {src[k].caption for k in range(len(src)) if kinds[k] == "fluent"}
+    emoji_caps = {src.plan(k).caption for k in range(len(src)) if kinds[k] == "emoji"}
+    assert all(c.endswith(", in 3d style") and c.count("3d") == 1 for c in fluent_caps) and src.plan(i).caption == src[i].caption
+    assert not any("3d style" in c for c in emoji_caps)
 
 
 def test_fetched_store_detects_changed_files(fetched, monkeypatch):

@@ -151,6 +151,23 @@ def test_no_flip_for_side_words():
     assert pw.has_side_word("right-facing fist") and not pw.has_side_word("bright star")
 
 
+def test_mirror_twins_keep_their_side():
+    """A left- and a right-facing copy of one shape are twins (flipped, each would become the other); symmetric
+    stickers and a lone asymmetric one keep their flips."""
+    tri = sticker(2, 8, 32)  # the triangle, symmetric about the vertical axis: sheared into a left-leaning one
+    lean = np.stack([np.asarray(Image.fromarray(f, "RGBA").transform((32, 32), Image.AFFINE, (1, 0.6, -10, 0, 1, 0)))
+                     for f in tri])
+    clips = clips_of(4) + [Clip(lean, [40] * 8, "leaning left", {}), Clip(lean[:, :, ::-1].copy(), [40] * 8,
+                                                                          "leaning other", {})]
+    assert not np.array_equal(lean, lean[:, :, ::-1])
+    assert pw.mirror_twins(clips) == {4, 5}
+    assert pw.mirror_twins(clips[:5]) == set()  # without its twin the leaning shape may be flipped
+    src = pw.PackWindowsSource(clips, "p", 32, windows_per_clip=40, seed=0)
+    flipped = {src.plan(i)["sticker"] for i in range(len(src)) if src.plan(i)["flip"]}
+    assert flipped == {0, 1, 2, 3} and src.describe()["not_flipped"] == ["4", "5"]
+    assert pw.PackWindowsSource(clips, "p", 32, augment=False).no_flip == set()
+
+
 def test_jitter_keeps_alpha_valid():
     clip = np.stack([sprite_frame("ellipse", (255, 0, 0), 64)])  # red disc, anti-aliased edge
     for scale in (0.9, 1.1):
