@@ -12,11 +12,14 @@
 #           python tools/gpu_bundle.py pack --out .gpu --int8 --extra-captions .fluent/captions.txt
 #   call 1: bash tools/gpu_base.sh stage            (carry .fluent; copied to /tmp, which the warm host keeps)
 #   [call:  bash tools/gpu_base.sh stage-init       (carry .base-init: a model folder brought back by an
-#                                                    earlier lease, to continue from; default: the shipped)]
-#   call 2: bash tools/gpu_base.sh start 590        (carry .gpu .whl; TRAIN_MIN=… minutes of training)
+#                                                    earlier lease, without its vae/, to continue from;
+#                                                    default: the shipped model)]
+#   call 2: bash tools/gpu_base.sh start 590        (carry .gpu .whl [.base-vae: that model's vae/, which
+#                                                    does not fit stage-init's call]; TRAIN_MIN=… minutes)
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, *.png)
-#   back here: cat base.tar.part-* | tar x  → base256/ (the model folder; .base-init for the next lease)
+#   back here: cat base.tar.part-* | tar x  → base256/ (the model folder; for the next lease its vae/ becomes
+#              .base-vae and the rest .base-init: 24 + 8 MB, each beside the 39 MB tree within one transfer)
 #
 # Measured (NVIDIA H200, 2026-12-02): data for 12,000 clips at 256 px prepared in ≈ 130 s, then 2.1 DFGN steps/s
 # at batch 128 (bf16); the decoder's 4,000 steps take ≈ 5 min beside it.
@@ -58,7 +61,11 @@ rm -rf $R && mkdir -p $R
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
 python3 tools/gpu_bundle.py expand --src .gpu --dst $STAGE/minilm >/dev/null
 mkdir -p $R/src && cp -r rdtf_engine resources $R/src/ && cp .gpu/font/NotoColorEmoji.ttf $R/src/
-INIT=default; [ -f $STAGE/init/config.json ] && INIT=$STAGE/init
+INIT=default
+if [ -f $STAGE/init/config.json ]; then  # a carried model: its own decoder if it came, else the shipped one
+  INIT=$STAGE/init; rm -rf $INIT/vae
+  if [ -d .base-vae ]; then cp -r .base-vae $INIT/vae; else cp -r resources/models/default/vae $INIT/vae; fi
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $R/gpu.txt || true
 
 cat > $R/job.sh <<EOF

@@ -43,9 +43,8 @@ def extra_caption_texts(paths: list[Path]) -> list[str]:
 
 
 def caption_token_ids(tokenizer, n_train: int = 20000, n_holdout: int = 1024, extra: list[str] = ()) -> list[int]:
-    from rdtf_engine.data.sources import open_source
-
     from rdtf_engine.data.mixed_source import FLUENT_STYLE
+    from rdtf_engine.data.sources import open_source
 
     ids: set[int] = set(tokenizer.all_special_ids) | set(tokenizer.convert_tokens_to_ids(["#"]))
     extra = [*extra, FLUENT_STYLE]  # builtin:mixed's tag on its Fluent captions

@@ -161,8 +161,8 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--mixed-precision", default=None, help="auto | no | bf16 | fp16 (default the recipe's: auto)")
     t.add_argument("--pack-windows", choices=("auto", "on", "off"), default=None,
                    help="a folder/zip of 4-200 stickers trains on every frame window of every sticker, with flips "
-                        "(not for mirror-image pairs) and small colour/scale jitter (auto, the default: for packs up to 200 stickers; on: "
-                        "insist; off: one clip per sticker)")
+                        "(not for mirror-image pairs) and small colour/scale jitter (auto, the default: for packs "
+                        "up to 200 stickers; on: insist; off: one clip per sticker)")
     t.add_argument("--pack-style", default=None, metavar="TEXT",
                    help="suffix added to a pack's captions while training, so prompts ending with it reach the "
                         "pack's look (default: ', in the style of my pack'; '' for none)")

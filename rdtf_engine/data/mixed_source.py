@@ -63,6 +63,7 @@ class MixedSource(ProceduralSource):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         fluent = sum(self.route(i)[0] is self.fluent for i in range(len(self)))
-        d.update(fluent_share=self.share, fluent_style=FLUENT_STYLE.strip(", "), parts={"fluent": fluent, "emoji": len(self) - fluent},
+        d.update(fluent_share=self.share, fluent_style=FLUENT_STYLE.strip(", "),
+                 parts={"fluent": fluent, "emoji": len(self) - fluent},
                  fluent=self.fluent.describe() | {"clips": len(self.fluent)}, emoji=self.emoji.describe())
         return d

@@ -11,8 +11,9 @@ each sticker into ``windows_per_clip`` training clips:
   a sticker shorter than a window contributes the whole clip instead;
 - windows are jittered where that keeps the character: a horizontal flip (only if the caption names no side:
   "left", "right", …, and only if the mirrored sticker is not nearly another sticker of the pack:
-  :func:`mirror_twins`, e.g. a first and a last quarter moon), a hue rotation of at most ±``HUE_DEG``° and a scale in [0.9, 1.1] resampled on
-  premultiplied RGBA (so no dark fringe appears at the alpha edge), centred on the canvas.
+  :func:`mirror_twins`, e.g. a first and a last quarter moon), a hue rotation of at most ±``HUE_DEG``° and a
+  scale in [0.9, 1.1] resampled on premultiplied RGBA (so no dark fringe appears at the alpha edge), centred on
+  the canvas.
 
 Captions get a pack style token (default ", in the style of my pack"): the fine-tune ties the pack's look to
 those words, so a prompt with them reaches the pack while a prompt without them still reaches what the base

@@ -65,6 +65,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     guidance = model_guidance(card, guidance)  # None: the model's own, as generate draws it
     refs_src = open_source(data, card.size, num_clips=num_clips, seed=seed)
     refs = [refs_src[i] for i in range(min(num_clips, len(refs_src)))]
+    style = style_tag(card, data)
     on_event(Log("info", f"eval: {len(refs)} held-out clips of {data} at {card.size} px on {dev}"))
 
     val = None
@@ -81,14 +82,14 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
             break
         labels = {k: ref.labels[k] for k in ("motion", "object", "emoji", "split") if k in ref.labels}
         if "t2v" in tasks:
-            fr = pipe(SampleParams(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
-                                   scheduler=scheduler))
+            fr = pipe(SampleParams(ref.caption + style, n_frames, card.size, steps, seed=seed + i,
+                                   guidance_text=guidance, scheduler=scheduler))
             t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
         if "it2v" in tasks:
             cond = [ref.frames[0]] + [None] * (n_frames - 1)
-            fr = pipe(SampleParams(ref.caption, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
-                                   guidance_image=guidance_image, cond_frames=cond, strength=strength,
-                                   scheduler=scheduler))
+            fr = pipe(SampleParams(ref.caption + style, n_frames, card.size, steps, seed=seed + i,
+                                   guidance_text=guidance, guidance_image=guidance_image, cond_frames=cond,
+                                   strength=strength, scheduler=scheduler))
             # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
             it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
         on_event(Progress("eval", i + 1, len(refs)))
@@ -97,11 +98,12 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     report: dict[str, Any] = {
         "model": str(model_dir), "model_name": card.name, "preset": card.preset, "temporal": card.temporal,
         "dual_mask": card.dual_mask, "curriculum": card.curriculum, "train_steps": card.steps,
-        "data": data, "clips": len(refs), "sample_steps": steps, "scheduler": scheduler, "guidance_text": guidance,
-        "guidance_image": guidance_image, "strength": strength, "seed": seed,
+        "data": data, "prompt_suffix": style, "clips": len(refs), "sample_steps": steps, "scheduler": scheduler,
+        "guidance_text": guidance, "guidance_image": guidance_image, "strength": strength, "seed": seed,
         "val_loss": val,
         "t2v": evaluate_clips(t2v, refs, classifier, identity_bank=bank) if "t2v" in tasks else None,
-        "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank) if "it2v" in tasks else None,
+        "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank, given_first=True)
+        if "it2v" in tasks else None,
         "classifier": getattr(classifier, "summary", {}),
         "seconds": round(time.time() - t0, 1),
         "cpu_seconds": round(time.process_time() - cpu0, 1),  # this process's CPU time (all its threads)
@@ -113,6 +115,14 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     if grid_path and t2v and it2v:
         report["grid"] = _save_grid(grid_path, refs, t2v, it2v, grid_rows)
     return report
+
+
+def style_tag(card, data: str) -> str:
+    """The caption suffix a model learnt for ``data``'s style: a model trained on ``builtin:mixed`` (its card's
+    ``data_summary.fluent_style``) reaches the Fluent look only with that tag, so real Fluent clips are prompted
+    with it; everything else as captioned."""
+    tag = (card.data_summary or {}).get("fluent_style") if data.startswith("builtin:fluent") else None
+    return f", {tag}" if tag else ""
 
 
 def _identity_bank(data: str, size: int, refs_src, bank_cls):
@@ -170,7 +180,9 @@ def _classifier(path: str | None, data: str, dev: torch.device, on_event):
     from rdtf_engine.data.sources import open_source
     from rdtf_engine.eval.classifier import load_classifier, save_classifier, train_motion_classifier
 
-    family = "builtin:emoji" if data.startswith("builtin:emoji") else data
+    # Real clips (Fluent, mixed) carry no motion label: the procedural classifier serves as their feature space
+    # (Fréchet distance), its motion accuracy is then None.
+    family = "builtin:emoji" if data.startswith(("builtin:emoji", "builtin:fluent", "builtin:mixed")) else data
     name = f"motion-classifier-{family.replace(':', '-').replace('/', '_')}"
     folder = Path(path) if path else resources_dir() / "eval" / name  # shipped: the model card's classifier
     if not path and not (folder / "motion_classifier.safetensors").is_file():

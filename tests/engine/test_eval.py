@@ -111,9 +111,13 @@ def test_motion_accuracy_drops_when_motions_are_swapped(quick):
     swap = dict(zip(QUICK_MOTIONS, QUICK_MOTIONS[1:] + QUICK_MOTIONS[:1]))
     wrong = [Clip(c.frames, c.durations_ms, c.caption, {**c.labels, "motion": swap[c.labels["motion"]]})
              for c in val]
-    res = evaluate_clips(wrong[:40], val[:40], model)
+    res = evaluate_clips(wrong[:40], val[:40], model, export_sharpness=False)
     assert res["motion_accuracy"] < 0.2 and res["reference_motion_accuracy"] >= 0.8
-    same = evaluate_clips(val[:40], val[:40], model)
+    same = evaluate_clips(val[:40], val[:40], model, export_sharpness=False)
+    # coherence: the real clips seen through as many frames as the "generated" ones have → the same numbers
+    assert same["sharpness"] is None and same["coherence"]["frozen"] == {"generated": 0, "real": 0}
+    change = same["coherence"]["change"]
+    assert change["generated"]["mean"] > 0 and change["generated"] == change["real"]
     assert same["motion_accuracy"] == same["reference_motion_accuracy"]
     assert same["frechet_distance"] < 1e-6 and same["identity_accuracy"] == 1.0
     assert same["alpha_semi_share"]["generated"] == same["alpha_semi_share"]["reference"]
@@ -135,7 +139,7 @@ def test_identity_accuracy_is_reported_by_split(quick):
              for i, c in enumerate(val[:12])]
     wrong = [Clip(c.frames, c.durations_ms, c.caption, {**c.labels, "object": "nothing"}) if i < 4 else c
              for i, c in enumerate(clips)]  # clips 0…3 ask for an object that is not there: misses
-    res = evaluate_clips(wrong, clips, model)
+    res = evaluate_clips(wrong, clips, model, export_sharpness=False)
     assert res["identity_accuracy"] == pytest.approx(8 / 12)
     assert res["identity_accuracy_by_split"] == {"a": {"accuracy": pytest.approx(6 / 8), "clips": 8},
                                                  "b": {"accuracy": pytest.approx(2 / 4), "clips": 4}}

@@ -150,7 +150,8 @@ def test_mixed_source_draws_both_parts(fetched):
     # the Fluent part's captions carry the style tag, in the plan (text caching) and the clip alike
     fluent_caps = {src[k].caption for k in range(len(src)) if kinds[k] == "fluent"}
     emoji_caps = {src.plan(k).caption for k in range(len(src)) if kinds[k] == "emoji"}
-    assert all(c.endswith(", in 3d style") and c.count("3d") == 1 for c in fluent_caps) and src.plan(i).caption == src[i].caption
+    assert all(c.endswith(", in 3d style") and c.count("3d") == 1 for c in fluent_caps)
+    assert src.plan(i).caption == src[i].caption
     assert not any("3d style" in c for c in emoji_caps)
 
 
@@ -172,3 +173,39 @@ def test_info_command(fetched, monkeypatch, capsys):
     assert main(["data", "info", "fluent", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["by_split"]["reserved"] == len(RESERVED) and report["store"]["kind"] == "fetched"
+
+
+def test_eval_on_real_fluent_clips(fetched, tiny_run, tmp_path):
+    """`rdtf eval --data builtin:fluent-holdout`: real clips without motion labels — no motion accuracy, but the
+    Fréchet distance in the procedural classifier's feature space, identity against the Fluent sprites, and
+    coherence / sharpness at export beside the real clips."""
+    from rdtf_engine.eval.classifier import save_classifier, train_motion_classifier
+    from rdtf_engine.jobs.evaluate import evaluate_model
+
+    clf = train_motion_classifier(open_source("builtin:shapes", 32, num_clips=32, seed=5), 5, batch_size=8,
+                                  max_clips=32, input_size=32, width=8)
+    folder = save_classifier(clf, tmp_path / "clf")
+    rep = evaluate_model(str(tiny_run[0]), "builtin:fluent-holdout", num_clips=2, steps=1, device="cpu",
+                         classifier_path=str(folder), val_loss=False)
+    assert rep["clips"] == 2 and rep["prompt_suffix"] == ""  # the tiny model never saw the tagged mix
+    for part in ("t2v", "it2v"):
+        r = rep[part]
+        assert r["motion_accuracy"] is None and r["frechet_distance"] >= 0.0
+        assert 0.0 <= r["identity_accuracy"] <= 1.0
+        c = r["coherence"]
+        assert c["change"]["real"]["mean"] > 0.0 and c["frozen"]["real"] == 0  # the fixture's discs move
+        assert c["change"]["generated"]["mean"] is not None and 0 <= c["frozen"]["generated"] <= 2
+        assert r["sharpness"]["real"]["mean"] > 0.0 and r["sharpness"]["export_size"] == 512
+
+
+def test_style_tag_follows_the_models_training_mix():
+    from types import SimpleNamespace
+
+    from rdtf_engine.data.mixed_source import FLUENT_STYLE
+    from rdtf_engine.jobs.evaluate import style_tag
+
+    mixed = SimpleNamespace(data_summary={"fluent_style": FLUENT_STYLE.strip(", ")})
+    assert style_tag(mixed, "builtin:fluent-holdout") == FLUENT_STYLE
+    assert style_tag(mixed, "builtin:emoji-holdout") == ""
+    assert style_tag(SimpleNamespace(data_summary={}), "builtin:fluent-holdout") == ""
+    assert style_tag(SimpleNamespace(data_summary=None), "builtin:fluent") == ""
