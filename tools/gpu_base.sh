@@ -104,14 +104,18 @@ save_model_folder(Path("base256"), unet, vae, card, dtype=torch.float16)
 print("exported", card.steps, "steps")
 PYEOF
 CLF=src/resources/eval/motion-classifier-builtin-emoji
-ev() {  # tag model
-  timeout 400 \$PY -m rdtf_engine eval --model "\$2" --data builtin:emoji-holdout --clips ${EVAL_CLIPS:-48} \
+ev() {  # tag model data: the emoji evaluation (the no-regression bar) and the real Fluent clips held out
+  timeout 400 \$PY -m rdtf_engine eval --model "\$2" --data \$3 --clips ${EVAL_CLIPS:-48} \
     --steps 20 --seed 1 --classifier \$CLF --json --grid \$1-grid.png > \$1.eval.json 2> \$1.eval.log \
     || echo "eval \$1 failed" >> errors.txt
 }
 PIDS=""
-if [ -d base256 ]; then ev new base256 & PIDS="\$PIDS \$!"; fi
-ev old default & PIDS="\$PIDS \$!"
+if [ -d base256 ]; then
+  ev new base256 builtin:emoji-holdout & PIDS="\$PIDS \$!"
+  ev new-fluent base256 builtin:fluent-holdout & PIDS="\$PIDS \$!"
+fi
+ev old default builtin:emoji-holdout & PIDS="\$PIDS \$!"
+ev old-fluent default builtin:fluent-holdout & PIDS="\$PIDS \$!"
 if [ -d ae256 ]; then
   timeout 200 \$PY -m rdtf_engine eval-autoencoder default ae256 --data builtin:fluent-holdout \
     --clips ${EVAL_CLIPS:-48} --json --sheet ae-sheet.png > ae.eval.json 2> ae.eval.err & PIDS="\$PIDS \$!"
