@@ -100,16 +100,16 @@ def has_side_word(caption: str) -> bool:
     return bool(_SIDE_WORDS.search(caption.lower()))
 
 
-def _look(frames: np.ndarray, flip: bool = False) -> np.ndarray:
-    """(F, H, W, 4) straight RGBA uint8 → (TWIN_SIZE², 4) mean premultiplied look over TWIN_FRAMES frames."""
+def _look(frames: np.ndarray) -> np.ndarray:
+    """(F, H, W, 4) straight RGBA uint8 → (TWIN_SIZE, TWIN_SIZE, 4) mean premultiplied look over TWIN_FRAMES
+    evenly spaced frames."""
     idx = np.linspace(0, len(frames) - 1, min(TWIN_FRAMES, len(frames))).round().astype(int)
     looks = []
     for fr in frames[idx]:
         small = Image.fromarray(np.ascontiguousarray(fr), "RGBA").convert("RGBa").resize(
             (TWIN_SIZE, TWIN_SIZE), Image.BOX)
         looks.append(np.asarray(small, np.float32) / 255)
-    look = np.mean(looks, 0)  # (TWIN_SIZE, TWIN_SIZE, 4)
-    return (look[:, ::-1] if flip else look).reshape(-1, 4)
+    return np.mean(looks, 0)
 
 
 def mirror_twins(clips: Sequence[Clip]) -> set[int]:
@@ -123,10 +123,10 @@ def mirror_twins(clips: Sequence[Clip]) -> set[int]:
     (≥ 0.7 on the test packs), so they keep their flips."""
     looks = [_look(c.frames) for c in clips]
     twins = set()
-    for i, c in enumerate(clips):
-        mirror = _look(c.frames, flip=True)
+    for i, look in enumerate(looks):
+        mirror = look[:, ::-1]  # the mirrored sticker's look (flipping commutes with the box shrink)
         for j, other in enumerate(looks):
-            if j != i and _rms(mirror, other) < TWIN_RATIO * _rms(looks[i], other):
+            if j != i and _rms(mirror, other) < TWIN_RATIO * _rms(look, other):
                 twins.add(i)
     return twins
 
