@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_single_values(parser, args)
     rep = Reporter(args.events)
     try:
         if getattr(args, "command", None) == "generate" and args.size is None:
@@ -67,6 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     except (MemoryError, RecursionError) as exc:
         return _report(rep, LimitError("the input needs more memory than is available"
                                        if isinstance(exc, MemoryError) else "the input is nested too deeply"))
+
+
+def _check_single_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """argparse (3.11) turns ``--to=--`` into ``[]``, skipping the option's type: an option that takes one typed
+    value and holds a list is a usage error (exit 2, as argparse's own), checked along the chosen subcommands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None))
+            if chosen is not None:
+                _check_single_values(chosen, args)
+        elif action.nargs is None and action.type is not None and isinstance(getattr(args, action.dest, None), list):
+            parser.error(f"argument {'/'.join(action.option_strings) or action.dest}: expected one value")
 
 
 def _report(rep: Reporter, exc: RdtfError) -> int:

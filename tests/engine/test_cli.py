@@ -213,3 +213,14 @@ def test_continue_curriculum_takes_up_the_base_models_schedule(tiny_run, tmp_pat
     assert cont["it2v"] == round(0.5 + 0.4 * 49 / 60, 4)  # metrics.jsonl keeps 4 decimals
     assert cont["interpolation"] == round(0.5 - 0.4 * 49 / 60, 4)
     assert json.loads((tmp_path / "cont" / "run.json").read_text())["train"]["continue_curriculum"] is True
+
+
+@pytest.mark.parametrize("argv", [["pack", "move", "somewhere", "waving", "--to=--"],
+                                  ["generate", "--prompt", "cat", "--steps=--", "--out", "x.gif"]])
+def test_an_option_value_of_two_dashes_is_a_usage_error(argv, capsys):
+    """argparse (3.11) turns ``--to=--`` into ``[]`` past the option's type: rdtf refuses it as usage (exit 2, one
+    error line) instead of failing later with a TypeError."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "expected one value" in err and err.count("error:") == 1
