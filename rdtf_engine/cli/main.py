@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _check_single_values(parser, sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    _check_single_values(parser, args)
     rep = Reporter(args.events)
     try:
         if getattr(args, "command", None) == "generate" and args.size is None:
@@ -70,16 +70,15 @@ def main(argv: list[str] | None = None) -> int:
                                        if isinstance(exc, MemoryError) else "the input is nested too deeply"))
 
 
-def _check_single_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """argparse (3.11) turns ``--to=--`` into ``[]``, skipping the option's type: an option that takes one typed
-    value and holds a list is a usage error (exit 2, as argparse's own), checked along the chosen subcommands."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            chosen = action.choices.get(getattr(args, action.dest, None))
-            if chosen is not None:
-                _check_single_values(chosen, args)
-        elif action.nargs is None and action.type is not None and isinstance(getattr(args, action.dest, None), list):
-            parser.error(f"argument {'/'.join(action.option_strings) or action.dest}: expected one value")
+def _check_single_values(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """argparse (3.11) turns ``--to=--`` into ``[]``, skipping the option's type (and its own checks), so a
+    later step fails with a TypeError: an option given the value ``--`` this way is a usage error (exit 2, as
+    argparse's own)."""
+    for token in argv:
+        if token == "--":
+            return  # what follows the separator is positional
+        if token.startswith("--") and token.endswith("=--"):
+            parser.error(f"argument {token[:-3]}: expected one value")
 
 
 def _report(rep: Reporter, exc: RdtfError) -> int:

@@ -90,7 +90,8 @@ def check_field_types(obj: Any) -> None:
 
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        kinds = {_KINDS.get(part.strip().split("[")[0], object) for part in str(f.type).split("|")}
+        outer = re.sub(r"\[.*\]", "", str(f.type))  # "list[str | None] | None" → "list | None": the "|" inside
+        kinds = {_KINDS.get(part.strip(), object) for part in outer.split("|")}  # brackets is not a union of the field
         if object in kinds:
             continue
         ok = any(isinstance(value, k) and not (k is int and isinstance(value, bool) and bool not in kinds)
