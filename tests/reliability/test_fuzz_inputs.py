@@ -40,6 +40,14 @@ def test_generate_request_from_any_dict_is_valid_or_an_input_error(data):
     assert isinstance(data["prompt"], str) and 1 <= data.get("frames", 8) <= 24  # accepted means really valid
 
 
+@pytest.mark.parametrize("value", [0, "a.png", {"0": "a.png"}])
+def test_a_list_field_given_a_non_list_is_an_input_error(value):
+    """``cond_frames: list[str | None]``: the '|' inside the brackets is not a union of the field (a case the
+    fuzzer found: 0 got through to a TypeError)."""
+    with pytest.raises(InputError, match="cond_frames must be list"):
+        from_dict(GenerateRequest, {"prompt": "cat", "cond_frames": value}).validate()
+
+
 @FUZZ
 @given(data=_request_dicts(TrainRequest, {"data": st.text(max_size=10), "out": st.text(max_size=10)}))
 def test_train_request_from_any_dict_is_valid_or_an_input_error(data):
