@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    _check_single_values(parser, sys.argv[1:] if argv is None else argv)
+    _refuse_double_dash_values(parser, sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     rep = Reporter(args.events)
     try:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                                        if isinstance(exc, MemoryError) else "the input is nested too deeply"))
 
 
-def _check_single_values(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+def _refuse_double_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """argparse (3.11) turns ``--to=--`` into ``[]``, skipping the option's type (and its own checks), so a
     later step fails with a TypeError: an option given the value ``--`` this way is a usage error (exit 2, as
     argparse's own)."""
