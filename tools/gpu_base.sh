@@ -18,6 +18,10 @@
 #                                                    does not fit stage-init's call]; TRAIN_MIN=… minutes)
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, *.png)
+#   Every start/wait call also brings back the newest model (the run checkpoints every CKPT=500 steps) and
+#   the logs so far, and a call that finds the host cold says so at once (exit 3): a lease whose host went
+#   cold between two calls once lost 20 minutes of training and 13 more minutes of waiting on a bare host.
+#   Issue each call the moment the last returns: the host is given back 30 s after a call.
 #   back here: cat base.tar.part-* | tar x  → base256/ (the model folder; for the next lease its vae/ becomes
 #              .base-vae and the rest .base-init: 24 + 8 MB, each beside the 39 MB tree within one transfer)
 #
@@ -31,12 +35,48 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 STAGE=${STAGE:-/tmp/rdtf-stage}  # outside the checkout: each call's fresh copy of the tree drops ignored folders
 R=$STAGE/base                    # the job's folder: run, autoencoder, exported model, logs, evaluations
 
-wait_job() {  # until the job writes done, or this call's time is nearly up
-  while [ ! -f $R/done ] && [ $(( $(date +%s) - T0 )) -lt $(( SECS - 15 )) ]; do
-    sleep 30; grep '"kind":"progress"' $R/train.jsonl 2>/dev/null | tail -n1 | cut -c1-160 || true
+export_model() {  # the run's newest model (+ the tuned decoder once written) → $R/base256 in fp16
+  # one export at a time: a wait call's snapshot and the job's final export may meet
+  ( cd $R && PYTHONPATH=$STAGE/site:$R/src flock .export.lock python3 -P - <<'PYEOF' ) || echo "export failed" >> $R/errors.txt
+import shutil, torch
+from pathlib import Path
+from rdtf_engine.model.store import load_model_folder, save_model_folder
+from rdtf_engine.training.autoencoder import load_autoencoder
+if Path("run/model/config.json").is_file():
+    unet, vae, card = load_model_folder(Path("run/model"))
+    if Path("ae256/config.json").is_file():
+        vae = load_autoencoder(Path("ae256"), torch.device("cpu"))[0]
+    shutil.rmtree("base256.tmp", ignore_errors=True)
+    save_model_folder(Path("base256.tmp"), unet, vae, card, dtype=torch.float16)
+    shutil.rmtree("base256", ignore_errors=True)
+    Path("base256.tmp").rename("base256")
+    print("exported", card.steps, "steps")
+PYEOF
+}
+
+bring_back() {  # → $OUT: the newest model in ≤ 15 MB parts (a later lease continues from it), the logs so far
+  [ -d $R/base256 ] && tar cf - -C $R base256 | split -b 15m - "$OUT/base.tar.part-"
+  cp $R/*.png "$OUT"/ 2>/dev/null || true
+  cp $R/run/metrics.jsonl $R/metrics.jsonl 2>/dev/null || true
+  tar czf "$OUT/results.tar.gz" --exclude='*.png' --exclude=run --exclude=ae256 --exclude='base256*' \
+      --exclude=home --exclude=src -C $STAGE base
+  ls -la "$OUT"; cat $R/errors.txt 2>/dev/null || true
+}
+
+wait_job() {  # until the job writes done, or this call's time is nearly up; then bring back what there is
+  # A host that went cold between calls has no job: say so at once instead of waiting out the call.
+  [ -f $R/job.sh ] || { echo "[base] no job on this host: it went cold between calls (each call must follow the
+last within 30 s); stage again, stage-init the model last brought back, start again"; exit 3; }
+  local last=0
+  while [ ! -f $R/done ] && [ $(( $(date +%s) - T0 )) -lt $(( SECS - 60 )) ]; do
+    sleep 5  # short ticks: never overshoot the call's own limit (a killed call loses its output)
+    [ $(( $(date +%s) - last )) -ge 60 ] || continue; last=$(date +%s)
+    grep '"kind":"progress"' $R/train.jsonl 2>/dev/null | tail -n1 | cut -c1-160 || true
     tail -n1 $R/ae.log 2>/dev/null | tr '\r' '\n' | tail -n1 | cut -c1-120 || true
   done
-  [ -f $R/done ] && echo "[base] job done" || echo "[base] job still running: call wait again within 30 s"
+  if [ -f $R/done ]; then echo "[base] job done"; else
+    echo "[base] job still running: call wait again within 30 s"; export_model; fi
+  bring_back
 }
 
 case "$cmd" in
@@ -45,13 +85,8 @@ case "$cmd" in
   stage-init)
     rm -rf $STAGE/init && cp -r .base-init $STAGE/init && du -sh $STAGE/init; exit 0 ;;
   wait) wait_job; exit 0 ;;
-  collect)
-    [ -d $R/base256 ] && tar cf - -C $R base256 | split -b 15m - "$OUT/base.tar.part-"
-    cp $R/*.png "$OUT"/ 2>/dev/null || true
-    cp $R/run/metrics.jsonl $R/metrics.jsonl 2>/dev/null || true
-    tar czf "$OUT/results.tar.gz" --exclude='*.png' --exclude=run --exclude=ae256 --exclude=base256 \
-        --exclude=home --exclude=src -C $STAGE base
-    ls -la "$OUT"; cat $R/errors.txt 2>/dev/null || true; exit 0 ;;
+  export) export_model; exit 0 ;;  # (the job's own call)
+  collect) [ -d $R ] || { echo "[base] no job on this host"; exit 3; }; bring_back; exit 0 ;;
   start) ;;
   *) echo "unknown command $cmd"; exit 2 ;;
 esac
@@ -60,7 +95,7 @@ esac
 rm -rf $R && mkdir -p $R
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
 python3 tools/gpu_bundle.py expand --src .gpu --dst $STAGE/minilm >/dev/null
-mkdir -p $R/src && cp -r rdtf_engine resources $R/src/ && cp .gpu/font/NotoColorEmoji.ttf $R/src/
+mkdir -p $R/src && cp -r rdtf_engine resources $R/src/ && cp "$0" $R/gpu_base.sh && cp .gpu/font/NotoColorEmoji.ttf $R/src/
 INIT=default
 if [ -f $STAGE/init/config.json ]; then  # a carried model: its own decoder if it came, else the shipped one
   INIT=$STAGE/init; rm -rf $INIT/vae
@@ -80,7 +115,7 @@ UTIL=\$!
 echo "[base] \$(date +%T) DFGN from $INIT for ${TRAIN_MIN:-15} min"
 \$PY -m rdtf_engine --events jsonl train --data builtin:mixed --out run --init-from $INIT --size 256 \
     --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
-    --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every 100000 --sample-every 0 \
+    --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every ${CKPT:-500} --sample-every 0 \
     --seed ${SEED:-21} > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
 DFGN=\$!
 # the decoder starts once the DFGN's data is prepared (both would fight over the host's cores before)
@@ -91,18 +126,7 @@ echo "[base] \$(date +%T) decoder for ${AE_MIN:-6} min"
     --max-minutes ${AE_MIN:-6} --out ae256 > ae.log 2>&1 || echo "autoencoder failed" >> errors.txt
 wait \$DFGN
 echo "[base] \$(date +%T) export"; tail -3 train.log
-\$PY - <<'PYEOF' || echo "export failed" >> errors.txt
-import shutil, torch
-from pathlib import Path
-from rdtf_engine.model.store import load_model_folder, save_model_folder
-from rdtf_engine.training.autoencoder import load_autoencoder
-unet, vae, card = load_model_folder(Path("run/model"))
-if Path("ae256/config.json").is_file():
-    vae = load_autoencoder(Path("ae256"), torch.device("cpu"))[0]
-shutil.rmtree("base256", ignore_errors=True)
-save_model_folder(Path("base256"), unet, vae, card, dtype=torch.float16)
-print("exported", card.steps, "steps")
-PYEOF
+STAGE=$STAGE bash $R/gpu_base.sh export
 CLF=src/resources/eval/motion-classifier-builtin-emoji
 ev() {  # tag model data: the emoji evaluation (the no-regression bar) and the real Fluent clips held out
   timeout 400 \$PY -m rdtf_engine eval --model "\$2" --data \$3 --clips ${EVAL_CLIPS:-48} \

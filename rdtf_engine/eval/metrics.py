@@ -302,19 +302,13 @@ def coherence_and_sharpness(gen: Sequence[Clip], ref: Sequence[Clip], given_firs
                             export_sharpness: bool = True) -> dict[str, Any]:
     """Frame change, frozen and flickering clips, and sharpness at export, generated beside real (module doc)."""
     from rdtf_engine.data.keyframes import loop_frames
-    from rdtf_engine.eval.pack_metrics import EXPORT_SIZE, EXPORT_UPSCALER, motion_stats, sharpness, spread
+    from rdtf_engine.eval.pack_metrics import export_sharpness as sharpness_as_exported
+    from rdtf_engine.eval.pack_metrics import motion_summary
 
     if not gen or not ref:
         return {"coherence": None, "sharpness": None}
     n = gen[0].num_frames + int(given_first)
     real = [c.frames[loop_frames(c.num_frames, n)[int(given_first):]] for c in ref]
-    gm, rm = [motion_stats(c.frames) for c in gen], [motion_stats(r) for r in real]
-    coherence = {
-        "change": {"generated": spread([m["change"] for m in gm]), "real": spread([m["change"] for m in rm])},
-        "frozen": {"generated": sum(bool(m["frozen"]) for m in gm), "real": sum(bool(m["frozen"]) for m in rm)},
-        "flicker": {"generated": sum(bool(m["flicker"]) for m in gm), "real": sum(bool(m["flicker"]) for m in rm)},
-    }
-    sharp = {"generated": spread([sharpness(c.frames, upscaler=EXPORT_UPSCALER) for c in gen]),
-             "real": spread([sharpness(r, upscaler=EXPORT_UPSCALER) for r in real]),
-             "export_size": EXPORT_SIZE, "upscaler": EXPORT_UPSCALER} if export_sharpness else None
-    return {"coherence": coherence, "sharpness": sharp}
+    frames = [c.frames for c in gen]
+    sharp = sharpness_as_exported(real, frames) if export_sharpness else None
+    return {"coherence": motion_summary(real, frames), "sharpness": sharp}

@@ -251,6 +251,26 @@ def spread(xs: Sequence[float]) -> dict[str, float | None]:
     return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max())}
 
 
+def motion_summary(real: Sequence[np.ndarray], generated: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Frame change, loop seam, frozen and flickering clips (:func:`motion_stats`), real beside generated."""
+    rm, gm = [motion_stats(r) for r in real], [motion_stats(g) for g in generated]
+
+    def both(key: str, count: bool = False) -> dict[str, Any]:
+        if count:
+            return {"real": sum(bool(m[key]) for m in rm), "generated": sum(bool(m[key]) for m in gm)}
+        return {"real": spread([m[key] for m in rm]), "generated": spread([m[key] for m in gm])}
+
+    return {"change": both("change"), "seam": both("seam"), "frozen": both("frozen", True),
+            "flicker": both("flicker", True), "flicker_ratio": both("flicker_ratio")}
+
+
+def export_sharpness(real: Sequence[np.ndarray], generated: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Edge sharpness as exported (the platform size, the export upscaler), real beside generated."""
+    return {"real": spread([sharpness(r, upscaler=EXPORT_UPSCALER) for r in real]),
+            "generated": spread([sharpness(g, upscaler=EXPORT_UPSCALER) for g in generated]),
+            "export_size": EXPORT_SIZE, "upscaler": EXPORT_UPSCALER}
+
+
 def evaluate_pack(real: Sequence[np.ndarray], generated: Sequence[np.ndarray], wanted: Sequence[int],
                   captions: Sequence[str] | None = None, identity_frames: slice = slice(None)) -> dict[str, Any]:
     """Every pack metric for ``generated`` clips (each asked for real sticker ``wanted[i]``) against ``real``
@@ -263,25 +283,14 @@ def evaluate_pack(real: Sequence[np.ndarray], generated: Sequence[np.ndarray], w
     ranks = identity_ranks(ident, wanted, bank)
     shape_bank = np.stack([pack_descriptor(r, shape_only=True) for r in real])
     shape_ranks = identity_ranks(ident, wanted, shape_bank, shape_only=True)
-    gm = [motion_stats(g) for g in generated]
-    rm = [motion_stats(r) for r in real]
     rh = [colour_histogram(r) for r in real]
     pairs = [colour_chi2(rh[i], rh[j]) for i in range(n) for j in range(i + 1, n)]
     out: dict[str, Any] = {
         "identity": {**top_k(ranks, n), "ranks": ranks},
         "identity_shape": {**top_k(shape_ranks, n), "ranks": shape_ranks},
-        "motion": {
-            "change": {"real": spread([m["change"] for m in rm]), "generated": spread([m["change"] for m in gm])},
-            "seam": {"real": spread([m["seam"] for m in rm]), "generated": spread([m["seam"] for m in gm])},
-            "frozen": {"real": sum(bool(m["frozen"]) for m in rm), "generated": sum(bool(m["frozen"]) for m in gm)},
-            "flicker": {"real": sum(bool(m["flicker"]) for m in rm), "generated": sum(bool(m["flicker"]) for m in gm)},
-            "flicker_ratio": {"real": spread([m["flicker_ratio"] for m in rm]),
-                              "generated": spread([m["flicker_ratio"] for m in gm])},
-        },
+        "motion": motion_summary(real, generated),
         # as exported (the learned upscaler: what a user uploads), and by bicubic resizing as measured before it
-        "sharpness": {"real": spread([sharpness(r, upscaler=EXPORT_UPSCALER) for r in real]),
-                      "generated": spread([sharpness(g, upscaler=EXPORT_UPSCALER) for g in generated]),
-                      "export_size": EXPORT_SIZE, "upscaler": EXPORT_UPSCALER},
+        "sharpness": export_sharpness(real, generated),
         "sharpness_bicubic": {"real": spread([sharpness(r) for r in real]),
                               "generated": spread([sharpness(g) for g in generated]), "export_size": EXPORT_SIZE},
         "colour_chi2": {"generated_to_own": spread([colour_chi2(colour_histogram(g), rh[w])
@@ -294,5 +303,6 @@ def evaluate_pack(real: Sequence[np.ndarray], generated: Sequence[np.ndarray], w
 
 
 __all__ = ["FLICKER_RATIO", "FROZEN_FLOOR", "blob_clip", "colour_chi2", "colour_histogram", "evaluate_pack",
-           "flicker_ratio", "frame_changes", "identity_controls", "identity_ranks", "motion_stats",
+           "export_sharpness", "flicker_ratio", "frame_changes", "identity_controls", "identity_ranks", "motion_stats",
+           "motion_summary",
            "pack_descriptor", "sharpness", "shifted_view", "top_k"]

@@ -1,0 +1,36 @@
+"""benchmarks/cpu.py: the warm request path it times is the engine's real one (request → written GIF), and the
+ratios are taken against the first runtime listed."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def bench(load_script):
+    return load_script("benchmarks/cpu.py")
+
+
+def test_warm_request_writes_a_real_sticker_and_times_the_second(monkeypatch, tmp_path, bench):
+    written = []
+    from rdtf_engine.jobs import api
+
+    real = api.generate
+
+    def spy(req, *a, **k):  # keep what the benchmark wrote: the GIF must be a 256 px, 8-frame sticker
+        res = real(req, *a, **k)
+        with Image.open(req.out) as im:
+            written.append((im.size, im.n_frames))
+        return res
+
+    monkeypatch.setattr(api, "generate", spy)
+    out = bench._warm_one(steps=1, sampler="dpm", iters=1)
+    assert written == [((256, 256), 8)] * 2  # the loading request, then the timed one
+    assert out["first_s"] > 0 and out["sticker_s"] > 0 and out["peak_rss_mb"] > 100
+
+
+def test_ratios_are_against_the_first_runtime(bench):
+    results = {"torch": {"native": {"sticker_s": 4.0}}, "onnx": {"native": {"sticker_s": 3.0}, "load_s": 1.0}}
+    assert bench._ratios(results) == "torch"
+    assert results["onnx"]["native"]["vs_baseline"] == 0.75 and results["torch"]["native"]["vs_baseline"] == 1.0
