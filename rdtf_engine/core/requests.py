@@ -14,10 +14,11 @@ import dataclasses
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from rdtf_engine.core.config import MAX_SEED, MAX_SIZE, MIN_SIZE, ModelCard, ModelConfig, RunControl, TrainConfig
 from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.request_fields import check_field_types, from_dict, to_dict
 
 MAX_FRAMES = 24  # the timeline's cap; the model itself works on windows of ``num_frames`` (8)
 # Sampling defaults, chosen on the shipped default model with `rdtf eval`'s metrics (docs/results.md, round 4;
@@ -33,9 +34,6 @@ DEFAULT_STRENGTH = 1.0
 # The text encoder reads the first 32 tokens (about 25 words); a longer prompt is cut, and one over this many
 # characters is refused before any work, so a pasted essay fails in a second, not after sampling.
 MAX_PROMPT_CHARS = 1000
-
-T = TypeVar("T")
-
 
 _DEVICE = re.compile(r"(cpu|cuda|mps)(:\d{1,3})?")
 
@@ -58,57 +56,12 @@ def check_strength(strength: float) -> None:
         raise InputError(f"strength must be above 0 and at most 1, got {strength}")
 
 
-def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    if not isinstance(data, dict):
-        raise InputError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
-    if "from_dict" in vars(cls):  # a request with parts (TrainRequest) reads itself, old flat forms included
-        return cls.from_dict(data)  # type: ignore[attr-defined]
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    missing = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-               if f.name not in data and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise InputError(f"{cls.__name__} is missing {', '.join(missing)}")
-    return cls(**{k: v for k, v in data.items() if k in names})
-
-
-_KINDS = {"int": int, "float": float, "str": str, "bool": bool, "None": type(None), "list": list, "dict": dict}
-
-
 def model_guidance(card: ModelCard, requested: float | None = None) -> float:
     """The text guidance a sticker is drawn with: the one asked for, else the model's own (a fine-tune's recipe
     may save one in its card), else DEFAULT_GUIDANCE_TEXT."""
     if requested is not None:
         return float(requested)
     return float(card.guidance_text or DEFAULT_GUIDANCE_TEXT)
-
-
-def check_field_types(obj: Any) -> None:
-    """Every field of a request dataclass has the JSON type its annotation names (ints within 64 bits, floats
-    finite), else InputError naming the field: values from a request file or the app are never trusted."""
-    import math
-
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        outer = re.sub(r"\[.*\]", "", str(f.type))  # "list[str | None] | None" → "list | None": the "|" inside
-        kinds = {_KINDS.get(part.strip(), object) for part in outer.split("|")}  # brackets is not a union of the field
-        if object in kinds:
-            continue
-        ok = any(isinstance(value, k) and not (k is int and isinstance(value, bool) and bool not in kinds)
-                 for k in kinds)
-        if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            ok = True  # JSON has one number type: 2 is a fine learning rate of 2.0
-        if not ok:
-            want = " or ".join(sorted(k.__name__ for k in kinds)).replace("NoneType", "null")
-            raise InputError(f"{f.name} must be {want}, got {type(value).__name__}")
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
-            raise InputError(f"{f.name} is out of range: {value}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InputError(f"{f.name} must be a finite number, got {value}")
-
-
-def to_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
 
 
 def _need(req: Any, *names: str) -> None:
