@@ -303,6 +303,5 @@ def evaluate_pack(real: Sequence[np.ndarray], generated: Sequence[np.ndarray], w
 
 
 __all__ = ["FLICKER_RATIO", "FROZEN_FLOOR", "blob_clip", "colour_chi2", "colour_histogram", "evaluate_pack",
-           "export_sharpness", "flicker_ratio", "frame_changes", "identity_controls", "identity_ranks", "motion_stats",
-           "motion_summary",
-           "pack_descriptor", "sharpness", "shifted_view", "top_k"]
+           "export_sharpness", "flicker_ratio", "frame_changes", "identity_controls", "identity_ranks",
+           "motion_stats", "motion_summary", "pack_descriptor", "sharpness", "shifted_view", "top_k"]
