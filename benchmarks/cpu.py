@@ -122,12 +122,26 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def cold_generate(runtime: str, steps: int, sampler: str, threads: int) -> dict:
-    """The whole ``rdtf generate`` command at 256 px in a child process: wall seconds and that child's peak RSS
-    (``os.wait4``: the rusage of this one child, not of every child so far)."""
+def _runtime_env(runtime: str, threads: int) -> dict:
+    """A child process's environment for ``runtime`` as the engine picks it (``RDTF_CPU_RUNTIME``)."""
     env = {**os.environ, "RDTF_CPU_RUNTIME": "onnx" if runtime == "onnx" else "torch", "PYTHONPATH": str(ROOT)}
     if runtime != "torch":
         env["OMP_NUM_THREADS"] = str(threads)  # torch's thread count, which ONNX Runtime follows
+    return env
+
+
+def _run_json(cmd: list[str], env: dict) -> dict:
+    """This script run again as a child (``--one`` / ``--warm-one``): its JSON, or its last error line."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return json.loads(proc.stdout)
+
+
+def cold_generate(runtime: str, steps: int, sampler: str, threads: int) -> dict:
+    """The whole ``rdtf generate`` command at 256 px in a child process: wall seconds and that child's peak RSS
+    (``os.wait4``: the rusage of this one child, not of every child so far)."""
+    env = _runtime_env(runtime, threads)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "rdtf_engine", "generate", "--prompt", PROMPT, "--frames", "8", "--size",
                "256", "--steps", str(steps), "--sampler", sampler, "--seed", "1", "--device", "cpu",
@@ -146,15 +160,9 @@ def cold_generate(runtime: str, steps: int, sampler: str, threads: int) -> dict:
 def warm_generate(runtime: str, steps: int, sampler: str, threads: int, iters: int = 3) -> dict:
     """Request → written 256 px GIF through the engine's API in one child process, after a first request that
     loads everything: what each sticker after the first costs in the app (its worker keeps the engine loaded)."""
-    env = {**os.environ, "RDTF_CPU_RUNTIME": "onnx" if runtime == "onnx" else "torch", "PYTHONPATH": str(ROOT)}
-    if runtime != "torch":
-        env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, __file__, "--warm-one", runtime, "--steps", str(steps), "--sampler", sampler,
            "--iters", str(iters)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    if proc.returncode:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-    return json.loads(proc.stdout)
+    return _run_json(cmd, _runtime_env(runtime, threads))
 
 
 def _warm_one(steps: int, sampler: str, iters: int) -> dict:
@@ -179,11 +187,7 @@ def _warm_one(steps: int, sampler: str, iters: int) -> dict:
 def _child(runtime: str, a) -> dict:
     cmd = [sys.executable, __file__, "--one", runtime, "--steps", str(a.steps), "--iters", str(a.iters),
            "--sampler", a.sampler, "--threads", str(a.threads), "--settings", a.settings]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    if proc.returncode:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:300]}
-    return json.loads(proc.stdout)
+    return _run_json(cmd, {**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def _ratios(results: dict) -> str:

@@ -16,7 +16,7 @@ export RDTF_HOME=${RDTF_HOME:-$PWD/.rdtf-home}  # the Fluent download (≈ 700 M
 [ -d .gpu/minilm-pruned ] || $PY tools/gpu_bundle.py pack --out .gpu --int8 --extra-captions .fluent/captions.txt
 if ! ls .whl/diffusers-*.whl >/dev/null 2>&1; then
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-  # the host runs Python 3.12 (the device tool's KINDS.md); pure-Python wheels, no dependencies pulled in
+  # the lent GPU hosts run Python 3.12; pure-Python wheels, no dependencies pulled in
   $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d "$tmp" \
       "diffusers==$($PY -c 'import diffusers; print(diffusers.__version__)')" braceexpand platformdirs webdataset

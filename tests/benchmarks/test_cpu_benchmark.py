@@ -12,7 +12,7 @@ def bench(load_script):
     return load_script("benchmarks/cpu.py")
 
 
-def test_warm_request_writes_a_real_sticker_and_times_the_second(monkeypatch, tmp_path, bench):
+def test_warm_request_writes_a_real_sticker_and_times_the_second(monkeypatch, bench):
     written = []
     from rdtf_engine.jobs import api
 
