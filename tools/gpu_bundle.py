@@ -15,6 +15,7 @@ training config's ``data_summary.splits.extra_train_emoji`` shows what a run rea
                                                             # also keep a sticker pack's caption words
     python tools/gpu_bundle.py expand [--src .gpu] --dst D  # on the GPU host: full model folder for RDTF_TEXT_MODEL
     python tools/gpu_bundle.py trim-wheel --src W --dst .whl  # the diffusers wheel without its pipeline families
+    python tools/gpu_bundle.py thin-pack --src PACK --dst .packs/NAME  # a sticker pack at half its frame rate
 
 The diffusers wheel is 6.2 MB, 4.0 MB of it the pipeline families (``diffusers/pipelines/<family>/``,
 ``diffusers/modular_pipelines/<family>/``) that the engine never imports; ``trim-wheel`` drops them (2.2 MB left,
@@ -208,9 +209,42 @@ def trim_wheel(src: Path, dst_dir: Path) -> Path:
     return dst
 
 
+def thin_pack(src: Path, dst: Path, every: int = 2, quality: int = 80) -> None:
+    """Copy the sticker pack ``src`` to ``dst`` with every ``every``-th frame of each animated WebP kept (the
+    durations of the frames dropped added to the kept ones, so a loop lasts as long) at WebP ``quality``: the
+    packs fit one GPU call's transfer beside the tree. captions.csv and other files are copied as they are."""
+    import io
+    import shutil
+
+    from PIL import Image
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.iterdir()):
+        if f.suffix.lower() != ".webp":
+            if f.is_file():
+                shutil.copyfile(f, dst / f.name)
+            continue
+        with Image.open(f) as im:
+            frames, durations = [], []
+            for i in range(getattr(im, "n_frames", 1)):
+                im.seek(i)
+                im.load()  # (Pillow sets a WebP frame's duration when the frame is decoded)
+                ms = int(im.info.get("duration", 40))
+                if i % every == 0:
+                    frames.append(im.convert("RGBA"))
+                    durations.append(ms)
+                else:
+                    durations[-1] += ms
+        buf = io.BytesIO()
+        frames[0].save(buf, "WEBP", save_all=len(frames) > 1, append_images=frames[1:], duration=durations,
+                       loop=0, quality=quality, method=4)
+        (dst / f.name).write_bytes(buf.getvalue())
+    print(f"{src} → {dst}: {sum(p.stat().st_size for p in dst.iterdir()) / 2**20:.1f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("action", choices=("pack", "expand", "trim-wheel"))
+    ap.add_argument("action", choices=("pack", "expand", "trim-wheel", "thin-pack"))
     ap.add_argument("--out", default=".gpu")
     ap.add_argument("--src", default=".gpu")
     ap.add_argument("--dst", default="/tmp/minilm")
@@ -222,6 +256,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.action == "pack":
         pack(Path(a.out), extra_caption_texts(a.extra_captions) + list(a.extra_text), int8=a.int8, font=not a.no_font)
+    elif a.action == "thin-pack":
+        thin_pack(Path(a.src), Path(a.dst))
     elif a.action == "trim-wheel":
         trim_wheel(Path(a.src), Path(a.dst))
     else:

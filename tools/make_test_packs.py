@@ -28,12 +28,15 @@ from rdtf_engine.data.fluent_split import PACK_EVAL_SETS, code_points, is_reserv
 
 _MEMBER = re.compile(r"package/assets/([0-9a-f]{4,6}(?:-[0-9a-f]{4,6})*)\.webp")
 MAX_MEMBER_BYTES = 8 * 2**20
+# Not an evaluation pack: recipe settings are screened on this one (tools/recipe_sweep.py), so the three
+# evaluation packs never choose them. 24 animals, rat … boar (U+1F400–1F417), none of them a reserved face.
+TUNING_PACK = {"tune": tuple(range(0x1F400, 0x1F418))}
 
 
 def wanted_stems() -> dict[str, str]:
     """{file stem in the tarballs: theme}: the plain emoji, with or without the emoji-presentation selector."""
     out = {}
-    for theme, cps in PACK_EVAL_SETS.items():
+    for theme, cps in {**PACK_EVAL_SETS, **TUNING_PACK}.items():
         for cp in cps:
             out[f"{cp:x}"] = theme
             out[f"{cp:x}-fe0f"] = theme
@@ -92,19 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--raw", default="/work/fluent-raw", help="folder with the lobehub-fluent-emoji-anim-*.tgz")
     ap.add_argument("--out", default="/work/packs", help="packs are written to OUT/<theme>")
-    ap.add_argument("--themes", default=",".join(PACK_EVAL_SETS), help="comma-separated themes")
+    ap.add_argument("--themes", default=",".join(PACK_EVAL_SETS),
+                    help="comma-separated themes (tune: the tuning pack that recipe screens run on)")
     args = ap.parse_args(argv)
     tarballs = sorted(Path(args.raw).glob("*fluent-emoji-anim-*.tgz"))
     if not tarballs:
         print(f"no fluent-emoji-anim tarballs in {args.raw}", file=sys.stderr)
         return 2
     members = read_members(tarballs)
+    themes = {**PACK_EVAL_SETS, **TUNING_PACK}
     for theme in args.themes.split(","):
-        if theme not in PACK_EVAL_SETS:
-            print(f"unknown theme {theme!r}; choices: {', '.join(PACK_EVAL_SETS)}", file=sys.stderr)
+        if theme not in themes:
+            print(f"unknown theme {theme!r}; choices: {', '.join(themes)}", file=sys.stderr)
             return 2
         stems, missing = [], []
-        for cp in PACK_EVAL_SETS[theme]:
+        for cp in themes[theme]:
             stem = next((s for s in (f"{cp:x}", f"{cp:x}-fe0f") if s in members), None)
             (stems.append(stem) if stem else missing.append(f"{cp:x}"))
         rows = write_pack(Path(args.out) / theme, stems, members)

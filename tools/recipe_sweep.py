@@ -10,7 +10,8 @@ request (``core.recipes``, e.g. the CPU ``pack`` recipe) with the listed fields 
         --variant "base:" --variant "lr3:lr=3e-4" --variant "all:trainable=all,lr=3e-4"
 
 A variant is ``NAME:field=value,…`` over TrainConfig fields (steps, batch_size, lr, ema_decay, trainable,
-pack_style, decoder_steps, guidance_text) and RunControl fields (mixed_precision, max_minutes, checkpoint_every,
+pack_style, decoder_steps, guidance_text, word_dropout, curriculum, continue_curriculum=1) and RunControl
+fields (mixed_precision, max_minutes, checkpoint_every,
 resume). Results: ``OUT/NAME/eval-g<G>.json`` per text guidance scale of ``--guidance`` (default
 ``eval-gmodel.json``: the model's own) and a summary line per variant on stdout (JSON). A variant that a
 ``max_minutes`` cap stopped before its steps is not evaluated: run it again with ``resume=1`` (the same
@@ -29,7 +30,8 @@ import time
 from pathlib import Path
 
 TRAIN_FIELDS = {"steps": int, "batch_size": int, "lr": float, "ema_decay": float, "trainable": str,
-                "pack_style": str, "decoder_steps": int, "guidance_text": float}
+                "pack_style": str, "decoder_steps": int, "guidance_text": float, "word_dropout": float,
+                "curriculum": str, "continue_curriculum": lambda v: v == "1"}
 RUN_FIELDS = {"mixed_precision": str, "max_minutes": float, "checkpoint_every": int, "resume": lambda v: v == "1"}
 
 

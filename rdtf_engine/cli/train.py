@@ -36,6 +36,7 @@ _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "tempora
               "grad_accum": ("train", "grad_accum"), "max_clips": ("train", "max_clips"),
               "curriculum": ("train", "curriculum"), "trainable": ("train", "trainable"),
               "pack_windows": ("train", "pack_windows"), "pack_style": ("train", "pack_style"),
+              "word_dropout": ("train", "word_dropout"),
               "sample_every": ("run", "sample_every"), "checkpoint_every": ("run", "checkpoint_every"),
               "mixed_precision": ("run", "mixed_precision")}
 
@@ -56,7 +57,8 @@ def request_from_args(args) -> TrainRequest:
     parts = {part: {f: given[k] for k, (p, f) in _OVERRIDES.items() if p == part and k in given}
              for part in ("model", "train", "run")}
     train = dataclasses.replace(req.train, dual_mask=not args.no_dual_mask,
-                                continue_curriculum=args.continue_curriculum, **parts["train"])
+                                continue_curriculum=args.continue_curriculum or req.train.continue_curriculum,
+                                **parts["train"])
     return dataclasses.replace(req, model=dataclasses.replace(req.model, **parts["model"]), train=train,
                                run=dataclasses.replace(req.run, **parts["run"],
                                                        **({"max_minutes": args.max_minutes} if args.max_minutes else {})),
@@ -166,6 +168,9 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--pack-style", default=None, metavar="TEXT",
                    help="suffix added to a pack's captions while training, so prompts ending with it reach the "
                         "pack's look (default: ', in the style of my pack'; '' for none)")
+    t.add_argument("--word-dropout", type=float, default=None, metavar="P",
+                   help="each caption word is replaced by '#' with probability P while training (default the "
+                        "recipe's; the paper's 0.2)")
     t.set_defaults(func=cmd_train)
 
     a = sub.add_parser("train-autoencoder", help="train the RGBA autoencoder alone")

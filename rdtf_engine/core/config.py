@@ -163,6 +163,9 @@ class TrainConfig:
     pack_windows: str = "auto"
     pack_style: str | None = None  # suffix of pack captions; None = ", in the style of my pack", "" = none
     guidance_text: float = 0.0  # the trained model's default text guidance (saved in its card); 0 = the engine's
+    # Training captions: each word → "#" with this probability (None: TextConfig.word_dropout, the paper's 0.2).
+    # A pack's captions are a few words, and a dropped subject word teaches "an average sticker of my pack".
+    word_dropout: float | None = None
 
     def validate(self) -> None:
         if self.curriculum not in ("none", "linear", "adaptive"):
@@ -183,6 +186,8 @@ class TrainConfig:
             raise InputError(f"pack_windows must be auto, on or off, got {self.pack_windows!r}")
         if not 0.0 <= float(self.guidance_text) <= 30.0:
             raise InputError(f"guidance_text must be between 0 and 30, got {self.guidance_text}")
+        if self.word_dropout is not None and not 0.0 <= float(self.word_dropout) <= 1.0:
+            raise InputError(f"word_dropout must be between 0 and 1, got {self.word_dropout}")
 
 
 # A capped fine-tune (RunControl.max_minutes) tunes its decoder for at most this share of the cap, before the

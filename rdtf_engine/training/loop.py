@@ -111,6 +111,7 @@ def train_step(run: Run, report: StepReport):
     multi = acc.num_processes > 1
     weights, task_counts, loss_sum, signal_sum = None, {}, 0.0, 0.0
     accum = req.train.grad_accum
+    word_dropout = TextConfig.word_dropout if req.train.word_dropout is None else float(req.train.word_dropout)
     for _ in range(accum):
         ids = [run.data.train_ids[st.rng.randrange(len(run.data.train_ids))] for _ in range(req.train.batch_size)]
 
@@ -121,7 +122,7 @@ def train_step(run: Run, report: StepReport):
 
         t0 = time.perf_counter()
         b = make_batch(run.data.cache, ids, st.rng, req.model.num_frames, req.train.dual_mask, pick,
-                       TextConfig.word_dropout, TextConfig.uncond_prob)
+                       word_dropout, TextConfig.uncond_prob)
         t1 = time.perf_counter()
         states, tmask = run.text.encode(b.captions)
         t2 = time.perf_counter()

@@ -71,3 +71,24 @@ def test_int8_carry_round_trip(bundle):
     assert set(back) == {"w", "b", "__ids__"} and torch.equal(back["b"], torch.ones(48))
     rel = (back["w"] - w).abs().amax(dim=1) / w.abs().amax(dim=1)
     assert float(rel.max()) < 0.01  # per-row scales: a small row is not crushed by a large one
+
+
+def test_thin_pack_keeps_every_second_frame_and_the_loop_length(tmp_path, bundle):
+    from PIL import Image
+
+    src, dst = tmp_path / "pack", tmp_path / "thin"
+    src.mkdir()
+    frames = [Image.new("RGBA", (32, 32), (40 * i, 200, 90, 255)) for i in range(6)]
+    frames[0].save(src / "a.webp", "WEBP", save_all=True, append_images=frames[1:], duration=50, loop=0, lossless=True)
+    (src / "captions.csv").write_text("file,caption\na.webp,a green square\n")
+    bundle.thin_pack(src, dst)
+    assert (dst / "captions.csv").read_text() == (src / "captions.csv").read_text()
+    with Image.open(dst / "a.webp") as im:
+        assert im.n_frames == 3
+        total = 0
+        for i in range(im.n_frames):
+            im.seek(i)
+            im.load()
+            total += im.info["duration"]
+            assert abs(im.convert("RGBA").getpixel((5, 5))[0] - 80 * i) <= 8  # frames 0, 2, 4 of the source
+    assert total == 300  # six frames of 50 ms: the loop lasts as long

@@ -17,6 +17,8 @@ def test_variants_parse_typed_fields_and_refuse_unknown_ones(sweep):
                                          "mixed_precision": "no"}
     assert isinstance(fields["steps"], int) and isinstance(fields["lr"], float)
     assert sweep.parse_variant("more:steps=3600,resume=1") == ("more", {"steps": 3600, "resume": True})
+    assert sweep.parse_variant("c:continue_curriculum=1,word_dropout=0,curriculum=none") == (
+        "c", {"continue_curriculum": True, "word_dropout": 0.0, "curriculum": "none"})
     with pytest.raises(SystemExit, match="unknown field"):
         sweep.parse_variant("x:nonsense=1")
     with pytest.raises(SystemExit, match="NAME"):

@@ -278,3 +278,29 @@ def test_latent_cache_rendered_ahead_by_a_pool_equals_the_serial_cache(tiny_run)
     assert ahead.lengths == serial.lengths and ahead.offsets == serial.offsets
     assert torch.allclose(ahead.latents, serial.latents, atol=1e-5)
     assert set(phases) == {"render", "encode", "keyframes"}
+
+
+def test_word_dropout_of_the_request_reaches_the_captions(tiny_run, tmp_path, make_request, monkeypatch):
+    """TrainConfig.word_dropout replaces the paper's 0.2 for a run (a pack's few-word captions lose their subject
+    word one time in five otherwise); None keeps 0.2; outside 0…1 is a typed error."""
+    import rdtf_engine.training.loop as loop
+
+    seen: list[tuple[float, list[str]]] = []
+    real = loop.make_batch
+
+    def spy(*args, **kw):
+        batch = real(*args, **kw)
+        seen.append((args[6], batch.captions))
+        return batch
+
+    monkeypatch.setattr(loop, "make_batch", spy)
+    ae = str(tiny_run[0] / "autoencoder")
+    train(make_request(tmp_path / "all", steps=2, autoencoder=ae, word_dropout=1.0))
+    assert {wd for wd, _ in seen} == {1.0}
+    words = [w for _, caps in seen for c in caps for w in c.split()]
+    assert words and set(words) == {"#"}  # every word of every text caption dropped ("" = null prompt)
+    seen.clear()
+    train(make_request(tmp_path / "default", steps=2, autoencoder=ae))
+    assert {wd for wd, _ in seen} == {0.2}
+    with pytest.raises(InputError, match="word_dropout"):
+        make_request(tmp_path / "bad", word_dropout=1.5).validate()
