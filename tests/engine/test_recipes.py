@@ -156,9 +156,9 @@ def test_train_flags_override_the_recipe_and_keep_what_they_do_not_name(monkeypa
     the absent `--continue-curriculum` flag."""
     import dataclasses
 
-    import rdtf_engine.core.recipes as recipes
     from rdtf_engine.cli.main import build_parser
     from rdtf_engine.cli.train import request_from_args
+    from rdtf_engine.core import recipes
 
     args = build_parser().parse_args(["train", "--data", "p", "--out", "r", "--recipe", "pack", "--device", "cpu",
                                       "--word-dropout", "0"])

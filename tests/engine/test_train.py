@@ -283,7 +283,7 @@ def test_latent_cache_rendered_ahead_by_a_pool_equals_the_serial_cache(tiny_run)
 def test_word_dropout_of_the_request_reaches_the_captions(tiny_run, tmp_path, make_request, monkeypatch):
     """TrainConfig.word_dropout replaces the paper's 0.2 for a run (a pack's few-word captions lose their subject
     word one time in five otherwise); None keeps 0.2; outside 0…1 is a typed error."""
-    import rdtf_engine.training.loop as loop
+    from rdtf_engine.training import loop
 
     seen: list[tuple[float, list[str]]] = []
     real = loop.make_batch
