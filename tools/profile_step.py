@@ -27,6 +27,10 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model first (does it work here, and pay off?)")
+    ap.add_argument("--sdpa", default=None, choices=("math", "efficient", "flash", "cudnn"),
+                    help="allow only this scaled-dot-product-attention backend (default: PyTorch's choice)")
+    ap.add_argument("--full-frames", action="store_true",
+                    help="no padded frames (no attention key masks): what the masks of the loss mask cost")
     args = ap.parse_args()
 
     from torch.profiler import ProfilerActivity, profile
@@ -46,9 +50,19 @@ def main() -> None:
     tmask = torch.ones(b, 32, dtype=torch.bool, device=dev)
     fmask = torch.ones(b, f, dtype=torch.bool, device=dev)
     fmask[: b // 2, 5:] = False  # half the clips padded, as the loss mask makes them
+    if args.full_frames:
+        fmask = None
+
+    import contextlib
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = {"math": SDPBackend.MATH, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
 
     def step() -> None:
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mp == "bf16"):
+        with (sdpa_kernel(backends[args.sdpa]) if args.sdpa else contextlib.nullcontext()), \
+                torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mp == "bf16"):
             eps = fwd(x, t, text, cond, frame_mask=fmask, text_mask=tmask)
         loss = (eps.float() - x).pow(2).mean()
         loss.backward()
@@ -77,7 +91,7 @@ def main() -> None:
     top = [{"op": e.key[:90], "share": round(getattr(e, key, 0) / total, 4), "calls": e.count} for e in rows[: args.top]]
     print(json.dumps({"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
                       "preset": args.preset, "batch": b, "frames": f, "latent": s, "ms_per_step": round(ms, 1),
-                      "compiled": args.compile, "warmup_s": round(warm_s, 1),
+                      "compiled": args.compile, "full_frames": args.full_frames, "sdpa": args.sdpa, "warmup_s": round(warm_s, 1),
                       "clips_per_s": round(b * 1000 / ms, 1), "top": top}, indent=1))
 
 

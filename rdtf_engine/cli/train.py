@@ -152,8 +152,9 @@ def add_train_parsers(sub) -> None:
                    help="start from this model's weights (a model folder or name, e.g. default): fine-tune it on "
                         "your stickers with its own autoencoder, preset, temporal layer and size")
     t.add_argument("--continue-curriculum", action="store_true",
-                   help="with --init-from on the same data: take up the base model's curriculum after its steps "
-                        "instead of restarting it at the easy tasks (docs/curriculum.md)")
+                   help="with --init-from: take up the base model's curriculum after its steps (its late, "
+                        "generation-heavy task mix) instead of restarting it at the easy tasks; the CPU pack recipe "
+                        "does this (docs/curriculum.md)")
     t.add_argument("--grad-accum", type=int, default=None)
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)

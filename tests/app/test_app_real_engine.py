@@ -12,6 +12,7 @@ The first test leaves its model for the second; run alone, the second trains its
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import time
 from pathlib import Path
@@ -200,3 +201,76 @@ def test_pack_page_makes_a_pack_with_the_real_engine(qtbot, real_app, dirs, tmp_
     assert all(vm.is_made(s.id) for s in vm.project.stickers)
     assert len(vm.frames("jumping")) == 8
     assert len(window.pages["pack"].cells["waving"].player.paths) == 8
+
+
+def _animated_pack(folder: Path) -> Path:
+    """Four 6-frame animated GIF stickers (a coloured square moving across), with captions: a pack in miniature."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rows = ["file,caption"]
+    for i, (name, rgb) in enumerate([("red", (220, 40, 40)), ("green", (40, 200, 60)), ("blue", (40, 80, 220)),
+                                     ("yellow", (230, 210, 40))]):
+        frames = []
+        for t in range(6):
+            im = Image.new("RGBA", (48, 48), (0, 0, 0, 0))
+            x = 4 + 4 * t
+            im.paste((*rgb, 255), (x, 12 + 2 * i, x + 16, 28 + 2 * i))
+            frames.append(im)
+        frames[0].save(folder / f"{name}.gif", save_all=True, append_images=frames[1:], duration=80, loop=0,
+                       disposal=2)
+        rows.append(f"{name}.gif,a {name} square sliding")
+    (folder / "captions.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_my_pack_in_my_sticker_out_with_the_real_engine(qtbot, real_app, dirs, tmp_path, monkeypatch):
+    """The Train page's default choice end to end through the real workers: import a folder of animated
+    stickers, Start (the "fine-tune the shipped model" recipe, shortened and on the tiny model for CI's time),
+    preview sheets arrive while it trains, the finished run is offered in the model picker, and the Create page
+    draws a pack caption with it and exports a checked GIF."""
+    from PIL import Image
+
+    from app.state import runs
+    from rdtf_engine.core.recipes import DEFAULT_RECIPE
+
+    state, window = real_app
+    base = Path(_tiny_model(dirs)) / "model"
+    real_request = runs.train_request
+
+    def short(choice, device, data, run_dir):  # the recipe's request, shortened: CI has minutes, not an hour
+        req = real_request(choice, device, data, run_dir)
+        assert req.init_from == "default" and req.train.decoder_steps > 0  # what a user's Start sends
+        train = dataclasses.replace(req.train, steps=4, decoder_steps=2)
+        ctl = dataclasses.replace(req.run, sample_every=2, checkpoint_every=2, device="cpu")
+        return dataclasses.replace(req, train=train, run=ctl, init_from=str(base))
+
+    monkeypatch.setattr(runs, "train_request", short)
+    window.show_page("train")
+    tv = state.train
+    assert tv.choice == DEFAULT_RECIPE == "pack" and not tv.warning
+    with qtbot.waitSignal(tv.importing_changed, check_params_cb=lambda busy: not busy, timeout=120000):
+        tv.import_source(str(_animated_pack(tmp_path / "my pack")))
+    assert len(tv.captions) == 4 and tv.captions[0]["caption"] == "a red square sliding"
+    with qtbot.waitSignal(tv.model_ready, timeout=400000) as ready:
+        tv.start()
+    assert tv.state == "done" and tv.losses
+    assert tv.samples and all(Path(p).is_file() for p in tv.samples)  # preview sheets shown while it trained
+    model = str(Path(ready.args[0]).parent)
+    qtbot.waitUntil(lambda: any(Path(m.get("path", "")).resolve() == Path(model).resolve()
+                                or m.get("name") == Path(model).name for m in state.models.models), timeout=30000)
+
+    window.show_page("create")
+    for k, v in {**GEN, "model": model, "prompt": "a red square sliding, in the style of my pack", "seed": 1}.items():
+        state.create.set_value(k, v)
+    with qtbot.waitSignal(state.create.generated, timeout=180000) as gen:
+        state.create.generate()
+    frames = gen.args[0].frames
+    assert len(frames) == 4
+    state.export.set_selected(["gif"])
+    with qtbot.waitSignal(state.export.busy_changed, check_params_cb=lambda b: not b, timeout=180000):
+        state.export.check()
+    assert state.export.results["gif"]["ok"], state.export.results["gif"]
+    written = state.export.save_to(str(tmp_path / "export"))
+    with Image.open(written[0]) as im:
+        assert im.format == "GIF" and im.n_frames == 4

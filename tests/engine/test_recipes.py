@@ -64,6 +64,8 @@ def test_pack_recipe_fine_tunes_a_base_on_a_tiny_pack(tiny_run, tmp_path):
     assert (saved.model.preset, saved.model.size, saved.init_from) == ("tiny", 32, str(base))
     assert (saved.train.trainable, saved.train.batch_size, saved.train.steps) == ("attention", 2, 3)
     assert saved.run.max_minutes == 50
+    # text → video gets the base's late task mix and whole captions (the CPU recipe's measured choice)
+    assert saved.train.continue_curriculum is True and saved.train.word_dropout == 0.0
     assert not (out / "autoencoder").exists()  # the base's autoencoder, not a new one
     before, _, _ = load_model_folder(base)
     after, _, card = load_model_folder(out / "model")
