@@ -56,7 +56,15 @@ def from_clips(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
 
 
-def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+# Sequences per scaled-dot-product-attention call. The temporal attention at 256 px and batch 128 holds
+# 128 · 32 · 32 = 131,072 sequences of 8 frames; the flash kernel puts the sequences on a CUDA grid axis limited to
+# 65,535 blocks and fails with "invalid argument" past it (seen on an H200, torch 2.11), so longer batches go in
+# slices (exactly the same attention: every sequence is independent).
+MAX_SDPA_SEQUENCES = 32768
+
+
+def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None,
+                     max_sequences: int = MAX_SDPA_SEQUENCES) -> torch.Tensor:
     """Scaled dot-product attention with a boolean key mask.
 
     q, k, v: (N, heads, T, d); key_mask: (N, T) bool, True = may be attended to, or None.
@@ -64,10 +72,16 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask
     padding, which the data never produces since frame 0 is always real) is allowed to see every key instead,
     so its output is finite garbage that the loss mask discards.
     """
-    if key_mask is None:
-        return F.scaled_dot_product_attention(q, k, v)
-    key_mask = key_mask | ~key_mask.any(dim=-1, keepdim=True)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+    if key_mask is not None:
+        key_mask = (key_mask | ~key_mask.any(dim=-1, keepdim=True))[:, None, None, :]  # (N, 1, 1, T)
+    if q.shape[0] <= max_sequences:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+    parts = []
+    for i in range(0, q.shape[0], max_sequences):
+        part = slice(i, i + max_sequences)
+        parts.append(F.scaled_dot_product_attention(q[part], k[part], v[part],
+                                                    attn_mask=None if key_mask is None else key_mask[part]))
+    return torch.cat(parts)
 
 
 def sinusoidal_table(length: int, dim: int) -> torch.Tensor:

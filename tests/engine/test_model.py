@@ -132,6 +132,17 @@ def test_masked_attention_never_nan():
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_over_many_sequences_goes_in_slices_with_the_same_result(masked):
+    """More sequences than one attention call may take (a CUDA grid limit) are split: the same numbers."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(7, 2, 5, 8, generator=g) for _ in range(3))
+    mask = torch.rand(7, 5, generator=g) > 0.4 if masked else None
+    whole = masked_attention(q, k, v, mask)
+    assert torch.allclose(masked_attention(q, k, v, mask, max_sequences=3), whole, atol=1e-6)
+    assert torch.allclose(masked_attention(q, k, v, mask, max_sequences=7), whole)
+
+
 def test_save_load_round_trip(tmp_path):
     model = build_dfgn("tiny").eval()
     _perturb_zero_inits(model)
