@@ -2,7 +2,9 @@
 
 - ``rdtf data fetch fluent``       download the animated Fluent Emoji with npm, unpack safely, verify, manifest;
 - ``rdtf data info fluent``        what the fetched copy (or the shard cache) holds: splits, reserved, frames;
-- ``rdtf data pack-cache fluent``  write the compact webdataset shard cache (for hosts without a registry).
+- ``rdtf data pack-cache fluent``  write the compact webdataset shard cache (for hosts without a registry);
+- ``rdtf data encode-shards``      encode a training source once into latent shards (``rdtf train --data shards:DIR``
+                                   streams them a window at a time: data larger than memory).
 """
 
 from __future__ import annotations
@@ -98,6 +100,35 @@ def cmd_pack_cache(args, rep: Reporter) -> int:
     return 0
 
 
+def cmd_encode_shards(args, rep: Reporter) -> int:
+    import time
+
+    from rdtf_engine.core.device import resolve_device
+    from rdtf_engine.data.latent_shards import encode_shards
+    from rdtf_engine.data.sources import open_source
+    from rdtf_engine.training.autoencoder import load_autoencoder
+    from rdtf_engine.training.finetune import init_model
+
+    if args.json:
+        rep.stream = sys.stderr
+    device, _ = resolve_device(args.device, "auto")
+    folder, card = init_model(args.model)
+    size = args.size or card.size
+    vae, scale = load_autoencoder(folder, device)
+    source = open_source(args.data, size, num_clips=args.max_clips, seed=args.seed, training=True)
+    t0 = time.perf_counter()
+    rep.install_signals()
+    index = encode_shards(source, vae, scale, Path(args.out), data=args.data, size=size,
+                          clips_per_shard=args.clips_per_shard, progress=_progress(rep, "encode"),
+                          should_stop=rep.should_stop)
+    index = {**index, "seconds": round(time.perf_counter() - t0, 1)}
+    lines = [(f"encoded {index['clips']} clips ({index['frames']} frames, {size} px) with the autoencoder of "
+              f"{card.name} into {len(index['train'])} training shard(s) and {1 if index['val'] else 0} held-out "
+              f"shard in {index['seconds']} s; train on them with --data shards:{args.out} --init-from {args.model}")]
+    _emit(args, rep, index, lines)
+    return 0
+
+
 def add_data_parsers(sub) -> None:
     d = sub.add_parser("data", help="download or pre-process training data (Fluent Emoji)")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -133,3 +164,17 @@ def add_data_parsers(sub) -> None:
                    "variants (the same animations recoloured), ≈ 45 %% fewer files (default all)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pack_cache)
+
+    e = dsub.add_parser("encode-shards", help="encode a training source once into latent shards that `rdtf train "
+                        "--data shards:DIR` streams a window at a time (data larger than memory)")
+    e.add_argument("--data", required=True, help="any training source: builtin:emoji, builtin:mixed, a folder…")
+    e.add_argument("--out", required=True, help="folder to create (replaced whole if it exists)")
+    e.add_argument("--model", default="default", help="the model whose autoencoder encodes the clips; train with "
+                   "--init-from this model (default: default)")
+    e.add_argument("--size", type=int, default=None, help="frame size in px (default the model's)")
+    e.add_argument("--max-clips", type=int, default=0, help="0 = every clip of the source")
+    e.add_argument("--clips-per-shard", type=int, default=256)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_encode_shards)

@@ -20,6 +20,18 @@ from rdtf_engine.data.keyframes import extract_all, uniform_keyframes
 from rdtf_engine.model.autoencoder import encode_rgba
 
 KS = tuple(range(3, 9))
+VAL_FRACTION = 0.05
+MAX_VAL_CLIPS = 64
+
+
+def split_ids(n: int) -> tuple[list[int], list[int]]:
+    """Deterministic split: every 20th clip (up to 64) is held out for the validation denoising loss."""
+    if n < 2:
+        return list(range(n)), []
+    step = max(2, round(1 / VAL_FRACTION))
+    val = [i for i in range(n) if i % step == step - 1][:MAX_VAL_CLIPS] or [n - 1]
+    vs = set(val)
+    return [i for i in range(n) if i not in vs], val
 
 
 @dataclass

@@ -18,38 +18,75 @@ from rdtf_engine.core.config import DECODER_TIME_SHARE
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress
 from rdtf_engine.core.requests import TrainRequest
-from rdtf_engine.data.latent_cache import LatentCache, build_latent_cache, load_latent_cache, save_latent_cache
+from rdtf_engine.data.latent_cache import (
+    LatentCache,
+    build_latent_cache,
+    load_latent_cache,
+    save_latent_cache,
+    split_ids,
+)
+from rdtf_engine.data.latent_shards import shards_folder
 from rdtf_engine.training.finetune import resolve_init
 
-VAL_FRACTION = 0.05
-MAX_VAL_CLIPS = 64
 PERSIST_MIN_CLIPS = 1000
 
 
 @dataclass
 class TrainData:
-    cache: LatentCache
+    cache: LatentCache  # the clips the steps draw from (streamed data: the current window)
     train_ids: list[int]
     val_ids: list[int]
     vae: Any
     scale: float
     summary: dict[str, Any]
+    val_cache: LatentCache | None = None  # held-out clips kept apart from ``cache`` (streamed data); None: in it
+
+    @property
+    def heldout(self) -> tuple[LatentCache, list[int]]:
+        """(cache, ids) of the held-out clips: the validation loss and the preview sheets read these."""
+        return (self.val_cache if self.val_cache is not None else self.cache), self.val_ids
+
+    def at_step(self, step: int) -> None:
+        """Called before every training step: all clips are in memory, nothing to do."""
 
 
-def split_ids(n: int) -> tuple[list[int], list[int]]:
-    """Deterministic split: every 20th clip (up to 64) is held out for the validation denoising loss."""
-    if n < 2:
-        return list(range(n)), []
-    step = max(2, round(1 / VAL_FRACTION))
-    val = [i for i in range(n) if i % step == step - 1][:MAX_VAL_CLIPS] or [n - 1]
-    vs = set(val)
-    return [i for i in range(n) if i not in vs], val
+class StreamedTrainData(TrainData):
+    """Training data read from a shard folder a window at a time (``data/latent_shards.py``): ``cache`` is the
+    window of the current step, the next window is read by a background thread while this one trains."""
+
+    def __init__(self, shards, seed: int, batch_size: int, device: torch.device, rank: int, world: int,
+                 vae: Any, scale: float, summary: dict[str, Any]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        val = shards.held_out(device)
+        super().__init__(val or LatentCache(torch.zeros(0), [], [], [], []), [], list(range(len(val))) if val else [],
+                         vae, scale, summary, val_cache=val)
+        self.shards, self.seed, self.device, self.rank, self.world = shards, seed, device, rank, world
+        self.steps_per_window = shards.steps_per_window(batch_size, world)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="rdtf-shards")
+        self._window, self._next = -1, None
+
+    def _read(self, window: int):
+        return self.shards.load(self.shards.window_shards(window, self.seed, self.rank, self.world))  # host memory
+
+    def at_step(self, step: int) -> None:
+        window = int(step) // self.steps_per_window
+        if window == self._window:
+            return
+        ready = self._next[1].result() if self._next is not None and self._next[0] == window else self._read(window)
+        self.cache = LatentCache(ready.latents.to(self.device, torch.float16 if self.device.type == "cuda" else
+                                                  torch.float32), ready.offsets, ready.lengths, ready.captions,
+                                 ready.keyframes, ready.labels)
+        self.train_ids, self._window = list(range(len(self.cache))), window
+        self._next = (window + 1, self._pool.submit(self._read, window + 1))
 
 
 def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_event, should_stop) -> TrainData:
     from rdtf_engine.data.sources import open_source
     from rdtf_engine.training.autoencoder import load_autoencoder, train_autoencoder
 
+    if shards_folder(req.train.data) is not None:
+        return prepare_stream(req, device, on_event)
     source = open_source(req.train.data, req.model.size, num_clips=req.train.max_clips, seed=req.train.seed,
                          training=True, pack_windows=req.train.pack_windows, pack_style=req.train.pack_style)
     n = len(source)
@@ -101,6 +138,34 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
         on_event(Log("info", f"reusing the latent cache of {len(cache)} clips"))
     summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
     return TrainData(cache, train_ids, val_ids, vae, scale, summary)
+
+
+def prepare_stream(req: TrainRequest, device: torch.device, on_event) -> StreamedTrainData:
+    """``--data shards:DIR``: clips encoded ahead (``rdtf data encode-shards``) in the latent space of this run's
+    autoencoder (its ``init_from``'s or ``--autoencoder``), streamed a window of shards at a time."""
+    import os
+
+    from rdtf_engine.data.latent_shards import LatentShards
+    from rdtf_engine.training.autoencoder import load_autoencoder
+
+    shards = LatentShards(shards_folder(req.train.data))
+    if not (req.init_from or req.train.autoencoder):
+        raise InputError("training on encoded shards needs the autoencoder they were encoded with: give "
+                         "--init-from MODEL or --autoencoder FOLDER")
+    if req.train.decoder_steps:
+        raise InputError("encoded shards hold latents, not frames: a decoder cannot be tuned on them "
+                         "(leave --decoder-steps at 0)")
+    vae, scale = load_autoencoder(req.train.autoencoder or resolve_init(req.init_from), device)
+    shards.check(vae, scale, req.model.size)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    ix = shards.index
+    summary = {"source": "latent-shards", "data": ix["data"], "clips": ix["clips"], "frames": ix["frames"],
+               "shards": len(ix["train"])}
+    data = StreamedTrainData(shards, req.train.seed, req.train.batch_size, device, rank, world,
+                             vae.eval().requires_grad_(False), scale, summary)
+    on_event(Log("info", f"streaming {ix['clips']} encoded clips from {len(ix['train'])} shards, "
+                         f"{data.steps_per_window} steps a window"))
+    return data
 
 
 # Decoder tuning: up to DECODER_FRAMES frames of the run's own clips (a 24-sticker pack's windows give ≈ 3,000;

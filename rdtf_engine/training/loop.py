@@ -111,6 +111,7 @@ def train_step(run: Run, report: StepReport):
     multi = acc.num_processes > 1
     weights, task_counts, loss_sum, signal_sum = None, {}, 0.0, 0.0
     accum = req.train.grad_accum
+    run.data.at_step(st.step)  # streamed data: this step's window of shards
     word_dropout = TextConfig.word_dropout if req.train.word_dropout is None else float(req.train.word_dropout)
     for _ in range(accum):
         ids = [run.data.train_ids[st.rng.randrange(len(run.data.train_ids))] for _ in range(req.train.batch_size)]

@@ -123,10 +123,10 @@ def _with_ema(run: Run, fn):
 
 def validate(run: Run, step: int) -> None:
     """The held-out denoising loss of the EMA weights, per task (a fixed seed: comparable across steps)."""
-    data, req = run.data, run.req
-    if not data.val_ids or not run.accelerator.is_main_process:
+    req, (cache, val_ids) = run.req, run.data.heldout
+    if not val_ids or not run.accelerator.is_main_process:
         return
-    per_task = _with_ema(run, lambda: validation_loss(run.state.raw_model, data.cache, data.val_ids, run.text,
+    per_task = _with_ema(run, lambda: validation_loss(run.state.raw_model, cache, val_ids, run.text,
                                                       run.noise_sched, req.model.num_frames, req.train.dual_mask,
                                                       seed=1234))
     m = Metrics(step, stage="validation", val_loss=per_task["all"], val=per_task)
@@ -138,8 +138,8 @@ def sample_preview(run: Run, step: int) -> None:
     from rdtf_engine.diffusion.pipeline import sample_grid
 
     data = run.data
-    path = _with_ema(run, lambda: sample_grid(run.state.raw_model, data.vae, data.scale, data.cache,
-                                              data.val_ids or data.train_ids, run.req.model,
+    cache, ids = data.heldout if data.val_ids else (data.cache, data.train_ids)
+    path = _with_ema(run, lambda: sample_grid(run.state.raw_model, data.vae, data.scale, cache, ids, run.req.model,
                                               run.dir / "samples" / f"step_{step:07d}.png"))
     run.on_event(Preview(step, [str(path)], "samples (EMA weights)"))
 

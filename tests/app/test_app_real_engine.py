@@ -251,7 +251,8 @@ def test_my_pack_in_my_sticker_out_with_the_real_engine(qtbot, real_app, dirs, t
     assert tv.choice == DEFAULT_RECIPE == "pack" and not tv.warning
     with qtbot.waitSignal(tv.importing_changed, check_params_cb=lambda busy: not busy, timeout=120000):
         tv.import_source(str(_animated_pack(tmp_path / "my pack")))
-    assert len(tv.captions) == 4 and tv.captions[0]["caption"] == "a red square sliding"
+    assert sorted(c["caption"] for c in tv.captions) == [f"a {c} square sliding" for c in
+                                                          ("blue", "green", "red", "yellow")]
     with qtbot.waitSignal(tv.model_ready, timeout=400000) as ready:
         tv.start()
     assert tv.state == "done" and tv.losses
@@ -271,6 +272,7 @@ def test_my_pack_in_my_sticker_out_with_the_real_engine(qtbot, real_app, dirs, t
     with qtbot.waitSignal(state.export.busy_changed, check_params_cb=lambda b: not b, timeout=180000):
         state.export.check()
     assert state.export.results["gif"]["ok"], state.export.results["gif"]
+    (tmp_path / "export").mkdir()  # the folder the user picks
     written = state.export.save_to(str(tmp_path / "export"))
     with Image.open(written[0]) as im:
         assert im.format == "GIF" and im.n_frames == 4
