@@ -70,7 +70,8 @@ def _fine_tune(device: str) -> Recipe:
     # against 55 % at the engine's 4, with more motion and no flicker. A few thousand batch-2 steps give text → video
     # few samples, so the curriculum starts at the base's late, generation-heavy task mix (continue_curriculum) and
     # captions keep their subject word (word_dropout 0): with both, 21 of 24 against 18 on the tuning pack, and on
-    # the evaluation packs 22 / 14 / 18 of 24 against 16 / 12 / 19 (docs/results.md).
+    # the evaluation packs 22 / 14 / 18 of 24 (GPU screen) against 16 / 12 / 19 before (on this CPU: animals 20 of 24
+    # against 16; docs/results.md).
     return Recipe("pack", "Fine-tune the shipped model", ModelConfig(),
                   TrainConfig(steps=CPU_PACK_STEPS, batch_size=2, lr=1e-4, ema_decay=0.995, trainable="all",
                               decoder_steps=CPU_DECODER_STEPS, guidance_text=CPU_PACK_GUIDANCE,
