@@ -153,23 +153,19 @@ def test_request_parts_flat_forms_and_model_config(tmp_path):
     assert read_run_file(tmp_path).train.data == "new" and read_run_file(tmp_path / "none") is None
 
 
-def test_train_flags_override_the_recipe_and_keep_what_they_do_not_name(monkeypatch):
-    """`--word-dropout` sets the run's caption word dropout; a recipe's own continue_curriculum is not undone by
-    the absent `--continue-curriculum` flag."""
-    import dataclasses
-
+def test_train_flags_override_the_recipe_and_keep_what_they_do_not_name():
+    """`--word-dropout` overrides the recipe's caption word dropout; the CPU pack recipe's own continue_curriculum
+    is not undone by the absent `--continue-curriculum` flag; a recipe without them keeps the paper's defaults."""
     from rdtf_engine.cli.main import build_parser
     from rdtf_engine.cli.train import request_from_args
-    from rdtf_engine.core import recipes
 
-    args = build_parser().parse_args(["train", "--data", "p", "--out", "r", "--recipe", "pack", "--device", "cpu",
-                                      "--word-dropout", "0"])
-    req = request_from_args(args)
-    assert req.train.word_dropout == 0.0 and req.train.continue_curriculum is False
-    assert request_from_args(build_parser().parse_args(["train", "--data", "p", "--out", "r", "--recipe", "pack",
-                                                        "--device", "cpu"])).train.word_dropout is None
-    base = recipes._fine_tune("cpu")
-    monkeypatch.setattr(recipes, "_fine_tune", lambda device: dataclasses.replace(
-        base, train=dataclasses.replace(base.train, continue_curriculum=True)))
-    assert request_from_args(build_parser().parse_args(["train", "--data", "p", "--out", "r", "--recipe", "pack",
-                                                        "--device", "cpu"])).train.continue_curriculum is True
+    def req(*flags):
+        return request_from_args(build_parser().parse_args(["train", "--data", "p", "--out", "r", "--device", "cpu",
+                                                            *flags]))
+
+    pack = req("--recipe", "pack")
+    assert pack.train.word_dropout == 0.0 and pack.train.continue_curriculum is True
+    assert req("--recipe", "pack", "--word-dropout", "0.3").train.word_dropout == 0.3
+    custom = req("--recipe", "custom")
+    assert custom.train.word_dropout is None and custom.train.continue_curriculum is False
+    assert req("--recipe", "custom", "--init-from", "default", "--continue-curriculum").train.continue_curriculum
