@@ -34,6 +34,11 @@ def split_ids(n: int) -> tuple[list[int], list[int]]:
     return [i for i in range(n) if i not in vs], val
 
 
+def store_dtype(device: torch.device) -> torch.dtype:
+    """The dtype training keeps latents in: fp16 on CUDA (half the memory), fp32 on the CPU (fast there)."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
 @dataclass
 class LatentCache:
     latents: torch.Tensor  # (total_frames, 4, h, w), fp16 on CUDA / fp32 on CPU
@@ -45,6 +50,11 @@ class LatentCache:
 
     def __len__(self) -> int:
         return len(self.offsets)
+
+    def to(self, device: torch.device) -> LatentCache:
+        """The same clips with their latents on ``device`` in its ``store_dtype``."""
+        return LatentCache(self.latents.to(device=device, dtype=store_dtype(device)), self.offsets, self.lengths,
+                           self.captions, self.keyframes, self.labels)
 
     def fixed_frames(self, i: int, n: int) -> list[int]:
         """Evenly spaced frames (ping-pong for short clips): the --no-dual-mask arm's fixed-length clips."""
@@ -82,7 +92,7 @@ def build_latent_cache(
     chunk = chunk or (1024 if device.type == "cuda" else 256)
     if not indices:
         raise InputError("the training data is empty")
-    store_dtype = torch.float16 if device.type == "cuda" else torch.float32
+    dtype = store_dtype(device)
     lat_chunks: list[torch.Tensor] = []
     offsets, lengths, captions, keyframes, labels = [], [], [], [], []
     total = 0
@@ -126,7 +136,7 @@ def build_latent_cache(
             labels.append(dict(c.labels))
             pos += n
         total += pos
-        lat_chunks.append(lat.to(device=device, dtype=store_dtype))
+        lat_chunks.append(lat.to(device=device, dtype=dtype))
         if progress is not None:
             progress(min((k + 1) * chunk, len(indices)), len(indices))
     return LatentCache(torch.cat(lat_chunks), offsets, lengths, captions, keyframes, labels)
@@ -185,7 +195,7 @@ def load_latent_cache(folder, key: str, device: torch.device) -> LatentCache | N
         lat = load_file(str(folder / "latents.safetensors"))["latents"]
     except Exception:  # noqa: BLE001 - missing, partial or corrupt: rebuilding is always correct
         return None
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    dtype = store_dtype(device)
     kfs = [{int(k): v for k, v in kf.items()} for kf in meta["keyframes"]]
     return LatentCache(lat.to(device=device, dtype=dtype), meta["offsets"], meta["lengths"], meta["captions"],
                        kfs, meta["labels"])

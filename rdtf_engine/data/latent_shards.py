@@ -172,10 +172,8 @@ class LatentShards:
                 keyframes.append(m["keyframes"])
                 labels.append(m["labels"])
                 total += m["frames"]
-        latents = torch.cat(lat)
-        if device is not None:
-            latents = latents.to(device=device, dtype=torch.float16 if device.type == "cuda" else torch.float32)
-        return LatentCache(latents, offsets, lengths, captions, keyframes, labels)
+        cache = LatentCache(torch.cat(lat), offsets, lengths, captions, keyframes, labels)
+        return cache if device is None else cache.to(device)
 
     def held_out(self, device: torch.device) -> LatentCache | None:
         return self.load([self.index["val"]], device) if self.index.get("val") else None

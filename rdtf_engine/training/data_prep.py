@@ -74,9 +74,7 @@ class StreamedTrainData(TrainData):
         if window == self._window:
             return
         ready = self._next[1].result() if self._next is not None and self._next[0] == window else self._read(window)
-        self.cache = LatentCache(ready.latents.to(self.device, torch.float16 if self.device.type == "cuda" else
-                                                  torch.float32), ready.offsets, ready.lengths, ready.captions,
-                                 ready.keyframes, ready.labels)
+        self.cache = ready.to(self.device)
         self.train_ids, self._window = list(range(len(self.cache))), window
         self._next = (window + 1, self._pool.submit(self._read, window + 1))
 
