@@ -16,16 +16,18 @@
 #   call 2: bash tools/gpu_base.sh start 590        (carry .gpu .whl [.base-vae: that model's vae/, which
 #                                                    does not fit stage-init's call]; TRAIN_MIN=… minutes)
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
-#   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, *.png)
+#   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, sheets.tar.part-*)
 #   Every start/wait call also brings back the newest model (the run checkpoints every CKPT=500 steps) and
 #   the logs so far, and a call that finds the host cold says so at once (exit 3): a lease whose host went
 #   cold between two calls once lost 20 minutes of training and 13 more minutes of waiting on a bare host.
 #   Issue each call the moment the last returns: the host is given back 30 s after a call.
 #   back here: cat base.tar.part-* | tar x  → base256/ (the model folder; for the next lease its vae/ becomes
-#              .base-vae and the rest .base-init: 24 + 8 MB, each beside the 39 MB tree within one transfer)
+#              .base-vae and the rest .base-init: 24 + 8 MB, each beside the 39 MB tree within one transfer);
+#              cat sheets.tar.part-* | tar x → the sample sheets (*.png)
 #
 # Measured (NVIDIA H200, 2026-12-02): data for 12,000 clips at 256 px prepared in ≈ 130 s, then 2.1 DFGN steps/s
-# at batch 128 (bf16); the decoder's 4,000 steps take ≈ 5 min beside it.
+# at batch 128 (bf16) alone; with the decoder's 4,000 steps running beside it (≈ 6 min) 1.6 steps/s
+# (2026-12-03: 1,577 steps in TRAIN_MIN=16).
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
@@ -55,7 +57,9 @@ PYEOF
 
 bring_back() {  # → $OUT: the newest model in ≤ 15 MB parts (a later lease continues from it), the logs so far
   [ -d $R/base256 ] && tar cf - -C $R base256 | split -b 15m - "$OUT/base.tar.part-"
-  cp $R/*.png "$OUT"/ 2>/dev/null || true
+  # the sample sheets as one tar in ≤ 15 MB parts: the device brings back at most 8 files, and a lease whose
+  # five sheets beside the model's three parts pushed results.tar.gz (the evaluations) out lost its numbers
+  ( cd $R && ls *.png >/dev/null 2>&1 && tar cf - *.png | split -b 15m - "$OUT/sheets.tar.part-" ) || true
   cp $R/run/metrics.jsonl $R/metrics.jsonl 2>/dev/null || true
   tar czf "$OUT/results.tar.gz" --exclude='*.png' --exclude=run --exclude=ae256 --exclude='base256*' \
       --exclude=home --exclude=src -C $STAGE base

@@ -1,6 +1,10 @@
 """Neural networks of the engine: the DFGN denoiser (dfgn.py) and its parts (sti.py, blocks.py, condition.py,
 reference.py)."""
 
+from rdtf_engine.model.deferred_imports import defer_family_packages
+
+defer_family_packages()  # before anything imports diffusers' model families (see deferred_imports)
+
 from rdtf_engine.model.blocks import FrameInfo, TemporalAttention
 from rdtf_engine.model.condition import ConditionEncoder
 from rdtf_engine.model.dfgn import DFGN, TEMPORAL_LAYERS, build_dfgn, count_parameters

@@ -44,6 +44,28 @@ def test_onnx_sampling_matches_pytorch_and_reuses_its_export(monkeypatch, tmp_pa
 
 
 @needs_ort
+def test_a_checked_export_is_trusted_by_later_processes_until_its_bytes_change(monkeypatch, tmp_path):
+    monkeypatch.setenv("RDTF_HOME", str(tmp_path))
+    example = (torch.zeros(1, 4, W, H, H), torch.tensor(5), *_text(), torch.zeros(2, 4, W, H, H), torch.ones(2))
+    pipe = _pipe()
+    first = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime="onnx")
+    assert isinstance(first.get(example), OnnxStep)
+    (export,) = (tmp_path / "cache" / "onnx").glob("dfgn-*.onnx")
+    assert export.with_suffix(".verified").read_text().strip() == cpu_runtime._file_sha256(export)
+
+    calls = []
+    real = cpu_runtime._NetworkCall.forward
+    monkeypatch.setattr(cpu_runtime._NetworkCall, "forward", lambda self, *a: calls.append(1) or real(self, *a))
+    again = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime="onnx")
+    assert isinstance(again.get(example), OnnxStep) and calls == []  # no eager reference call: the marker matches
+
+    export.with_suffix(".verified").write_text("0" * 64 + "\n")  # another file's hash: checked again
+    third = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime="onnx")
+    assert isinstance(third.get(example), OnnxStep) and calls == [1]
+    assert export.with_suffix(".verified").read_text().strip() == cpu_runtime._file_sha256(export)
+
+
+@needs_ort
 def test_failed_export_logs_and_samples_with_pytorch(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("RDTF_HOME", str(tmp_path))
 
