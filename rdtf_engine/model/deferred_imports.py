@@ -32,7 +32,9 @@ class _DeferredPackage(types.ModuleType):
     """A package whose ``__init__`` runs on the first lookup of a name it lacks (see the module docstring)."""
 
     def __getattr__(self, name: str):
-        if name.startswith("__") and name.endswith("__"):  # the import system probes dunders: never complete for them
+        # the import system probes dunders (__path__ is set, __file__ …): those never complete the package, except
+        # __all__, which `from package import *` reads
+        if name.startswith("__") and name.endswith("__") and name != "__all__":
             raise AttributeError(name)
         with _lock:
             if not self.__dict__.get("_rdtf_completed"):

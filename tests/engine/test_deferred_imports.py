@@ -43,6 +43,8 @@ def test_a_family_is_complete_the_moment_something_asks_for_it():
         from diffusers import UNet2DConditionModel, UNetMotionModel, AutoencoderKLWan
         from diffusers.training_utils import EMAModel
         from diffusers.models.autoencoders import AutoencoderKL
+        from diffusers.models.unets import *  # noqa: F403 — reads __all__, which only the real __init__ has
+        assert "UNet2DConditionModel" in dir()
         print(FluxTransformer2DModel.__name__, UNetMotionModel.__name__, AutoencoderKLWan.__name__,
               hasattr(tr, "SD3Transformer2DModel"), hasattr(tr, "NoSuchModel"))
     """)
