@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The 256 px base model on a lent GPU host (device tool, one GPU), in chunks that resume across leases:
 # the autoencoder's decoder fine-tuned at 256 px on Noto + Fluent (the encoder, so the latent space, stays),
-# the DFGN fine-tuned at 256 px on builtin:mixed (`rdtf train --init-from MODEL --size 256
-# --continue-curriculum`) side by side on the one card; then the new model exported in fp16 and evaluated
-# beside the shipped one on the same card; everything comes back in $OUT, the model in ≤ 15 MB parts.
+# the DFGN fine-tuned at 256 px on builtin:mixed, every other step at its 128 px draft size (`rdtf train
+# --init-from MODEL --size 256 --draft-size 128 --continue-curriculum`) side by side on the one card; then the new
+# model exported in fp16 and evaluated beside the shipped one on the same card; everything comes back in $OUT, the
+# model in ≤ 15 MB parts.
 #
 # The job runs in its own process session (setsid) under /tmp, so it outlives the call that starts it while
 # the host stays warm: chain the calls (each within 30 s of the last) and the data is prepared once.
@@ -118,7 +119,7 @@ PY="python3 -P"
 UTIL=\$!
 echo "[base] \$(date +%T) DFGN from $INIT for ${TRAIN_MIN:-15} min"
 \$PY -m rdtf_engine --events jsonl train --data builtin:mixed --out run --init-from $INIT --size 256 \
-    --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
+    --draft-size ${DRAFT:-128} --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
     --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every ${CKPT:-500} --sample-every 0 \
     --seed ${SEED:-21} > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
 DFGN=\$!

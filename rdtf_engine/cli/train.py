@@ -29,7 +29,8 @@ def cmd_train(args, rep: Reporter) -> int:
 
 # flag → (request part, field) for the flags that override a recipe's value when given
 _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "temporal": ("model", "temporal"),
-              "reference_attention": ("model", "reference_attention"), "steps": ("train", "steps"),
+              "reference_attention": ("model", "reference_attention"),
+              "draft_size": ("model", "draft_size"), "steps": ("train", "steps"),
               "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "seed": ("train", "seed"),
               "autoencoder": ("train", "autoencoder"), "ae_steps": ("train", "ae_steps"),
               "decoder_steps": ("train", "decoder_steps"),
@@ -129,6 +130,9 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--batch-size", type=int, default=None, help="default the recipe's (custom: 4)")
     t.add_argument("--lr", type=float, default=None, help="default the recipe's (custom: 2e-4)")
     t.add_argument("--size", type=int, default=None, help="frame size in px (default 64, or --init-from's)")
+    t.add_argument("--draft-size", type=int, default=None,
+                   help="also train at this smaller size, every other step (0 = off; default --init-from's): text → "
+                        "video then drafts at it, where the layout comes out right, and refines at --size")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")

@@ -101,9 +101,12 @@ class ModelConfig:
     # DFGN reference attention (model/reference.py): "off" | "on" | "all" (a bool from older runs: True = "on")
     reference_attention: str | bool | None = None
     latent_channels: int = LATENT_CHANNELS
+    # A smaller size the model also trains at (every other step's batch; 0 = none): text → video then drafts the
+    # clip at this size, where a small latent grid gets the layout right, and refines it at ``size`` (pipeline.py).
+    draft_size: int | None = None
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"preset": "tiny", "size": 64, "temporal": "sti",
-                                          "reference_attention": "off"}
+                                          "reference_attention": "off", "draft_size": 0}
 
     def resolved(self, base: ModelConfig | None = None) -> ModelConfig:
         """Every None field from ``base`` (a fine-tune's model), else from DEFAULTS; reference mode normalised."""
@@ -112,6 +115,8 @@ class ModelConfig:
             value = getattr(self, name)
             kw[name] = value if value is not None else getattr(base, name) if base is not None else default
         kw["reference_attention"] = reference_mode(kw["reference_attention"])
+        if self.draft_size is None and kw["draft_size"] and kw["draft_size"] >= kw["size"]:
+            kw["draft_size"] = 0  # a base's draft size does not carry over to a fine-tune at or below it
         return dataclasses.replace(self, **kw)
 
     def validate(self) -> None:
@@ -124,6 +129,10 @@ class ModelConfig:
             raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
         if not (2 <= int(self.num_frames) <= 16):
             raise InputError(f"num_frames must be between 2 and 16, got {self.num_frames}")
+        draft = int(self.draft_size or 0)
+        if draft and (draft < MIN_SIZE or draft % 8 or (self.size is not None and draft >= int(self.size))):
+            raise InputError(f"draft_size must be 0 or a multiple of 8 from {MIN_SIZE} up to below the model's size "
+                             f"({self.size}), got {draft}")
         if int(self.latent_channels) != LATENT_CHANNELS:
             raise InputError(f"latent_channels must be {LATENT_CHANNELS} (the RGBA autoencoder's)")
 
@@ -268,6 +277,10 @@ class ModelCard:
     # The text guidance its stickers are drawn with unless a request names one; 0 = the engine's default. A
     # lightly fine-tuned model (the CPU pack recipe) tells its captions apart better with stronger guidance.
     guidance_text: float = 0.0
+    # Text → video drafts at this smaller size it also trained at, then refines at ``size`` (0 = straight at size):
+    # ``refine_strength`` is the share of the steps the refinement runs, from the upsampled draft noised to it.
+    draft_size: int = 0
+    refine_strength: float = 0.6
     created: str = ""
     engine_version: str = ""
 
@@ -277,7 +290,7 @@ class ModelCard:
     def model_config(self, reference_attention: str = "off") -> ModelConfig:
         """The architecture this card describes (its reference mode lives in the DFGN's own config.json)."""
         return ModelConfig(preset=self.preset, size=self.size, num_frames=self.num_frames, temporal=self.temporal,
-                           reference_attention=reference_mode(reference_attention))
+                           reference_attention=reference_mode(reference_attention), draft_size=self.draft_size)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelCard:

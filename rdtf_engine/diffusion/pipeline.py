@@ -72,6 +72,21 @@ class _Window:
     run: int  # how many of the schedule's last timesteps to take (img2img strength)
     on_step: Callable[[int], None]  # after each step, with the step's number in this window (1-based)
     peek: Callable[[int, torch.Tensor], None] | None = None  # (step, x̂₀ (W, 4, h, w)) for the live preview
+    init: torch.Tensor | None = None  # (W, 4, h, w) a draft to refine: start from it noised to the run's first step
+
+
+@dataclass
+class _Stage:
+    """What every window of one sampling run shares: the request, text states, noise and the caller's hooks."""
+
+    p: SampleParams
+    text: tuple[torch.Tensor, torch.Tensor]  # (2, L, D) states of (∅, prompt), (2, L) mask
+    gen: torch.Generator
+    should_stop: Callable[[], bool] | None
+    callback: Callable[[int, int], None] | None
+    total: int  # steps over all windows and stages
+    preview: Callable[[int, np.ndarray], None] | None
+    out_size: int
 
 
 class StickerPipeline:
@@ -113,34 +128,54 @@ class StickerPipeline:
         num_frames, out_size, size = int(p.frames), int(p.size), int(self.card.size) or int(p.size)
         cond_frames = list(p.cond_frames) if p.cond_frames else [None] * num_frames
         known = [f is not None for f in cond_frames]
-        given = self._given_latents(cond_frames, size)  # (F, 4, h, w)
         gen = torch.Generator(device="cpu").manual_seed(int(p.seed))
-        states, tmask = self.text.encode([NULL_PROMPT, p.prompt])
-        starts = self._window_starts(num_frames)
-        win = min(num_frames, int(self.card.num_frames))
-        out = torch.zeros_like(given)
-        done = [False] * num_frames
-        run = sampled_steps(p.steps, p.strength if any(known) else 1.0)
-        total = len(starts) * run
+        text = self.text.encode([NULL_PROMPT, p.prompt])
+        n_win = len(self._window_starts(num_frames))
+        draft = int(getattr(self.card, "draft_size", 0) or 0)
+        draft = draft if not any(known) and 0 < draft < size else 0
+        runs = ([int(p.steps), sampled_steps(p.steps, self.card.refine_strength)] if draft else
+                [sampled_steps(p.steps, p.strength if any(known) else 1.0)])
+        total = n_win * sum(runs)
         if callback is not None:
             callback(0, total)  # the real total (windows × the steps strength leaves) before the first step
-        for wi, s in enumerate(starts):
-            idx = list(range(s, s + win))
-            mask = [known[i] or done[i] for i in idx]
-            cond = torch.stack([given[i] if known[i] else out[i] for i in idx])  # (W, 4, h, w)
-            cond = cond * torch.tensor(mask, device=self.device, dtype=cond.dtype)[:, None, None, None]
-            window = _Window(cond, mask, run, lambda i, wi=wi: callback and callback(wi * run + i, total),
-                             self._peeker(preview, p.preview_every, wi * run, run, out_size))
-            z = self._denoise(window, p, (states, tmask), gen, should_stop)
-            for j, i in enumerate(idx):
-                if not known[i] and not done[i]:
-                    out[i] = z[j]
-                    done[i] = True
+        stage = _Stage(p, text, gen, should_stop, callback, total, preview, out_size)
+        given = self._given_latents(cond_frames, size)  # (F, 4, h, w)
+        init = None
+        if draft:  # text → video drafted on the small grid, then refined from it (ModelCard.draft_size)
+            sketch = self._windows(self._given_latents(cond_frames, draft), known, runs[0], stage, None, 0)
+            pix = fit_canvas(tensor_to_rgba(decode_latents(self.vae, sketch, self.scale)), size, size)
+            init = encode_frames(self.vae, rgba_to_tensor(pix), self.scale).to(self.device)  # (F, 4, h, w)
+        out = self._windows(given, known, runs[-1], stage, init, n_win * runs[0] if draft else 0)
         frames = fit_canvas(tensor_to_rgba(decode_latents(self.vae, out, self.scale)), out_size, out_size)
         for i, f in enumerate(cond_frames):
             if f is not None:
                 frames[i] = f  # a locked frame stays exactly what the user locked
         return frames
+
+    def _windows(self, given: torch.Tensor, known: list[bool], run: int, st: _Stage, init: torch.Tensor | None,
+                 offset: int) -> torch.Tensor:
+        """Denoise the clip window by window: ``given`` (F, 4, h, w) latents of the given frames (zero elsewhere)
+        → (F, 4, h, w). ``init``: latents to start from, noised to the first of the ``run`` steps (a refinement);
+        ``offset``: steps already reported by an earlier stage."""
+        num_frames = len(known)
+        win = min(num_frames, int(self.card.num_frames))
+        out = torch.zeros_like(given)
+        done = [False] * num_frames
+        for wi, s in enumerate(self._window_starts(num_frames)):
+            idx = list(range(s, s + win))
+            mask = [known[i] or done[i] for i in idx]
+            cond = torch.stack([given[i] if known[i] else out[i] for i in idx])  # (W, 4, h, w)
+            cond = cond * torch.tensor(mask, device=self.device, dtype=cond.dtype)[:, None, None, None]
+            at = offset + wi * run
+            window = _Window(cond, mask, run, lambda i, at=at: st.callback and st.callback(at + i, st.total),
+                             self._peeker(st.preview, st.p.preview_every, at, run, st.out_size),
+                             None if init is None else init[idx])
+            z = self._denoise(window, st.p, st.text, st.gen, st.should_stop)
+            for j, i in enumerate(idx):
+                if not known[i] and not done[i]:
+                    out[i] = z[j]
+                    done[i] = True
+        return out
 
     def _given_latents(self, cond_frames: list[np.ndarray | None], size: int) -> torch.Tensor:
         """Given RGBA frames → (F, 4, h, w) latents at the model's native ``size``, zero where none is given."""
@@ -191,7 +226,7 @@ class StickerPipeline:
         # Timesteps stay on the host: the scheduler's own bookkeeping (index lookups, σ tables) then never waits
         # for the GPU inside the loop; the denoiser gets them from one device copy (``_steps``).
         sched.set_timesteps(steps, device="cpu")
-        has_img = any(w.mask)
+        has_img = any(w.mask) or w.init is not None
         skip = steps - w.run if has_img and w.run else 0
         timesteps = sched.timesteps[skip:]
         if skip and hasattr(sched, "set_begin_index"):  # multistep solvers count their steps; DDIM needs only t
@@ -199,8 +234,12 @@ class StickerPipeline:
         shape = (1, 4) + tuple(w.cond.shape[:1]) + tuple(w.cond.shape[2:])
         x = torch.randn(shape, generator=gen).to(self.device) * sched.init_noise_sigma
         if has_img:  # start where training's forward process would be at t₀ for a clip like the prior
-            prior = condition_prior(w.cond, w.mask).permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
-            x = sched.add_noise(prior, x, timesteps[:1])
+            if w.init is None:
+                prior = condition_prior(w.cond, w.mask)  # (W, 4, h, w)
+            else:  # a refinement: the draft, except frames an earlier window already refined
+                given = torch.tensor(w.mask, device=w.cond.device)[:, None, None, None]
+                prior = torch.where(given, w.cond, w.init)
+            x = sched.add_noise(prior.permute(1, 0, 2, 3)[None], x, timesteps[:1])  # (1, 4, W, h, w)
         return sched, timesteps, x
 
     def _branches(self, w: _Window, p: SampleParams, text: tuple[torch.Tensor, torch.Tensor]):

@@ -50,6 +50,20 @@ class TrainData:
         """Called before every training step: all clips are in memory, nothing to do."""
 
 
+class TwoSizeTrainData(TrainData):
+    """The same clips at the model's size and at its draft size (``ModelConfig.draft_size``), split alike: even
+    steps draw their batch from the first cache, odd steps from the second, so one network learns the layout on
+    the small latent grid and the detail on the large one. The held-out clips stay at the model's size."""
+
+    def __init__(self, main: TrainData, drafts: LatentCache) -> None:
+        super().__init__(main.cache, main.train_ids, main.val_ids, main.vae, main.scale,
+                         {**main.summary, "draft_frames": drafts.summary().get("frames", 0)}, val_cache=main.cache)
+        self.caches = (main.cache, drafts)
+
+    def at_step(self, step: int) -> None:
+        self.cache = self.caches[int(step) % 2]
+
+
 class StreamedTrainData(TrainData):
     """Training data read from a shard folder a window at a time (``data/latent_shards.py``): ``cache`` is the
     window of the current step, the next window is read by a background thread while this one trains."""
@@ -109,8 +123,27 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
         vae = tuned_decoder(req, source, vae, ae_dir, device, on_event, should_stop)
     vae = vae.eval().requires_grad_(False)
     train_ids, val_ids = split_ids(n)
+    cache = encoded_clips(req, source, req.model.size, vae, scale, device, run_dir / "cache", on_event, should_stop)
+    summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
+    data = TrainData(cache, train_ids, val_ids, vae, scale, summary)
+    draft = int(req.model.draft_size or 0)
+    if not draft:
+        return data
+    drafts = open_source(req.train.data, draft, num_clips=req.train.max_clips, seed=req.train.seed, training=True,
+                         pack_windows=req.train.pack_windows, pack_style=req.train.pack_style)
+    if len(drafts) != n:  # the two caches must hold the same clips in the same order (one train/held-out split)
+        raise InputError(f"{req.train.data} gives {len(drafts)} clips at {draft} px but {n} at {req.model.size} px")
+    on_event(Log("info", f"the same {n} clips at the draft size {draft} px (every other step trains on them)"))
+    return TwoSizeTrainData(data, encoded_clips(req, drafts, draft, vae, scale, device, run_dir / "cache-draft",
+                                                on_event, should_stop))
+
+
+def encoded_clips(req: TrainRequest, source, size: int, vae, scale: float, device: torch.device, folder: Path,
+                  on_event, should_stop) -> LatentCache:
+    """``source``'s clips at ``size`` px → their latent cache (rebuilt, or read back from ``folder`` for a big run's resume)."""
     from rdtf_engine.data.sources import ProceduralSource, RenderPool
 
+    n = len(source)
     t_prep, phases = time.time(), {}
 
     def progress(done: int, total: int) -> None:
@@ -121,21 +154,20 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
 
     # Only big runs persist their cache (GB-sized for builtin:emoji); it makes resumed chunks start in seconds.
     persist = n >= PERSIST_MIN_CLIPS
-    key = json.dumps([req.train.data, req.model.size, req.train.max_clips, req.train.seed, scale, n])
-    cache = load_latent_cache(run_dir / "cache", key, device) if persist else None
-    if cache is None:
-        # Procedural clips render in worker processes (all cores), overlapped with encoding; user clips are
-        # already decoded, and a few dozen clips are not worth forking for.
-        parallel = isinstance(source, ProceduralSource) and n >= 64
-        with RenderPool(source, 0 if parallel else 1) as pool:
-            cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
-                                       pool=pool, phases=phases)
-        if persist:
-            save_latent_cache(cache, run_dir / "cache", key)
-    else:
+    key = json.dumps([req.train.data, size, req.train.max_clips, req.train.seed, scale, n])
+    cache = load_latent_cache(folder, key, device) if persist else None
+    if cache is not None:
         on_event(Log("info", f"reusing the latent cache of {len(cache)} clips"))
-    summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
-    return TrainData(cache, train_ids, val_ids, vae, scale, summary)
+        return cache
+    # Procedural clips render in worker processes (all cores), overlapped with encoding; user clips are
+    # already decoded, and a few dozen clips are not worth forking for.
+    parallel = isinstance(source, ProceduralSource) and n >= 64
+    with RenderPool(source, 0 if parallel else 1) as pool:
+        cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
+                                   pool=pool, phases=phases)
+    if persist:
+        save_latent_cache(cache, folder, key)
+    return cache
 
 
 def prepare_stream(req: TrainRequest, device: torch.device, on_event) -> StreamedTrainData:
@@ -150,6 +182,9 @@ def prepare_stream(req: TrainRequest, device: torch.device, on_event) -> Streame
     if not (req.init_from or req.train.autoencoder):
         raise InputError("training on encoded shards needs the autoencoder they were encoded with: give "
                          "--init-from MODEL or --autoencoder FOLDER")
+    if req.model.draft_size:
+        raise InputError("encoded shards hold one size: training at a draft size too needs the clips themselves "
+                         "(--draft-size 0, or train from the source)")
     if req.train.decoder_steps:
         raise InputError("encoded shards hold latents, not frames: a decoder cannot be tuned on them "
                          "(leave --decoder-steps at 0)")

@@ -1,0 +1,106 @@
+"""Two sizes in one model: training alternates the model's size and its draft size, and text → video drafts at
+the small size and refines at the large one (ModelConfig.draft_size, ModelCard.draft_size)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from rdtf_engine.core.config import ModelCard, ModelConfig
+from rdtf_engine.core.errors import InputError
+from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline, sampled_steps
+from rdtf_engine.model.store import validate_model_folder
+from rdtf_engine.training.loop import train
+
+
+def test_draft_size_must_lie_below_the_size_and_a_fine_tune_inherits_it_only_below_its_base():
+    ModelConfig(size=64, draft_size=32).validate()
+    for bad in (64, 96, 20, 36):
+        with pytest.raises(InputError, match="draft_size"):
+            ModelConfig(size=64, draft_size=bad).validate()
+    base = ModelConfig(preset="small", size=256, draft_size=128).resolved()
+    assert ModelConfig().resolved(base).draft_size == 128  # a fine-tune at the base's size keeps its draft
+    assert ModelConfig(size=128).resolved(base).draft_size == 0  # … one at the draft size has none
+    assert ModelConfig(size=128, draft_size=64).resolved(base).draft_size == 64  # … unless it names one
+    assert ModelConfig().resolved().draft_size == 0  # from scratch: off
+    card = ModelCard(name="m", preset="small", size=256, num_frames=8, draft_size=128)
+    assert card.model_config().draft_size == 128
+
+
+@pytest.fixture(scope="module")
+def two_size_run(tiny_run, tmp_path_factory):
+    """The tiny 32 px model fine-tuned at 64 px with a 32 px draft size for 4 steps, the batches' latent sides
+    recorded: (run_dir, sides, result)."""
+    from rdtf_engine.training import loop
+    from tests.engine.conftest import tiny_request
+
+    sides: list[int] = []
+    real = loop.make_batch
+
+    def spy(cache, *a, **kw):
+        sides.append(int(cache.latents.shape[-1]))
+        return real(cache, *a, **kw)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(loop, "make_batch", spy)
+    try:
+        out = tmp_path_factory.mktemp("runs") / "two"
+        res = train(tiny_request(out, steps=4, size=64, draft_size=32, init_from=str(tiny_run[0] / "model"),
+                                 checkpoint_every=2))
+    finally:
+        mp.undo()
+    return out, sides, res
+
+
+def test_training_alternates_the_two_sizes_and_the_card_records_the_draft(two_size_run):
+    out, sides, res = two_size_run
+    assert res["step"] == 4
+    assert sides == [8, 4, 8, 4]  # 64 px → 8 × 8 latents on even steps, 32 px → 4 × 4 on odd ones
+    card = validate_model_folder(out / "model")
+    assert (card.size, card.draft_size) == (64, 32)
+    assert json.loads((out / "model" / "config.json").read_text())["draft_size"] == 32
+    assert card.data_summary["draft_frames"] == card.data_summary["frames"]  # the same clips at both sizes
+
+
+def test_text_to_video_drafts_small_then_refines_from_the_upsampled_draft(two_size_run, monkeypatch):
+    pipe = StickerPipeline.from_pretrained(two_size_run[0] / "model", "cpu")
+    calls = []
+    real = pipe._windows
+
+    def spy(given, known, run, st, init, offset):
+        calls.append((tuple(given.shape), run, None if init is None else tuple(init.shape), offset))
+        return real(given, known, run, st, init, offset)
+
+    monkeypatch.setattr(pipe, "_windows", spy)
+    ticks: list[tuple[int, int]] = []
+    out = pipe(SampleParams("a blue star spinning", 4, 64, steps=5, seed=2),
+               callback=lambda i, n: ticks.append((i, n)))
+    refine = sampled_steps(5, pipe.card.refine_strength)
+    assert out.shape == (4, 64, 64, 4) and out.dtype == np.uint8
+    # the draft on the 4 × 4 grid from pure noise, then the refinement on 8 × 8 from the upsampled draft
+    assert calls == [((4, 4, 4, 4), 5, None, 0), ((4, 4, 8, 8), refine, (4, 4, 8, 8), 5)]
+    assert ticks[0] == (0, 5 + refine) and [i for i, _ in ticks] == list(range(5 + refine + 1))
+    again = pipe(SampleParams("a blue star spinning", 4, 64, steps=5, seed=2))
+    assert np.array_equal(out, again)  # seed-deterministic through both stages
+
+    calls.clear()  # frames given: no draft, the model's own size from the given frames
+    lock = np.zeros((64, 64, 4), np.uint8)
+    lock[8:40, 8:40] = (10, 200, 30, 255)
+    res = pipe(SampleParams("a blue star spinning", 4, 64, steps=4, seed=2, cond_frames=[lock, None, None, None]))
+    assert [c[0] for c in calls] == [(4, 4, 8, 8)] and np.array_equal(res[0], lock)
+
+
+def test_a_model_without_a_draft_size_samples_as_before(two_size_run, tmp_path):
+    """The same weights with draft_size 0 in the card: one stage at the model's size."""
+    folder = tmp_path / "flat"
+    shutil.copytree(two_size_run[0] / "model", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["draft_size"] = 0
+    (folder / "config.json").write_text(json.dumps(cfg))
+    pipe = StickerPipeline.from_pretrained(folder, "cpu")
+    ticks: list[int] = []
+    pipe(SampleParams("a blue star spinning", 4, 64, steps=5, seed=2), callback=lambda i, n: ticks.append(n))
+    assert set(ticks) == {5}
