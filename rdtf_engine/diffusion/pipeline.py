@@ -9,6 +9,9 @@ Sampling uses diffusers schedulers: DPM-Solver++ (fast default, ~20 steps) or DD
 A model samples at the size it was trained at (``card.size``): a UNet run on a latent grid it never saw composes
 badly (duplicated or broken objects), so another requested size is generated at the native size and resampled
 (premultiplied Lanczos, ``formats.timing.fit_canvas``); given frames are resampled to the native size to condition on.
+A model trained at a smaller draft size too (``card.draft_size``) makes text → video in two stages: the clip at the
+draft size, where the small latent grid lays the figure out, then enlarged and refined at the native size from
+``card.refine_strength`` of the schedule (img2img); with frames given, the frames carry the layout.
 
 Clips longer than the model's window (``num_frames``, 8) are generated window by window: each next window
 gets the last ``OVERLAP`` generated frames as given frames (the forward-prediction task of the condition
