@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, tuple[type, Any, tuple | None]] = {
     "create/frames": (int, 8, (4, MAX_FRAMES)),
     "create/size": (int, 256, (32, 512)),
-    "create/steps": (int, 20, (1, 200)),
+    "create/steps": (int, 0, (0, 200)),  # 0: Auto (the engine picks by task)
     "create/guidance": (float, DEFAULT_GUIDANCE_TEXT, (0.0, 30.0)),
     "create/model": (str, "default", None),
     "timeline/speed": (float, 1.0, (0.1, 4.0)),

@@ -13,7 +13,7 @@ from app.logs import human_message
 from app.state.base import ViewModel, qprop
 from app.state.sticker import MODEL_REF, GalleryStore, Sticker, from_result
 from rdtf_engine.core.errors import InputError
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest, sampling
 from rdtf_engine.core.results import GeneratedSticker
 
 EXAMPLES = [
@@ -67,7 +67,7 @@ class CreateViewModel(ViewModel):
         self._prompt = EXAMPLES[0]
         self._frames = get("create/frames") or 8
         self._size = get("create/size") or 256
-        self._steps = get("create/steps") or 20
+        self._steps = get("create/steps") or 0  # 0 = Auto: the engine's sampler and steps for the task
         self._seed = random.randrange(1 << 31)
         self._guidance = get("create/guidance") or DEFAULT_GUIDANCE_TEXT
         self._model = get("create/model") or "default"
@@ -158,11 +158,12 @@ class CreateViewModel(ViewModel):
             cond = [None] * int(self._frames)
             cond[0] = self._start_image or None
             cond[-1] = self._end_image or cond[-1]
-        steps = int(self._steps)
+        steps = int(self._steps) or None  # None: the engine's default for the task (Auto in the form)
+        shown = sampling(self.extra.get("scheduler"), steps, bool(cond))[1]
         req = GenerateRequest(prompt=self._prompt.strip(), model=self.model_ref(), frames=int(self._frames),
                               size=int(self._size), steps=steps, seed=int(self._seed),
                               guidance_text=float(self._guidance), cond_frames=cond,
-                              preview_every=max(1, steps // 4), **self.extra)  # a few live previews per window
+                              preview_every=max(1, shown // 4), **self.extra)  # a few live previews per window
         if not req.prompt:
             raise InputError("type a prompt first, or pick an example")
         for p in (self._start_image, self._end_image):

@@ -73,7 +73,9 @@ class CreatePage(QWidget):
         self.size = QComboBox()
         for s in SIZES:
             self.size.addItem(f"{s} px", s)
-        self.steps = QSpinBox(minimum=1, maximum=200)
+        self.steps = QSpinBox(minimum=0, maximum=200)
+        self.steps.setSpecialValueText("Auto")  # 0: the engine picks (10 UniPC steps for text alone, else 20)
+        self.steps.setToolTip("Denoising steps. Auto: 10 for a prompt alone, 20 with a start or end image")
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.dice = QToolButton(text="Random")
         self.dice.setToolTip("New random seed")

@@ -80,7 +80,8 @@ def add_generate_parser(sub) -> None:
     g.add_argument("--frames", type=int, default=8)
     g.add_argument("--size", type=int, default=None,
                    help="pixels (default: the model's training size; other sizes are sampled at it and resampled)")
-    g.add_argument("--steps", type=int, default=20)
+    g.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default: 10 for text alone with UniPC, else 20)")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
     g.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE,
@@ -88,8 +89,9 @@ def add_generate_parser(sub) -> None:
     g.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                    help="given frames: share of the steps run from their noised copy (lower keeps more of "
                         "the picture, allows less motion)")
-    g.add_argument("--scheduler", "--sampler", dest="scheduler", choices=SCHEDULERS, default="dpm",
-                   help="the sampler: dpm (DPM-Solver++ 2M), unipc (UniPC) or ddim (the paper's, η = 1)")
+    g.add_argument("--scheduler", "--sampler", dest="scheduler", choices=SCHEDULERS, default=None,
+                   help="the sampler: dpm (DPM-Solver++ 2M), unipc (UniPC) or ddim (the paper's, η = 1); default: "
+                        "unipc for text alone, dpm with a start image or kept frames")
     g.add_argument("--duration", type=int, default=100, help="ms per frame")
     g.add_argument("--init", default=None, help="start image (image&text → video)")
     g.add_argument("--keep", type=_int_list, default=None, help="frames of --from to keep, e.g. 0,7")

@@ -18,7 +18,14 @@ from rdtf_engine import __version__
 from rdtf_engine.core.errors import InputError, ModelError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
 from rdtf_engine.core.model_folder import weights_sha256
-from rdtf_engine.core.requests import DeviceRequest, GenerateRequest, ModelsRequest, TrainRequest, model_guidance
+from rdtf_engine.core.requests import (
+    DeviceRequest,
+    GenerateRequest,
+    ModelsRequest,
+    TrainRequest,
+    model_guidance,
+    sampling,
+)
 from rdtf_engine.core.results import GenerateResult
 
 DEMO_STEPS = 300
@@ -39,9 +46,12 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
         on_event(Log("warning", f"model {pipe.card.name!r} has other weights than the ones that made this "
                                 "sticker: the result will differ"))
     seed = int(req.seed) if req.seed is not None else random.SystemRandom().randrange(2**31)
-    # the recipe records the guidance the sticker was drawn with, the model's own when the request named none
-    req = dataclasses.replace(req, guidance_text=model_guidance(pipe.card, req.guidance_text))
     cond = _condition_frames(req)
+    # the recipe records the guidance, sampler and steps the sticker was drawn with: the model's own guidance and
+    # the task's sampler when the request named none
+    scheduler, steps = sampling(req.scheduler, req.steps, any(f is not None for f in cond or []))
+    req = dataclasses.replace(req, guidance_text=model_guidance(pipe.card, req.guidance_text), scheduler=scheduler,
+                              steps=steps)
     params = SampleParams(req.prompt, int(req.frames), int(req.size), int(req.steps), seed, req.guidance_text,
                           req.guidance_image, req.strength, req.scheduler, cond or [], int(req.preview_every))
     frames = pipe(params, callback=lambda i, n: on_event(Progress("denoise", i, n)), should_stop=should_stop,

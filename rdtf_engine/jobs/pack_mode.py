@@ -152,7 +152,9 @@ def prompt_character(prompt: str, model: str, size: int, steps: int, seed: int, 
     """A character from a prompt: the first frame of a text → video sample, drawn once and then fixed."""
     from rdtf_engine.jobs.api import generate
 
-    req = GenerateRequest(prompt=prompt, model=model, frames=8, size=size, steps=steps, seed=seed, device=device)
+    # the pack's own sampler (DPM-Solver++ at the pack's steps) for every sticker it holds, the character included
+    req = GenerateRequest(prompt=prompt, model=model, frames=8, size=size, steps=steps, seed=seed, device=device,
+                          scheduler="dpm")
     req.validate()
     return generate(req, on_event, should_stop).frames[0]
 

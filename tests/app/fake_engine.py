@@ -37,7 +37,7 @@ def generate_events(params: dict) -> list[dict]:
     seed = int(params.get("seed") or 0)
     frames = [c or write_png(folder / f"frame_{i:03d}.png", ((seed + 40 * i) % 255, 80, 200 - 8 * i))
               for i, c in enumerate(cond)]
-    steps = int(params.get("steps", 4))
+    steps = int(params.get("steps") or 4)
     events: list[dict] = [{"kind": "progress", "stage": "denoise", "step": i + 1, "total": steps} for i in range(steps)]
     # The engine's recipe: the request's fields, the seed, the model's identity, which frames were given.
     locked = [i for i, c in enumerate(cond) if c]

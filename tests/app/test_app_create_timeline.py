@@ -252,3 +252,17 @@ def test_fake_engine_is_a_drop_in(qtbot):
 
     for name in ("submit", "cancel", "shutdown", "stop_now", "restart", "crashed", "state_changed", "busy"):
         assert hasattr(EngineClient, name) and hasattr(FakeEngine, name)
+
+
+def test_steps_auto_leaves_the_sampler_to_the_engine(state, tmp_path):
+    """The form's Steps start at Auto (0): the request names no steps or sampler, so the engine runs the task's
+    own (10 UniPC steps for a prompt alone, 20 DPM-Solver++ steps with a start image); a number is sent as is."""
+    from fake_engine import write_png
+
+    req = state.create.request()
+    assert state.create.steps == 0 and req.steps is None and req.scheduler is None and req.preview_every == 2
+    state.create.set_value("start_image", write_png(tmp_path / "start.png", (200, 0, 0)))
+    assert state.create.request().preview_every == 5  # a quarter of the 20 steps a start image gets
+    state.create.set_value("steps", 12)
+    req = state.create.request()
+    assert req.steps == 12 and req.scheduler is None and req.preview_every == 3
