@@ -134,10 +134,9 @@ class StickerPipeline:
         gen = torch.Generator(device="cpu").manual_seed(int(p.seed))
         text = self.text.encode([NULL_PROMPT, p.prompt])
         n_win = len(self._window_starts(num_frames))
-        draft = int(getattr(self.card, "draft_size", 0) or 0)
-        draft = draft if not any(known) and 0 < draft < size else 0
-        runs = ([int(p.steps), sampled_steps(p.steps, self.card.refine_strength)] if draft else
-                [sampled_steps(p.steps, p.strength if any(known) else 1.0)])
+        draft = self._draft_size(known, size)
+        first = sampled_steps(p.steps, p.strength if any(known) else 1.0)
+        runs = [first, sampled_steps(p.steps, self.card.refine_strength)] if draft else [first]
         total = n_win * sum(runs)
         if callback is not None:
             callback(0, total)  # the real total (windows × the steps strength leaves) before the first step
@@ -154,6 +153,12 @@ class StickerPipeline:
             if f is not None:
                 frames[i] = f  # a locked frame stays exactly what the user locked
         return frames
+
+    def _draft_size(self, known: list[bool], size: int) -> int:
+        """The size this sample is drafted at before it is refined at ``size`` (0: none): the card's draft size,
+        for text → video (given frames carry the layout themselves)."""
+        draft = int(getattr(self.card, "draft_size", 0) or 0)
+        return draft if not any(known) and 0 < draft < size else 0
 
     def _windows(self, given: torch.Tensor, known: list[bool], run: int, st: _Stage, init: torch.Tensor | None,
                  offset: int) -> torch.Tensor:
