@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The 256 px base model on a lent GPU host (device tool, one GPU), in chunks that resume across leases:
 # the autoencoder's decoder fine-tuned at 256 px on Noto + Fluent (the encoder, so the latent space, stays),
-# the DFGN fine-tuned at 256 px on builtin:mixed, every other step at its 128 px draft size (`rdtf train
-# --init-from MODEL --size 256 --draft-size 128 --continue-curriculum`) side by side on the one card; then the new
+# the DFGN fine-tuned at 256 px on builtin:mixed, one step in three at its 128 px draft size (`rdtf train
+# --init-from MODEL --size 256 --draft-size 128 --draft-every 3 --continue-curriculum`; a lease with every other
+# step at 128 px kept the layout but left 256 px undertrained) side by side on the one card; then the new
 # model exported in fp16 and evaluated beside the shipped one on the same card; everything comes back in $OUT, the
 # model in ≤ 15 MB parts.
 #
@@ -119,7 +120,7 @@ PY="python3 -P"
 UTIL=\$!
 echo "[base] \$(date +%T) DFGN from $INIT for ${TRAIN_MIN:-15} min"
 \$PY -m rdtf_engine --events jsonl train --data builtin:mixed --out run --init-from $INIT --size 256 \
-    --draft-size ${DRAFT:-128} --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
+    --draft-size ${DRAFT:-128} --draft-every ${DRAFT_EVERY:-3} --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
     --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every ${CKPT:-500} --sample-every 0 \
     --seed ${SEED:-21} > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
 DFGN=\$!

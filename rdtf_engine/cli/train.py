@@ -30,7 +30,7 @@ def cmd_train(args, rep: Reporter) -> int:
 # flag → (request part, field) for the flags that override a recipe's value when given
 _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "temporal": ("model", "temporal"),
               "reference_attention": ("model", "reference_attention"),
-              "draft_size": ("model", "draft_size"), "steps": ("train", "steps"),
+              "draft_size": ("model", "draft_size"), "draft_every": ("train", "draft_every"), "steps": ("train", "steps"),
               "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "seed": ("train", "seed"),
               "autoencoder": ("train", "autoencoder"), "ae_steps": ("train", "ae_steps"),
               "decoder_steps": ("train", "decoder_steps"),
@@ -133,6 +133,8 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--draft-size", type=int, default=None,
                    help="also train at this smaller size, every other step (0 = off; default --init-from's): text → "
                         "video then drafts at it, where the layout comes out right, and refines at --size")
+    t.add_argument("--draft-every", type=int, default=None,
+                   help="with a draft size: every N-th step trains at it (default 2: every other step)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")

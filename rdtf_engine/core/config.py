@@ -175,6 +175,8 @@ class TrainConfig:
     # Training captions: each word → "#" with this probability (None: TextConfig.word_dropout, the paper's 0.2).
     # A pack's captions are a few words, and a dropped subject word teaches "an average sticker of my pack".
     word_dropout: float | None = None
+    # With a draft size (ModelConfig.draft_size): every N-th step trains at the draft size, the rest at the size.
+    draft_every: int = 2
 
     def validate(self) -> None:
         if self.curriculum not in ("none", "linear", "adaptive"):
@@ -197,6 +199,8 @@ class TrainConfig:
             raise InputError(f"guidance_text must be between 0 and 30, got {self.guidance_text}")
         if self.word_dropout is not None and not 0.0 <= float(self.word_dropout) <= 1.0:
             raise InputError(f"word_dropout must be between 0 and 1, got {self.word_dropout}")
+        if not 2 <= int(self.draft_every) <= 100:
+            raise InputError(f"draft_every must be between 2 and 100, got {self.draft_every}")
 
 
 # A capped fine-tune (RunControl.max_minutes) tunes its decoder for at most this share of the cap, before the

@@ -51,17 +51,18 @@ class TrainData:
 
 
 class TwoSizeTrainData(TrainData):
-    """The same clips at the model's size and at its draft size (``ModelConfig.draft_size``), split alike: even
-    steps draw their batch from the first cache, odd steps from the second, so one network learns the layout on
-    the small latent grid and the detail on the large one. The held-out clips stay at the model's size."""
+    """The same clips at the model's size and at its draft size (``ModelConfig.draft_size``), split alike: every
+    ``every``-th step draws its batch from the draft-size cache, the others from the model-size one, so one network
+    learns the layout on the small latent grid and the detail on the large one. The held-out clips stay at the
+    model's size."""
 
-    def __init__(self, main: TrainData, drafts: LatentCache) -> None:
+    def __init__(self, main: TrainData, drafts: LatentCache, every: int = 2) -> None:
         super().__init__(main.cache, main.train_ids, main.val_ids, main.vae, main.scale,
                          {**main.summary, "draft_frames": drafts.summary().get("frames", 0)}, val_cache=main.cache)
-        self.caches = (main.cache, drafts)
+        self.caches, self.every = (main.cache, drafts), int(every)
 
     def at_step(self, step: int) -> None:
-        self.cache = self.caches[int(step) % 2]
+        self.cache = self.caches[int(int(step) % self.every == self.every - 1)]
 
 
 class StreamedTrainData(TrainData):
@@ -133,9 +134,10 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
                          pack_windows=req.train.pack_windows, pack_style=req.train.pack_style)
     if len(drafts) != n:  # the two caches must hold the same clips in the same order (one train/held-out split)
         raise InputError(f"{req.train.data} gives {len(drafts)} clips at {draft} px but {n} at {req.model.size} px")
-    on_event(Log("info", f"the same {n} clips at the draft size {draft} px (every other step trains on them)"))
+    every = int(req.train.draft_every)
+    on_event(Log("info", f"the same {n} clips at the draft size {draft} px (one step in {every} trains on them)"))
     return TwoSizeTrainData(data, encoded_clips(req, drafts, draft, vae, scale, device, run_dir / "cache-draft",
-                                                on_event, should_stop))
+                                                on_event, should_stop), every)
 
 
 def encoded_clips(req: TrainRequest, source, size: int, vae, scale: float, device: torch.device, folder: Path,

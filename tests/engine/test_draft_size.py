@@ -55,6 +55,26 @@ def two_size_run(tiny_run, tmp_path_factory):
     return out, sides, res
 
 
+def test_draft_every_picks_which_steps_train_at_the_draft_size():
+    from rdtf_engine.core.config import TrainConfig
+    from rdtf_engine.training.data_prep import TrainData, TwoSizeTrainData
+
+    class Cache:  # stands for a LatentCache: only its summary is read when the two are paired
+        def summary(self):
+            return {"frames": 3}
+
+    big, small = Cache(), Cache()
+    for every, want in ((2, [big, small] * 3), (3, [big, big, small] * 2)):
+        data = TwoSizeTrainData(TrainData(big, [0], [1], None, 1.0, {}), small, every)
+        seen = []
+        for step in range(6):
+            data.at_step(step)
+            seen.append(data.cache)
+        assert seen == want and data.heldout == (big, [1])  # held-out clips: always the model's size
+    with pytest.raises(InputError, match="draft_every"):
+        TrainConfig(draft_every=1).validate()
+
+
 def test_training_alternates_the_two_sizes_and_the_card_records_the_draft(two_size_run):
     out, sides, res = two_size_run
     assert res["step"] == 4
