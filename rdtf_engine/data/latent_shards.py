@@ -38,6 +38,7 @@ import torch
 
 from rdtf_engine.core.errors import InputError, UnsafeInputError
 from rdtf_engine.data.latent_cache import KS, LatentCache, build_latent_cache, split_ids
+from rdtf_engine.data.render_pool import RenderPool
 
 PREFIX = "shards:"
 INDEX = "index.json"
@@ -79,11 +80,14 @@ def encode_shards(source, vae, scale: float, out: Path, *, data: str, size: int,
     make_dir(out.parent)
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     done, frames, h_w = 0, 0, None
+    # The autoencoder's own device encodes (a GPU host's card), while procedural clips render on every core:
+    # on one H200 host, encoding on the CPU with clips rendered one by one ran at ≈ 20 clips/s.
+    device = next(vae.parameters()).device
+    pool = RenderPool.for_source(source)
     try:
         def write(name: str, ids: list[int]) -> dict[str, Any]:
             nonlocal done, frames, h_w
-            cache = build_latent_cache(source, vae, scale, torch.device("cpu"), indices=ids,
-                                       should_stop=should_stop)
+            cache = build_latent_cache(source, vae, scale, device, indices=ids, should_stop=should_stop, pool=pool)
             with wds.TarWriter(str(build / name)) as sink:
                 for i, clip_id in enumerate(ids):
                     lat = cache.latents[cache.offsets[i]: cache.offsets[i] + cache.lengths[i]]  # (n, 4, h, w)
@@ -108,6 +112,7 @@ def encode_shards(source, vae, scale: float, out: Path, *, data: str, size: int,
         write_text_atomic(build / INDEX, json.dumps(index, indent=1))
         replace_dir(build, out)
     finally:
+        pool.close()
         remove_tree_quietly(build)
     return index
 

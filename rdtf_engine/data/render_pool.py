@@ -88,6 +88,14 @@ class RenderPool:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                                  initargs=(source,))
 
+    @classmethod
+    def for_source(cls, source: ClipSource, min_clips: int = 64) -> RenderPool:
+        """All cores for a procedural source of at least ``min_clips`` clips, else in-process: user clips are
+        already decoded, and a few dozen clips are not worth forking for."""
+        from rdtf_engine.data.clip_source import ProceduralSource
+
+        return cls(source, 0 if isinstance(source, ProceduralSource) and len(source) >= min_clips else 1)
+
     def submit(self, ids: Sequence[int]) -> _Ready | _Pending:
         idx = [int(i) for i in ids]
         if self._pool is None or len(idx) < 8:  # no round trip through the pool for a handful of clips

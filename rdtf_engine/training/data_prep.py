@@ -143,7 +143,7 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
 def encoded_clips(req: TrainRequest, source, size: int, vae, scale: float, device: torch.device, folder: Path,
                   on_event, should_stop) -> LatentCache:
     """``source``'s clips at ``size`` px → their latent cache (rebuilt, or read back from ``folder`` for a big run's resume)."""
-    from rdtf_engine.data.sources import ProceduralSource, RenderPool
+    from rdtf_engine.data.sources import RenderPool
 
     n = len(source)
     t_prep, phases = time.time(), {}
@@ -161,10 +161,8 @@ def encoded_clips(req: TrainRequest, source, size: int, vae, scale: float, devic
     if cache is not None:
         on_event(Log("info", f"reusing the latent cache of {len(cache)} clips"))
         return cache
-    # Procedural clips render in worker processes (all cores), overlapped with encoding; user clips are
-    # already decoded, and a few dozen clips are not worth forking for.
-    parallel = isinstance(source, ProceduralSource) and n >= 64
-    with RenderPool(source, 0 if parallel else 1) as pool:
+    # Procedural clips render in worker processes (all cores), overlapped with encoding.
+    with RenderPool.for_source(source) as pool:
         cache = build_latent_cache(source, vae, scale, device, progress=progress, should_stop=should_stop,
                                    pool=pool, phases=phases)
     if persist:

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Streaming encoded shards against the in-memory latent cache on a lent GPU host (device tool, one GPU), one call:
+# the same clips (builtin:emoji at the shipped model's 128 px) encoded once into webdataset shards (`rdtf data
+# encode-shards`), then the shipped model fine-tuned for the same wall time from the shards (`--data shards:DIR`)
+# and from the source itself (its latent cache in GPU memory); → $OUT/shards.json: steps/s and the per-step
+# phases of both (metrics "ms"), the shard encoding's clips/s.
+#
+#   here:  bash tools/gpu_carry.sh                       (.gpu, .whl)
+#   call:  bash tools/gpu_shards.sh                      (carry .gpu .whl; ≈ 6 min with the host's start)
+set -euo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+CLIPS=${CLIPS:-6000}; BATCH=${BATCH:-128}; MIN=${MIN:-1.2}
+W=/tmp/rdtf-shards; rm -rf $W && mkdir -p $W
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $W/site .whl/*.whl
+python3 tools/gpu_bundle.py expand --src .gpu --dst $W/minilm >/dev/null
+export PYTHONPATH=$W/site:$PWD RDTF_TEXT_MODEL=$W/minilm RDTF_EMOJI_FONT=$PWD/.gpu/font/NotoColorEmoji.ttf
+export RDTF_HOME=$W/home HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+{ nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo "no GPU"; } | tee $W/gpu.txt
+PY="python3 -P -m rdtf_engine"
+t0=$(date +%s.%N)
+$PY data encode-shards --data builtin:emoji --out $W/shards --max-clips $CLIPS --seed 3 --json > $W/encode.json
+t1=$(date +%s.%N)
+run() {  # name data → a capped fine-tune of the shipped model; its metrics stay in $W/$name
+  $PY --events jsonl train --data "$2" --out $W/$1 --init-from default --max-clips $CLIPS --seed 3 \
+      --batch-size $BATCH --steps 100000 --max-minutes $MIN --checkpoint-every 100000 --sample-every 0 \
+      > $W/$1.jsonl 2> $W/$1.log || echo "$1 failed" >> $W/errors.txt
+}
+run stream shards:$W/shards
+run memory builtin:emoji
+python3 - "$W" "$t0" "$t1" "$BATCH" > "$OUT/shards.json" <<'EOF'
+import json, sys
+from pathlib import Path
+w, t0, t1 = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+out = {"gpu": (w / "gpu.txt").read_text().strip(), "encode_s": round(t1 - t0, 1),
+       "errors": (w / "errors.txt").read_text() if (w / "errors.txt").exists() else ""}
+for name in ("stream", "memory"):
+    log = w / name / "metrics.jsonl"
+    rows = [json.loads(x) for x in log.read_text().splitlines() if '"ms"' in x] if log.exists() else []
+    if not rows:
+        out[name] = {"steps": 0}
+        continue
+    late = rows[len(rows) // 2:]  # past the warm-up and the first windows
+    out[name] = {"steps": rows[-1]["step"], "steps_per_s": rows[-1]["steps_per_s"],
+                 "clips_per_s": round(rows[-1]["steps_per_s"] * int(sys.argv[4]), 1),
+                 "ms": {k: round(sum(r["ms"][k] for r in late) / len(late), 2) for k in late[0]["ms"]}}
+print(json.dumps(out, indent=1))
+EOF
+cat "$OUT/shards.json"; tail -n 3 $W/stream.log $W/memory.log; cp $W/encode.json "$OUT/" 2>/dev/null || true
