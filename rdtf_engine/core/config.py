@@ -101,8 +101,8 @@ class ModelConfig:
     # DFGN reference attention (model/reference.py): "off" | "on" | "all" (a bool from older runs: True = "on")
     reference_attention: str | bool | None = None
     latent_channels: int = LATENT_CHANNELS
-    # A smaller size the model also trains at (every other step's batch; 0 = none): text → video then drafts the
-    # clip at this size, where a small latent grid gets the layout right, and refines it at ``size`` (pipeline.py).
+    # A smaller size the model also trains at (one step in TrainConfig.draft_every; 0 = none): text → video then
+    # drafts the clip at this size, where a small latent grid gets the layout right, and refines it at ``size``.
     draft_size: int | None = None
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"preset": "tiny", "size": 64, "temporal": "sti",

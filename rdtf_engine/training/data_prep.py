@@ -142,7 +142,8 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
 
 def encoded_clips(req: TrainRequest, source, size: int, vae, scale: float, device: torch.device, folder: Path,
                   on_event, should_stop) -> LatentCache:
-    """``source``'s clips at ``size`` px → their latent cache (rebuilt, or read back from ``folder`` for a big run's resume)."""
+    """``source``'s clips at ``size`` px → their latent cache (built, or for a big run's resume read back from
+    ``folder``)."""
     from rdtf_engine.data.sources import RenderPool
 
     n = len(source)
