@@ -6,7 +6,8 @@
 # phases of both (metrics "ms"), the shard encoding's clips/s.
 #
 #   here:  bash tools/gpu_carry.sh                       (.gpu, .whl)
-#   call:  bash tools/gpu_shards.sh                      (carry .gpu .whl; ≈ 6 min with the host's start)
+#   call:  bash tools/gpu_shards.sh                      (carry .gpu .whl; its first run, while encode-shards
+#          still encoded on the CPU, did not get past the encoding in 6.7 min: give it the full 10 minutes)
 set -euo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 CLIPS=${CLIPS:-6000}; BATCH=${BATCH:-128}; MIN=${MIN:-1.2}

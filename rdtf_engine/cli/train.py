@@ -131,8 +131,8 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--lr", type=float, default=None, help="default the recipe's (custom: 2e-4)")
     t.add_argument("--size", type=int, default=None, help="frame size in px (default 64, or --init-from's)")
     t.add_argument("--draft-size", type=int, default=None,
-                   help="also train at this smaller size, every other step (0 = off; default --init-from's): text → "
-                        "video then drafts at it, where the layout comes out right, and refines at --size")
+                   help="also train at this smaller size, one step in --draft-every (0 = off; default --init-from's): "
+                        "text → video then drafts at it, where the layout comes out right, and refines at --size")
     t.add_argument("--draft-every", type=int, default=None,
                    help="with a draft size: every N-th step trains at it (default 2: every other step)")
     t.add_argument("--seed", type=int, default=None)

@@ -49,7 +49,7 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
     cond = _condition_frames(req)
     # the recipe records the guidance, sampler and steps the sticker was drawn with: the model's own guidance and
     # the task's sampler when the request named none
-    scheduler, steps = sampling(req.scheduler, req.steps, any(f is not None for f in cond or []))
+    scheduler, steps = sampling(req.scheduler, req.steps, cond is not None)  # cond: None when no frame is given
     req = dataclasses.replace(req, guidance_text=model_guidance(pipe.card, req.guidance_text), scheduler=scheduler,
                               steps=steps)
     params = SampleParams(req.prompt, int(req.frames), int(req.size), int(req.steps), seed, req.guidance_text,
