@@ -14,9 +14,11 @@
 #   call 1: bash tools/gpu_base.sh stage            (carry .fluent; copied to /tmp, which the warm host keeps)
 #   [call:  bash tools/gpu_base.sh stage-init       (carry .base-init: a model folder brought back by an
 #                                                    earlier lease, without its vae/, to continue from;
-#                                                    default: the shipped model)]
-#   call 2: bash tools/gpu_base.sh start 590        (carry .gpu .whl [.base-vae: that model's vae/, which
-#                                                    does not fit stage-init's call]; TRAIN_MIN=… minutes)
+#                                                    default: the shipped model)
+#    call:  bash tools/gpu_base.sh stage-init       (carry .base-vae: that model's vae/, which fits beside
+#                                                    neither .base-init nor .gpu in one transfer)]
+#   call 2: bash tools/gpu_base.sh start 590        (carry .gpu .whl; TRAIN_MIN=… minutes, EVAL_OLD=0 skips
+#                                                    the shipped model's evaluations when they are known)
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, sheets.tar.part-*)
 #   Every start/wait call also brings back the newest model (the run checkpoints every CKPT=500 steps) and
@@ -29,7 +31,8 @@
 #
 # Measured (NVIDIA H200, 2026-12-02): data for 12,000 clips at 256 px prepared in ≈ 130 s, then 2.1 DFGN steps/s
 # at batch 128 (bf16) alone; with the decoder's 4,000 steps running beside it (≈ 6 min) 1.6 steps/s
-# (2026-12-03: 1,577 steps in TRAIN_MIN=16).
+# (2026-12-03: 1,577 steps in TRAIN_MIN=16). With the draft (one step in three at 128 px) and the decoder beside
+# it: 1,809 steps in TRAIN_MIN=15; a lease of stage, two stage-inits, start and two waits held the host 24 min.
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
@@ -88,8 +91,10 @@ last within 30 s); stage again, stage-init the model last brought back, start ag
 case "$cmd" in
   stage)  # the Fluent shards → $STAGE (kept on the warm host while the next call carries more)
     rm -rf $STAGE && mkdir -p $STAGE && cp -r .fluent $STAGE/fluent && du -sh $STAGE/fluent; exit 0 ;;
-  stage-init)
-    rm -rf $STAGE/init && cp -r .base-init $STAGE/init && du -sh $STAGE/init; exit 0 ;;
+  stage-init)  # whichever of the two this call carried (a folder a call does not carry may linger there)
+    if [ -f .base-init/config.json ]; then rm -rf $STAGE/init && cp -r .base-init $STAGE/init; fi
+    if [ -f .base-vae/config.json ]; then rm -rf $STAGE/init-vae && cp -r .base-vae $STAGE/init-vae; fi
+    du -sh $STAGE/init $STAGE/init-vae 2>/dev/null || true; exit 0 ;;
   wait) wait_job; exit 0 ;;
   export) export_model; exit 0 ;;  # (the job's own call)
   collect) [ -d $R ] || { echo "[base] no job on this host"; exit 3; }; bring_back; exit 0 ;;
@@ -105,7 +110,8 @@ mkdir -p $R/src && cp -r rdtf_engine resources $R/src/ && cp "$0" $R/gpu_base.sh
 INIT=default
 if [ -f $STAGE/init/config.json ]; then  # a carried model: its own decoder if it came, else the shipped one
   INIT=$STAGE/init; rm -rf $INIT/vae
-  if [ -d .base-vae ]; then cp -r .base-vae $INIT/vae; else cp -r resources/models/default/vae $INIT/vae; fi
+  if [ -f $STAGE/init-vae/config.json ]; then cp -r $STAGE/init-vae $INIT/vae
+  else cp -r resources/models/default/vae $INIT/vae; fi
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $R/gpu.txt || true
 
@@ -144,8 +150,10 @@ if [ -d base256 ]; then
   ev new base256 builtin:emoji-holdout & PIDS="\$PIDS \$!"
   ev new-fluent base256 builtin:fluent-holdout & PIDS="\$PIDS \$!"
 fi
-ev old default builtin:emoji-holdout & PIDS="\$PIDS \$!"
-ev old-fluent default builtin:fluent-holdout & PIDS="\$PIDS \$!"
+if [ "${EVAL_OLD:-1}" = 1 ]; then
+  ev old default builtin:emoji-holdout & PIDS="\$PIDS \$!"
+  ev old-fluent default builtin:fluent-holdout & PIDS="\$PIDS \$!"
+fi
 if [ -d ae256 ]; then
   timeout 200 \$PY -m rdtf_engine eval-autoencoder default ae256 --data builtin:fluent-holdout \
     --clips ${EVAL_CLIPS:-48} --json --sheet ae-sheet.png > ae.eval.json 2> ae.eval.err & PIDS="\$PIDS \$!"
