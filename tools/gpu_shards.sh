@@ -7,7 +7,8 @@
 #
 #   here:  bash tools/gpu_carry.sh                       (.gpu, .whl)
 #   call:  bash tools/gpu_shards.sh                      (carry .gpu .whl; its first run, while encode-shards
-#          still encoded on the CPU, did not get past the encoding in 6.7 min: give it the full 10 minutes)
+#          still encoded on the CPU, did not get past the encoding in 6.7 min: give it the full 10 minutes;
+#          each stage has its own limit, ENCODE_S=150 and RUN_S=190 per run, so the call ends inside 600 s)
 set -euo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 CLIPS=${CLIPS:-6000}; BATCH=${BATCH:-128}; MIN=${MIN:-1.2}
@@ -19,10 +20,12 @@ export RDTF_HOME=$W/home HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERE
 { nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo "no GPU"; } | tee $W/gpu.txt
 PY="python3 -P -m rdtf_engine"
 t0=$(date +%s.%N)
-$PY data encode-shards --data builtin:emoji --out $W/shards --max-clips $CLIPS --seed 3 --json > $W/encode.json
+# each stage under its own limit, so one that runs long still leaves the others' numbers in $OUT
+timeout ${ENCODE_S:-150} $PY data encode-shards --data builtin:emoji --out $W/shards --max-clips $CLIPS --seed 3 \
+    --json > $W/encode.json || echo "encode-shards failed or ran past ${ENCODE_S:-150} s" >> $W/errors.txt
 t1=$(date +%s.%N)
 run() {  # name data → a capped fine-tune of the shipped model; its metrics stay in $W/$name
-  $PY --events jsonl train --data "$2" --out $W/$1 --init-from default --max-clips $CLIPS --seed 3 \
+  timeout ${RUN_S:-190} $PY --events jsonl train --data "$2" --out $W/$1 --init-from default --max-clips $CLIPS --seed 3 \
       --batch-size $BATCH --steps 100000 --max-minutes $MIN --checkpoint-every 100000 --sample-every 0 \
       > $W/$1.jsonl 2> $W/$1.log || echo "$1 failed" >> $W/errors.txt
 }
