@@ -60,3 +60,23 @@ def test_reconstruct_round_trip_shapes():
     assert rec.shape == frames.shape and rec.dtype == np.uint8
     rep = reconstruction_report([frames], [rec])
     assert set(rep) >= {"psnr_db", "alpha_iou", "sharpness", "sharpness_real"} and rep["frames"] == len(frames)
+
+
+def test_decoding_on_the_cpu_goes_two_frames_at_a_time_and_gives_the_same_pixels():
+    """The CPU decodes in small chunks (peak memory), a chunk size given by the caller still rules, and the
+    pixels do not depend on the chunking."""
+    from rdtf_engine.model.autoencoder import DECODE_BATCH, decode_latents
+
+    torch.manual_seed(0)
+    vae = build_autoencoder("tiny", 32).eval()
+    seen = []
+    decode = vae.decode
+    vae.decode = lambda z, *a, **k: (seen.append(z.shape[0]), decode(z, *a, **k))[1]
+    z = torch.randn(7, 4, 4, 4)
+    with torch.no_grad():
+        auto = decode_latents(vae, z, 0.5)
+        assert seen == [2, 2, 2, 1] and DECODE_BATCH["cpu"] == 2
+        seen.clear()
+        whole = decode_latents(vae, z, 0.5, batch=16)
+    assert seen == [7]
+    assert auto.shape == (7, 4, 32, 32) and torch.allclose(auto, whole, atol=1e-5)
