@@ -93,10 +93,10 @@ DECODE_BATCH = {"cpu": 2, "cuda": 16}  # frames per decoder call by device type 
 def decode_latents(vae, latents: torch.Tensor, scale: float, batch: int | None = None) -> torch.Tensor:
     """(N, 4, h, w) scaled latents → (N, 4, 8h, 8w) premultiplied pixels in [-1, 1].
 
-    ``batch`` frames per decoder call (None: ``DECODE_BATCH`` for the device). The decoder's full-resolution
-    activations (frames × 128 channels × 8h × 8w floats) are a sticker's largest allocation: on the CPU two
-    frames at a time held a 256 px, 8-frame sample's peak RSS to 1.96 GB against 2.19 GB at 16, no slower,
-    the same pixels."""
+    ``batch`` frames per decoder call (None: ``DECODE_BATCH`` for the device). The decoder's last levels
+    (frames × 32–64 channels × 8h × 8w or 4h × 4w floats, several alive at once) are a sticker's largest
+    allocation: on the CPU two frames at a time held a 256 px, 8-frame sample's peak RSS to 1.96 GB against
+    2.19 GB at 16, no slower, the same pixels."""
     dtype = next(vae.parameters()).dtype
     batch = batch or DECODE_BATCH.get(vae.device.type, DECODE_BATCH["cuda"])
     outs = []
