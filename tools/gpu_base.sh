@@ -34,6 +34,8 @@
 # at batch 128 (bf16) alone; with the decoder's 4,000 steps running beside it (≈ 6 min) 1.6 steps/s
 # (2026-12-03: 1,577 steps in TRAIN_MIN=16). With the draft (one step in three at 128 px) and the decoder beside
 # it: 1,809 steps in TRAIN_MIN=15; a lease of stage, two stage-inits, start and two waits held the host 24 min.
+# AE_MIN=0 (the DFGN alone, 2.4 steps/s): 2,400 steps in 16.8 min, where STEPS=2400 ended a TRAIN_MIN=17 run
+# 12 s early (raise STEPS for longer runs); stage, two stage-inits, start and two waits held the host 25.3 min.
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
