@@ -19,7 +19,9 @@
 #                                                    neither .base-init nor .gpu in one transfer)]
 #   call 2: bash tools/gpu_base.sh start 590        (carry .gpu .whl; TRAIN_MIN=… minutes, EVAL_OLD=0 skips
 #                                                    the shipped model's evaluations when they are known,
-#                                                    AE_MIN=0 the decoder's tuning when a tuned one is carried)
+#                                                    AE_MIN=0 the decoder's tuning when a tuned one is carried,
+#                                                    EVAL_NEW=0 the new model's evaluations: ≈ 3 more minutes
+#                                                    of training; run them here afterwards: tools/eval_base.sh)
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, sheets.tar.part-*)
 #   Every start/wait call also brings back the newest model (the run checkpoints every CKPT=500 steps) and
@@ -151,7 +153,7 @@ ev() {  # tag model data: the emoji evaluation (the no-regression bar) and the r
     || echo "eval \$1 failed" >> errors.txt
 }
 PIDS=""
-if [ -d base256 ]; then
+if [ -d base256 ] && [ "${EVAL_NEW:-1}" = 1 ]; then  # EVAL_NEW=0: evaluate it back here on the CPU instead
   ev new base256 builtin:emoji-holdout & PIDS="\$PIDS \$!"
   ev new-fluent base256 builtin:fluent-holdout & PIDS="\$PIDS \$!"
 fi
@@ -163,7 +165,7 @@ if [ -d ae256 ]; then
   timeout 200 \$PY -m rdtf_engine eval-autoencoder default ae256 --data builtin:fluent-holdout \
     --clips ${EVAL_CLIPS:-48} --json --sheet ae-sheet.png > ae.eval.json 2> ae.eval.err & PIDS="\$PIDS \$!"
 fi
-wait \$PIDS || true
+[ -z "\$PIDS" ] || wait \$PIDS || true  # (a bare wait would also wait for the utilisation loop)
 echo "[base] \$(date +%T) done"; touch done
 kill \$UTIL 2>/dev/null || true
 EOF
