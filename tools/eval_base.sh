@@ -6,9 +6,9 @@
 #
 #   bash tools/eval_base.sh MODEL_DIR OUT_DIR     → OUT_DIR/{new,new-fluent}.eval.json, *-grid.png, *.eval.log
 #
-# On a 2-core CPU each set takes ≈ 30 minutes (≈ 30 s a clip: text → video drafted and refined, image & text →
+# On a 2-core CPU each set takes 31–34 minutes (≈ 35 s a clip: text → video drafted and refined, image & text →
 # video, the held-out loss); the two run one after the other. Checked against the card on the seventh lease's
-# model (docs/results.md): motion the same to the clip, FD within 3 %, identity one clip apart (a spinning figure
+# model (docs/results.md): motion the same to the clip, FD within 5 %, identity at most one clip apart (a spinning figure
 # on the nearest-neighbour boundary): the card's numbers stay the reference for shipping.
 set -euo pipefail
 MODEL=${1:?model folder}; OUT=${2:?output folder}
