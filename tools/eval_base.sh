@@ -8,8 +8,8 @@
 #
 # On a 2-core CPU each set takes 31–34 minutes (≈ 35 s a clip: text → video drafted and refined, image & text →
 # video, the held-out loss); the two run one after the other. Checked against the card on the seventh lease's
-# model (docs/results.md): motion the same to the clip, FD within 5 %, identity at most one clip apart (a spinning figure
-# on the nearest-neighbour boundary): the card's numbers stay the reference for shipping.
+# model (docs/results.md): motion the same to the clip, FD within 5 %, identity at most one clip apart (a
+# spinning figure on the nearest-neighbour boundary): the card's numbers stay the reference for shipping.
 set -euo pipefail
 MODEL=${1:?model folder}; OUT=${2:?output folder}
 PY=${PY:-.venv/bin/python}
