@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A 256 px base candidate's two evaluations on this machine, exactly as tools/gpu_base.sh runs them on the card
-# (48 clips per set, 20 DPM-Solver++ steps, seed 1, the shipped motion classifier): the held-out emoji (the
-# no-regression bar) and the held-out real Fluent clips, from the same shard cache the lease trained beside.
+# A 256 px base candidate's two evaluations on this machine, as tools/gpu_base.sh runs them on the card (48 clips
+# per set, 20 DPM-Solver++ steps, seed 1, the shipped motion classifier): the held-out emoji (the no-regression
+# bar) and the held-out real Fluent clips, from the same shard cache the lease trained beside. One difference:
+# the text encoder here is the full all-MiniLM-L6-v2 that generation uses, the card's the pruned int8 copy.
 # A lease started with EVAL_NEW=0 gives these ≈ 3 device-minutes to training and leaves them to this script.
 #
 #   bash tools/eval_base.sh MODEL_DIR OUT_DIR     → OUT_DIR/{new,new-fluent}.eval.json, *-grid.png, *.eval.log
