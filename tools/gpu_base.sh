@@ -38,6 +38,8 @@
 # it: 1,809 steps in TRAIN_MIN=15; a lease of stage, two stage-inits, start and two waits held the host 24 min.
 # AE_MIN=0 (the DFGN alone, 2.4 steps/s): 2,400 steps in 16.8 min, where STEPS=2400 ended a TRAIN_MIN=17 run
 # 12 s early (raise STEPS for longer runs); stage, two stage-inits, start and two waits held the host 25.3 min.
+# 2026-12-03, a lease whose host went cold after the start call (the next call came too late): the 500-step
+# snapshot that call brought back was staged again and continued, TRAIN_MIN=11: 1,539 steps (2.33 steps/s).
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
@@ -118,6 +120,11 @@ if [ -f $STAGE/init/config.json ]; then  # a carried model: its own decoder if i
   if [ -f $STAGE/init-vae/config.json ]; then cp -r $STAGE/init-vae $INIT/vae
   else cp -r resources/models/default/vae $INIT/vae; fi
 fi
+# The data seed: a continued model's step count unless SEED is set, so each lease draws a fresh sample of the
+# procedural clips. Leases five to eight all drew seed 21's same 12,000 clips (≈ 87 passes over each by the eighth),
+# and text → video of the held-out emoji got worse lease by lease while the held-out loss still fell.
+SEED=${SEED:-$(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(21 + int(c.get('base_steps', 0)) + int(c.get('steps', 0)))" $INIT/config.json 2>/dev/null || echo 21)}
+echo "[base] data seed $SEED"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $R/gpu.txt || true
 
 cat > $R/job.sh <<EOF
@@ -133,7 +140,7 @@ echo "[base] \$(date +%T) DFGN from $INIT for ${TRAIN_MIN:-15} min"
 \$PY -m rdtf_engine --events jsonl train --data builtin:mixed --out run --init-from $INIT --size 256 \
     --draft-size ${DRAFT:-128} --draft-every ${DRAFT_EVERY:-3} --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
     --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every ${CKPT:-500} --sample-every 0 \
-    --seed ${SEED:-21} > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
+    --seed $SEED > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
 DFGN=\$!
 # the decoder starts once the DFGN's data is prepared (both would fight over the host's cores before)
 while kill -0 \$DFGN 2>/dev/null && ! grep -q '"stage": *"train"' train.jsonl; do sleep 5; done
