@@ -121,8 +121,8 @@ if [ -f $STAGE/init/config.json ]; then  # a carried model: its own decoder if i
   else cp -r resources/models/default/vae $INIT/vae; fi
 fi
 # The data seed: a continued model's step count unless SEED is set, so each lease draws a fresh sample of the
-# procedural clips. Leases five to eight all drew seed 21's same 12,000 clips (≈ 87 passes over each by the eighth),
-# and text → video of the held-out emoji got worse lease by lease while the held-out loss still fell.
+# procedural clips. Leases five to eight all drew seed 21's same 12,000 clips (≈ 87 passes over each by the eighth)
+# while text → video of the held-out emoji got worse lease by lease: a fresh draw rules the repetition out.
 SEED=${SEED:-$(python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(21 + int(c.get('base_steps', 0)) + int(c.get('steps', 0)))" $INIT/config.json 2>/dev/null || echo 21)}
 echo "[base] data seed $SEED"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $R/gpu.txt || true
