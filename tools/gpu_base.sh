@@ -21,7 +21,9 @@
 #                                                    the shipped model's evaluations when they are known,
 #                                                    AE_MIN=0 the decoder's tuning when a tuned one is carried,
 #                                                    EVAL_NEW=0 the new model's evaluations: ≈ 3 more minutes
-#                                                    of training; run them here afterwards: tools/eval_base.sh)
+#                                                    of training; run them here afterwards: tools/eval_base.sh;
+#                                                    ANCHOR=default ANCHOR_W=3 holds the 128 px draft steps to the
+#                                                    shipped model's predictions on the emoji clips: training/anchor.py)
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, sheets.tar.part-*)
 #   Every start/wait call also brings back the newest model (the run checkpoints every CKPT=500 steps) and
@@ -140,7 +142,7 @@ echo "[base] \$(date +%T) DFGN from $INIT for ${TRAIN_MIN:-15} min"
 \$PY -m rdtf_engine --events jsonl train --data builtin:mixed --out run --init-from $INIT --size 256 \
     --draft-size ${DRAFT:-128} --draft-every ${DRAFT_EVERY:-3} --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
     --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every ${CKPT:-500} --sample-every 0 \
-    --seed $SEED > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
+    --seed $SEED ${ANCHOR:+--anchor $ANCHOR --anchor-weight ${ANCHOR_W:-1}} > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
 DFGN=\$!
 # the decoder starts once the DFGN's data is prepared (both would fight over the host's cores before)
 while kill -0 \$DFGN 2>/dev/null && ! grep -q '"stage": *"train"' train.jsonl; do sleep 5; done

@@ -37,7 +37,8 @@ _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "tempora
               "grad_accum": ("train", "grad_accum"), "max_clips": ("train", "max_clips"),
               "curriculum": ("train", "curriculum"), "trainable": ("train", "trainable"),
               "pack_windows": ("train", "pack_windows"), "pack_style": ("train", "pack_style"),
-              "word_dropout": ("train", "word_dropout"),
+              "word_dropout": ("train", "word_dropout"), "anchor": ("train", "anchor"),
+              "anchor_weight": ("train", "anchor_weight"),
               "sample_every": ("run", "sample_every"), "checkpoint_every": ("run", "checkpoint_every"),
               "mixed_precision": ("run", "mixed_precision")}
 
@@ -135,6 +136,12 @@ def add_train_parsers(sub) -> None:
                         "text → video then drafts at it, where the layout comes out right, and refines at --size")
     t.add_argument("--draft-every", type=int, default=None,
                    help="with a draft size: every N-th step trains at it (default 2: every other step)")
+    t.add_argument("--anchor", default=None, metavar="MODEL",
+                   help="hold the run to this model's predictions (usually the --init-from model, e.g. default) on "
+                        "the batches at its own size, for the procedural clips it learnt from: keeps its drawing "
+                        "there while the run learns a new size or real clips (its encoder must be this run's)")
+    t.add_argument("--anchor-weight", type=float, default=None, metavar="W",
+                   help="weight of the anchor's term beside the denoising loss (default 1)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")

@@ -177,6 +177,11 @@ class TrainConfig:
     word_dropout: float | None = None
     # With a draft size (ModelConfig.draft_size): every N-th step trains at the draft size, the rest at the size.
     draft_every: int = 2
+    # A model (usually the one fine-tuned from) whose predictions hold this run in place on the batches at its own
+    # size, for the procedural clips it learnt from: anchor_weight · MSE(ε̂, ε_ref) joins the loss there
+    # (training/anchor.py). Keeps a base's draft-size drawing while it learns a new size and real clips.
+    anchor: str | None = None
+    anchor_weight: float = 1.0
 
     def validate(self) -> None:
         if self.curriculum not in ("none", "linear", "adaptive"):
@@ -201,6 +206,8 @@ class TrainConfig:
             raise InputError(f"word_dropout must be between 0 and 1, got {self.word_dropout}")
         if not 2 <= int(self.draft_every) <= 100:
             raise InputError(f"draft_every must be between 2 and 100, got {self.draft_every}")
+        if not 0.0 < float(self.anchor_weight) <= 100.0:
+            raise InputError(f"anchor_weight must be above 0 and at most 100, got {self.anchor_weight}")
 
 
 # A capped fine-tune (RunControl.max_minutes) tunes its decoder for at most this share of the cap, before the
@@ -284,6 +291,7 @@ class ModelCard:
     # Text → video drafts at this smaller size it also trained at, then refines at ``size`` (0 = straight at size):
     # ``refine_strength`` is the share of the steps the refinement runs, from the upsampled draft noised to it.
     draft_size: int = 0
+    anchor: str = ""  # the model whose predictions held this one in place while it trained (TrainConfig.anchor)
     refine_strength: float = 0.4  # measured: 0.4 / 0.6 / 0.8 kept 100 / 96 / 92 % t2v motion (docs/results.md)
     created: str = ""
     engine_version: str = ""

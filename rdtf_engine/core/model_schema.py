@@ -94,6 +94,7 @@ CARD_SCHEMA = {
     "base_steps": _int(0, 10**12),
     "guidance_text": _float(0.0, 30.0),
     "draft_size": _int(0, 2048),
+    "anchor": TEXT,
     "refine_strength": _float(0.05, 1.0),
     "created": TEXT,
     "engine_version": TEXT,

@@ -131,9 +131,16 @@ def train_step(run: Run, report: StepReport):
         noise = torch.randn(b.z0.shape, generator=st.gen).to(run.device)
         t = torch.randint(0, run.noise_sched.config.num_train_timesteps, (b.z0.shape[0],), generator=st.gen)
         noisy = run.noise_sched.add_noise(b.z0, noise, t.to(run.device))
+        inputs = {"sample": noisy, "timestep": t.to(run.device), "encoder_hidden_states": states,
+                  "cond_latents": b.cond, "frame_mask": b.valid > 0, "text_mask": tmask}
         with acc.autocast():
-            eps = st.model(noisy, t.to(run.device), states, b.cond, frame_mask=b.valid > 0, text_mask=tmask)
+            eps = st.model(**inputs)
         loss = masked_mse(eps.float(), noise, b.valid)
+        if run.anchor is not None and run.anchor.applies(b.z0):  # a batch at the anchor's own size
+            held = run.anchor.loss(eps, inputs, b.valid, run.anchor.rows(run.data.cache.labels, ids), acc.autocast)
+            if held is not None:
+                report.extra["anchor_loss"] = report.extra.get("anchor_loss", 0.0) + float(held.detach()) / accum
+                loss = loss + held
         if not torch.isfinite(loss) and not multi:  # under DDP the NaN reaches every process's gradient
             return None  # through the all-reduce instead, so they all skip the update together
         acc.backward(loss / accum)

@@ -40,6 +40,7 @@ class StepReport:
         # per-step wall time by phase (metrics "ms"): data, text encoder, forward+backward (+ DDP all-reduce),
         # the update (clip, AdamW, EMA, curriculum all-reduce) and the stop-flag all-reduce that starts each step
         self.timing = dict.fromkeys(PHASES, 0.0)
+        self.extra: dict[str, float] = {}  # per-step sums of loss terms beside the ε-MSE (the anchor's), this window
         self.val_every = max(LOG_EVERY, run.req.run.checkpoint_every)
 
     def after_step(self, loss: float, weights: dict[str, float] | None, task_counts: dict[str, int]) -> None:
@@ -64,13 +65,15 @@ class StepReport:
         n = max(len(self.window), 1)
         ms = {k: round(v * 1000 / n, 2) for k, v in self.timing.items()}  # per step, this window
         self.timing.update(dict.fromkeys(self.timing, 0.0))
+        extra = {k: round(v / n, 6) for k, v in self.extra.items()}  # per step of the window (0 where it sat out)
+        self.extra = {}
         elapsed = max(time.time() - self.t_start, 1e-6)
         rate = (step - self.step_at_start) / elapsed
         m = Metrics(step, loss=sum(self.window) / n, lr=run.state.lr_sched.get_last_lr()[0], steps_per_s=rate,
                     eta_s=self.capped((run.req.train.steps - step) / max(rate, 1e-9)), elapsed_s=round(elapsed, 2),
                     curriculum=run.req.train.curriculum, task_counts=dict(task_counts),
                     task_weights={k: round(v, 4) for k, v in (weights or {}).items()},
-                    bucket=run.state.curriculum.state.bucket, ms=ms,
+                    bucket=run.state.curriculum.state.bucket, ms=ms, extra=extra,
                     gpu_mem_mb=torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None)
         run.on_event(m)
         run.on_event(Progress("train", step, run.req.train.steps, eta_message(m.eta_s), eta_s=m.eta_s))
@@ -156,6 +159,6 @@ def export_model(run: Run) -> None:
                      curriculum=req.train.curriculum, steps=st.step, data=req.train.data,
                      data_summary=data.summary, latent_scale=data.scale, base_model=run.base[0],
                      base_steps=run.base[1], guidance_text=float(req.train.guidance_text),
-                     draft_size=int(req.model.draft_size or 0),
+                     draft_size=int(req.model.draft_size or 0), anchor=run.anchor.name if run.anchor else "",
                      engine_version=__version__)
     save_model_folder(run.dir / "model", ema_model, data.vae, card)

@@ -48,6 +48,7 @@ class Run:
     on_event: Any
     n_params: int
     base: tuple[str, int]  # (base model name, its steps) of a fine-tune
+    anchor: Any = None  # training/anchor.py's Anchor (TrainConfig.anchor), or None
 
     def checkpoint(self, reason: str) -> None:
         """Every process hands in its random state; the main process writes the checkpoint and the model."""
@@ -111,6 +112,13 @@ def open_run(req: TrainRequest, on_event=null_event, should_stop=None) -> Run:
     with acc.main_process_first():  # the main process trains the autoencoder / saves the cache first;
         data = prepare_data(req, run_dir, device, on_event, should_stop)  # the others then load them
     text = get_text_encoder(TextConfig(), device)
+    anchor = None
+    if req.train.anchor:
+        from rdtf_engine.training.anchor import load_anchor
+
+        anchor = load_anchor(req.train.anchor, req.train.anchor_weight, data.vae, data.scale, device)
+        on_event(Log("info", f"anchored to {anchor.name} (weight {anchor.weight:g}) on its own {anchor.latent_size} "
+                             "latent grid, for the procedural clips"))
     model = build_dfgn(req.model).to(device)
     ck = latest_checkpoint(run_dir) if req.run.resume else None
     if req.init_from and ck is None:
@@ -130,7 +138,7 @@ def open_run(req: TrainRequest, on_event=null_event, should_stop=None) -> Run:
     state.model, state.optimizer = acc.prepare(state.model, state.optimizer)
     state.raw_model = acc.unwrap_model(state.model)
     return Run(req, run_dir, acc, device, data, text, training_scheduler(DiffusionConfig()), state, on_event,
-               n_params, base)
+               n_params, base, anchor)
 
 
 def build_state(req: TrainRequest, model, seed: int, base_steps: int, device_type: str) -> TrainState:

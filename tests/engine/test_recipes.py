@@ -169,3 +169,6 @@ def test_train_flags_override_the_recipe_and_keep_what_they_do_not_name():
     custom = req("--recipe", "custom")
     assert custom.train.word_dropout is None and custom.train.continue_curriculum is False
     assert req("--recipe", "custom", "--init-from", "default", "--continue-curriculum").train.continue_curriculum
+    anchored = req("--init-from", "default", "--anchor", "default", "--anchor-weight", "3")
+    assert (anchored.train.anchor, anchored.train.anchor_weight) == ("default", 3.0)
+    assert (custom.train.anchor, custom.train.anchor_weight) == (None, 1.0)  # off unless named
