@@ -26,10 +26,13 @@
 #                                                    shipped model's predictions on the emoji clips: training/anchor.py)
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, sheets.tar.part-*)
-#   Every start/wait call also brings back the newest model (the run checkpoints every CKPT=500 steps) and
-#   the logs so far, and a call that finds the host cold says so at once (exit 3): a lease whose host went
-#   cold between two calls once lost 20 minutes of training and 13 more minutes of waiting on a bare host.
-#   Issue each call the moment the last returns: the host is given back 30 s after a call.
+#   A start/wait call that ends before the job brings back the logs so far (SNAP=1: the newest model too, which
+#   the run checkpoints every CKPT=500 steps — but its 31 MB copy back counts towards the host's 30 s idle and has
+#   twice let the host go cold before the next call); the call that sees the job done brings back the model.
+#   A call that finds the host cold says so at once (exit 3): a lease whose host went cold between two calls once
+#   lost 20 minutes of training and 13 more minutes of waiting on a bare host. Issue each call the moment the
+#   last returns: the host is given back 30 s after a call. Safest: one start call that ends with the job
+#   (data ≈ 2.2 min + TRAIN_MIN + export within its 530 s: TRAIN_MIN=5 with EVAL_NEW=0).
 #   back here: cat base.tar.part-* | tar x  → base256/ (the model folder; for the next lease its vae/ becomes
 #              .base-vae and the rest .base-init: 24 + 8 MB, each beside the 39 MB tree within one transfer);
 #              cat sheets.tar.part-* | tar x → the sample sheets (*.png)
@@ -42,6 +45,9 @@
 # 12 s early (raise STEPS for longer runs); stage, two stage-inits, start and two waits held the host 25.3 min.
 # 2026-12-03, a lease whose host went cold after the start call (the next call came too late): the 500-step
 # snapshot that call brought back was staged again and continued, TRAIN_MIN=11: 1,539 steps (2.33 steps/s).
+# 2026-12-04, ANCHOR=default ANCHOR_W=3: 2.2-2.37 steps/s; the host went cold again after a start call that brought
+# back a snapshot (hence SNAP); restaged, one start call with TRAIN_MIN=5 and EVAL_NEW=0 ran 710 steps and ended
+# with the job in 487 s.
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
@@ -74,6 +80,10 @@ bring_back() {  # → $OUT: the newest model in ≤ 15 MB parts (a later lease c
   # the sample sheets as one tar in ≤ 15 MB parts: the device brings back at most 8 files, and a lease whose
   # five sheets beside the model's three parts pushed results.tar.gz (the evaluations) out lost its numbers
   ( cd $R && ls *.png >/dev/null 2>&1 && tar cf - *.png | split -b 15m - "$OUT/sheets.tar.part-" ) || true
+  bring_back_logs
+}
+
+bring_back_logs() {  # → $OUT/results.tar.gz: the logs, metrics and evaluations (tens of kB)
   cp $R/run/metrics.jsonl $R/metrics.jsonl 2>/dev/null || true
   tar czf "$OUT/results.tar.gz" --exclude='*.png' --exclude=run --exclude=ae256 --exclude='base256*' \
       --exclude=home --exclude=src -C $STAGE base
@@ -91,10 +101,12 @@ last within 30 s); stage again, stage-init the model last brought back, start ag
     grep '"kind":"progress"' $R/train.jsonl 2>/dev/null | tail -n1 | cut -c1-160 || true
     tail -n1 $R/ae.log 2>/dev/null | tr '\r' '\n' | tail -n1 | cut -c1-120 || true
   done
-  if [ -f $R/done ]; then echo "[base] job done"; else
-    echo "[base] job still running: call wait again within 30 s"
-    [ -f $R/trained ] || export_model; fi  # (after training the final export stands: the evaluations read it)
-  bring_back
+  if [ -f $R/done ]; then echo "[base] job done"; bring_back; return; fi
+  echo "[base] job still running: call wait again within 30 s"
+  # A call's files are copied back before its reply, and that copy counts towards the host's 30 s: twice (2026-12-03
+  # and -04) the 31 MB snapshot of a still-running job took long enough that the next call found the host cold and
+  # the job gone. So a running job's calls bring back the logs only, unless SNAP=1 asks for the newest model too.
+  if [ "${SNAP:-0}" = 1 ]; then [ -f $R/trained ] || export_model; bring_back; else bring_back_logs; fi
 }
 
 case "$cmd" in
