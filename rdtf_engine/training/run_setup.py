@@ -118,7 +118,7 @@ def open_run(req: TrainRequest, on_event=null_event, should_stop=None) -> Run:
 
         anchor = load_anchor(req.train.anchor, req.train.anchor_weight, data.vae, data.scale, device)
         on_event(Log("info", f"anchored to {anchor.name} (weight {anchor.weight:g}) on its own {anchor.latent_size} "
-                             "latent grid, for the procedural clips"))
+                             f"latent grid, for the clips of its sources ({', '.join(sorted(anchor.sources))})"))
     model = build_dfgn(req.model).to(device)
     ck = latest_checkpoint(run_dir) if req.run.resume else None
     if req.init_from and ck is None:
