@@ -38,7 +38,7 @@ _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "tempora
               "curriculum": ("train", "curriculum"), "trainable": ("train", "trainable"),
               "pack_windows": ("train", "pack_windows"), "pack_style": ("train", "pack_style"),
               "word_dropout": ("train", "word_dropout"), "anchor": ("train", "anchor"),
-              "anchor_weight": ("train", "anchor_weight"),
+              "anchor_weight": ("train", "anchor_weight"), "motion_weight": ("train", "motion_weight"),
               "sample_every": ("run", "sample_every"), "checkpoint_every": ("run", "checkpoint_every"),
               "mixed_precision": ("run", "mixed_precision")}
 
@@ -142,6 +142,9 @@ def add_train_parsers(sub) -> None:
                         "there while the run learns a new size or real clips (its encoder must be this run's)")
     t.add_argument("--anchor-weight", type=float, default=None, metavar="W",
                    help="weight of the anchor's term beside the denoising loss (default 1)")
+    t.add_argument("--motion-weight", type=float, default=None, metavar="W",
+                   help="also fit the frame-to-frame differences of the predicted noise, with this weight beside "
+                        "the denoising loss (default 0 = off): for a model that draws real clips nearly still")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")

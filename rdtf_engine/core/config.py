@@ -182,6 +182,10 @@ class TrainConfig:
     # (training/anchor.py). Keeps a base's draft-size drawing while it learns a new size and real clips.
     anchor: str | None = None
     anchor_weight: float = 1.0
+    # motion_weight · the MSE of the frame-to-frame differences of ε̂ and ε joins the loss (training/masks.py,
+    # masked_motion_mse): a model that draws real clips nearly still gets more of the gradient from the motion
+    # it misses. 0 = off (the paper's loss alone).
+    motion_weight: float = 0.0
 
     def validate(self) -> None:
         if self.curriculum not in ("none", "linear", "adaptive"):
@@ -208,6 +212,8 @@ class TrainConfig:
             raise InputError(f"draft_every must be between 2 and 100, got {self.draft_every}")
         if not 0.0 < float(self.anchor_weight) <= 100.0:
             raise InputError(f"anchor_weight must be above 0 and at most 100, got {self.anchor_weight}")
+        if not 0.0 <= float(self.motion_weight) <= 100.0:
+            raise InputError(f"motion_weight must be between 0 and 100, got {self.motion_weight}")
 
 
 # A capped fine-tune (RunControl.max_minutes) tunes its decoder for at most this share of the cap, before the
@@ -292,6 +298,7 @@ class ModelCard:
     # ``refine_strength`` is the share of the steps the refinement runs, from the upsampled draft noised to it.
     draft_size: int = 0
     anchor: str = ""  # the model whose predictions held this one in place while it trained (TrainConfig.anchor)
+    motion_weight: float = 0.0  # the weight of the frame-difference term its last run trained with (TrainConfig)
     refine_strength: float = 0.4  # measured: 0.4 / 0.6 / 0.8 kept 100 / 96 / 92 % t2v motion (docs/results.md)
     created: str = ""
     engine_version: str = ""

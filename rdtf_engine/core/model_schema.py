@@ -95,6 +95,7 @@ CARD_SCHEMA = {
     "guidance_text": _float(0.0, 30.0),
     "draft_size": _int(0, 2048),
     "anchor": TEXT,
+    "motion_weight": _float(0.0, 100.0),
     "refine_strength": _float(0.05, 1.0),
     "created": TEXT,
     "engine_version": TEXT,

@@ -28,7 +28,7 @@ from rdtf_engine.core.errors import Cancelled, TrainingError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
 from rdtf_engine.core.requests import TrainRequest
 from rdtf_engine.training.batching import make_batch
-from rdtf_engine.training.masks import masked_mse
+from rdtf_engine.training.masks import masked_motion_mse, masked_mse
 from rdtf_engine.training.reporting import StepReport, validate, write_json_atomic
 from rdtf_engine.training.run_folder import run_folder
 from rdtf_engine.training.run_setup import Run, open_run
@@ -141,6 +141,10 @@ def train_step(run: Run, report: StepReport):
             if held is not None:
                 report.extra["anchor_loss"] = report.extra.get("anchor_loss", 0.0) + float(held.detach()) / accum
                 loss = loss + held
+        if req.train.motion_weight:  # the motion the plain MSE under-weighs (masks.masked_motion_mse)
+            moved = req.train.motion_weight * masked_motion_mse(eps.float(), noise, b.valid)
+            report.extra["motion_loss"] = report.extra.get("motion_loss", 0.0) + float(moved.detach()) / accum
+            loss = loss + moved
         if not torch.isfinite(loss) and not multi:  # under DDP the NaN reaches every process's gradient
             return None  # through the all-reduce instead, so they all skip the update together
         acc.backward(loss / accum)

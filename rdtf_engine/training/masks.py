@@ -218,3 +218,23 @@ def masked_mse(
         return sq.mean()
     valid = m.sum() * (eps.shape[1] * eps.shape[3] * eps.shape[4])
     return sq.sum() / valid.clamp_min(1)
+
+
+def masked_motion_mse(eps_hat: torch.Tensor, eps: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+    """Scalar MSE of the frame-to-frame differences: mean over the pairs of consecutive valid frames of
+    ((ε̂_{f+1} − ε̂_f) − (ε_{f+1} − ε_f))².
+
+    eps_hat, eps: (B, C, F, H, W); frame_mask: (B, F). A pair counts when both its frames are valid (padding never
+    pairs with a real frame); the sum is divided by the pairs' elements C·H·W·Σ pairs (0 when there is none).
+    Why: a model that draws every frame alike (a still clip) misses the data's motion, which is a small share of
+    the plain ε-MSE (real stickers change little between frames); the differences isolate it, so a weight on
+    this term gives motion errors more of the gradient (``TrainConfig.motion_weight``).
+    """
+    if eps_hat.shape != eps.shape:
+        raise ValueError(f"eps_hat {tuple(eps_hat.shape)} and eps {tuple(eps.shape)} differ")
+    m = _frame_weights(frame_mask, eps)  # (B, 1, F, 1, 1)
+    pair = m[:, :, 1:] * m[:, :, :-1]  # (B, 1, F-1, 1, 1): 1 where frames f and f+1 are both real
+    err = eps_hat - eps
+    sq = (pair * (err[:, :, 1:] - err[:, :, :-1])).pow(2)  # (B, C, F-1, H, W)
+    n = pair.sum() * (eps.shape[1] * eps.shape[3] * eps.shape[4])
+    return sq.sum() / n.clamp_min(1)

@@ -40,7 +40,7 @@ class StepReport:
         # per-step wall time by phase (metrics "ms"): data, text encoder, forward+backward (+ DDP all-reduce),
         # the update (clip, AdamW, EMA, curriculum all-reduce) and the stop-flag all-reduce that starts each step
         self.timing = dict.fromkeys(PHASES, 0.0)
-        self.extra: dict[str, float] = {}  # per-step sums of loss terms beside the ε-MSE (the anchor's), this window
+        self.extra: dict[str, float] = {}  # per-step sums of loss terms beside the ε-MSE (the anchor's, the motion term's), this window
         self.val_every = max(LOG_EVERY, run.req.run.checkpoint_every)
 
     def after_step(self, loss: float, weights: dict[str, float] | None, task_counts: dict[str, int]) -> None:
@@ -160,5 +160,5 @@ def export_model(run: Run) -> None:
                      data_summary=data.summary, latent_scale=data.scale, base_model=run.base[0],
                      base_steps=run.base[1], guidance_text=float(req.train.guidance_text),
                      draft_size=int(req.model.draft_size or 0), anchor=run.anchor.name if run.anchor else "",
-                     engine_version=__version__)
+                     motion_weight=float(req.train.motion_weight), engine_version=__version__)
     save_model_folder(run.dir / "model", ema_model, data.vae, card)

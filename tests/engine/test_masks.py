@@ -17,6 +17,7 @@ from rdtf_engine.training.masks import (
     infer_task,
     interpolation_mask,
     lock_mask,
+    masked_motion_mse,
     masked_mse,
     per_sample_masked_mse,
     uses_text,
@@ -234,6 +235,31 @@ def test_masked_mse_edge_cases():
         masked_mse(torch.zeros(1, 2, 3, 2, 2), torch.zeros(1, 2, 4, 2, 2), zero)
     with pytest.raises(ValueError):
         masked_mse(torch.zeros(1, 2, 3, 2, 2), torch.zeros(1, 2, 3, 2, 2), torch.zeros(1, 4))
+
+
+def test_masked_motion_mse_hand_values_and_pairs():
+    # B=2, C=1, F=3, H=W=1; eps = 0; sample 0: all valid, errors [1, 4, 2] → differences 3, -2;
+    # sample 1: frames 0-1 valid, errors [5, 7, 100] → only the pair (0, 1) counts: difference 2.
+    eps_hat = torch.tensor([[1.0, 4.0, 2.0], [5.0, 7.0, 100.0]]).view(2, 1, 3, 1, 1)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    assert masked_motion_mse(eps_hat, torch.zeros_like(eps_hat), mask).item() == pytest.approx((9 + 4 + 4) / 3)
+    # an error shared by every frame (a still offset) costs nothing: only the frame-to-frame part counts
+    g = torch.Generator().manual_seed(1)
+    eps = torch.randn(2, 4, 6, 3, 3, generator=g)
+    offset = torch.randn(2, 4, 1, 3, 3, generator=g)
+    assert masked_motion_mse(eps + offset, eps, torch.ones(2, 6)).item() == pytest.approx(0.0, abs=1e-12)
+    # a still prediction of a moving target pays for the motion it misses
+    moving = torch.arange(6.0).view(1, 1, 6, 1, 1).expand(2, 4, 6, 3, 3)
+    assert masked_motion_mse(torch.zeros_like(moving), moving, torch.ones(2, 6)).item() == pytest.approx(1.0)
+    # no pair of valid frames: 0, and padded frames get no gradient
+    single = torch.ones(1, 2, 3, 2, 2, requires_grad=True)
+    assert masked_motion_mse(single, torch.zeros(1, 2, 3, 2, 2), torch.tensor([[1.0, 0.0, 0.0]])).item() == 0.0
+    loss = masked_motion_mse(single * torch.arange(3.0).view(1, 1, 3, 1, 1), torch.zeros(1, 2, 3, 2, 2),
+                             torch.tensor([[1.0, 1.0, 0.0]]))
+    loss.backward()
+    assert single.grad[:, :, 2].abs().sum().item() == 0.0 and single.grad[:, :, 1].abs().sum().item() > 0
+    with pytest.raises(ValueError):
+        masked_motion_mse(torch.zeros(1, 2, 3, 2, 2), torch.zeros(1, 2, 4, 2, 2), torch.ones(1, 3))
 
 
 def test_apply_frame_mask():

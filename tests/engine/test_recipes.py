@@ -172,3 +172,5 @@ def test_train_flags_override_the_recipe_and_keep_what_they_do_not_name():
     anchored = req("--init-from", "default", "--anchor", "default", "--anchor-weight", "3")
     assert (anchored.train.anchor, anchored.train.anchor_weight) == ("default", 3.0)
     assert (custom.train.anchor, custom.train.anchor_weight) == (None, 1.0)  # off unless named
+    assert req("--init-from", "default", "--motion-weight", "0.5").train.motion_weight == 0.5
+    assert custom.train.motion_weight == 0.0

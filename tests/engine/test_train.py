@@ -315,3 +315,27 @@ def test_word_dropout_of_the_request_reaches_the_captions(tiny_run, tmp_path, ma
     assert {wd for wd, _ in seen} == {0.2}
     with pytest.raises(InputError, match="word_dropout"):
         make_request(tmp_path / "bad", word_dropout=1.5).validate()
+
+
+def test_the_motion_term_is_paid_logged_and_saved_with_the_weights(tiny_run, tmp_path):
+    """--motion-weight: the frame-difference term (masks.masked_motion_mse) joins the loss of a real run."""
+    from safetensors.torch import load_file
+
+    from rdtf_engine.core.config import TrainConfig
+    from tests.engine.conftest import tiny_request
+
+    base = tiny_run[0] / "model"
+    for name, extra in (("plain", {}), ("moving", {"motion_weight": 5.0})):
+        train(tiny_request(tmp_path / name, steps=6, init_from=str(base), checkpoint_every=6, **extra))
+    rows = [json.loads(x) for x in (tmp_path / "moving" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("motion_loss", 0) > 0 for r in rows if "loss" in r)
+    assert not any("motion_loss" in json.loads(x) for x in (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines())
+    assert validate_model_folder(tmp_path / "moving" / "model").motion_weight == 5.0
+    assert validate_model_folder(tmp_path / "plain" / "model").motion_weight == 0.0
+    # same seed, same batches: only the term differs, and it moved the weights
+    plain, moving = ({k: v for f in sorted((tmp_path / n / "model" / "unet").glob("*.safetensors"))
+                      for k, v in load_file(f).items()} for n in ("plain", "moving"))
+    assert plain.keys() == moving.keys() and any(not torch.equal(plain[k], moving[k]) for k in plain)
+    for bad in (-0.1, 101.0):
+        with pytest.raises(InputError, match="motion_weight"):
+            TrainConfig(motion_weight=bad).validate()
