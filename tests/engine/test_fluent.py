@@ -96,6 +96,41 @@ def test_source_yields_windows_of_the_training_split_only(fetched):
     assert d["splits"]["reserved"] == len(RESERVED) and d["clips"] == len(src) and d["motions"] == {}
 
 
+def test_training_windows_are_mirrored_and_rescaled_the_held_out_ones_never(fetched):
+    from rdtf_engine.data.fluent import MIRROR_P, SCALE_RANGE
+    from rdtf_engine.data.pack_windows import jitter_frames
+    from rdtf_engine.formats.timing import fit_canvas
+
+    src = open_source("builtin:fluent", 32, seed=3)
+    plans = [src.plan(i).labels for i in range(len(src))]
+    mirrored = [p["mirror"] for p in plans]
+    assert 0 < sum(mirrored) < len(plans) and abs(sum(mirrored) / len(plans) - MIRROR_P) < 0.2
+    assert all(SCALE_RANGE[0] <= p["scale"] <= SCALE_RANGE[1] for p in plans)
+    # clip i is the plain window, mirrored and rescaled as its labels say (the fixture's disc moves left → right)
+    i = mirrored.index(True)
+    c = src[i]
+    start, stride, n = c.labels["window"]
+    plain = fit_canvas(src.decode(c.labels["object"]).frames[[start + k * stride for k in range(n)]], 32, 32)
+    assert np.array_equal(c.frames, jitter_frames(plain, True, 0.0, c.labels["scale"]))
+    xs = [np.nonzero(f[..., 3].any(0))[0].mean() for f in c.frames]
+    assert xs[0] > xs[-1]  # mirrored: it now moves right → left
+    assert src.describe()["augmentation"] == {"mirror_p": MIRROR_P, "scale": list(SCALE_RANGE)}
+    # a name with a side in it is never mirrored: a mirrored "left arrow" would be a right arrow
+    from rdtf_engine.data import fluent
+
+    named = fluent.sequence_name
+    try:
+        fluent.sequence_name = lambda cps: "left arrow"
+        assert not any(src.plan(k).labels["mirror"] for k in range(len(src)))
+    finally:
+        fluent.sequence_name = named
+    # held-out and pack-evaluation clips are what the artist drew
+    for spec in ("builtin:fluent-holdout", "builtin:fluent-pack-animals"):
+        other = open_source(spec, 32, seed=3)
+        assert all("mirror" not in other.plan(k).labels for k in range(len(other)))
+        assert other.describe()["augmentation"] is None
+
+
 def test_holdout_and_pack_sources_are_disjoint_from_training(fetched):
     hold = open_source("builtin:fluent-holdout", 32)
     assert {it.stem for it in hold.files} == {"1f407", "1f407-200d-2b1b"}
