@@ -49,7 +49,8 @@
 # snapshot that call brought back was staged again and continued, TRAIN_MIN=11: 1,539 steps (2.33 steps/s).
 # 2026-12-04, ANCHOR=default ANCHOR_W=3: 2.2-2.37 steps/s; the host went cold again after a start call that brought
 # back a snapshot (hence SNAP); restaged, one start call with TRAIN_MIN=5 and EVAL_NEW=0 ran 710 steps and ended
-# with the job in 487 s.
+# with the job in 487 s. 2026-12-04, + MOTION_W=0.5, EVAL_INIT=1 EVAL_NEW=1: 2,182 steps in TRAIN_MIN=15 (2.42 steps/s),
+# the four evaluations in parallel 2.9 min; stage, two stage-inits, start and two waits: 24.7 device-minutes.
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
