@@ -183,8 +183,7 @@ class TrainConfig:
     anchor: str | None = None
     anchor_weight: float = 1.0
     # motion_weight · the MSE of the frame-to-frame differences of ε̂ and ε joins the loss (training/masks.py,
-    # masked_motion_mse): a model that draws real clips nearly still gets more of the gradient from the motion
-    # it misses. 0 = off (the paper's loss alone).
+    # masked_motion_mse: what it does and did not do, measured). 0 = off (the paper's loss alone).
     motion_weight: float = 0.0
 
     def validate(self) -> None:

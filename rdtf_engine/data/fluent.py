@@ -25,8 +25,8 @@ Training clips (the train split only, never a held-out or pack-evaluation one) g
 as the procedural emoji do: a mirror image with probability ``MIRROR_P`` unless the name names a side ("left
 arrow"), and a rescale about the centre within ``SCALE_RANGE``; colours stay (they tell apart emoji such as the
 coloured hearts). Why: a 256 px model continued for several leases fitted the training characters' own animations
-(held-out denoising loss 2.4× the training characters', their image & text → video moving 60 % as much as the
-real clips against 35 % for the held-out ones): more distinct views of each character, fewer to memorise.
+(its denoising loss on held-out characters 2.75× that on training ones, docs/results.md): more distinct views of
+each character leave less to memorise.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ class StepReport:
         # per-step wall time by phase (metrics "ms"): data, text encoder, forward+backward (+ DDP all-reduce),
         # the update (clip, AdamW, EMA, curriculum all-reduce) and the stop-flag all-reduce that starts each step
         self.timing = dict.fromkeys(PHASES, 0.0)
-        self.extra: dict[str, float] = {}  # per-step sums of loss terms beside the ε-MSE (the anchor's, the motion term's), this window
+        # per-step sums of the loss terms beside the ε-MSE (the anchor's, the motion term's), this window
+        self.extra: dict[str, float] = {}
         self.val_every = max(LOG_EVERY, run.req.run.checkpoint_every)
 
     def after_step(self, loss: float, weights: dict[str, float] | None, task_counts: dict[str, int]) -> None:
