@@ -20,6 +20,8 @@ from rdtf_engine.core.requests import (
 
 GUIDANCE_HELP = (f"text guidance scale (default: the model's own, saved by its training recipe; else "
                  f"{DEFAULT_GUIDANCE_TEXT:g})")
+IMAGE_GUIDANCE_HELP = (f"image guidance scale for given frames (default: the model's own, saved by its training run; "
+                       f"else {DEFAULT_GUIDANCE_IMAGE:g})")
 
 
 def _int_list(text: str) -> list[int]:
@@ -84,8 +86,7 @@ def add_generate_parser(sub) -> None:
                    help="denoising steps (default: 10 for text alone with UniPC, else 20)")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
-    g.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE,
-                   help="image guidance scale (given frames)")
+    g.add_argument("--image-guidance", type=float, default=None, help=IMAGE_GUIDANCE_HELP)
     g.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                    help="given frames: share of the steps run from their noised copy (lower keeps more of "
                         "the picture, allows less motion)")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-from rdtf_engine.cli.generate import GUIDANCE_HELP
+from rdtf_engine.cli.generate import GUIDANCE_HELP, IMAGE_GUIDANCE_HELP
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.core.events import Finished
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_STRENGTH, SCHEDULERS
+from rdtf_engine.core.requests import DEFAULT_STRENGTH, SCHEDULERS
 
 
 def cmd_models(args, rep: Reporter) -> int:
@@ -74,7 +74,7 @@ def cmd_eval_pack(args, rep: Reporter) -> int:
 def _sampling_args(p) -> None:
     """The guidance and strength flags that ``eval`` and ``eval-pack`` share."""
     p.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
-    p.add_argument("--image-guidance", type=float, default=DEFAULT_GUIDANCE_IMAGE, help="image guidance scale")
+    p.add_argument("--image-guidance", type=float, default=None, help=IMAGE_GUIDANCE_HELP)
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
 
 

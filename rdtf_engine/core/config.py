@@ -172,6 +172,7 @@ class TrainConfig:
     pack_windows: str = "auto"
     pack_style: str | None = None  # suffix of pack captions; None = ", in the style of my pack", "" = none
     guidance_text: float = 0.0  # the trained model's default text guidance (saved in its card); 0 = the engine's
+    guidance_image: float = 0.0  # … and image guidance for given frames (saved in its card); 0 = the engine's
     # Training captions: each word → "#" with this probability (None: TextConfig.word_dropout, the paper's 0.2).
     # A pack's captions are a few words, and a dropped subject word teaches "an average sticker of my pack".
     word_dropout: float | None = None
@@ -205,6 +206,8 @@ class TrainConfig:
             raise InputError(f"pack_windows must be auto, on or off, got {self.pack_windows!r}")
         if not 0.0 <= float(self.guidance_text) <= 30.0:
             raise InputError(f"guidance_text must be between 0 and 30, got {self.guidance_text}")
+        if not 0.0 <= float(self.guidance_image) <= 30.0:
+            raise InputError(f"guidance_image must be between 0 and 30, got {self.guidance_image}")
         if self.word_dropout is not None and not 0.0 <= float(self.word_dropout) <= 1.0:
             raise InputError(f"word_dropout must be between 0 and 1, got {self.word_dropout}")
         if not 2 <= int(self.draft_every) <= 100:
@@ -293,6 +296,9 @@ class ModelCard:
     # The text guidance its stickers are drawn with unless a request names one; 0 = the engine's default. A
     # lightly fine-tuned model (the CPU pack recipe) tells its captions apart better with stronger guidance.
     guidance_text: float = 0.0
+    # The image guidance given frames are held with unless a request names one; 0 = the engine's default. A base
+    # that learnt real artists' clips moved them twice as much at 1 as at the engine's 5 (docs/results.md).
+    guidance_image: float = 0.0
     # Text → video drafts at this smaller size it also trained at, then refines at ``size`` (0 = straight at size):
     # ``refine_strength`` is the share of the steps the refinement runs, from the upsampled draft noised to it.
     draft_size: int = 0

@@ -93,6 +93,7 @@ CARD_SCHEMA = {
     "base_model": TEXT,
     "base_steps": _int(0, 10**12),
     "guidance_text": _float(0.0, 30.0),
+    "guidance_image": _float(0.0, 30.0),
     "draft_size": _int(0, 2048),
     "anchor": TEXT,
     "motion_weight": _float(0.0, 100.0),

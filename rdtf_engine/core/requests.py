@@ -64,6 +64,14 @@ def model_guidance(card: ModelCard, requested: float | None = None) -> float:
     return float(card.guidance_text or DEFAULT_GUIDANCE_TEXT)
 
 
+def model_image_guidance(card: ModelCard, requested: float | None = None) -> float:
+    """The image guidance frames given to a sticker are held with: the one asked for, else the model's own (saved
+    in its card by its training run), else DEFAULT_GUIDANCE_IMAGE."""
+    if requested is not None:
+        return float(requested)
+    return float(card.guidance_image or DEFAULT_GUIDANCE_IMAGE)
+
+
 def _need(req: Any, *names: str) -> None:
     missing = [n for n in names if not getattr(req, n)]
     if missing:
@@ -107,7 +115,7 @@ class GenerateRequest:
     steps: int | None = None  # None: the task's default (``sampling``), recorded resolved
     seed: int | None = None
     guidance_text: float | None = None  # None: the model's own (model_guidance), recorded resolved
-    guidance_image: float = DEFAULT_GUIDANCE_IMAGE
+    guidance_image: float | None = None  # None: the model's own (model_image_guidance), recorded resolved
     strength: float = DEFAULT_STRENGTH  # with frames given: share of the steps run from their prior (img2img)
     # one of SCHEDULERS: "dpm" (DPM-Solver++ 2M) | "unipc" | "ddim" (the paper's); None: the task's (``sampling``)
     scheduler: str | None = None
@@ -140,7 +148,8 @@ class GenerateRequest:
         if self.scheduler is not None and self.scheduler not in SCHEDULERS:
             raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         text = DEFAULT_GUIDANCE_TEXT if self.guidance_text is None else float(self.guidance_text)
-        if not (0.0 <= text <= 30.0 and 0.0 <= float(self.guidance_image) <= 30.0):
+        image = DEFAULT_GUIDANCE_IMAGE if self.guidance_image is None else float(self.guidance_image)
+        if not (0.0 <= text <= 30.0 and 0.0 <= image <= 30.0):
             raise InputError("guidance scales must be between 0 and 30")
         check_strength(self.strength)
         if not (8 <= int(self.duration_ms) <= 10_000):

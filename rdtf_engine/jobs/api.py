@@ -24,6 +24,7 @@ from rdtf_engine.core.requests import (
     ModelsRequest,
     TrainRequest,
     model_guidance,
+    model_image_guidance,
     sampling,
 )
 from rdtf_engine.core.results import GenerateResult
@@ -50,7 +51,8 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
     # the recipe records the guidance, sampler and steps the sticker was drawn with: the model's own guidance and
     # the task's sampler when the request named none
     scheduler, steps = sampling(req.scheduler, req.steps, cond is not None)  # cond: None when no frame is given
-    req = dataclasses.replace(req, guidance_text=model_guidance(pipe.card, req.guidance_text), scheduler=scheduler,
+    req = dataclasses.replace(req, guidance_text=model_guidance(pipe.card, req.guidance_text),
+                              guidance_image=model_image_guidance(pipe.card, req.guidance_image), scheduler=scheduler,
                               steps=steps)
     params = SampleParams(req.prompt, int(req.frames), int(req.size), int(req.steps), seed, req.guidance_text,
                           req.guidance_image, req.strength, req.scheduler, cond or [], int(req.preview_every))

@@ -18,7 +18,7 @@ import numpy as np
 
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_STRENGTH, check_strength, model_guidance
+from rdtf_engine.core.requests import DEFAULT_STRENGTH, check_strength, model_guidance, model_image_guidance
 from rdtf_engine.diffusion.pipeline import SampleParams
 
 SHEET_CELL = 96
@@ -33,7 +33,7 @@ def style_token(card, style: str) -> str:
 
 def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, device: str = "auto",
                         style: str = "auto", stickers: int = 0, sheet_path: str | None = None,
-                        guidance: float | None = None, guidance_image: float = DEFAULT_GUIDANCE_IMAGE,
+                        guidance: float | None = None, guidance_image: float | None = None,
                         strength: float = DEFAULT_STRENGTH, on_event=null_event,
                         should_stop=never_stop) -> dict[str, Any]:
     """``stickers`` > 0 draws samples for the first that many stickers only (a quicker CPU run); identity is
@@ -52,6 +52,7 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
     pipe = StickerPipeline.from_pretrained(model_dir, device)
     card, n_frames = pipe.card, pipe.card.num_frames
     guidance = model_guidance(card, guidance)  # None: the model's own, as generate draws it
+    guidance_image = model_image_guidance(card, guidance_image)
     clips = load_pack_clips(pack, card.size)
     token = style_token(card, style)
     chosen = list(range(len(clips)))[: stickers or None]

@@ -20,11 +20,11 @@ from rdtf_engine.core.clip import Clip
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
 from rdtf_engine.core.requests import (
-    DEFAULT_GUIDANCE_IMAGE,
     DEFAULT_STRENGTH,
     SCHEDULERS,
     check_strength,
     model_guidance,
+    model_image_guidance,
 )
 
 _BANKS: dict[tuple[str, int], Any] = {}  # (data, size) → IdentityBank or None, see _identity_bank
@@ -35,7 +35,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
                    seed: int = 0, device: str = "auto", on_event=null_event, should_stop=never_stop,
                    classifier_path: str | None = None, guidance: float | None = None,
                    grid_path: str | None = None, grid_rows: int = 8,
-                   guidance_image: float = DEFAULT_GUIDANCE_IMAGE, strength: float = DEFAULT_STRENGTH,
+                   guidance_image: float | None = None, strength: float = DEFAULT_STRENGTH,
                    tasks: tuple[str, ...] = ("t2v", "it2v"), scheduler: str = "dpm",
                    val_loss: bool = True) -> dict[str, Any]:
     """``scheduler``: the sampler (``requests.SCHEDULERS``); ``val_loss=False`` skips the held-out denoising
@@ -63,6 +63,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     pipe = StickerPipeline.from_pretrained(model_dir, device)
     card, dev = pipe.card, pipe.device
     guidance = model_guidance(card, guidance)  # None: the model's own, as generate draws it
+    guidance_image = model_image_guidance(card, guidance_image)
     refs_src = open_source(data, card.size, num_clips=num_clips, seed=seed)
     refs = [refs_src[i] for i in range(min(num_clips, len(refs_src)))]
     style = style_tag(card, data)

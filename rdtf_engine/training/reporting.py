@@ -160,6 +160,7 @@ def export_model(run: Run) -> None:
                      curriculum=req.train.curriculum, steps=st.step, data=req.train.data,
                      data_summary=data.summary, latent_scale=data.scale, base_model=run.base[0],
                      base_steps=run.base[1], guidance_text=float(req.train.guidance_text),
+                     guidance_image=float(req.train.guidance_image),
                      draft_size=int(req.model.draft_size or 0), anchor=run.anchor.name if run.anchor else "",
                      motion_weight=float(req.train.motion_weight), engine_version=__version__)
     save_model_folder(run.dir / "model", ema_model, data.vae, card)

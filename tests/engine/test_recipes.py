@@ -174,3 +174,36 @@ def test_train_flags_override_the_recipe_and_keep_what_they_do_not_name():
     assert (custom.train.anchor, custom.train.anchor_weight) == (None, 1.0)  # off unless named
     assert req("--init-from", "default", "--motion-weight", "0.5").train.motion_weight == 0.5
     assert custom.train.motion_weight == 0.0
+
+
+def test_a_model_s_own_image_guidance_travels_in_its_card(tiny_run, tmp_path, monkeypatch):
+    """``rdtf train --image-guidance G`` saves G in the card; frames given to that model are then held with G
+    unless a request names another, and the sticker's recipe records the value used."""
+    from rdtf_engine.core.config import TrainConfig
+    from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, GenerateRequest
+    from rdtf_engine.jobs.api import generate
+    from rdtf_engine.model.store import list_models, validate_model_folder
+
+    monkeypatch.setenv("RDTF_HOME", str(tmp_path / "home"))
+    base = tiny_run[0] / "model"
+    pack, out = tiny_pack(tmp_path / "pack"), tmp_path / "run"
+    assert main(["train", "--data", str(pack), "--out", str(out), "--init-from", str(base), "--batch-size", "2",
+                 "--steps", "2", "--checkpoint-every", "2", "--decoder-steps", "0", "--device", "cpu",
+                 "--image-guidance", "2"]) == 0
+    assert validate_model_folder(out / "model").guidance_image == 2.0
+    assert validate_model_folder(base).guidance_image == 0.0  # a card without one: the engine's default
+    start = str(pack / "s1.png")
+
+    def draw(model, **kw):
+        return generate(GenerateRequest(prompt="a square number 1", model=str(model), frames=4, size=32, steps=2,
+                                        seed=0, init_image=start, **kw))
+
+    own = draw(out / "model")
+    assert own.recipe["guidance_image"] == 2.0
+    told = draw(out / "model", guidance_image=DEFAULT_GUIDANCE_IMAGE)
+    assert told.recipe["guidance_image"] == DEFAULT_GUIDANCE_IMAGE and not np.array_equal(told.frames, own.frames)
+    assert draw(base).recipe["guidance_image"] == DEFAULT_GUIDANCE_IMAGE
+    listed = {m["name"]: m for m in list_models(extra_dirs=[str(tmp_path)])}
+    assert listed["run"]["guidance_image"] == 2.0 and listed["default"]["guidance_image"] == DEFAULT_GUIDANCE_IMAGE
+    with pytest.raises(InputError, match="guidance_image"):
+        TrainConfig(guidance_image=31.0).validate()
