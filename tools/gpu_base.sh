@@ -11,7 +11,10 @@
 # the host stays warm: chain the calls (each within 30 s of the last) and the data is prepared once.
 #
 #   here:   bash tools/gpu_carry.sh     (.fluent ≈ 25 MB: one call's carry; .gpu, .whl: the start call's)
-#   call 1: bash tools/gpu_base.sh stage            (carry .fluent; copied to /tmp, which the warm host keeps)
+#   call 1: bash tools/gpu_base.sh stage            (carry .fluent-a; copied to /tmp, which the warm host keeps)
+#   call 1b: bash tools/gpu_base.sh stage           (carry .fluent-b: the ≈ 41 MB tree and the whole 26 MB cache
+#                                                    are over one call's 64 MiB since 2026-12-04; start checks
+#                                                    that every shard of the index arrived)
 #   [call:  bash tools/gpu_base.sh stage-init       (carry .base-init: a model folder brought back by an
 #                                                    earlier lease, without its vae/, to continue from;
 #                                                    default: the shipped model)
@@ -114,8 +117,11 @@ last within 30 s); stage again, stage-init the model last brought back, start ag
 }
 
 case "$cmd" in
-  stage)  # the Fluent shards → $STAGE (kept on the warm host while the next call carries more)
-    rm -rf $STAGE && mkdir -p $STAGE && cp -r .fluent $STAGE/fluent && du -sh $STAGE/fluent; exit 0 ;;
+  stage)  # the Fluent shards → $STAGE (kept on the warm host while the next call carries more): the whole
+    # .fluent where it fits beside the tree, else .fluent-a in one call and .fluent-b in the next (gpu_carry.sh)
+    [ -d .fluent-b ] && [ ! -d .fluent-a ] || { rm -rf $STAGE && mkdir -p $STAGE/fluent; }
+    for d in .fluent .fluent-a .fluent-b; do [ -d $d ] && cp $d/* $STAGE/fluent/; done
+    du -sh $STAGE/fluent; ls $STAGE/fluent; exit 0 ;;
   stage-init)  # whichever of the two this call carried (a folder a call does not carry may linger there)
     if [ -f .base-init/config.json ]; then rm -rf $STAGE/init && cp -r .base-init $STAGE/init; fi
     if [ -f .base-vae/config.json ]; then rm -rf $STAGE/init-vae && cp -r .base-vae $STAGE/init-vae; fi
@@ -128,8 +134,18 @@ case "$cmd" in
 esac
 
 [ -f $STAGE/fluent/index.json ] || { echo "[base] no staged Fluent data: the host went cold; run stage again"; exit 3; }
+python3 - $STAGE/fluent <<'PYEOF' || { echo "[base] staged Fluent data incomplete: stage .fluent-b too"; exit 3; }
+import json, sys
+from pathlib import Path
+d = Path(sys.argv[1]); index = json.loads((d / "index.json").read_text())
+names = [s["name"] if isinstance(s, dict) else s for s in index.get("shards", [])]
+missing = [n for n in names if not (d / n).is_file()]
+sys.exit(f"missing shards: {missing}" if missing else 0)
+PYEOF
 rm -rf $R && mkdir -p $R
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
+if ls .whl/*.whl >/dev/null 2>&1; then  # (a later start on the same warm host may leave .whl out of its carry)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
+else [ -d $STAGE/site ] || { echo "[base] carry .whl"; exit 2; }; fi
 python3 tools/gpu_bundle.py expand --src .gpu --dst $STAGE/minilm >/dev/null
 mkdir -p $R/src && cp -r rdtf_engine resources $R/src/ && cp "$0" $R/gpu_base.sh && cp .gpu/font/NotoColorEmoji.ttf $R/src/
 INIT=default
