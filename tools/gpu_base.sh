@@ -29,7 +29,10 @@
 #                                                    shipped model's predictions on the emoji clips: training/anchor.py;
 #                                                    MOTION_W=W fits the frame-to-frame differences too, with weight W;
 #                                                    EVAL_INIT=1 evaluates the carried model beside the new one;
-#                                                    IMAGE_G=G saves G as the new model's own image guidance)
+#                                                    IMAGE_G=G saves G as the new model's own image guidance;
+#                                                    DELTA_RANK=R trains rank-R size deltas alone, the base frozen:
+#                                                    its 128 px draft stays the shipped model's exactly, every step
+#                                                    runs at 256 px, no anchor needed: model/size_deltas.py)
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, sheets.tar.part-*)
 #   A start/wait call that ends before the job brings back the logs so far (SNAP=1: the newest model too, which
@@ -175,7 +178,7 @@ echo "[base] \$(date +%T) DFGN from $INIT for ${TRAIN_MIN:-15} min"
     --draft-size ${DRAFT:-128} --draft-every ${DRAFT_EVERY:-3} --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
     --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every ${CKPT:-500} --sample-every 0 \
     --seed $SEED ${ANCHOR:+--anchor $ANCHOR --anchor-weight ${ANCHOR_W:-1}} ${MOTION_W:+--motion-weight $MOTION_W} \
-    ${IMAGE_G:+--image-guidance $IMAGE_G} > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
+    ${IMAGE_G:+--image-guidance $IMAGE_G} ${DELTA_RANK:+--size-delta-rank $DELTA_RANK --trainable deltas} > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
 DFGN=\$!
 # the decoder starts once the DFGN's data is prepared (both would fight over the host's cores before)
 while kill -0 \$DFGN 2>/dev/null && ! grep -q '"stage": *"train"' train.jsonl; do sleep 5; done

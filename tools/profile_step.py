@@ -50,6 +50,9 @@ def main() -> None:
                          "resnet (ResnetBlock2D), temporal (the temporal conv stacks), ff (the transformers' "
                          "feed-forward), norm (their GroupNorm/LayerNorm); whole-model compile fails on the "
                          "masked attention's backward (docs/results.md)")
+    ap.add_argument("--size-delta-rank", type=int, default=0,
+                    help="build the model with size deltas of this rank (off at half the latent size: a 2× draft) "
+                         "and train only them, as `rdtf train --size-delta-rank R --trainable deltas` does")
     ap.add_argument("--sdpa", default=None, choices=("math", "efficient", "flash", "cudnn"),
                     help="allow only this scaled-dot-product-attention backend (default: PyTorch's choice)")
     ap.add_argument("--full-frames", action="store_true",
@@ -62,8 +65,18 @@ def main() -> None:
     from rdtf_engine.model.dfgn import build_dfgn
 
     dev, mp = resolve_device(args.device, "auto")  # same backend flags as training (cuDNN SDPA off, TF32)
-    model = build_dfgn(args.preset, temporal=args.temporal, num_frames=args.frames).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev.type == "cuda")
+    if args.size_delta_rank:  # the run's architecture and what it trains, as the training loop builds them
+        from rdtf_engine.core.config import ModelConfig
+        from rdtf_engine.training.finetune import apply_trainable
+
+        px = args.size * 8
+        model = build_dfgn(ModelConfig(preset=args.preset, size=px, draft_size=px // 2, temporal=args.temporal,
+                                       num_frames=args.frames, size_delta_rank=args.size_delta_rank))
+        apply_trainable(model, "deltas")
+    else:
+        model = build_dfgn(args.preset, temporal=args.temporal, num_frames=args.frames)
+    model = model.to(dev).train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, fused=dev.type == "cuda")
     fwd = torch.compile(model) if args.compile else model
     compiled_blocks = compile_blocks(model, args.compile_blocks)
     b, f, s = args.batch, args.frames, args.size
@@ -115,7 +128,7 @@ def main() -> None:
     top = [{"op": e.key[:90], "share": round(getattr(e, key, 0) / total, 4), "calls": e.count} for e in rows[: args.top]]
     print(json.dumps({"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
                       "preset": args.preset, "batch": b, "frames": f, "latent": s, "ms_per_step": round(ms, 1),
-                      "compiled": args.compile, "compiled_blocks": compiled_blocks, "full_frames": args.full_frames, "sdpa": args.sdpa, "warmup_s": round(warm_s, 1),
+                      "compiled": args.compile, "size_delta_rank": args.size_delta_rank, "compiled_blocks": compiled_blocks, "full_frames": args.full_frames, "sdpa": args.sdpa, "warmup_s": round(warm_s, 1),
                       "clips_per_s": round(b * 1000 / ms, 1), "top": top}, indent=1))
 
 

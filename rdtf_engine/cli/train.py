@@ -31,6 +31,7 @@ def cmd_train(args, rep: Reporter) -> int:
 _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "temporal": ("model", "temporal"),
               "reference_attention": ("model", "reference_attention"),
               "draft_size": ("model", "draft_size"), "draft_every": ("train", "draft_every"), "steps": ("train", "steps"),
+              "size_delta_rank": ("model", "size_delta_rank"),
               "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "seed": ("train", "seed"),
               "autoencoder": ("train", "autoencoder"), "ae_steps": ("train", "ae_steps"),
               "decoder_steps": ("train", "decoder_steps"),
@@ -137,6 +138,10 @@ def add_train_parsers(sub) -> None:
                         "text → video then drafts at it, where the layout comes out right, and refines at --size")
     t.add_argument("--draft-every", type=int, default=None,
                    help="with a draft size: every N-th step trains at it (default 2: every other step)")
+    t.add_argument("--size-delta-rank", type=int, default=None, metavar="R",
+                   help="with a draft size: give every layer a rank-R companion that acts only off the draft size "
+                        "(0 = none; default --init-from's); with --trainable deltas only those train, so the "
+                        "draft-size network stays the base's exactly while the larger size learns")
     t.add_argument("--anchor", default=None, metavar="MODEL",
                    help="hold the run to this model's predictions (usually the --init-from model, e.g. default) on "
                         "the batches at its own size, for the procedural clips it learnt from: keeps its drawing "
@@ -161,7 +166,8 @@ def add_train_parsers(sub) -> None:
                         "without attention, with a zero-initialised block each (default off, or --init-from's)")
     t.add_argument("--trainable", choices=TRAINABLE, default=None,
                    help="all weights; attention: only the attention and temporal layers; text: only the text "
-                        "projection and the text cross-attention's keys and values (default all)")
+                        "projection and the text cross-attention's keys and values; deltas: only the size "
+                        "deltas (--size-delta-rank) (default all)")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
     t.add_argument("--ae-steps", type=int, default=None, help="default the recipe's (custom: 500)")
     t.add_argument("--decoder-steps", type=int, default=None, metavar="N",

@@ -57,6 +57,7 @@ PRESETS = tuple(DFGN_PRESETS)
 LATENT_CHANNELS = 4
 MIN_SIZE, MAX_SIZE = 32, 512  # frame sizes in px that requests accept (multiples of 8)
 VAE_FACTOR = 8
+MAX_DELTA_RANK = 256
 
 # DFGN reference attention (model/reference.py): "off"; "on" = the attention levels' spatial self-attention also
 # sees the reference frame (no new weights); "all" = and levels without attention get a block of their own.
@@ -104,9 +105,12 @@ class ModelConfig:
     # A smaller size the model also trains at (one step in TrainConfig.draft_every; 0 = none): text → video then
     # drafts the clip at this size, where a small latent grid gets the layout right, and refines it at ``size``.
     draft_size: int | None = None
+    # Size deltas (model/size_deltas.py): every layer gets a low-rank companion of this rank that acts only off the
+    # draft size, so the draft-size network can stay the base's exactly (0 = none; needs a draft size).
+    size_delta_rank: int | None = None
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"preset": "tiny", "size": 64, "temporal": "sti",
-                                          "reference_attention": "off", "draft_size": 0}
+                                          "reference_attention": "off", "draft_size": 0, "size_delta_rank": 0}
 
     def resolved(self, base: ModelConfig | None = None) -> ModelConfig:
         """Every None field from ``base`` (a fine-tune's model), else from DEFAULTS; reference mode normalised."""
@@ -117,6 +121,8 @@ class ModelConfig:
         kw["reference_attention"] = reference_mode(kw["reference_attention"])
         if self.draft_size is None and kw["draft_size"] and kw["draft_size"] >= kw["size"]:
             kw["draft_size"] = 0  # a base's draft size does not carry over to a fine-tune at or below it
+        if self.size_delta_rank is None and not kw["draft_size"]:
+            kw["size_delta_rank"] = 0  # nor its size deltas, which act only off the draft size
         return dataclasses.replace(self, **kw)
 
     def validate(self) -> None:
@@ -133,6 +139,11 @@ class ModelConfig:
         if draft and (draft < MIN_SIZE or draft % 8 or (self.size is not None and draft >= int(self.size))):
             raise InputError(f"draft_size must be 0 or a multiple of 8 from {MIN_SIZE} up to below the model's size "
                              f"({self.size}), got {draft}")
+        rank = int(self.size_delta_rank or 0)
+        if not 0 <= rank <= MAX_DELTA_RANK:
+            raise InputError(f"size_delta_rank must be between 0 and {MAX_DELTA_RANK}, got {rank}")
+        if rank and not draft:
+            raise InputError("size deltas act only off the draft size: size_delta_rank needs a draft_size")
         if int(self.latent_channels) != LATENT_CHANNELS:
             raise InputError(f"latent_channels must be {LATENT_CHANNELS} (the RGBA autoencoder's)")
 
@@ -140,7 +151,8 @@ class ModelConfig:
 # What a fine-tune may train: "all" weights; only the attention and temporal layers ("attention": about half of
 # the small DFGN's weights; the rest keep the base's and cost no optimiser state); or only what maps the caption
 # into the picture ("text": ≈ 5 %, training/finetune.py TEXT_PARTS).
-TRAINABLE = ("all", "attention", "text")
+# "deltas": only the size deltas (model/size_deltas.py), so the draft-size network stays the base's exactly.
+TRAINABLE = ("all", "attention", "text", "deltas")
 MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
 
 

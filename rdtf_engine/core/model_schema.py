@@ -122,6 +122,8 @@ UNET_SCHEMA = {
     "cond_heads": _int(1, 128),
     "reference_attention": BOOL,
     "reference_attention_all_levels": BOOL,
+    "size_delta_rank": _int(0, 256),
+    "size_delta_off_latent": _int(0, 256),
 }
 # diffusers AutoencoderKL arguments this engine writes (RGBA in/out, 4 latent channels).
 VAE_SCHEMA = {

@@ -25,11 +25,12 @@ from diffusers.models.resnet import Downsample2D, ResnetBlock2D, Upsample2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
-from rdtf_engine.core.config import DFGN_PRESETS, ModelConfig, reference_flags, reference_mode
+from rdtf_engine.core.config import DFGN_PRESETS, VAE_FACTOR, ModelConfig, reference_flags, reference_mode
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.model.blocks import FrameInfo, TemporalAttention
 from rdtf_engine.model.condition import ConditionEncoder
 from rdtf_engine.model.reference import ReferenceAttention, ReferenceAttnProcessor, reference_rows
+from rdtf_engine.model.size_deltas import SizeDeltas
 from rdtf_engine.model.sti import make_temporal_layer
 
 TEMPORAL_LAYERS = ("sti", "conv3d")
@@ -156,6 +157,8 @@ class DFGN(ModelMixin, ConfigMixin):
         cond_heads: int = 2,
         reference_attention: bool = False,  # spatial self-attention also sees the reference frame (reference.py)
         reference_attention_all_levels: bool = False,  # and levels without attention get a block of their own
+        size_delta_rank: int = 0,  # low-rank deltas acting only off the latent grid below (size_deltas.py); 0 = none
+        size_delta_off_latent: int = 0,  # the draft size's latent side, where the network is exactly its base
     ):
         super().__init__()
         chans = tuple(int(c) for c in block_out_channels)
@@ -210,6 +213,10 @@ class DFGN(ModelMixin, ConfigMixin):
         self.conv_norm_out = nn.GroupNorm(norm_num_groups, c0, eps=1e-5)
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(c0, out_channels, 3, padding=1)
+        if size_delta_rank and size_delta_off_latent < 1:
+            raise InputError("size deltas need the latent side they are off at (size_delta_off_latent)")
+        # built last: the deltas wrap every layer above (never their own)
+        self.size_deltas = SizeDeltas(self, size_delta_rank, size_delta_off_latent) if size_delta_rank else None
 
     def forward(
         self,
@@ -226,6 +233,8 @@ class DFGN(ModelMixin, ConfigMixin):
         self._check_inputs(sample, encoder_hidden_states, cond_latents, frame_mask, text_mask)
         if frame_mask is not None:
             frame_mask = frame_mask.to(device=sample.device, dtype=torch.bool)
+        if self.size_deltas is not None:
+            self.size_deltas.set_grid(h, w)  # off on the draft-size grid: there the network is its base exactly
         refs = reference_rows(cond_latents) if self.config.reference_attention else None
         frames = FrameInfo(f, frame_mask, refs)
 
@@ -297,10 +306,14 @@ def build_dfgn(cfg: ModelConfig | str, temporal: str = "sti", num_frames: int = 
     """A fresh DFGN for a ``ModelConfig`` (its None fields take ``ModelConfig.DEFAULTS``), or for a preset name
     (tiny | small | paper) with the other arguments; ``reference_attention``: a ``config.REFERENCE_MODES`` name
     ("off" | "on" | "all") or a bool (True = "on")."""
+    deltas = {}
     if isinstance(cfg, ModelConfig):
         cfg = cfg.resolved()
         preset, temporal, num_frames, reference_attention = (cfg.preset, cfg.temporal, cfg.num_frames,
                                                              cfg.reference_attention)
+        if cfg.size_delta_rank:
+            deltas = {"size_delta_rank": int(cfg.size_delta_rank),
+                      "size_delta_off_latent": int(cfg.draft_size) // VAE_FACTOR}
     else:
         preset = cfg
     if preset not in DFGN_PRESETS:
@@ -308,7 +321,7 @@ def build_dfgn(cfg: ModelConfig | str, temporal: str = "sti", num_frames: int = 
     if temporal not in TEMPORAL_LAYERS:
         raise InputError(f"unknown temporal layer {temporal!r}; choose one of {', '.join(TEMPORAL_LAYERS)}")
     return DFGN(**{**DFGN_PRESETS[preset], "temporal_layer": temporal, "num_frames": int(num_frames),
-                   **reference_flags(reference_mode(reference_attention))})
+                   **reference_flags(reference_mode(reference_attention)), **deltas})
 
 
 def count_parameters(model: nn.Module) -> int:

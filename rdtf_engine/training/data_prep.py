@@ -128,6 +128,10 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
     summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
     data = TrainData(cache, train_ids, val_ids, vae, scale, summary)
     draft = int(req.model.draft_size or 0)
+    if draft and req.train.trainable == "deltas":  # at the draft size the deltas are off: nothing there trains
+        on_event(Log("info", f"only the size deltas train: no steps at the draft size {draft} px, where the "
+                             "network stays its base's"))
+        return data
     if not draft:
         return data
     drafts = open_source(req.train.data, draft, num_clips=req.train.max_clips, seed=req.train.seed, training=True,

@@ -25,6 +25,8 @@ ATTENTION_PARTS = (".attn.", ".temp_attn.", ".temporal.", "transformer_in.", ".r
 # of the text cross-attention (a "custom diffusion" style tune: a pack's captions learn their characters' look
 # while every layer that draws and moves stays the base's); ≈ 5 % of the small preset's weights.
 TEXT_PARTS = ("text_proj.", ".attn2.to_k.", ".attn2.to_v.")
+# "trainable: deltas": only the size deltas (model/size_deltas.py): the base's draft-size network stays exact.
+DELTAS = "size_deltas."
 
 
 def init_model(name: str) -> tuple[Path, ModelCard]:
@@ -43,7 +45,8 @@ def base_model_config(name: str) -> ModelConfig:
     """The architecture of the model ``name`` (its reference mode from its DFGN config: older models "off")."""
     folder, card = init_model(name)
     unet_cfg = json.loads((folder / "unet" / "config.json").read_text("utf-8"))
-    return card.model_config(config_reference_mode(unet_cfg))
+    return dataclasses.replace(card.model_config(config_reference_mode(unet_cfg)),
+                               size_delta_rank=int(unet_cfg.get("size_delta_rank", 0)))
 
 
 def resolve_architecture(req: TrainRequest) -> TrainRequest:
@@ -62,8 +65,11 @@ def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device
     folder = resolve_init(req.init_from)
     unet, _, card = load_model_folder(folder, device="cpu")
     mine, theirs = model.state_dict(), unet.state_dict()
-    # Reference-attention blocks ("all") that the base predates keep their fresh init: zero output = identity.
-    new = [k for k in mine if k not in theirs and ".ref_attn." in k]
+    if not any(k.startswith(DELTAS) for k in mine):  # a fine-tune at the base's draft size, where its deltas are off
+        theirs = {k: v for k, v in theirs.items() if not k.startswith(DELTAS)}
+    # Reference-attention blocks ("all") and size deltas that the base predates keep their fresh init: zero
+    # output = identity.
+    new = [k for k in mine if k not in theirs and (".ref_attn." in k or k.startswith(DELTAS))]
     bad = [k for k in mine if k not in new and (k not in theirs or theirs[k].shape != mine[k].shape)]
     if bad or len(theirs) != len(mine) - len(new):
         m = req.model
@@ -71,13 +77,14 @@ def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device
                             f"{card.num_frames} frames) does not match this run ({m.preset}, {m.temporal}, "
                             f"{m.num_frames} frames); first mismatch: {(bad or ['extra keys'])[0]}")
     model.load_state_dict({k: v.to(device=device, dtype=mine[k].dtype) for k, v in theirs.items()}, strict=not new)
-    grown = f"; {len(new)} new reference-attention tensors start as identity" if new else ""
+    kinds = {"reference-attention": sum(".ref_attn." in k for k in new), "size-delta": sum(k.startswith(DELTAS) for k in new)}
+    grown = "".join(f"; {n} new {kind} tensors start as identity" for kind, n in kinds.items() if n)
     return f"initialised from {folder} ({card.name}, {card.base_steps + card.steps} steps){grown}"
 
 
 def apply_trainable(model: torch.nn.Module, trainable: str) -> int:
     """Freeze what ``trainable`` keeps fixed ("all": nothing); → the number of trainable parameters."""
-    parts = {"attention": ATTENTION_PARTS, "text": TEXT_PARTS}.get(trainable, ())
+    parts = {"attention": ATTENTION_PARTS, "text": TEXT_PARTS, "deltas": ("." + DELTAS,)}.get(trainable, ())
     for name, p in model.named_parameters():
         p.requires_grad_(trainable == "all" or any(part in f".{name}" for part in parts))
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -144,7 +144,7 @@ def test_request_parts_flat_forms_and_model_config(tmp_path):
         TrainRequest.of(data="d", nonsense=1)
     with pytest.raises(InputError, match="trainable"):
         TrainRequest.of(data="d", trainable="some").validate()
-    assert ModelConfig().resolved() == ModelConfig("tiny", 64, 8, "sti", "off", draft_size=0)
+    assert ModelConfig().resolved() == ModelConfig("tiny", 64, 8, "sti", "off", draft_size=0, size_delta_rank=0)
     assert ModelConfig(size=32).resolved(ModelConfig("small", 128, 8, "sti", True)).reference_attention == "on"
     assert dict(build_dfgn(ModelConfig("tiny", temporal="conv3d")).config) == dict(build_dfgn("tiny", "conv3d").config)
     (tmp_path / "studio_request.json").write_text(json.dumps(flat))
@@ -173,6 +173,9 @@ def test_train_flags_override_the_recipe_and_keep_what_they_do_not_name():
     assert (anchored.train.anchor, anchored.train.anchor_weight) == ("default", 3.0)
     assert (custom.train.anchor, custom.train.anchor_weight) == (None, 1.0)  # off unless named
     assert req("--init-from", "default", "--motion-weight", "0.5").train.motion_weight == 0.5
+    grown = req("--init-from", "default", "--size", "256", "--draft-size", "128", "--size-delta-rank", "32",
+                "--trainable", "deltas")
+    assert (grown.model.size_delta_rank, grown.train.trainable) == (32, "deltas")
     assert custom.train.motion_weight == 0.0
 
 

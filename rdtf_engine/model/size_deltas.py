@@ -1,0 +1,91 @@
+"""Size deltas: low-rank weight changes of the DFGN that act only above its draft size (docs/method.md §2.5).
+
+A base model learnt to draw at its draft size (the shipped one at 128 px: a 16 × 16 latent grid) and must also
+draw at a larger native size. Fine-tuning all its weights there made it forget the draft size it drafts text →
+video at: colours went first, then shapes, lease after lease — an anchor towards the old model's predictions
+slowed that, it did not stop it (docs/results.md). Size deltas make the forgetting impossible by construction:
+every Conv2d / Conv3d / Linear ``W`` of the network gets a low-rank companion ``Δ(x) = up(down(x))`` — ``down``
+the layer's own kernel, stride and padding into ``r`` channels, ``up`` a 1 × 1 (zero at init) back out — and
+
+    layer output = W(x)          on the draft-size latent grid (``off_latent``), exactly the base model's;
+                 = W(x) + Δ(x)   on any other grid.
+
+Train only the deltas (``TrainConfig.trainable = "deltas"``) and the draft-size network stays the base model
+bit for bit while the native size learns; the deltas are ~20-40 % more weights at rank 32-64 for the ``small``
+preset (``count``). The gate is a Python flag set by ``DFGN.forward`` from the latent grid, so a CUDA graph or an
+ONNX export, both made per input shape, each capture one branch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+TARGETS = (nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")  # ModuleDict keys may not contain dots
+
+
+class LowRankDelta(nn.Module):
+    """Δ for one layer: ``down`` (the layer's kernel/stride/padding, in → r) then ``up`` (1 × 1, r → out, zero init).
+
+    Conv2d (N, C_in, H, W) -> (N, C_out, H', W'); Conv3d (N, C_in, D, H, W) -> (N, C_out, D', H', W'); Linear (…, in) -> (…, out).
+    """
+
+    def __init__(self, layer: nn.Module, rank: int) -> None:
+        super().__init__()
+        if isinstance(layer, nn.Linear):
+            r = max(1, min(rank, layer.in_features, layer.out_features))
+            self.down = nn.Linear(layer.in_features, r, bias=False)
+            self.up = nn.Linear(r, layer.out_features, bias=False)
+        else:
+            conv = nn.Conv2d if isinstance(layer, nn.Conv2d) else nn.Conv3d
+            r = max(1, min(rank, layer.in_channels, layer.out_channels))
+            self.down = conv(layer.in_channels, r, layer.kernel_size, stride=layer.stride, padding=layer.padding,
+                             dilation=layer.dilation, bias=False)
+            self.up = conv(r, layer.out_channels, 1, bias=False)
+        nn.init.zeros_(self.up.weight)  # Δ = 0 at init: the native size starts as the base model's behaviour there
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.down(x))
+
+
+class DeltaHook:
+    """The forward hook of one layer. An object, not a closure: ``copy.deepcopy`` of the model (the EMA and fp16
+    copies do that) then points the copy's hooks at the copy's deltas and gate, not at the original's."""
+
+    def __init__(self, owner: SizeDeltas, key: str) -> None:
+        self.owner, self.key = owner, key
+
+    def __call__(self, module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
+        if not self.owner.active:
+            return None  # the layer's own output, untouched
+        return out + self.owner.deltas[self.key](args[0]).to(out.dtype)
+
+
+class SizeDeltas(nn.Module):
+    """The deltas of every target layer of ``model`` (registered as forward hooks) and their on/off gate.
+
+    ``off_latent``: the latent side (draft size / 8) at which every delta is off. ``set_grid(h, w)`` is called by
+    the model's forward before its layers run.
+    """
+
+    def __init__(self, model: nn.Module, rank: int, off_latent: int) -> None:
+        super().__init__()
+        self.rank, self.off_latent, self.active = int(rank), int(off_latent), False
+        layers = [(name, m) for name, m in model.named_modules()
+                  if isinstance(m, TARGETS) and getattr(m, "groups", 1) == 1]
+        self.deltas = nn.ModuleDict({_key(name): LowRankDelta(m, self.rank) for name, m in layers})
+        for name, m in layers:
+            m.register_forward_hook(DeltaHook(self, _key(name)))
+
+    def set_grid(self, h: int, w: int) -> None:
+        self.active = not (int(h) == self.off_latent and int(w) == self.off_latent)
+
+
+def count(model: nn.Module) -> int:
+    """Number of size-delta weights in ``model`` (0 without them)."""
+    deltas = getattr(model, "size_deltas", None)
+    return sum(p.numel() for p in deltas.parameters()) if deltas is not None else 0

@@ -1,0 +1,120 @@
+"""Size deltas (model/size_deltas.py): low-rank layer companions that act only off the draft-size latent grid, so
+a network trained through them alone stays its base exactly at the draft size."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from rdtf_engine.core.config import ModelConfig
+from rdtf_engine.core.errors import InputError, TrainingError
+from rdtf_engine.model.dfgn import DFGN, build_dfgn
+from rdtf_engine.model.size_deltas import count
+from rdtf_engine.model.store import load_model_folder
+from rdtf_engine.training.finetune import apply_trainable
+from rdtf_engine.training.loop import train
+
+DRAFT, NATIVE = 4, 8  # latent sides of a 32 px draft and a 64 px native size
+
+
+def _pair(rank: int = 4) -> tuple[DFGN, DFGN]:
+    """(a tiny DFGN with size deltas, the same network without them, sharing every base weight)."""
+    torch.manual_seed(0)
+    with_deltas = build_dfgn(ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=rank)).eval()
+    plain = build_dfgn(ModelConfig(preset="tiny", size=64)).eval()
+    base = {k: v for k, v in with_deltas.state_dict().items() if not k.startswith("size_deltas.")}
+    plain.load_state_dict(base)
+    return with_deltas, plain
+
+
+def _randomise_deltas(model: DFGN, scale: float = 0.05) -> None:
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.size_deltas.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+
+
+def _eps(model: DFGN, side: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 4, 8, side, side, generator=gen)
+    text = torch.randn(2, 32, 384, generator=gen)
+    mask = torch.tensor([[True] * 8, [True] * 5 + [False] * 3])
+    with torch.no_grad():
+        return model(x, torch.tensor([100, 700]), text, torch.zeros_like(x), frame_mask=mask)
+
+
+def test_every_layer_gets_a_delta_and_they_start_as_nothing():
+    model, plain = _pair()
+    layers = [m for m in plain.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear))]
+    assert len(model.size_deltas.deltas) == len(layers) > 20
+    assert count(model) > 0 and count(plain) == 0
+    for side in (DRAFT, NATIVE):  # zero-initialised up-projections: the same network at every size
+        assert torch.equal(_eps(model, side), _eps(plain, side))
+
+
+def test_at_the_draft_size_the_network_is_its_base_exactly_and_elsewhere_the_deltas_act():
+    model, plain = _pair()
+    _randomise_deltas(model)
+    assert torch.equal(_eps(model, DRAFT), _eps(plain, DRAFT))  # bit for bit, whatever the deltas hold
+    assert (_eps(model, NATIVE) - _eps(plain, NATIVE)).abs().max() > 1e-3
+
+
+def test_a_copy_of_the_model_uses_its_own_deltas():
+    model, plain = _pair()
+    _randomise_deltas(model)
+    twin = copy.deepcopy(model)  # what the EMA snapshot and the fp16 export do
+    with torch.no_grad():
+        for p in twin.size_deltas.parameters():
+            p.zero_()
+    assert torch.equal(_eps(twin, NATIVE), _eps(plain, NATIVE))
+    assert (_eps(model, NATIVE) - _eps(plain, NATIVE)).abs().max() > 1e-3  # the original kept its own
+
+
+def test_deltas_survive_a_save_and_a_load(tmp_path):
+    model, _ = _pair()
+    _randomise_deltas(model)
+    model.save_pretrained(tmp_path / "unet")
+    again = DFGN.from_pretrained(tmp_path / "unet").eval()
+    assert again.config.size_delta_rank == 4 and again.config.size_delta_off_latent == DRAFT
+    assert torch.equal(_eps(again, NATIVE), _eps(model, NATIVE))
+
+
+def test_trainable_deltas_freezes_everything_else_and_a_model_without_deltas_refuses_it():
+    model, plain = _pair()
+    n = apply_trainable(model, "deltas")
+    assert n == count(model)
+    assert all(p.requires_grad == name.startswith("size_deltas.") for name, p in model.named_parameters())
+    with pytest.raises(TrainingError, match="no parameter"):
+        apply_trainable(plain, "deltas")
+
+
+def test_the_rank_is_checked_and_needs_a_draft_size():
+    with pytest.raises(InputError, match="draft_size"):
+        ModelConfig(preset="tiny", size=64, size_delta_rank=4).validate()
+    with pytest.raises(InputError, match="size_delta_rank"):
+        ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=-1).validate()
+    ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=4).validate()
+    # a fine-tune at the base's draft size inherits no deltas (they would never act there)
+    base = ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=4).resolved()
+    assert ModelConfig(size=32).resolved(base).size_delta_rank == 0
+    assert ModelConfig().resolved(base).size_delta_rank == 4
+
+
+def test_a_deltas_only_fine_tune_learns_the_native_size_and_leaves_the_draft_size_untouched(tiny_run, tmp_path):
+    """A real run: a 32 px base grown to 64 px through rank-4 deltas alone (no draft-size steps at all)."""
+    from tests.engine.conftest import tiny_request
+
+    base = tiny_run[0] / "model"
+    events: list = []
+    train(tiny_request(tmp_path / "grown", steps=12, size=64, draft_size=32, size_delta_rank=4, trainable="deltas",
+                       init_from=str(base), checkpoint_every=12, lr=3e-3), on_event=events.append)
+    assert any("only the size deltas train" in getattr(e, "message", "") for e in events)
+    grown, _, _ = load_model_folder(tmp_path / "grown" / "model")
+    ref, _, _ = load_model_folder(base)
+    assert grown.config.size_delta_rank == 4 and count(grown) > 0
+    assert torch.equal(_eps(grown.float().eval(), DRAFT), _eps(ref.float().eval(), DRAFT))
+    delta_weights = [p for n, p in grown.named_parameters() if n.startswith("size_deltas.") and n.endswith("up.weight")]
+    assert any(p.abs().max() > 0 for p in delta_weights)  # the deltas learnt something …
+    assert (_eps(grown.float().eval(), NATIVE) - _eps(ref.float().eval(), NATIVE)).abs().max() > 1e-4  # … at 64 px
