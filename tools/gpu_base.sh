@@ -19,7 +19,8 @@
 #                                                    earlier lease, without its vae/, to continue from;
 #                                                    default: the shipped model)
 #    call:  bash tools/gpu_base.sh stage-init       (carry .base-vae: that model's vae/, which fits beside
-#                                                    neither .base-init nor .gpu in one transfer)]
+#                                                    neither .base-init nor .gpu in one transfer; carried
+#                                                    alone, it goes with the shipped DFGN)]
 #   call 2: bash tools/gpu_base.sh start 590        (carry .gpu .whl; TRAIN_MIN=… minutes, EVAL_OLD=0 skips
 #                                                    the shipped model's evaluations when they are known,
 #                                                    AE_MIN=0 the decoder's tuning when a tuned one is carried,
@@ -152,6 +153,10 @@ else [ -d $STAGE/site ] || { echo "[base] carry .whl"; exit 2; }; fi
 python3 tools/gpu_bundle.py expand --src .gpu --dst $STAGE/minilm >/dev/null
 mkdir -p $R/src && cp -r rdtf_engine resources $R/src/ && cp "$0" $R/gpu_base.sh && cp .gpu/font/NotoColorEmoji.ttf $R/src/
 INIT=default
+if [ ! -f $STAGE/init/config.json ] && [ -f $STAGE/init-vae/config.json ]; then
+  # a tuned decoder alone (stage-init with .base-vae only): the shipped DFGN with it, e.g. for DELTA_RANK runs
+  mkdir -p $STAGE/init && cp -r resources/models/default/. $STAGE/init/
+fi
 if [ -f $STAGE/init/config.json ]; then  # a carried model: its own decoder if it came, else the shipped one
   INIT=$STAGE/init; rm -rf $INIT/vae
   if [ -f $STAGE/init-vae/config.json ]; then cp -r $STAGE/init-vae $INIT/vae
@@ -185,6 +190,7 @@ while kill -0 \$DFGN 2>/dev/null && ! grep -q '"stage": *"train"' train.jsonl; d
 if [ "${AE_MIN:-6}" != 0 ]; then  # AE_MIN=0: keep the carried decoder; the DFGN alone ran 2.4 steps/s, 2.0 beside it
   echo "[base] \$(date +%T) decoder for ${AE_MIN:-6} min"
   \$PY -m rdtf_engine train-autoencoder --init-from $INIT --decoder-only --data builtin:mixed --size 256 \
+      --draft-size ${DRAFT:-128} \
       --steps ${AE_STEPS:-4000} --batch-size 32 --lr ${AE_LR:-2e-4} --max-frames 16000 --max-clips 3000 \
       --max-minutes ${AE_MIN:-6} --out ae256 > ae.log 2>&1 || echo "autoencoder failed" >> errors.txt
 fi

@@ -85,11 +85,16 @@ def cmd_train_autoencoder(args, rep: Reporter) -> int:
     elif args.decoder_only:
         raise InputError("--decoder-only fine-tunes a model's autoencoder: give --init-from MODEL")
     source = open_source(args.data, args.size, num_clips=args.max_clips, seed=args.seed)
+    draft = None
+    if args.draft_size:
+        if not 16 <= args.draft_size < args.size:
+            raise InputError(f"--draft-size must be at least 16 and below --size ({args.size}), got {args.draft_size}")
+        draft = open_source(args.data, args.draft_size, num_clips=args.max_clips, seed=args.seed)
     rep.install_signals()
     _, scale = train_autoencoder(source, args.out, preset, args.steps, device, batch_size=args.batch_size,
                                  lr=args.lr, seed=args.seed, max_frames=args.max_frames, mixed_precision=mp,
                                  on_event=rep, should_stop=rep.should_stop, max_minutes=args.max_minutes,
-                                 init_vae=init, decoder_only=args.decoder_only)
+                                 init_vae=init, decoder_only=args.decoder_only, draft_source=draft)
     rep(Finished({"out": args.out, "latent_scale": scale}))
     return 0
 
@@ -210,6 +215,9 @@ def add_train_parsers(sub) -> None:
     a.add_argument("--size", type=int, default=64)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--max-frames", type=int, default=20000)
+    a.add_argument("--draft-size", type=int, default=0, metavar="PX",
+                   help="also train on the same data at this smaller size, every other step: for a model that "
+                        "drafts at it (rdtf train --draft-size), whose drafts this decoder must decode too")
     a.add_argument("--max-clips", type=int, default=0)
     a.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this long")
     a.add_argument("--device", default="auto")

@@ -226,10 +226,17 @@ def tuned_decoder(req: TrainRequest, source, base_vae, ae_dir: Path, device: tor
     on_event(Log("info", f"tuning the autoencoder's decoder on the training frames ({steps} steps; the encoder "
                          "and latent space stay the base's)"))
     minutes = req.run.max_minutes * DECODER_TIME_SHARE if req.run.max_minutes else 0.0
+    draft_source = None
+    if req.model.draft_size:  # the pipeline decodes text → video drafts at the draft size: keep that size too
+        from rdtf_engine.data.sources import open_source
+
+        draft_source = open_source(req.train.data, int(req.model.draft_size), num_clips=req.train.max_clips,
+                                   seed=req.train.seed, training=True, pack_windows=req.train.pack_windows,
+                                   pack_style=req.train.pack_style)
     vae, _ = train_autoencoder(source, ae_dir, "fine-tune", steps, device,
                                batch_size=DECODER_BATCH.get(device.type, DECODER_BATCH["cpu"]), lr=DECODER_LR,
                                seed=req.train.seed, max_frames=DECODER_FRAMES,
                                mixed_precision=req.run.mixed_precision, on_event=on_event, should_stop=should_stop,
                                max_minutes=minutes, init_vae=base_vae,
-                               decoder_only=True)
+                               decoder_only=True, draft_source=draft_source)
     return vae

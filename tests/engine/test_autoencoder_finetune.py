@@ -33,6 +33,23 @@ def test_decoder_only_keeps_encoder_and_scale(tmp_path):
     assert s2 == 0.7 and torch.allclose(again.encode(x).latent_dist.mode(), vae.encode(x).latent_dist.mode())
 
 
+def test_a_draft_size_alternates_the_batches_between_the_two_sizes(tmp_path, monkeypatch):
+    """With ``draft_source`` every other step trains on the same data at the draft size (a two-size model's
+    decoder must decode its drafts too); the saved info names the draft size."""
+    import json
+
+    import rdtf_engine.training.autoencoder as ae
+
+    seen = []
+    real_loss = ae.autoencoder_loss
+    monkeypatch.setattr(ae, "autoencoder_loss", lambda vae, x: (seen.append(x.shape[-1]), real_loss(vae, x))[1])
+    base = build_autoencoder("tiny", 32)
+    train_autoencoder(None, tmp_path / "ae", "tiny", 4, torch.device("cpu"), batch_size=2, frames=_frames(),
+                      init_vae=base, decoder_only=True, draft_source=open_source("builtin:shapes", 16, num_clips=4))
+    assert seen == [32, 16, 32, 16]
+    assert json.loads((tmp_path / "ae" / "ae.json").read_text())["draft_size"] == 16
+
+
 def test_decoder_only_needs_a_start():
     import pytest
 

@@ -103,14 +103,17 @@ def test_the_rank_is_checked_and_needs_a_draft_size():
 
 
 def test_a_deltas_only_fine_tune_learns_the_native_size_and_leaves_the_draft_size_untouched(tiny_run, tmp_path):
-    """A real run: a 32 px base grown to 64 px through rank-4 deltas alone (no draft-size steps at all)."""
+    """A real run: a 32 px base grown to 64 px through rank-4 deltas alone (no draft-size steps at all), its
+    decoder tuned first at both sizes (the pipeline decodes the 32 px drafts with it)."""
     from tests.engine.conftest import tiny_request
 
     base = tiny_run[0] / "model"
     events: list = []
     train(tiny_request(tmp_path / "grown", steps=12, size=64, draft_size=32, size_delta_rank=4, trainable="deltas",
-                       init_from=str(base), checkpoint_every=12, lr=3e-3), on_event=events.append)
-    assert any("only the size deltas train" in getattr(e, "message", "") for e in events)
+                       init_from=str(base), checkpoint_every=12, lr=3e-3, decoder_steps=2), on_event=events.append)
+    messages = [getattr(e, "message", "") for e in events]
+    assert any("only the size deltas train" in m for m in messages)
+    assert any("every other step on" in m and "at 32 px" in m for m in messages)  # the decoder's draft-size half
     grown, _, _ = load_model_folder(tmp_path / "grown" / "model")
     ref, _, _ = load_model_folder(base)
     assert grown.config.size_delta_rank == 4 and count(grown) > 0
