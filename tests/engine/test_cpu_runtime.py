@@ -90,3 +90,34 @@ def test_runtime_choice(monkeypatch, caplog):
         assert resolve_cpu_runtime("onnx") == "torch"
         assert resolve_cpu_runtime("tensorrt") == "torch"
     assert "onnxruntime is not installed" in caplog.text and "'tensorrt' is not one of" in caplog.text
+
+
+@needs_ort
+@pytest.mark.slow  # one ONNX export of a tiny denoiser
+def test_onnx_samples_what_pytorch_samples_with_size_deltas(monkeypatch, tmp_path):
+    """The size deltas are forward hooks switched by the latent grid: the export of a native-size window must
+    carry them (the export is checked against eager before use, and this compares whole samples)."""
+    from rdtf_engine.core.config import DFGN_PRESETS
+    from rdtf_engine.model.dfgn import DFGN
+
+    monkeypatch.setenv("RDTF_HOME", str(tmp_path))
+    p = SampleParams("x", frames=W, size=8 * H, steps=4, seed=3, guidance_image=1.5)
+    w, text = _window(True, 4), _text()
+    pipes = []
+    for runtime in ("torch", "onnx"):
+        pipe = _pipe()
+        torch.manual_seed(0)
+        pipe.unet = DFGN(**{**DFGN_PRESETS["tiny"], "num_frames": W, "size_delta_rank": 4,
+                            "size_delta_off_latent": H // 2}).eval()
+        with torch.no_grad():
+            for q in pipe.unet.size_deltas.parameters():
+                q.copy_(torch.randn(q.shape, generator=torch.Generator().manual_seed(q.numel())) * 0.05)
+        pipe.step_fns = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime=runtime)
+        pipes.append(pipe)
+    with torch.no_grad():
+        ref, out = (pp._denoise(w, p, text, torch.Generator().manual_seed(3), None) for pp in pipes)
+        pipes[0].unet.size_deltas.deltas.apply(lambda m: torch.nn.init.zeros_(m.weight) if hasattr(m, "weight") else None)
+        without = pipes[0]._denoise(w, p, text, torch.Generator().manual_seed(3), None)
+    assert any(isinstance(f, OnnxStep) for f in pipes[1].step_fns._built.values())
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    assert (ref - without).abs().max() > 1e-3  # the deltas were in the sample
