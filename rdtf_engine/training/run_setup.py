@@ -82,14 +82,18 @@ def effective_request(req: TrainRequest, run_dir: Path) -> TrainRequest:
 
 def make_accelerator(req: TrainRequest):
     from accelerate import Accelerator
-    from accelerate.utils import InitProcessGroupKwargs
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
     device, mp = resolve_device(req.run.device, req.run.mixed_precision)
     # Multi-GPU: `torchrun --nproc_per_node N -m rdtf_engine train …` (DDP). Building the latent cache can take
     # many minutes on the main process while the others wait at a barrier: the default 10-minute timeout is short.
     # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, round 5).
-    return Accelerator(mixed_precision=mp, cpu=device.type == "cpu",
-                       kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=2))])
+    handlers = [InitProcessGroupKwargs(timeout=timedelta(hours=2))]
+    m = req.model
+    if m.size_delta_rank and m.draft_size and req.train.trainable != "deltas":
+        # the size deltas sit out the draft-size steps: DDP must not wait for their gradients there
+        handlers.append(DistributedDataParallelKwargs(find_unused_parameters=True))
+    return Accelerator(mixed_precision=mp, cpu=device.type == "cpu", kwargs_handlers=handlers)
 
 
 def open_run(req: TrainRequest, on_event=null_event, should_stop=None) -> Run:

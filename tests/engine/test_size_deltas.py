@@ -121,3 +121,18 @@ def test_a_deltas_only_fine_tune_learns_the_native_size_and_leaves_the_draft_siz
     delta_weights = [p for n, p in grown.named_parameters() if n.startswith("size_deltas.") and n.endswith("up.weight")]
     assert any(p.abs().max() > 0 for p in delta_weights)  # the deltas learnt something …
     assert (_eps(grown.float().eval(), NATIVE) - _eps(ref.float().eval(), NATIVE)).abs().max() > 1e-4  # … at 64 px
+
+
+def test_ddp_looks_for_unused_parameters_only_when_the_deltas_sit_out_some_steps():
+    """With all weights training and a draft size, the deltas get no gradient on the draft-size steps: DDP must not
+    wait for them there. Trained alone, they are used on every step (there are no draft-size steps)."""
+    from rdtf_engine.core.requests import TrainRequest
+    from rdtf_engine.training.run_setup import make_accelerator
+
+    def handler(**kw):
+        req = TrainRequest.of(data="d", out="o", preset="tiny", size=64, draft_size=32, device="cpu", **kw)
+        return make_accelerator(req).ddp_handler
+
+    assert handler(size_delta_rank=4).find_unused_parameters
+    assert handler(size_delta_rank=4, trainable="deltas") is None
+    assert handler() is None
