@@ -46,9 +46,15 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
     data = cfg.get("data_summary", {})
     aug = data.get("augmentation") or {}
     unet_cfg = folder / "unet" / "config.json"
-    ref = config_reference_mode(json.loads(unet_cfg.read_text("utf-8"))) if unet_cfg.is_file() else "off"
+    unet = json.loads(unet_cfg.read_text("utf-8")) if unet_cfg.is_file() else {}
+    ref = config_reference_mode(unet)
     ref_text = {"off": "", "on": ", reference attention to the given frame",
                 "all": ", reference attention to the given frame at every latent level"}[ref]
+    if cfg.get("draft_size"):
+        ref_text += f"; text → video drafted at {cfg['draft_size']} px and refined"
+    if unet.get("size_delta_rank"):
+        ref_text += (f"; rank-{unet['size_delta_rank']} size deltas, off at the draft size (there it is its base "
+                     "model exactly)")
     lines = [
         f"# Model card: `{folder.name}`",
         "",
