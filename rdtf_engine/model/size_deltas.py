@@ -51,15 +51,33 @@ class LowRankDelta(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up(self.down(x))
 
+    def combined(self) -> torch.Tensor:
+        """ΔW with ``Δ(x) = conv(x, ΔW)`` (or ``x @ ΔWᵀ``): up is a 1 × 1 and down has the layer's own kernel,
+        stride and padding, so the two compose into one kernel of the layer's shape (in float32)."""
+        up, down = self.up.weight.float().flatten(1), self.down.weight.float()  # (out, r), (r, in, *kernel)
+        return torch.einsum("or,ri...->oi...", up, down)
+
 
 class DeltaHook:
-    """The forward hook of one layer. An object, not a closure: ``copy.deepcopy`` of the model (the EMA and fp16
-    copies do that) then points the copy's hooks at the copy's deltas and gate, not at the original's."""
+    """The hooks of one layer. Training (gradients on): output + Δ(input). Sampling (gradients off): the layer runs
+    once with its merged weight W + ΔW swapped in before and its own put back after — the same result to rounding
+    at no extra cost (213 more small convolutions cost 19 % of a 256 px sample on a 2-core CPU). An object, not a
+    closure: ``copy.deepcopy`` of the model (the EMA and fp16 copies do that) then points the copy's hooks at the
+    copy's deltas and gate, not at the original's."""
 
     def __init__(self, owner: SizeDeltas, key: str) -> None:
         self.owner, self.key = owner, key
+        self.stash: nn.Parameter | None = None
+
+    def before(self, module: nn.Module, args: tuple) -> None:
+        if self.owner.merging:
+            self.stash = module._parameters["weight"]
+            module._parameters["weight"] = self.owner.merged(self.key, self.stash)
 
     def __call__(self, module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
+        if self.stash is not None:  # merged: put the layer's own weight back
+            module._parameters["weight"], self.stash = self.stash, None
+            return None
         if not self.owner.active:
             return None  # the layer's own output, untouched
         return out + self.owner.deltas[self.key](args[0]).to(out.dtype)
@@ -74,15 +92,33 @@ class SizeDeltas(nn.Module):
 
     def __init__(self, model: nn.Module, rank: int, off_latent: int) -> None:
         super().__init__()
-        self.rank, self.off_latent, self.active = int(rank), int(off_latent), False
+        self.rank, self.off_latent = int(rank), int(off_latent)
+        self.active = self.merging = False
+        self._merged: dict[str, tuple[tuple, nn.Parameter]] = {}  # key -> (what it was built from, W + ΔW)
         layers = [(name, m) for name, m in model.named_modules()
                   if isinstance(m, TARGETS) and getattr(m, "groups", 1) == 1]
         self.deltas = nn.ModuleDict({_key(name): LowRankDelta(m, self.rank) for name, m in layers})
         for name, m in layers:
-            m.register_forward_hook(DeltaHook(self, _key(name)))
+            hook = DeltaHook(self, _key(name))
+            m.register_forward_pre_hook(hook.before)
+            m.register_forward_hook(hook, always_call=True)  # puts the layer's own weight back even on an error
 
     def set_grid(self, h: int, w: int) -> None:
+        """Called once per forward, before the layers run: on or off by the latent grid; merged when sampling."""
         self.active = not (int(h) == self.off_latent and int(w) == self.off_latent)
+        self.merging = self.active and not torch.is_grad_enabled()
+
+    def merged(self, key: str, weight: torch.Tensor) -> nn.Parameter:
+        """W + ΔW for layer ``key``, rebuilt only when W or its delta changed (tensor identity and version)."""
+        delta = self.deltas[key]
+        stamp = tuple((id(t), t._version, t.device, t.dtype) for t in (weight, delta.up.weight, delta.down.weight))
+        cached = self._merged.get(key)
+        if cached is None or cached[0] != stamp:
+            with torch.no_grad():
+                w = (weight.float() + delta.combined().to(weight.device)).to(weight.dtype)
+            cached = (stamp, nn.Parameter(w, requires_grad=False))
+            self._merged[key] = cached
+        return cached[1]
 
 
 def count(model: nn.Module) -> int:

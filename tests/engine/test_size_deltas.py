@@ -36,12 +36,12 @@ def _randomise_deltas(model: DFGN, scale: float = 0.05) -> None:
             p.copy_(torch.randn(p.shape, generator=gen) * scale)
 
 
-def _eps(model: DFGN, side: int) -> torch.Tensor:
+def _eps(model: DFGN, side: int, grad: bool = False) -> torch.Tensor:
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(2, 4, 8, side, side, generator=gen)
     text = torch.randn(2, 32, 384, generator=gen)
     mask = torch.tensor([[True] * 8, [True] * 5 + [False] * 3])
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         return model(x, torch.tensor([100, 700]), text, torch.zeros_like(x), frame_mask=mask)
 
 
@@ -59,6 +59,45 @@ def test_at_the_draft_size_the_network_is_its_base_exactly_and_elsewhere_the_del
     _randomise_deltas(model)
     assert torch.equal(_eps(model, DRAFT), _eps(plain, DRAFT))  # bit for bit, whatever the deltas hold
     assert (_eps(model, NATIVE) - _eps(plain, NATIVE)).abs().max() > 1e-3
+
+
+def _training_eps(model: DFGN, side: int) -> torch.Tensor:
+    """``_eps`` with gradients on: the training path, output + Δ(input) per layer."""
+    with torch.enable_grad():
+        return _eps(model, side, grad=True).detach()
+
+
+def test_sampling_runs_each_layer_once_with_merged_weights_and_puts_its_own_back():
+    """Without gradients every layer runs W + ΔW in one go (no extra convolutions): the same ε̂ as the training
+    path's W(x) + Δ(x) to rounding, the layer's own weights untouched, rebuilt when the deltas change."""
+    model, _ = _pair()
+    _randomise_deltas(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = [id(p) for p in model.parameters()]
+    torch.testing.assert_close(_eps(model, NATIVE), _training_eps(model, NATIVE), rtol=1e-4, atol=1e-5)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert [id(p) for p in model.parameters()] == params
+    assert model.size_deltas._merged  # built once …
+    with torch.no_grad():
+        for q in model.size_deltas.parameters():
+            q.mul_(2)  # … and rebuilt when a delta changes (an optimiser step, an EMA copy)
+    torch.testing.assert_close(_eps(model, NATIVE), _training_eps(model, NATIVE), rtol=1e-4, atol=1e-5)
+
+
+def test_an_error_inside_a_layer_leaves_its_own_weight_in_place():
+    model, _ = _pair()
+    _randomise_deltas(model)
+    conv = model.conv_in
+    own = conv.weight
+
+    def boom(module, args):
+        raise RuntimeError("boom")
+
+    handle = conv.register_forward_pre_hook(boom)  # runs after the swap
+    with pytest.raises(RuntimeError, match="boom"):
+        _eps(model, NATIVE)
+    handle.remove()
+    assert conv.weight is own
 
 
 def test_a_copy_of_the_model_uses_its_own_deltas():
