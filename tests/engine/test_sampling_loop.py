@@ -119,7 +119,7 @@ def test_cuda_graph_sampling_matches_eager(given):
         a = graphed._denoise(w, p, text, torch.Generator().manual_seed(5), None)
         b = eager._denoise(w, p, text, torch.Generator().manual_seed(5), None)
         c = graphed._denoise(w, p, text, torch.Generator().manual_seed(5), None)  # the cached graph, replayed again
-    assert any(v is not None for v in graphed.step_fns._graphs.values()), "capture failed (see the warning)"
+    assert any(v is not None for v in graphed.step_fns._built.values()), "capture failed (see the warning)"
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert torch.equal(a, c)
 
@@ -141,3 +141,29 @@ def test_cuda_denoising_loop_never_waits_for_the_device():
             pipe._steps(sched, (timesteps, ts), x, w, p, branches, torch.Generator(), None)
         finally:
             torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.gpu
+def test_cuda_graph_sampling_with_size_deltas_matches_eager():
+    """The size deltas merge into each layer's weight for the call (swapped in and out by hooks): the captured
+    graph must replay the merged weights, as eager computes them."""
+    from rdtf_engine.core.config import DFGN_PRESETS
+    from rdtf_engine.model.dfgn import DFGN
+
+    pipes = []
+    for graphs in (True, False):
+        pipe = _pipe("cuda", cuda_graphs=graphs)
+        torch.manual_seed(0)
+        pipe.unet = DFGN(**{**DFGN_PRESETS["tiny"], "num_frames": W, "size_delta_rank": 4,
+                            "size_delta_off_latent": H // 2}).to("cuda").eval()
+        with torch.no_grad():
+            for q in pipe.unet.size_deltas.parameters():
+                q.copy_(torch.randn(q.shape, generator=torch.Generator().manual_seed(q.numel())) * 0.05)
+        pipe.step_fns = type(pipe.step_fns)(pipe.unet, pipe.device, enabled=graphs)
+        pipes.append(pipe)
+    p = SampleParams("x", frames=W, size=8 * H, steps=6, seed=5, guidance_image=1.5, strength=1.0)
+    w, text = _window(True, 6, "cuda"), _text("cuda")
+    with torch.no_grad():
+        a, b = (pp._denoise(w, p, text, torch.Generator().manual_seed(5), None) for pp in pipes)
+    assert any(v is not None for v in pipes[0].step_fns._built.values()), "capture failed (see the warning)"
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
