@@ -235,7 +235,7 @@ class StickerPipeline:
         # for the GPU inside the loop; the denoiser gets them from one device copy (``_steps``).
         sched.set_timesteps(steps, device="cpu")
         has_img = any(w.mask) or w.init is not None
-        skip = steps - w.run if has_img and w.run else 0
+        skip = max(0, steps - w.run) if has_img and w.run else 0  # (a window never runs more than all steps)
         timesteps = sched.timesteps[skip:]
         if skip and hasattr(sched, "set_begin_index"):  # multistep solvers count their steps; DDIM needs only t
             sched.set_begin_index(skip)

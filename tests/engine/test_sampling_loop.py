@@ -167,3 +167,15 @@ def test_cuda_graph_sampling_with_size_deltas_matches_eager():
         a, b = (pp._denoise(w, p, text, torch.Generator().manual_seed(5), None) for pp in pipes)
     assert any(v is not None for v in pipes[0].step_fns._built.values()), "capture failed (see the warning)"
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_window_asked_for_more_steps_than_the_schedule_has_runs_them_all():
+    """``run`` above ``steps`` once gave a negative skip: the last timestep alone, from a negative begin index, and
+    NaN latents. It now runs the whole schedule."""
+    calls = []
+    pipe = _pipe()
+    pipe.unet.register_forward_hook(lambda m, a, out: calls.append(int(a[1].flatten()[0])))
+    p = SampleParams("x", frames=W, size=8 * H, steps=3, seed=3, guidance_image=1.5)
+    with torch.no_grad():
+        out = pipe._denoise(_window(True, 4), p, _text(), torch.Generator().manual_seed(3), None)
+    assert torch.isfinite(out).all() and len(calls) == 3 and calls[0] == 999
