@@ -94,14 +94,20 @@ class StreamedTrainData(TrainData):
         self._next = (window + 1, self._pool.submit(self._read, window + 1))
 
 
-def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_event, should_stop) -> TrainData:
+def training_source(req: TrainRequest, size: int):
+    """The run's data at ``size`` px, as training reads it (same clips and order at every size)."""
     from rdtf_engine.data.sources import open_source
+
+    return open_source(req.train.data, size, num_clips=req.train.max_clips, seed=req.train.seed, training=True,
+                       pack_windows=req.train.pack_windows, pack_style=req.train.pack_style)
+
+
+def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_event, should_stop) -> TrainData:
     from rdtf_engine.training.autoencoder import load_autoencoder, train_autoencoder
 
     if shards_folder(req.train.data) is not None:
         return prepare_stream(req, device, on_event)
-    source = open_source(req.train.data, req.model.size, num_clips=req.train.max_clips, seed=req.train.seed,
-                         training=True, pack_windows=req.train.pack_windows, pack_style=req.train.pack_style)
+    source = training_source(req, int(req.model.size))
     n = len(source)
     if n == 0:
         raise InputError(f"no usable clips in {req.train.data}")
@@ -134,8 +140,7 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
         return data
     if not draft:
         return data
-    drafts = open_source(req.train.data, draft, num_clips=req.train.max_clips, seed=req.train.seed, training=True,
-                         pack_windows=req.train.pack_windows, pack_style=req.train.pack_style)
+    drafts = training_source(req, draft)
     if len(drafts) != n:  # the two caches must hold the same clips in the same order (one train/held-out split)
         raise InputError(f"{req.train.data} gives {len(drafts)} clips at {draft} px but {n} at {req.model.size} px")
     every = int(req.train.draft_every)
@@ -226,13 +231,8 @@ def tuned_decoder(req: TrainRequest, source, base_vae, ae_dir: Path, device: tor
     on_event(Log("info", f"tuning the autoencoder's decoder on the training frames ({steps} steps; the encoder "
                          "and latent space stay the base's)"))
     minutes = req.run.max_minutes * DECODER_TIME_SHARE if req.run.max_minutes else 0.0
-    draft_source = None
-    if req.model.draft_size:  # the pipeline decodes text → video drafts at the draft size: keep that size too
-        from rdtf_engine.data.sources import open_source
-
-        draft_source = open_source(req.train.data, int(req.model.draft_size), num_clips=req.train.max_clips,
-                                   seed=req.train.seed, training=True, pack_windows=req.train.pack_windows,
-                                   pack_style=req.train.pack_style)
+    # the pipeline decodes text → video drafts at the draft size: the decoder keeps that size too
+    draft_source = training_source(req, int(req.model.draft_size)) if req.model.draft_size else None
     vae, _ = train_autoencoder(source, ae_dir, "fine-tune", steps, device,
                                batch_size=DECODER_BATCH.get(device.type, DECODER_BATCH["cpu"]), lr=DECODER_LR,
                                seed=req.train.seed, max_frames=DECODER_FRAMES,
