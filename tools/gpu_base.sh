@@ -34,7 +34,13 @@
 #                                                    DELTA_RANK=R trains rank-R size deltas alone, the base frozen:
 #                                                    its 128 px draft stays the shipped model's exactly, every step
 #                                                    runs at 256 px, no anchor needed: model/size_deltas.py)
+#    call:  bash tools/gpu_base.sh stage-init       (carry .base-deltas: a size-delta model as its deltas and
+#                                                    decoder, tools/delta_carry.py split; ≈ 15 MB, joined with
+#                                                    the shipped DFGN on the host)]
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
+#   call:   bash tools/gpu_base.sh resume 590       (a finished job's run continued on the still-warm host for
+#                                                    TRAIN_MIN more minutes: no data to prepare, nothing carried;
+#                                                    exit 3 at once if the host went cold)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, sheets.tar.part-*)
 #   A start/wait call that ends before the job brings back the logs so far (SNAP=1: the newest model too, which
 #   the run checkpoints every CKPT=500 steps — but its 31 MB copy back counts towards the host's 30 s idle and has
@@ -43,6 +49,9 @@
 #   lost 20 minutes of training and 13 more minutes of waiting on a bare host. Issue each call the moment the
 #   last returns: the host is given back 30 s after a call. Safest: one start call that ends with the job
 #   (data ≈ 2.2 min + TRAIN_MIN + export within its 530 s: TRAIN_MIN=5 with EVAL_NEW=0).
+#   A size-delta model (DELTA_RANK) comes back as deltas.tar (≈ 15 MB: base-deltas/, its deltas and decoder):
+#   tar xf deltas.tar; python tools/delta_carry.py join base-deltas MODEL --vae base-deltas; for the next lease
+#   it is .base-deltas as it is.
 #   back here: cat base.tar.part-* | tar x  → base256/ (the model folder; for the next lease its vae/ becomes
 #              .base-vae and the rest .base-init: 24 + 8 MB, each beside the 39 MB tree within one transfer);
 #              cat sheets.tar.part-* | tar x → the sample sheets (*.png)
@@ -59,6 +68,10 @@
 # back a snapshot (hence SNAP); restaged, one start call with TRAIN_MIN=5 and EVAL_NEW=0 ran 710 steps and ended
 # with the job in 487 s. 2026-12-04, + MOTION_W=0.5, EVAL_INIT=1 EVAL_NEW=1: 2,182 steps in TRAIN_MIN=15 (2.42 steps/s),
 # the four evaluations in parallel 2.9 min; stage, two stage-inits, start and two waits: 24.7 device-minutes.
+# 2026-12-04, DELTA_RANK=32 LR=5e-4: 0.95 steps/s beside the decoder's tune (it slows the delta steps twice as much
+# as full ones), 1.83 alone; the host went cold after a 521 s start call once more, so the lease was restaged and
+# ran one start call ending with its job (CLIPS=8000 TRAIN_MIN=5.6 AE_MIN=0 EVAL_NEW=0: data 95 s, 573 steps,
+# 460 s in all). Since: resume continues such a finished run on the warm host, each call ending with its job.
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
@@ -87,7 +100,12 @@ PYEOF
 }
 
 bring_back() {  # → $OUT: the newest model in ≤ 15 MB parts (a later lease continues from it), the logs so far
-  [ -d $R/base256 ] && tar cf - -C $R base256 | split -b 15m - "$OUT/base.tar.part-"
+  if [ -d $R/base256 ] && grep -q '"size_delta_rank": *[1-9]' $R/base256/unet/config.json; then
+    # a size-delta model: its deltas (≈ 7 MB) and decoder, one part that copies back inside the host's 30 s;
+    # here: tools/delta_carry.py join base-deltas MODEL --vae base-deltas (the shipped DFGN + these)
+    ( cd $R && rm -rf base-deltas && PYTHONPATH=$STAGE/site:$R/src python3 -P src/delta_carry.py split base256 base-deltas \
+      && cp -r base256/vae base-deltas/vae && tar cf "$OUT/deltas.tar" base-deltas ) || echo "split failed" >> $R/errors.txt
+  elif [ -d $R/base256 ]; then tar cf - -C $R base256 | split -b 15m - "$OUT/base.tar.part-"; fi
   # the sample sheets as one tar in ≤ 15 MB parts: the device brings back at most 8 files, and a lease whose
   # five sheets beside the model's three parts pushed results.tar.gz (the evaluations) out lost its numbers
   ( cd $R && ls *.png >/dev/null 2>&1 && tar cf - *.png | split -b 15m - "$OUT/sheets.tar.part-" ) || true
@@ -97,7 +115,7 @@ bring_back() {  # → $OUT: the newest model in ≤ 15 MB parts (a later lease c
 bring_back_logs() {  # → $OUT/results.tar.gz: the logs, metrics and evaluations (tens of kB)
   cp $R/run/metrics.jsonl $R/metrics.jsonl 2>/dev/null || true
   tar czf "$OUT/results.tar.gz" --exclude='*.png' --exclude=run --exclude=ae256 --exclude='base256*' \
-      --exclude=home --exclude=src -C $STAGE base
+      --exclude=home --exclude=src --exclude=base-deltas -C $STAGE base
   ls -la "$OUT"; cat $R/errors.txt 2>/dev/null || true
 }
 
@@ -129,8 +147,26 @@ case "$cmd" in
   stage-init)  # whichever of the two this call carried (a folder a call does not carry may linger there)
     if [ -f .base-init/config.json ]; then rm -rf $STAGE/init && cp -r .base-init $STAGE/init; fi
     if [ -f .base-vae/config.json ]; then rm -rf $STAGE/init-vae && cp -r .base-vae $STAGE/init-vae; fi
-    du -sh $STAGE/init $STAGE/init-vae 2>/dev/null || true; exit 0 ;;
+    # a size-delta model's deltas (tools/delta_carry.py split; with its vae/ inside when it has its own decoder)
+    if [ -f .base-deltas/deltas.safetensors ]; then rm -rf $STAGE/init-deltas && cp -r .base-deltas $STAGE/init-deltas; fi
+    du -sh $STAGE/init $STAGE/init-vae $STAGE/init-deltas 2>/dev/null || true; exit 0 ;;
   wait) wait_job; exit 0 ;;
+  resume)  # the finished job's run, continued on the same warm host: no data to prepare, no model to carry
+    [ -f $R/done ] && [ -d $R/run/checkpoints ] || { echo "[base] no finished run on this host (it went cold?)"; exit 3; }
+    rm -f $R/done $R/trained; cat > $R/resume.sh <<EOF
+set -u
+export PYTHONPATH=$STAGE/site:$R/src RDTF_TEXT_MODEL=$STAGE/minilm RDTF_EMOJI_FONT=$R/src/NotoColorEmoji.ttf
+export RDTF_FLUENT_CACHE=$STAGE/fluent RDTF_HOME=$R/home OMP_NUM_THREADS=4 PYTHONUNBUFFERED=1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+cd $R
+echo "[base] \$(date +%T) resumed for ${TRAIN_MIN:-7} min"
+python3 -P -m rdtf_engine --events jsonl train --out run --resume --steps ${STEPS:-100000} --max-minutes ${TRAIN_MIN:-7} \
+    >> train.jsonl 2>> train.log || echo "resume failed" >> errors.txt
+STAGE=$STAGE bash $R/gpu_base.sh export; touch trained
+echo "[base] \$(date +%T) done"; touch done
+EOF
+    setsid nohup bash $R/resume.sh >> $R/job.log 2>&1 < /dev/null &
+    sleep 5; tail -n 2 $R/job.log; wait_job; exit 0 ;;
   export) export_model; exit 0 ;;  # (the job's own call)
   collect) [ -d $R ] || { echo "[base] no job on this host"; exit 3; }; bring_back; exit 0 ;;
   start) ;;
@@ -150,14 +186,23 @@ rm -rf $R && mkdir -p $R
 if ls .whl/*.whl >/dev/null 2>&1; then  # (a later start on the same warm host may leave .whl out of its carry)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
 else [ -d $STAGE/site ] || { echo "[base] carry .whl"; exit 2; }; fi
-python3 tools/gpu_bundle.py expand --src .gpu --dst $STAGE/minilm >/dev/null
-mkdir -p $R/src && cp -r rdtf_engine resources $R/src/ && cp "$0" $R/gpu_base.sh && cp .gpu/font/NotoColorEmoji.ttf $R/src/
+if [ -d .gpu ]; then  # (a later start on the same warm host may leave .gpu out: its text model and font stay)
+  python3 tools/gpu_bundle.py expand --src .gpu --dst $STAGE/minilm >/dev/null && cp .gpu/font/NotoColorEmoji.ttf $STAGE/
+else [ -f $STAGE/NotoColorEmoji.ttf ] || { echo "[base] carry .gpu"; exit 2; }; fi
+mkdir -p $R/src && cp -r rdtf_engine resources tools/delta_carry.py $R/src/ && cp "$0" $R/gpu_base.sh
+cp $STAGE/NotoColorEmoji.ttf $R/src/
 INIT=default
-if [ ! -f $STAGE/init/config.json ] && [ -f $STAGE/init-vae/config.json ]; then
+if [ -f $STAGE/init-deltas/deltas.safetensors ]; then  # carried deltas: the shipped DFGN + them, their decoder
+  VAE=$STAGE/init-deltas; [ -f $VAE/vae/config.json ] || VAE=$STAGE/init-vae
+  [ -f $VAE/config.json ] || [ -f $VAE/vae/config.json ] || VAE=""
+  rm -rf $STAGE/init && PYTHONPATH=$STAGE/site:$PWD python3 -P tools/delta_carry.py join $STAGE/init-deltas $STAGE/init \
+      ${VAE:+--vae $VAE} || { echo "[base] joining the carried deltas failed"; exit 2; }
+elif [ ! -f $STAGE/init/config.json ] && [ -f $STAGE/init-vae/config.json ]; then
   # a tuned decoder alone (stage-init with .base-vae only): the shipped DFGN with it, e.g. for DELTA_RANK runs
   mkdir -p $STAGE/init && cp -r resources/models/default/. $STAGE/init/
 fi
-if [ -f $STAGE/init/config.json ]; then  # a carried model: its own decoder if it came, else the shipped one
+if [ -f $STAGE/init-deltas/deltas.safetensors ]; then INIT=$STAGE/init  # (joined with its decoder above)
+elif [ -f $STAGE/init/config.json ]; then  # a carried model: its own decoder if it came, else the shipped one
   INIT=$STAGE/init; rm -rf $INIT/vae
   if [ -f $STAGE/init-vae/config.json ]; then cp -r $STAGE/init-vae $INIT/vae
   else cp -r resources/models/default/vae $INIT/vae; fi

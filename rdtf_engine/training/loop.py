@@ -111,7 +111,9 @@ def train_step(run: Run, report: StepReport):
     multi = acc.num_processes > 1
     weights, task_counts, loss_sum, signal_sum = None, {}, 0.0, 0.0
     accum = req.train.grad_accum
-    run.data.at_step(st.step)  # streamed data: this step's window of shards
+    t_data = time.perf_counter()
+    run.data.at_step(st.step)  # streamed data: this step's window of shards (a wait for it counts as "batch")
+    timing["batch"] += time.perf_counter() - t_data
     word_dropout = TextConfig.word_dropout if req.train.word_dropout is None else float(req.train.word_dropout)
     for _ in range(accum):
         ids = [run.data.train_ids[st.rng.randrange(len(run.data.train_ids))] for _ in range(req.train.batch_size)]

@@ -108,6 +108,14 @@ def test_damaged_or_foreign_shards_are_typed_errors(shards, tmp_path):
     s = LatentShards(bad)
     with pytest.raises(UnsafeInputError, match="damaged"):
         s.load([x for x in s.index["train"] if x["name"] == "train-00001.tar"])
+    index = json.loads((data / "index.json").read_text())
+    (bad / "index.json").write_text(json.dumps({**index, "format": 1}))  # one sample per clip, as once written
+    with pytest.raises(InputError, match="format 1.*encode them again"):
+        LatentShards(bad)
+    (bad / "index.json").write_text(json.dumps({**index, "train": [{**index["train"][0], "clips": 4}]}))
+    s = LatentShards(bad)
+    with pytest.raises(UnsafeInputError, match="does not match the index"):
+        s.load(s.index["train"])
     (bad / "index.json").write_text("{}")
     with pytest.raises(InputError, match="not a latent shard index"):
         LatentShards(bad)
