@@ -317,6 +317,9 @@ class ModelCard:
     anchor: str = ""  # the model whose predictions held this one in place while it trained (TrainConfig.anchor)
     motion_weight: float = 0.0  # the weight of the frame-difference term its last run trained with (TrainConfig)
     refine_strength: float = 0.4  # measured: 0.4 / 0.6 / 0.8 kept 100 / 96 / 92 % t2v motion (docs/results.md)
+    # Draft image & text → video too (given frames downscaled to the draft size, locked in both stages): the draft-
+    # size network is then what keeps the given character, the native size only refines it (docs/results.md).
+    draft_given: bool = False
     created: str = ""
     engine_version: str = ""
 

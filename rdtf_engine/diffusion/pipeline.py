@@ -11,7 +11,8 @@ badly (duplicated or broken objects), so another requested size is generated at 
 (premultiplied Lanczos, ``formats.timing.fit_canvas``); given frames are resampled to the native size to condition on.
 A model trained at a smaller draft size too (``card.draft_size``) makes text → video in two stages: the clip at the
 draft size, where the small latent grid lays the figure out, then enlarged and refined at the native size from
-``card.refine_strength`` of the schedule (img2img); with frames given, the frames carry the layout.
+``card.refine_strength`` of the schedule (img2img); with frames given, the frames carry the layout unless the card
+says ``draft_given`` (then they are given, downscaled, to the draft too, and locked in both stages).
 
 Clips longer than the model's window (``num_frames``, 8) are generated window by window: each next window
 gets the last ``OVERLAP`` generated frames as given frames (the forward-prediction task of the condition
@@ -156,9 +157,11 @@ class StickerPipeline:
 
     def _draft_size(self, known: list[bool], size: int) -> int:
         """The size this sample is drafted at before it is refined at ``size`` (0: none): the card's draft size,
-        for text → video (given frames carry the layout themselves)."""
+        for text → video, and with frames given too when the card says ``draft_given`` (never when all are)."""
         draft = int(getattr(self.card, "draft_size", 0) or 0)
-        return draft if not any(known) and 0 < draft < size else 0
+        if all(known) or (any(known) and not getattr(self.card, "draft_given", False)):
+            return 0
+        return draft if 0 < draft < size else 0
 
     def _windows(self, given: torch.Tensor, known: list[bool], run: int, st: _Stage, init: torch.Tensor | None,
                  offset: int) -> torch.Tensor:

@@ -124,3 +124,31 @@ def test_a_model_without_a_draft_size_samples_as_before(two_size_run, tmp_path):
     ticks: list[int] = []
     pipe(SampleParams("a blue star spinning", 4, 64, steps=5, seed=2), callback=lambda i, n: ticks.append(n))
     assert set(ticks) == {5}
+
+
+def test_a_card_with_draft_given_drafts_image_and_text_to_video_too(two_size_run, tmp_path, monkeypatch):
+    """``draft_given``: frames given are downscaled into the draft and locked in both stages; all frames given:
+    nothing to draft."""
+    folder = tmp_path / "dg"
+    shutil.copytree(two_size_run[0] / "model", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "draft_given": True}))
+    pipe = StickerPipeline.from_pretrained(folder, "cpu")
+    calls = []
+    real = pipe._windows
+
+    def spy(given, known, run, st, init, offset):
+        calls.append((tuple(given.shape), tuple(known), run, None if init is None else tuple(init.shape)))
+        return real(given, known, run, st, init, offset)
+
+    monkeypatch.setattr(pipe, "_windows", spy)
+    lock = np.zeros((64, 64, 4), np.uint8)
+    lock[8:40, 8:40] = (10, 200, 30, 255)
+    res = pipe(SampleParams("a blue star spinning", 4, 64, steps=4, seed=2, cond_frames=[lock, None, None, None]))
+    refine = sampled_steps(4, pipe.card.refine_strength)
+    known = (True, False, False, False)
+    assert calls == [((4, 4, 4, 4), known, 4, None), ((4, 4, 8, 8), known, refine, (4, 4, 8, 8))]
+    assert np.array_equal(res[0], lock)
+    calls.clear()
+    pipe(SampleParams("a blue star spinning", 2, 64, steps=4, seed=2, cond_frames=[lock, lock]))
+    assert [c[0] for c in calls] == [(2, 4, 8, 8)]
