@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DELTAS = "size_deltas."
+from rdtf_engine.training.finetune import DELTAS  # the state-dict prefix of the deltas
 
 
 def _base_digest(state: dict[str, torch.Tensor]) -> str:
