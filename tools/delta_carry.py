@@ -10,6 +10,12 @@ weights are the ones the deltas were trained on.
     python tools/delta_carry.py join OUT MODEL [--base default] [--vae FOLDER]
                                                           (--vae: a tuned decoder's model folder vae/ or
                                                            autoencoder folder; default: the base's)
+    python tools/delta_carry.py ship MODEL OUT [--base default]
+
+``ship`` writes MODEL as the folder to commit over the base: its ``unet/`` keeps the base's weight files byte for
+byte and adds the deltas as one more shard (``diffusion_pytorch_model-size-deltas.safetensors``) that the index
+names, so git stores the unchanged base once and every clone grows by the deltas and the decoder alone (≈ 15 MB
+instead of ≈ 38 MB). The written folder is loaded back and compared with MODEL, tensor by tensor.
 """
 
 from __future__ import annotations
@@ -80,6 +86,63 @@ def join(carried: Path, out: Path, base: str, vae_dir: Path | None) -> None:
     print(f"joined {base} + {carried.name} → {out}")
 
 
+DELTA_SHARD = "diffusion_pytorch_model-size-deltas.safetensors"
+
+
+def ship(model: Path, out: Path, base: str) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from rdtf_engine.core.model_trust import INDEX, WEIGHTS
+    from rdtf_engine.model.store import load_model_folder, resolve_model
+
+    base_dir = resolve_model(base)
+    if base_dir.resolve() == out.resolve():
+        raise SystemExit("ship writes a new folder; move it over the base afterwards (git sees the unchanged shards)")
+    unet, _, _ = load_model_folder(model)
+    base_unet, _, _ = load_model_folder(base_dir)
+    state = unet.state_dict()
+    if _base_digest(state) != _base_digest(base_unet.state_dict()):
+        raise SystemExit(f"{model}'s base weights are not {base}'s: its unet cannot reuse the base's files")
+    deltas = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(DELTAS)}
+    if not deltas:
+        raise SystemExit(f"{model} has no size deltas: commit the whole folder")
+    index = base_dir / "unet" / INDEX
+    weight_map = (json.loads(index.read_text())["weight_map"] if index.is_file()
+                  else {k: WEIGHTS for k in base_unet.state_dict()})
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        for item in model.iterdir():  # the card, the decoder, the notes: as trained
+            if item.name != "unet":
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        (tmp / "unet").mkdir()
+        shutil.copy2(model / "unet" / "config.json", tmp / "unet" / "config.json")
+        for name in dict.fromkeys(weight_map.values()):
+            shutil.copyfile(base_dir / "unet" / name, tmp / "unet" / name)  # byte for byte: git stores it once
+        save_file(deltas, str(tmp / "unet" / DELTA_SHARD))
+        weight_map.update({k: DELTA_SHARD for k in deltas})
+        total = sum(v.numel() * 2 for v in state.values())  # bytes: every tensor is fp16 on disk
+        (tmp / "unet" / INDEX).write_text(json.dumps({"metadata": {"total_size": total},
+                                                      "weight_map": dict(sorted(weight_map.items()))}, indent=2))
+        for f in tmp.rglob("*"):
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        shipped, _, _ = load_model_folder(tmp)  # the trust checks, then every tensor as the trained folder has it
+        mine = shipped.state_dict()
+        if mine.keys() != state.keys() or any(not torch.equal(mine[k], state[k]) for k in state):
+            raise SystemExit("the written folder does not load as the model: nothing written")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{model} → {out}: the base's unet files and {len(deltas)} delta tensors "
+          f"({(out / 'unet' / DELTA_SHARD).stat().st_size / 2**20:.1f} MiB)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -91,9 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     j.add_argument("out", type=Path)
     j.add_argument("--base", default="default")
     j.add_argument("--vae", type=Path, default=None)
+    s = sub.add_parser("ship")
+    s.add_argument("model", type=Path)
+    s.add_argument("out", type=Path)
+    s.add_argument("--base", default="default")
     a = ap.parse_args(argv)
     if a.cmd == "split":
         split(a.model, a.out)
+    elif a.cmd == "ship":
+        ship(a.model, a.out, a.base)
     else:
         join(a.carried, a.out, a.base, a.vae)
     return 0

@@ -29,9 +29,79 @@ def _num(x, nd=4) -> str:
     return "n/a" if x is None else f"{x:.{nd}f}"
 
 
+def _data_lines(cfg: dict, data: dict) -> list[str]:
+    """What the model was trained on, from the run's data summary; a mixed source names both parts."""
+    frames = data.get("frame_counts") or data.get("frame_count_histogram") or {"0": 0}
+    counts = f"frame counts {min(map(int, frames))}–{max(map(int, frames))}"
+    emoji = data.get("emoji") if isinstance(data.get("emoji"), dict) else data
+    motions = len(emoji.get("motions") or data.get("motions") or {})
+    parts = data.get("parts") or {}
+    if "fluent" in parts:
+        tag = f', captions ending ", {data["fluent_style"]}"' if data.get("fluent_style") else ""
+        return [(f"- `{cfg.get('data')}`: {data.get('clips', '?')} clips: {parts['fluent']} windows of Fluent Emoji "
+                 f"animated (Microsoft, MIT: artist-animated 3-D stickers, 256 px{tag}) and {parts.get('emoji', '?')} "
+                 f"procedural clips of Noto Color Emoji (OFL) with {motions} motion classes; {counts}."),
+                ("- Held out and never trained on: the Fluent face code points reserved for independent evaluation "
+                 "(excluded by code point in the source), ≈ 10 % of the other Fluent code points "
+                 "(`builtin:fluent-holdout`), 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`).")]
+    return [(f"- `{cfg.get('data')}`: {data.get('clips', '?')} procedural clips of Noto Color Emoji (OFL) with "
+             f"{motions} motion classes, {counts}."),
+            "- Held out and never trained on: 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`)."]
+
+
+def real_clip_section(report: dict, sheet: str | None) -> list[str]:
+    """The evaluation on held-out real (artist-animated) clips, each generated number beside the real clips'."""
+    t2v, it2v = report.get("t2v") or {}, report.get("it2v") or {}
+
+    def both(get, nd=3, pct=False):
+        fmt = _pct if pct else (lambda x: _num(x, nd))
+        return f"{fmt(get(t2v, 'generated'))} | {fmt(get(it2v, 'generated'))} | {fmt(get(it2v, 'real'))}"
+
+    def spread(key, sub="mean"):
+        return lambda part, who: ((part.get(key) or {}).get(who) or {}).get(sub)
+
+    def coherence(key, sub="mean"):
+        return lambda part, who: (((part.get("coherence") or {}).get(key) or {}).get(who) or {}).get(sub)
+
+    def count(key):
+        return lambda part, who: ((part.get("coherence") or {}).get(key) or {}).get(who)
+
+    def identity(part, who):
+        return part.get("identity_accuracy") if who == "generated" else part.get("reference_identity_accuracy")
+
+    def alpha(part, who):
+        return (part.get("alpha_semi_share") or {}).get("generated" if who == "generated" else "reference")
+
+    def fd(part, who):
+        return part.get("frechet_distance") if who == "generated" else part.get("frechet_distance_reference_halves")
+
+    size = (it2v.get("sharpness") or {}).get("export_size", "?")
+    lines = [
+        "",
+        (f"## Evaluation on held-out real clips (`rdtf eval --data {report.get('data')}`, "
+         f"{report.get('clips', '?')} clips, {report.get('sample_steps', '?')} sampling steps, seed "
+         f"{report.get('seed', '?')})"),
+        "| metric | text→video | image&text→video | real clips |",
+        "|---|---|---|---|",
+        f"| identity (nearest sprite of the set, first frames) | {both(identity, pct=True)} |",
+        f"| Fréchet distance (motion-classifier features; real: one half against the other) | {both(fd, 1)} |",
+        f"| frame-to-frame change (mean) | {both(coherence('change'))} |",
+        f"| frozen clips | {both(count('frozen'), 0)} |",
+        f"| flickering clips | {both(count('flicker'), 0)} |",
+        f"| edge sharpness at {size} px export | {both(spread('sharpness'))} |",
+        f"| semi-transparent share away from edges | {both(alpha)} |",
+    ]
+    if sheet:
+        lines += ["", (f"![held-out real clips: real clip, text→video, image&text→video per prompt, at {size} px]"
+                       f"({sheet})")]
+    return lines
+
+
 def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_minutes: float,
-               batch: str = "?", notes: str = "") -> str:
-    """``metrics``: the metrics.jsonl rows of the run that produced the folder (the last one of a chain)."""
+               batch: str = "?", notes: str = "", real: dict | None = None, sheet: str = "samples.png",
+               real_sheet: str | None = None) -> str:
+    """``metrics``: the metrics.jsonl rows of the run that produced the folder (the last one of a chain);
+    ``real``: the `rdtf eval --json` report on held-out real clips, if the model was evaluated on them."""
     cfg = json.loads((folder / "config.json").read_text("utf-8"))
     size_mb = sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 2**20
     train = [m for m in metrics if "loss" in m]
@@ -65,16 +135,13 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         f"{cfg['num_frames']} frames at {cfg['size']} px; weights fp16 safetensors, {size_mb:.1f} MiB in all."),
         "",
         "## Data",
-        (f"- `{cfg.get('data')}`: {data.get('clips', '?')} procedural clips of Noto Color Emoji (OFL) with "
-        f"{len(data.get('motions', {}))} motion classes, frame counts "
-        f"{min(map(int, data.get('frame_counts', {'0': 0})))}–{max(map(int, data.get('frame_counts', {'0': 0})))}."),
+        *_data_lines(cfg, data),
         *([(f"- Appearance augmentation (share of clips): mirrored {_pct(aug.get('mirror_p'))}, hue-rotated "
             f"{_pct(aug.get('hue_shift_p'))}, wearing a second emoji {_pct(aug.get('composite_p'))}"
             f"{', spliced with a second emoji ' + _pct(aug['splice_p']) if aug.get('splice_p') else ''}"
             f"{' (smiley halves in ≥ ' + _pct(aug['splice_face_p']) + ' of those)' if aug.get('splice_face_p') else ''}"
             "; extra "
             f"emoji pool {_pct(aug.get('extra_p'))}.")] if aug else []),
-        "- Held out and never trained on: 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`).",
         "",
         "## Training",
         (f"- Initialised from `{cfg['base_model']}` ({cfg.get('base_steps', 0)} steps), then {cfg.get('steps')} more "
@@ -102,7 +169,8 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         f" | {_num((it2v.get('alpha_semi_share') or {}).get('generated'), 3)} | as real: "
         f"{_num((t2v.get('alpha_semi_share') or {}).get('reference'), 3)} |"),
         "",
-        "![held-out prompts: real clip, text→video, image&text→video per prompt](samples.png)",
+        f"![held-out prompts: real clip, text→video, image&text→video per prompt]({sheet})",
+        *(real_clip_section(real, real_sheet) if real else []),
         "",
         "## Known failure modes",
     ]
@@ -121,8 +189,17 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         fails.append(f"- Identity on the `{split}` clips: {_pct(v.get('accuracy'))} of {v.get('clips')}"
                      + (" (emoji never seen in training)." if split == "heldout-emoji" else
                         " (emoji seen in training, in a motion held out)." if split == "heldout-pair" else "."))
-    fails.append("- Trained only on single emoji with procedural motions: prompts about scenes, text or several "
-                 "objects fall back to emoji-like blobs; unknown words are mostly ignored (MiniLM, 384-d).")
+    if "fluent" in (data.get("parts") or {}):
+        fails.append("- Trained on single characters (Noto emoji with procedural motions, Fluent's animated emoji): "
+                     "prompts about scenes, text or several objects fall back to blobs; unknown words are mostly "
+                     "ignored (MiniLM, 384-d).")
+        if cfg.get("draft_size") and unet.get("size_delta_rank"):
+            fails.append(f"- Text → video is laid out by the {cfg['draft_size']} px draft, the base network, which "
+                         "saw only Noto emoji: Fluent-style prompts come out as Noto-like shapes (the real-clip "
+                         "table's text → video identity); a given picture carries its own style.")
+    else:
+        fails.append("- Trained only on single emoji with procedural motions: prompts about scenes, text or several "
+                     "objects fall back to emoji-like blobs; unknown words are mostly ignored (MiniLM, 384-d).")
     extra = ["", "## Notes", notes.strip()] if notes.strip() else []
     return "\n".join(lines + fails + extra) + "\n"
 
@@ -132,7 +209,9 @@ def main() -> None:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--metrics", type=Path, required=True)
     ap.add_argument("--eval", type=Path, required=True)
-    ap.add_argument("--grid", type=Path)
+    ap.add_argument("--grid", type=Path, help="the emoji sheet (rdtf eval --grid), copied as samples.<ext>")
+    ap.add_argument("--eval-real", type=Path, help="the `rdtf eval --json` report on held-out real clips")
+    ap.add_argument("--grid-real", type=Path, help="its sheet, copied as samples-real.<ext>")
     ap.add_argument("--gpu", required=True)
     ap.add_argument("--gpu-minutes", type=float, required=True)
     ap.add_argument("--batch", default="?", help="global batch, e.g. '512 (4 GPUs × 128)'")
@@ -141,10 +220,15 @@ def main() -> None:
     metrics = [json.loads(x) for x in args.metrics.read_text("utf-8").splitlines() if x.strip()]
     report = json.loads(args.eval.read_text("utf-8"))
     notes = args.notes.read_text("utf-8") if args.notes else ""
-    card = build_card(args.folder, metrics, report, args.gpu, args.gpu_minutes, args.batch, notes)
+    real = json.loads(args.eval_real.read_text("utf-8")) if args.eval_real else None
+    sheet = f"samples{args.grid.suffix}" if args.grid else "samples.png"
+    real_sheet = f"samples-real{args.grid_real.suffix}" if args.grid_real else None
+    card = build_card(args.folder, metrics, report, args.gpu, args.gpu_minutes, args.batch, notes, real, sheet,
+                      real_sheet)
     (args.folder / "MODEL_CARD.md").write_text(card, "utf-8")
-    if args.grid:
-        shutil.copy(args.grid, args.folder / "samples.png")
+    for src, name in ((args.grid, sheet), (args.grid_real, real_sheet)):
+        if src:
+            shutil.copy(src, args.folder / name)
     print(card)
 
 

@@ -45,7 +45,8 @@ def cmd_eval(args, rep: Reporter) -> int:
         rep.stream = sys.stderr
     report = evaluate_model(args.model, args.data, num_clips=args.clips, steps=args.steps, seed=args.seed,
                             device=args.device, on_event=rep, should_stop=rep.should_stop,
-                            classifier_path=args.classifier, grid_path=args.grid,
+                            classifier_path=args.classifier, grid_path=args.grid, grid_rows=args.grid_rows,
+                            grid_size=args.grid_size, grid_frames=args.grid_frames,
                             guidance=args.guidance, guidance_image=args.image_guidance, strength=args.strength,
                             tasks=tuple(t for t in args.tasks.split(",") if t), scheduler=args.scheduler)
     if args.json:
@@ -91,7 +92,12 @@ def add_model_parsers(sub) -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--classifier", default=None, help="motion classifier folder (trained if missing)")
     e.add_argument("--device", default="auto")
-    e.add_argument("--grid", default=None, help="also save a PNG grid of real / t2v / it2v held-out samples")
+    e.add_argument("--grid", default=None, help="also save a PNG grid of real / t2v / it2v held-out samples "
+                   "(.jpg / .webp: that format)")
+    e.add_argument("--grid-rows", type=int, default=8, help="held-out prompts in the grid")
+    e.add_argument("--grid-size", type=int, default=None,
+                   help="enlarge every clip to this side with the export upscaler first (512: as exported)")
+    e.add_argument("--grid-frames", type=int, default=None, help="evenly spaced frames per row (default: all)")
     _sampling_args(e)
     e.add_argument("--tasks", default="t2v,it2v", help="which samples to draw: t2v, it2v or both (default)")
     e.add_argument("--pack-project", default=None, nargs="+", metavar="DIR",

@@ -119,6 +119,11 @@ class ModelConfig:
             value = getattr(self, name)
             kw[name] = value if value is not None else getattr(base, name) if base is not None else default
         kw["reference_attention"] = reference_mode(kw["reference_attention"])
+        if self.size is None and base is not None and base.size_delta_rank and base.draft_size:
+            # A size-delta base (the shipped 256 px default) is fine-tuned at its draft size unless a size is asked
+            # for: there it is its plain base network exactly, the size the pack recipes were measured at; training
+            # all its weights at the native size would move the draft every text → video starts from.
+            kw["size"] = base.draft_size
         if self.draft_size is None and kw["draft_size"] and kw["draft_size"] >= kw["size"]:
             kw["draft_size"] = 0  # a base's draft size does not carry over to a fine-tune at or below it
         if self.size_delta_rank is None and not kw["draft_size"]:

@@ -2,7 +2,8 @@
 (``rdtf train --recipe NAME``) and the app's Train page turn into the same ``TrainRequest``.
 
 ``pack`` ("train on my pack") fine-tunes the shipped default model: its autoencoder, resolution, text encoder,
-preset and reference attention (every ``model`` field None = the base's), with a recipe per device: on CUDA the
+preset and reference attention (every ``model`` field None = the base's; for the 256 px default with size deltas,
+its 128 px draft network: ``ModelConfig.resolved``), with a recipe per device: on CUDA the
 autoencoder's decoder tuned on the pack first, then a batch that keeps the GPU busy in bf16, ≤ 10 minutes in all;
 on CPU the same at batch 2 with a shorter decoder tune, the steps capped at 50 minutes (docs/app.md has the numbers).
 

@@ -34,14 +34,18 @@ CLASSIFIER_STEPS = {"cuda": 2000, "cpu": 150}  # CPU: a usable smoke-level class
 def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: int = 64, steps: int = 20,
                    seed: int = 0, device: str = "auto", on_event=null_event, should_stop=never_stop,
                    classifier_path: str | None = None, guidance: float | None = None,
-                   grid_path: str | None = None, grid_rows: int = 8,
+                   grid_path: str | None = None, grid_rows: int = 8, grid_size: int | None = None,
+                   grid_frames: int | None = None,
                    guidance_image: float | None = None, strength: float = DEFAULT_STRENGTH,
                    tasks: tuple[str, ...] = ("t2v", "it2v"), scheduler: str = "dpm",
                    val_loss: bool = True) -> dict[str, Any]:
     """``scheduler``: the sampler (``requests.SCHEDULERS``); ``val_loss=False`` skips the held-out denoising
     loss, which does not depend on the sampler (a sampler sweep computes it once at most).
     ``grid_path``: also save a PNG of the first ``grid_rows`` held-out prompts, each as a real clip row
-    (8 evenly spaced frames), its text→video sample and its image&text→video sample (the model card's grid).
+    (8 evenly spaced frames), its text→video sample and its image&text→video sample (the model card's grid);
+    ``grid_size``: every clip enlarged to that side first by the export upscaler, as a platform export shows it
+    (the model card's 512 px sheet); ``grid_frames``: that many evenly spaced frames per row instead of all;
+    ``.jpg`` / ``.webp`` paths are written in that format (a 512 px sheet as PNG is tens of MB).
     ``tasks``: which samples to draw (a sampling-settings sweep on ``builtin:emoji-dev`` may want only it2v);
     a skipped task reports ``None``."""
     from rdtf_engine.data.latent_cache import build_latent_cache
@@ -114,7 +118,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     if data.startswith("builtin:emoji"):
         name_emoji_misses(report)
     if grid_path and t2v and it2v:
-        report["grid"] = _save_grid(grid_path, refs, t2v, it2v, grid_rows)
+        report["grid"] = _save_grid(grid_path, refs, t2v, it2v, grid_rows, grid_size, grid_frames)
     return report
 
 
@@ -151,7 +155,8 @@ def name_emoji_misses(report: dict[str, Any]) -> None:
             miss["found_name"] = emoji_name(int(miss["found"], 16)) if miss["found"] else None
 
 
-def _save_grid(path: str, refs: list[Clip], t2v: list[Clip], it2v: list[Clip], rows: int) -> dict[str, Any]:
+def _save_grid(path: str, refs: list[Clip], t2v: list[Clip], it2v: list[Clip], rows: int,
+               size: int | None = None, frames: int | None = None) -> dict[str, Any]:
     """Rows of (real, t2v, it2v) per prompt; it2v shows the given frame first, as the user would see it."""
     import io
 
@@ -161,18 +166,28 @@ def _save_grid(path: str, refs: list[Clip], t2v: list[Clip], it2v: list[Clip], r
     from rdtf_engine.core.atomic import write_bytes_atomic
     from rdtf_engine.data.keyframes import uniform_keyframes
     from rdtf_engine.diffusion.pipeline import grid_image
+    from rdtf_engine.eval.pack_metrics import EXPORT_UPSCALER
+    from rdtf_engine.platforms.upscale import resize_frames
+
+    def shown(clip: np.ndarray) -> np.ndarray:  # (F, H, W, 4) → the frames the sheet shows, at the sheet's size
+        if frames:
+            clip = clip[uniform_keyframes(len(clip), min(frames, len(clip)))]
+        if size and clip.shape[1] != size:
+            clip = resize_frames(np.ascontiguousarray(clip), size, size, EXPORT_UPSCALER)
+        return clip
 
     n_frames = t2v[0].frames.shape[0]
     clips, captions = [], []
     for ref, a, b in list(zip(refs, t2v, it2v))[:rows]:
         real = ref.frames[uniform_keyframes(ref.num_frames, n_frames)]
-        clips += [real, a.frames, np.concatenate([ref.frames[:1], b.frames])]
+        clips += [shown(real), shown(a.frames), shown(np.concatenate([ref.frames[:1], b.frames]))]
         captions.append(ref.caption)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(Path(path).suffix.lower(), "PNG")
     buf = io.BytesIO()
-    Image.fromarray(grid_image(clips)).save(buf, format="PNG")
+    Image.fromarray(grid_image(clips)).save(buf, format=fmt, **({"quality": 90} if fmt != "PNG" else {}))
     write_bytes_atomic(path, buf.getvalue())
     return {"path": str(path), "rows": "per prompt: real clip, text→video, image&text→video",
-            "frames": int(n_frames), "captions": captions}
+            "frames": int(frames or n_frames), "size": int(size or clips[0].shape[1]), "captions": captions}
 
 
 def _classifier(path: str | None, data: str, dev: torch.device, on_event):

@@ -35,6 +35,15 @@ def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
     with Image.open(grid) as im:  # 2 prompts × (real, t2v, it2v) rows of num_frames tiles
         w, h = im.size
     assert h == 6 * (h // 6) and w // (h // 6) == out["grid"]["frames"]
+    # The model card's sheet: one prompt, 3 frames a row, every clip enlarged 2× by the export upscaler, as JPEG.
+    sheet = tmp_path / "sheet.jpg"
+    assert main(["eval", "--model", str(tiny_run[0]), "--data", "builtin:shapes", "--clips", "2", "--steps", "1",
+                 "--classifier", str(folder), "--device", "cpu", "--json", "--grid", str(sheet), "--grid-rows", "1",
+                 "--grid-size", "64", "--grid-frames", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["grid"]["size"] == 64 and out["grid"]["frames"] == 3 and len(out["grid"]["captions"]) == 1
+    with Image.open(sheet) as im:
+        assert im.format == "JPEG" and im.size == (3 * 64, 3 * 64)
     # A sampling-settings sweep: image&text→video only, at the guidance it asks for.
     assert main(["eval", "--model", str(tiny_run[0]), "--data", "builtin:shapes", "--clips", "2", "--steps", "1",
                  "--classifier", str(folder), "--device", "cpu", "--json", "--tasks", "it2v",

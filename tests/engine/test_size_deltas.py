@@ -155,7 +155,12 @@ def test_the_rank_is_checked_and_needs_a_draft_size():
     # a fine-tune at the base's draft size inherits no deltas (they would never act there)
     base = ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=4).resolved()
     assert ModelConfig(size=32).resolved(base).size_delta_rank == 0
-    assert ModelConfig().resolved(base).size_delta_rank == 4
+    # … which is where a fine-tune that names no size trains (the pack recipes on the 256 px default); asked for
+    # the native size, it keeps the base's deltas and draft size
+    plain = ModelConfig().resolved(base)
+    assert (plain.size, plain.draft_size, plain.size_delta_rank) == (32, 0, 0)
+    native = ModelConfig(size=64).resolved(base)
+    assert (native.size, native.draft_size, native.size_delta_rank) == (64, 32, 4)
 
 
 def test_a_deltas_only_fine_tune_learns_the_native_size_and_leaves_the_draft_size_untouched(tiny_run, tmp_path):
