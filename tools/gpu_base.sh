@@ -12,7 +12,9 @@
 #
 #   here:   bash tools/gpu_carry.sh     (.fluent ≈ 25 MB: one call's carry; .gpu, .whl: the start call's)
 #   call 1: bash tools/gpu_base.sh stage            (carry .fluent-a; copied to /tmp, which the warm host keeps)
-#   call 1b: bash tools/gpu_base.sh stage           (carry .fluent-b: the ≈ 41 MB tree and the whole 26 MB cache
+#   call 1b: bash tools/gpu_base.sh stage           (carry .fluent-b .whl — the start call then carries .gpu alone:
+#                                                    beside the ≈ 49 MB tree .gpu and .whl exceed 64 MiB together;
+#                                                    the ≈ 41 MB tree and the whole 26 MB cache
 #                                                    are over one call's 64 MiB since 2026-12-04; start checks
 #                                                    that every shard of the index arrived)
 #   [call:  bash tools/gpu_base.sh stage-init       (carry .base-init: a model folder brought back by an
@@ -143,6 +145,11 @@ case "$cmd" in
     # .fluent where it fits beside the tree, else .fluent-a in one call and .fluent-b in the next (gpu_carry.sh)
     [ -d .fluent-b ] && [ ! -d .fluent-a ] || { rm -rf $STAGE && mkdir -p $STAGE/fluent; }
     for d in .fluent .fluent-a .fluent-b; do [ -d $d ] && cp $d/* $STAGE/fluent/; done
+    # the wheels may come with the second part: since the 256 px default shipped (≈ 47 MiB tree), .gpu and .whl
+    # together no longer fit beside the tree in the start call
+    if ls .whl/*.whl >/dev/null 2>&1; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
+    fi
     du -sh $STAGE/fluent; ls $STAGE/fluent; exit 0 ;;
   stage-init)  # whichever of the two this call carried (a folder a call does not carry may linger there)
     if [ -f .base-init/config.json ]; then rm -rf $STAGE/init && cp -r .base-init $STAGE/init; fi
