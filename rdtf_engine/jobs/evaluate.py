@@ -60,6 +60,8 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     if unknown or not tasks:
         raise InputError(f"eval tasks must be t2v and/or it2v, got {', '.join(tasks) or 'none'}")
     check_strength(strength)
+    if grid_rows < 1 or (grid_size is not None and not 16 <= grid_size <= 2048) or (grid_frames or 1) < 1:
+        raise InputError(f"grid: rows ≥ 1, size 16–2048 px and frames ≥ 1, got {grid_rows}, {grid_size}, {grid_frames}")
     if scheduler not in SCHEDULERS:
         raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
     t0, cpu0 = time.time(), time.process_time()

@@ -52,6 +52,8 @@ def test_eval_report_on_tiny_model(tiny_run, tmp_path, capsys):
     assert out["t2v"] is None and out["it2v"]["clips"] == 2
     assert out["guidance_text"] == 2.0 and out["guidance_image"] == 5.0
     assert main(["eval", "--model", str(tiny_run[0]), "--data", "builtin:shapes", "--tasks", "v2v"]) == 2
+    assert main(["eval", "--model", str(tiny_run[0]), "--data", "builtin:shapes", "--grid", str(sheet),
+                 "--grid-size", "9000"]) == 2
 
 
 def test_builtin_emoji_eval_uses_the_shipped_gpu_classifier(monkeypatch):
