@@ -82,6 +82,9 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 STAGE=${STAGE:-/tmp/rdtf-stage}  # outside the checkout: each call's fresh copy of the tree drops ignored folders
 R=$STAGE/base                    # the job's folder: run, autoencoder, exported model, logs, evaluations
 
+install_wheels() {  # the carried .whl → $STAGE/site (kept on the warm host for later calls)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
+}
 export_model() {  # the run's newest model (+ the tuned decoder once written) → $R/base256 in fp16
   # one export at a time: a wait call's snapshot and the job's final export may meet
   ( cd $R && PYTHONPATH=$STAGE/site:$R/src flock .export.lock python3 -P - <<'PYEOF' ) || echo "export failed" >> $R/errors.txt
@@ -147,9 +150,7 @@ case "$cmd" in
     for d in .fluent .fluent-a .fluent-b; do [ -d $d ] && cp $d/* $STAGE/fluent/; done
     # the wheels may come with the second part: since the 256 px default shipped (≈ 47 MiB tree), .gpu and .whl
     # together no longer fit beside the tree in the start call
-    if ls .whl/*.whl >/dev/null 2>&1; then
-      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
-    fi
+    if ls .whl/*.whl >/dev/null 2>&1; then install_wheels; fi
     du -sh $STAGE/fluent; ls $STAGE/fluent; exit 0 ;;
   stage-init)  # whichever of the two this call carried (a folder a call does not carry may linger there)
     if [ -f .base-init/config.json ]; then rm -rf $STAGE/init && cp -r .base-init $STAGE/init; fi
@@ -191,7 +192,7 @@ sys.exit(f"missing shards: {missing}" if missing else 0)
 PYEOF
 rm -rf $R && mkdir -p $R
 if ls .whl/*.whl >/dev/null 2>&1; then  # (a later start on the same warm host may leave .whl out of its carry)
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
+  install_wheels
 else [ -d $STAGE/site ] || { echo "[base] carry .whl"; exit 2; }; fi
 if [ -d .gpu ]; then  # (a later start on the same warm host may leave .gpu out: its text model and font stay)
   python3 tools/gpu_bundle.py expand --src .gpu --dst $STAGE/minilm >/dev/null && cp .gpu/font/NotoColorEmoji.ttf $STAGE/

@@ -33,8 +33,7 @@ def _data_lines(cfg: dict, data: dict) -> list[str]:
     """What the model was trained on, from the run's data summary; a mixed source names both parts."""
     frames = data.get("frame_counts") or data.get("frame_count_histogram") or {"0": 0}
     counts = f"frame counts {min(map(int, frames))}–{max(map(int, frames))}"
-    emoji = data.get("emoji") if isinstance(data.get("emoji"), dict) else data
-    motions = len(emoji.get("motions") or data.get("motions") or {})
+    motions = len(data.get("motions") or {})  # a mixed source's summary counts its procedural clips' motions too
     parts = data.get("parts") or {}
     if "fluent" in parts:
         tag = f', captions ending ", {data["fluent_style"]}"' if data.get("fluent_style") else ""

@@ -31,7 +31,7 @@ def test_a_mixed_model_card_names_both_sources_and_reports_the_real_clips(card_t
     cfg = json.loads((folder / "config.json").read_text())
     cfg.update(data="builtin:mixed", data_summary={
         "clips": 8000, "parts": {"fluent": 3169, "emoji": 4831}, "fluent_style": "in 3d style",
-        "frame_counts": {"4": 1, "24": 2}, "emoji": {"motions": {"blink": 1, "spin": 2}}})
+        "frame_counts": {"4": 1, "24": 2}, "motions": {"blink": 1, "spin": 2}})
     (folder / "config.json").write_text(json.dumps(cfg))
     metrics = [{"step": 10, "loss": 0.01, "steps_per_s": 1.8}, {"step": 10, "val": {"all": 0.004}}]
     card = card_tool.build_card(folder, metrics, _report("builtin:emoji-holdout", False), "1 × NVIDIA H200", 25.0,
