@@ -1,4 +1,4 @@
-"""A size-delta model as what a GPU lease must carry: its deltas alone (model/size_deltas.py).
+"""A size- or style-delta model as what a GPU lease must carry: its deltas alone (model/size_deltas.py).
 
 A model trained with ``--trainable deltas`` is the base model's DFGN, unchanged, plus its size deltas — ≈ 7 MB in
 fp16 for rank 32 on the ``small`` preset, where the whole folder is ≈ 38 MB and does not fit beside the ≈ 41 MB
@@ -13,9 +13,10 @@ weights are the ones the deltas were trained on.
     python tools/delta_carry.py ship MODEL OUT [--base default]
 
 ``ship`` writes MODEL as the folder to commit over the base: its ``unet/`` keeps the base's weight files byte for
-byte and adds the deltas as one more shard (``diffusion_pytorch_model-size-deltas.safetensors``) that the index
-names, so git stores the unchanged base once and every clone grows by the deltas and the decoder alone (≈ 15 MB
-instead of ≈ 38 MB). The written folder is loaded back and compared with MODEL, tensor by tensor.
+byte and adds each kind of deltas the base lacks as one more shard (``diffusion_pytorch_model-size-deltas…`` /
+``-style-deltas.safetensors``) that the index names, so git stores the unchanged base once and every clone grows by
+the new deltas (and a new decoder) alone. Deltas the base already holds must be the base's, unchanged (a style
+run keeps its size deltas frozen). The written folder is loaded back and compared with MODEL, tensor by tensor.
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rdtf_engine.training.finetune import DELTAS  # the state-dict prefix of the deltas
+from rdtf_engine.model.size_deltas import PREFIXES  # the state-dict prefixes of the two kinds of deltas
 
 
 def _base_digest(state: dict[str, torch.Tensor]) -> str:
     """sha256 over the base weights (every non-delta tensor, in fp16): ``join`` refuses another base."""
     h = hashlib.sha256()
     for k in sorted(state):
-        if not k.startswith(DELTAS):
+        if not k.startswith(PREFIXES):
             h.update(k.encode())
             h.update(state[k].detach().to(torch.float16).cpu().numpy().tobytes())
     return h.hexdigest()
@@ -50,9 +51,9 @@ def split(model: Path, out: Path) -> None:
 
     unet, _, card = load_model_folder(model)
     state = unet.state_dict()
-    deltas = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(DELTAS)}
+    deltas = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(PREFIXES)}
     if not deltas:
-        raise SystemExit(f"{model} has no size deltas: carry the whole folder")
+        raise SystemExit(f"{model} has no size or style deltas: carry the whole folder")
     out.mkdir(parents=True, exist_ok=True)
     save_file(deltas, str(out / "deltas.safetensors"), metadata={"base": _base_digest(state)})
     (out / "unet.json").write_text(json.dumps(dict(unet.config), indent=1))
@@ -86,7 +87,9 @@ def join(carried: Path, out: Path, base: str, vae_dir: Path | None) -> None:
     print(f"joined {base} + {carried.name} → {out}")
 
 
-DELTA_SHARD = "diffusion_pytorch_model-size-deltas.safetensors"
+def shard_name(prefix: str) -> str:
+    """"size_deltas." → diffusion_pytorch_model-size-deltas.safetensors (the shard of one kind of deltas)."""
+    return f"diffusion_pytorch_model-{prefix.rstrip('.').replace('_', '-')}.safetensors"
 
 
 def ship(model: Path, out: Path, base: str) -> None:
@@ -104,15 +107,22 @@ def ship(model: Path, out: Path, base: str) -> None:
         raise SystemExit("ship writes a new folder; move it over the base afterwards (git sees the unchanged shards)")
     unet, _, _ = load_model_folder(model)
     base_unet, _, _ = load_model_folder(base_dir)
-    state = unet.state_dict()
-    if _base_digest(state) != _base_digest(base_unet.state_dict()):
+    state, base_state = unet.state_dict(), base_unet.state_dict()
+    if _base_digest(state) != _base_digest(base_state):
         raise SystemExit(f"{model}'s base weights are not {base}'s: its unet cannot reuse the base's files")
-    deltas = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(DELTAS)}
-    if not deltas:
-        raise SystemExit(f"{model} has no size deltas: commit the whole folder")
+    new = {}  # shard name → the fp16 deltas of a kind the base lacks
+    for prefix in PREFIXES:
+        mine = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(prefix)}
+        held = {k: v for k, v in base_state.items() if k.startswith(prefix)}
+        if held and (held.keys() != mine.keys() or any(not torch.equal(held[k].half(), mine[k]) for k in held)):
+            raise SystemExit(f"{model}'s {prefix.rstrip('.')} differ from {base}'s: ship it against a base without them")
+        if mine and not held:
+            new[shard_name(prefix)] = mine
+    if not new:
+        raise SystemExit(f"{model} has no deltas beyond {base}'s: nothing to ship")
     index = base_dir / "unet" / INDEX
     weight_map = (json.loads(index.read_text())["weight_map"] if index.is_file()
-                  else {k: WEIGHTS for k in base_unet.state_dict()})
+                  else {k: WEIGHTS for k in base_state})
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
@@ -123,8 +133,9 @@ def ship(model: Path, out: Path, base: str) -> None:
         shutil.copy2(model / "unet" / "config.json", tmp / "unet" / "config.json")
         for name in dict.fromkeys(weight_map.values()):
             shutil.copyfile(base_dir / "unet" / name, tmp / "unet" / name)  # byte for byte: git stores it once
-        save_file(deltas, str(tmp / "unet" / DELTA_SHARD))
-        weight_map.update({k: DELTA_SHARD for k in deltas})
+        for name, deltas in new.items():
+            save_file(deltas, str(tmp / "unet" / name))
+            weight_map.update({k: name for k in deltas})
         total = sum(v.numel() * 2 for v in state.values())  # bytes: every tensor is fp16 on disk
         (tmp / "unet" / INDEX).write_text(json.dumps({"metadata": {"total_size": total},
                                                       "weight_map": dict(sorted(weight_map.items()))}, indent=2))
@@ -139,8 +150,9 @@ def ship(model: Path, out: Path, base: str) -> None:
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{model} → {out}: the base's unet files and {len(deltas)} delta tensors "
-          f"({(out / 'unet' / DELTA_SHARD).stat().st_size / 2**20:.1f} MiB)")
+    for name, deltas in new.items():
+        print(f"{model} → {out}: the base's unet files and {len(deltas)} delta tensors in {name} "
+              f"({(out / 'unet' / name).stat().st_size / 2**20:.1f} MiB)")
 
 
 def main(argv: list[str] | None = None) -> int:

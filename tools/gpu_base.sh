@@ -35,7 +35,11 @@
 #                                                    IMAGE_G=G saves G as the new model's own image guidance;
 #                                                    DELTA_RANK=R trains rank-R size deltas alone, the base frozen:
 #                                                    its 128 px draft stays the shipped model's exactly, every step
-#                                                    runs at 256 px, no anchor needed: model/size_deltas.py)
+#                                                    runs at 256 px, no anchor needed: model/size_deltas.py;
+#                                                    STYLE_RANK=R DATA=builtin:fluent trains rank-R style deltas
+#                                                    alone, every step at the 128 px draft size, captions ending
+#                                                    ", in 3d style" (STYLE_TAG); EVAL_EMOJI=0 then skips the
+#                                                    emoji sets, which such a model draws as its base does)
 #    call:  bash tools/gpu_base.sh stage-init       (carry .base-deltas: a size-delta model as its deltas and
 #                                                    decoder, tools/delta_carry.py split; ≈ 15 MB, joined with
 #                                                    the shipped DFGN on the host)]
@@ -74,6 +78,10 @@
 # as full ones), 1.83 alone; the host went cold after a 521 s start call once more, so the lease was restaged and
 # ran one start call ending with its job (CLIPS=8000 TRAIN_MIN=5.6 AE_MIN=0 EVAL_NEW=0: data 95 s, 573 steps,
 # 460 s in all). Since: resume continues such a finished run on the warm host, each call ending with its job.
+# 2026-12-04, STYLE_RANK=32 DATA=builtin:fluent LR=5e-4 CLIPS=12000 AE_MIN=0: 12,000 windows at 128 px encoded
+# in 72 s (168 clips/s); 930 steps in TRAIN_MIN=6 (2.4 steps/s at batch 128), then resume 7 min (1,110 more)
+# and 2.5 min (415 more) with EVAL_NEW=1 EVAL_OLD=1 EVAL_EMOJI=0 (both models' Fluent evaluations after the
+# export, on the card); 26.6 device-minutes.
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
@@ -105,11 +113,13 @@ PYEOF
 }
 
 bring_back() {  # → $OUT: the newest model in ≤ 15 MB parts (a later lease continues from it), the logs so far
-  if [ -d $R/base256 ] && grep -q '"size_delta_rank": *[1-9]' $R/base256/unet/config.json; then
+  if [ -d $R/base256 ] && grep -Eq '"(size|style)_delta_rank": *[1-9]' $R/base256/unet/config.json; then
     # a size-delta model: its deltas (≈ 7 MB) and decoder, one part that copies back inside the host's 30 s;
     # here: tools/delta_carry.py join base-deltas MODEL --vae base-deltas (the shipped DFGN + these)
+    # (the decoder only when it is not the shipped one: a style run's size and style deltas are ≈ 15 MB alone)
     ( cd $R && rm -rf base-deltas && PYTHONPATH=$STAGE/site:$R/src python3 -P src/delta_carry.py split base256 base-deltas \
-      && cp -r base256/vae base-deltas/vae && tar cf "$OUT/deltas.tar" base-deltas ) || echo "split failed" >> $R/errors.txt
+      && { [ ! -d ae256 ] && [ ! -f $STAGE/init-vae/config.json ] || cp -r base256/vae base-deltas/vae; } \
+      && tar cf "$OUT/deltas.tar" base-deltas ) || echo "split failed" >> $R/errors.txt
   elif [ -d $R/base256 ]; then tar cf - -C $R base256 | split -b 15m - "$OUT/base.tar.part-"; fi
   # the sample sheets as one tar in ≤ 15 MB parts: the device brings back at most 8 files, and a lease whose
   # five sheets beside the model's three parts pushed results.tar.gz (the evaluations) out lost its numbers
@@ -122,6 +132,34 @@ bring_back_logs() {  # → $OUT/results.tar.gz: the logs, metrics and evaluation
   tar czf "$OUT/results.tar.gz" --exclude='*.png' --exclude=run --exclude=ae256 --exclude='base256*' \
       --exclude=home --exclude=src --exclude=base-deltas -C $STAGE base
   ls -la "$OUT"; cat $R/errors.txt 2>/dev/null || true
+}
+
+eval_env() {  # the evaluation settings of this call, for the job script to pass to `gpu_base.sh evaluate`
+  echo "STAGE=$STAGE INIT=${INIT:-default} EVAL_NEW=${EVAL_NEW:-1} EVAL_OLD=${EVAL_OLD:-1} EVAL_INIT=${EVAL_INIT:-0}" \
+       "EVAL_EMOJI=${EVAL_EMOJI:-1} EVAL_CLIPS=${EVAL_CLIPS:-48}"
+}
+
+evaluate() {  # in the job's folder, after the export: the new model (and the shipped / carried one) on the card
+  # EVAL_EMOJI=0 leaves the emoji sets out (a style-delta model draws every untagged prompt as its base does)
+  cd $R
+  local CLF=src/resources/eval/motion-classifier-builtin-emoji PIDS=""
+  ev() {  # tag model data: the emoji evaluation (the no-regression bar) and the real Fluent clips held out
+    timeout 400 python3 -P -m rdtf_engine eval --model "$2" --data $3 --clips $EVAL_CLIPS \
+      --steps 20 --seed 1 --classifier $CLF --json --grid $1-grid.png > $1.eval.json 2> $1.eval.log \
+      || echo "eval $1 failed" >> errors.txt
+  }
+  sets() {  # name model: its evaluations in the background
+    if [ "$EVAL_EMOJI" = 1 ]; then ev $1 $2 builtin:emoji-holdout & PIDS="$PIDS $!"; fi
+    ev $1-fluent $2 builtin:fluent-holdout & PIDS="$PIDS $!"
+  }
+  if [ -d base256 ] && [ "$EVAL_NEW" = 1 ]; then sets new base256; fi  # EVAL_NEW=0: evaluate it here on the CPU
+  if [ "$EVAL_INIT" = 1 ] && [ "$INIT" != default ]; then sets init $INIT; fi  # the carried model, same seeds
+  if [ "$EVAL_OLD" = 1 ]; then sets old default; fi
+  if [ -d ae256 ]; then
+    timeout 200 python3 -P -m rdtf_engine eval-autoencoder default ae256 --data builtin:fluent-holdout \
+      --clips $EVAL_CLIPS --json --sheet ae-sheet.png > ae.eval.json 2> ae.eval.err & PIDS="$PIDS $!"
+  fi
+  [ -z "$PIDS" ] || wait $PIDS || true
 }
 
 wait_job() {  # until the job writes done, or this call's time is nearly up; then bring back what there is
@@ -171,11 +209,13 @@ echo "[base] \$(date +%T) resumed for ${TRAIN_MIN:-7} min"
 python3 -P -m rdtf_engine --events jsonl train --out run --resume --steps ${STEPS:-100000} --max-minutes ${TRAIN_MIN:-7} \
     >> train.jsonl 2>> train.log || echo "resume failed" >> errors.txt
 STAGE=$STAGE bash $R/gpu_base.sh export; touch trained
+$(eval_env) bash $R/gpu_base.sh evaluate
 echo "[base] \$(date +%T) done"; touch done
 EOF
     setsid nohup bash $R/resume.sh >> $R/job.log 2>&1 < /dev/null &
     sleep 5; tail -n 2 $R/job.log; wait_job; exit 0 ;;
   export) export_model; exit 0 ;;  # (the job's own call)
+  evaluate) evaluate; exit 0 ;;    # (the job's own call, with eval_env's settings)
   collect) [ -d $R ] || { echo "[base] no job on this host"; exit 3; }; bring_back; exit 0 ;;
   start) ;;
   *) echo "unknown command $cmd"; exit 2 ;;
@@ -229,14 +269,17 @@ export RDTF_FLUENT_CACHE=$STAGE/fluent RDTF_HOME=$R/home OMP_NUM_THREADS=4 PYTHO
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 cd $R
 PY="python3 -P"
+STYLE=()  # STYLE_RANK=R: rank-R style deltas alone (a quoted word inside \${…:+…} loses its quotes here)
+[ -z "${STYLE_RANK:-}" ] || STYLE=(--style-delta-rank ${STYLE_RANK:-0} --trainable style --style-tag "${STYLE_TAG:-in 3d style}")
 ( while sleep 20; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >> gpu_util.log; done ) &
 UTIL=\$!
 echo "[base] \$(date +%T) DFGN from $INIT for ${TRAIN_MIN:-15} min"
-\$PY -m rdtf_engine --events jsonl train --data builtin:mixed --out run --init-from $INIT --size 256 \
+\$PY -m rdtf_engine --events jsonl train --data ${DATA:-builtin:mixed} --out run --init-from $INIT --size 256 \
     --draft-size ${DRAFT:-128} --draft-every ${DRAFT_EVERY:-3} --continue-curriculum --max-clips ${CLIPS:-12000} --batch-size ${BATCH:-128} --lr ${LR:-2e-4} \
     --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every ${CKPT:-500} --sample-every 0 \
     --seed $SEED ${ANCHOR:+--anchor $ANCHOR --anchor-weight ${ANCHOR_W:-1}} ${MOTION_W:+--motion-weight $MOTION_W} \
-    ${IMAGE_G:+--image-guidance $IMAGE_G} ${DELTA_RANK:+--size-delta-rank $DELTA_RANK --trainable deltas} > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
+    ${IMAGE_G:+--image-guidance $IMAGE_G} ${DELTA_RANK:+--size-delta-rank $DELTA_RANK --trainable deltas} \
+    "\${STYLE[@]}" > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
 DFGN=\$!
 # the decoder starts once the DFGN's data is prepared (both would fight over the host's cores before)
 while kill -0 \$DFGN 2>/dev/null && ! grep -q '"stage": *"train"' train.jsonl; do sleep 5; done
@@ -250,30 +293,7 @@ fi
 wait \$DFGN
 echo "[base] \$(date +%T) export"; tail -3 train.log
 STAGE=$STAGE bash $R/gpu_base.sh export; touch trained
-CLF=src/resources/eval/motion-classifier-builtin-emoji
-ev() {  # tag model data: the emoji evaluation (the no-regression bar) and the real Fluent clips held out
-  timeout 400 \$PY -m rdtf_engine eval --model "\$2" --data \$3 --clips ${EVAL_CLIPS:-48} \
-    --steps 20 --seed 1 --classifier \$CLF --json --grid \$1-grid.png > \$1.eval.json 2> \$1.eval.log \
-    || echo "eval \$1 failed" >> errors.txt
-}
-PIDS=""
-if [ -d base256 ] && [ "${EVAL_NEW:-1}" = 1 ]; then  # EVAL_NEW=0: evaluate it back here on the CPU instead
-  ev new base256 builtin:emoji-holdout & PIDS="\$PIDS \$!"
-  ev new-fluent base256 builtin:fluent-holdout & PIDS="\$PIDS \$!"
-fi
-if [ "${EVAL_INIT:-0}" = 1 ] && [ "$INIT" != default ]; then  # the carried model, on the same card and seeds
-  ev init $INIT builtin:emoji-holdout & PIDS="\$PIDS \$!"
-  ev init-fluent $INIT builtin:fluent-holdout & PIDS="\$PIDS \$!"
-fi
-if [ "${EVAL_OLD:-1}" = 1 ]; then
-  ev old default builtin:emoji-holdout & PIDS="\$PIDS \$!"
-  ev old-fluent default builtin:fluent-holdout & PIDS="\$PIDS \$!"
-fi
-if [ -d ae256 ]; then
-  timeout 200 \$PY -m rdtf_engine eval-autoencoder default ae256 --data builtin:fluent-holdout \
-    --clips ${EVAL_CLIPS:-48} --json --sheet ae-sheet.png > ae.eval.json 2> ae.eval.err & PIDS="\$PIDS \$!"
-fi
-[ -z "\$PIDS" ] || wait \$PIDS || true  # (a bare wait would also wait for the utilisation loop)
+$(eval_env) bash $R/gpu_base.sh evaluate
 echo "[base] \$(date +%T) done"; touch done
 kill \$UTIL 2>/dev/null || true
 EOF

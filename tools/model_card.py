@@ -35,6 +35,10 @@ def _data_lines(cfg: dict, data: dict) -> list[str]:
     counts = f"frame counts {min(map(int, frames))}–{max(map(int, frames))}"
     motions = len(data.get("motions") or {})  # a mixed source's summary counts its procedural clips' motions too
     parts = data.get("parts") or {}
+    style = data.get("style_deltas") or {}  # the run that trained the style deltas (its own data summary)
+    style_line = [(f"- Style deltas: `builtin:{style.get('name', '?')}`, {style.get('clips', '?')} windows of "
+                   f"{style.get('files', '?')} Fluent files at {style.get('size', '?')} px, captions ending "
+                   f"\", {cfg.get('style_tag') or style.get('style_tag')}\".")] if style else []
     if "fluent" in parts:
         tag = f', captions ending ", {data["fluent_style"]}"' if data.get("fluent_style") else ""
         return [(f"- `{cfg.get('data')}`: {data.get('clips', '?')} clips: {parts['fluent']} windows of Fluent Emoji "
@@ -42,7 +46,8 @@ def _data_lines(cfg: dict, data: dict) -> list[str]:
                  f"procedural clips of Noto Color Emoji (OFL) with {motions} motion classes; {counts}."),
                 ("- Held out and never trained on: the Fluent face code points reserved for independent evaluation "
                  "(excluded by code point in the source), ≈ 10 % of the other Fluent code points "
-                 "(`builtin:fluent-holdout`), 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`).")]
+                 "(`builtin:fluent-holdout`), 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`).")
+                ] + style_line
     return [(f"- `{cfg.get('data')}`: {data.get('clips', '?')} procedural clips of Noto Color Emoji (OFL) with "
              f"{motions} motion classes, {counts}."),
             "- Held out and never trained on: 55 emoji and 347 (emoji, motion) pairs (`builtin:emoji-holdout`)."]
@@ -124,6 +129,9 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
     if unet.get("size_delta_rank"):
         ref_text += (f"; rank-{unet['size_delta_rank']} size deltas, off at the draft size (there it is its base "
                      "model exactly)")
+    if unet.get("style_delta_rank") and cfg.get("style_tag"):
+        ref_text += (f"; rank-{unet['style_delta_rank']} style deltas at the draft size, on only for prompts "
+                     f"containing \"{cfg['style_tag']}\"" + ("" if cfg.get("style_given") else " without a given frame"))
     lines = [
         f"# Model card: `{folder.name}`",
         "",
@@ -192,7 +200,11 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         fails.append("- Trained on single characters (Noto emoji with procedural motions, Fluent's animated emoji): "
                      "prompts about scenes, text or several objects fall back to blobs; unknown words are mostly "
                      "ignored (MiniLM, 384-d).")
-        if cfg.get("draft_size") and unet.get("size_delta_rank"):
+        if cfg.get("draft_size") and cfg.get("style_tag") and unet.get("style_delta_rank"):
+            fails.append(f"- Text → video with \"{cfg['style_tag']}\" draws the 3-D style and its motion, but a "
+                         "character never seen in training is not drawn from its name alone (the real-clip table's "
+                         "text → video identity); without the tag every prompt is drawn flat, as the Noto emoji.")
+        elif cfg.get("draft_size") and unet.get("size_delta_rank"):
             fails.append(f"- Text → video is laid out by the {cfg['draft_size']} px draft, the base network, which "
                          "saw only Noto emoji: Fluent-style prompts come out as Noto-like shapes (the real-clip "
                          "table's text → video identity); a given picture carries its own style.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class CreateViewModel(ViewModel):
     models_changed = Signal(object)
     start_image_changed = Signal(str)
     end_image_changed = Signal(str)
+    style_tag_changed = Signal(str)
     busy_changed = Signal(bool)
     progress_changed = Signal(float)
     status_changed = Signal(str)
@@ -55,6 +57,8 @@ class CreateViewModel(ViewModel):
     models = qprop(list, "models", models_changed)
     start_image = qprop(str, "start_image", start_image_changed)
     end_image = qprop(str, "end_image", end_image_changed)
+    # The picked model's style tag ("" = none): words that switch its style deltas on (the shipped model: 3-D)
+    style_tag = qprop(str, "style_tag", style_tag_changed)
     busy = qprop(bool, "busy", busy_changed)
     progress = qprop(float, "progress", progress_changed)
     status = qprop(str, "status", status_changed)
@@ -72,7 +76,7 @@ class CreateViewModel(ViewModel):
         self._guidance = get("create/guidance") or DEFAULT_GUIDANCE_TEXT
         self._model = get("create/model") or "default"
         self._models: list[dict] = [{"name": "default", "path": "default", "builtin": True}]
-        self._start_image = self._end_image = ""
+        self._start_image = self._end_image = self._style_tag = ""
         self._busy, self._progress, self._status, self._preview = False, 0.0, "", []
         # Request fields the form has no widget for; a reused recipe sets them so its sticker comes out the same.
         self.extra: dict[str, Any] = {}
@@ -89,6 +93,8 @@ class CreateViewModel(ViewModel):
             self.extra.pop("model_sha256", None)  # another model: the recipe's weights no longer apply
         if changed_model:
             self._take_model_guidance(str(value))
+        if name == "model":
+            self._take_style_tag()
         if self.settings is not None and name in ("frames", "size", "steps", "guidance", "model"):
             self.settings.set(f"create/{name}", value)
 
@@ -98,6 +104,27 @@ class CreateViewModel(ViewModel):
         m = self._entry(name)
         if m is not None and m.get("guidance_text") is not None:
             self.set_value("guidance", float(m["guidance_text"]))
+
+    def _take_style_tag(self) -> None:
+        m = self._entry(self._model)
+        self._set("style_tag", str((m or {}).get("style_tag") or ""))
+
+    def styled(self) -> bool:
+        """Whether the prompt carries the picked model's style tag (case aside)."""
+        return bool(self._style_tag) and self._style_tag.lower() in self._prompt.lower()
+
+    def set_styled(self, on: bool) -> None:
+        """Add the model's style tag to the prompt (", in 3d style") or take it out: the prompt stays the one
+        thing the request carries, and what the user reads is what the engine gets."""
+        tag = self._style_tag
+        if not tag or bool(on) == self.styled():
+            return
+        prompt = self._prompt.strip()
+        if on:
+            prompt = f"{prompt.rstrip(' ,.')}, {tag}" if prompt else tag
+        else:
+            prompt = re.sub(r"\s*,?\s*" + re.escape(tag), "", prompt, flags=re.IGNORECASE).strip(" ,")
+        self.set_value("prompt", prompt)
 
     def _entry(self, ref: str) -> dict | None:
         """The listed model of that folder or name."""
@@ -110,6 +137,7 @@ class CreateViewModel(ViewModel):
         names = {m.get("name") for m in self._models} | {m.get("path") for m in self._models}
         if self._model not in names:
             self._set("model", str(self._models[0].get("name", "default")))
+        self._take_style_tag()
 
     def model_ref(self) -> str:
         """What the engine gets: a user model's folder path, or a shipped model's name."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -81,6 +82,9 @@ class CreatePage(QWidget):
         self.dice.setToolTip("New random seed")
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, decimals=1)
         self.model = QComboBox()
+        self.style = QCheckBox()
+        self.style.setToolTip("Adds the model's style words to the prompt: text → video is then drafted in the "
+                              "style the model learnt for them (the shipped model: artist-drawn 3-D emoji)")
         self.start_image, self.end_image = ImagePicker(vm, "start_image"), ImagePicker(vm, "end_image")
         self.generate_btn = QPushButton("Generate")
         self.generate_btn.setDefault(True)
@@ -105,6 +109,8 @@ class CreatePage(QWidget):
         form.addRow("Seed", seed_row)
         form.addRow("Guidance", self.guidance)
         form.addRow("Model", self.model)
+        form.addRow("Style", self.style)
+        self.form = form
         form.addRow("Start image", self.start_image)
         form.addRow("End image", self.end_image)
         buttons = QHBoxLayout()
@@ -134,6 +140,10 @@ class CreatePage(QWidget):
         self.model.currentIndexChanged.connect(self._model_from_combo)
         vm.models_changed.connect(self._models)
         vm.model_changed.connect(lambda name: self.model.setCurrentIndex(max(0, self.model.findData(name))))
+        self.style.toggled.connect(vm.set_styled)
+        vm.prompt_changed.connect(lambda _t: self._style_from_vm())
+        vm.style_tag_changed.connect(lambda _t: self._style_from_vm())
+        self._style_from_vm()
         self.dice.clicked.connect(vm.roll_seed)
         self.generate_btn.clicked.connect(vm.generate)
         self.cancel_btn.clicked.connect(vm.cancel)
@@ -146,6 +156,15 @@ class CreatePage(QWidget):
     def _prompt_from_vm(self, text: str) -> None:
         if self.prompt.toPlainText() != text:
             self.prompt.setPlainText(text)
+
+    def _style_from_vm(self) -> None:
+        """The style box: shown for a model with a style tag, ticked while the prompt carries it."""
+        tag = self.vm.style_tag
+        self.form.setRowVisible(self.style, bool(tag))
+        self.style.setText(f"“{tag}”" if tag else "")
+        self.style.blockSignals(True)
+        self.style.setChecked(self.vm.styled())
+        self.style.blockSignals(False)
 
     def _example(self, index: int) -> None:
         if index > 0:

@@ -31,7 +31,8 @@ def cmd_train(args, rep: Reporter) -> int:
 _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "temporal": ("model", "temporal"),
               "reference_attention": ("model", "reference_attention"),
               "draft_size": ("model", "draft_size"), "draft_every": ("train", "draft_every"), "steps": ("train", "steps"),
-              "size_delta_rank": ("model", "size_delta_rank"),
+              "size_delta_rank": ("model", "size_delta_rank"), "style_delta_rank": ("model", "style_delta_rank"),
+              "style_tag": ("train", "style_tag"),
               "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "seed": ("train", "seed"),
               "autoencoder": ("train", "autoencoder"), "ae_steps": ("train", "ae_steps"),
               "decoder_steps": ("train", "decoder_steps"),
@@ -147,6 +148,13 @@ def add_train_parsers(sub) -> None:
                    help="with a draft size: give every layer a rank-R companion that acts only off the draft size "
                         "(0 = none; default --init-from's); with --trainable deltas only those train, so the "
                         "draft-size network stays the base's exactly while the larger size learns")
+    t.add_argument("--style-delta-rank", type=int, default=None, metavar="R",
+                   help="with a draft size: give every layer a rank-R companion that acts only at the draft size and "
+                        "only for prompts carrying --style-tag (0 = none; default --init-from's); with --trainable "
+                        "style only those train, so every other prompt draws exactly as the base does")
+    t.add_argument("--style-tag", default=None, metavar="TEXT",
+                   help="with --trainable style: the prompt ending that switches the style deltas on, e.g. "
+                        "\"in 3d style\"; appended to every training caption that lacks it, saved in the card")
     t.add_argument("--anchor", default=None, metavar="MODEL",
                    help="hold the run to this model's predictions (usually the --init-from model, e.g. default) on "
                         "the batches at its own size, for the procedural clips it learnt from: keeps its drawing "
@@ -172,7 +180,8 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--trainable", choices=TRAINABLE, default=None,
                    help="all weights; attention: only the attention and temporal layers; text: only the text "
                         "projection and the text cross-attention's keys and values; deltas: only the size "
-                        "deltas (--size-delta-rank) (default all)")
+                        "deltas (--size-delta-rank); style: only the style deltas (--style-delta-rank, "
+                        "--style-tag), at the draft size (default all)")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
     t.add_argument("--ae-steps", type=int, default=None, help="default the recipe's (custom: 500)")
     t.add_argument("--decoder-steps", type=int, default=None, metavar="N",

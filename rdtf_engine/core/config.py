@@ -108,9 +108,13 @@ class ModelConfig:
     # Size deltas (model/size_deltas.py): every layer gets a low-rank companion of this rank that acts only off the
     # draft size, so the draft-size network can stay the base's exactly (0 = none; needs a draft size).
     size_delta_rank: int | None = None
+    # Style deltas (model/size_deltas.py): low-rank companions that act only on the draft size and only for a prompt
+    # carrying the card's style_tag, so a second art style is learnt there beside the first (0 = none).
+    style_delta_rank: int | None = None
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"preset": "tiny", "size": 64, "temporal": "sti",
-                                          "reference_attention": "off", "draft_size": 0, "size_delta_rank": 0}
+                                          "reference_attention": "off", "draft_size": 0, "size_delta_rank": 0,
+                                          "style_delta_rank": 0}
 
     def resolved(self, base: ModelConfig | None = None) -> ModelConfig:
         """Every None field from ``base`` (a fine-tune's model), else from DEFAULTS; reference mode normalised."""
@@ -126,8 +130,8 @@ class ModelConfig:
             kw["size"] = base.draft_size
         if self.draft_size is None and kw["draft_size"] and kw["draft_size"] >= kw["size"]:
             kw["draft_size"] = 0  # a base's draft size does not carry over to a fine-tune at or below it
-        if self.size_delta_rank is None and not kw["draft_size"]:
-            kw["size_delta_rank"] = 0  # nor its size deltas, which act only off the draft size
+        if not kw["draft_size"]:  # nor its size and style deltas, which act off / on the draft size
+            kw.update({k: 0 for k in ("size_delta_rank", "style_delta_rank") if getattr(self, k) is None})
         return dataclasses.replace(self, **kw)
 
     def validate(self) -> None:
@@ -149,6 +153,11 @@ class ModelConfig:
             raise InputError(f"size_delta_rank must be between 0 and {MAX_DELTA_RANK}, got {rank}")
         if rank and not draft:
             raise InputError("size deltas act only off the draft size: size_delta_rank needs a draft_size")
+        style = int(self.style_delta_rank or 0)
+        if not 0 <= style <= MAX_DELTA_RANK:
+            raise InputError(f"style_delta_rank must be between 0 and {MAX_DELTA_RANK}, got {style}")
+        if style and not draft:
+            raise InputError("style deltas act only on the draft size: style_delta_rank needs a draft_size")
         if int(self.latent_channels) != LATENT_CHANNELS:
             raise InputError(f"latent_channels must be {LATENT_CHANNELS} (the RGBA autoencoder's)")
 
@@ -157,8 +166,10 @@ class ModelConfig:
 # the small DFGN's weights; the rest keep the base's and cost no optimiser state); or only what maps the caption
 # into the picture ("text": ≈ 5 %, training/finetune.py TEXT_PARTS).
 # "deltas": only the size deltas (model/size_deltas.py), so the draft-size network stays the base's exactly.
-TRAINABLE = ("all", "attention", "text", "deltas")
+# "style": only the style deltas, at the draft size alone, on captions ending with TrainConfig.style_tag.
+TRAINABLE = ("all", "attention", "text", "deltas", "style")
 MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
+MAX_STYLE_TAG = 60
 
 
 @dataclass
@@ -203,6 +214,9 @@ class TrainConfig:
     # motion_weight · the MSE of the frame-to-frame differences of ε̂ and ε joins the loss (training/masks.py,
     # masked_motion_mse: what it does and did not do, measured). 0 = off (the paper's loss alone).
     motion_weight: float = 0.0
+    # With trainable "style": the prompt ending that switches the style deltas on (saved in the card); every
+    # training caption gets ", <tag>" unless it already ends so.
+    style_tag: str = ""
 
     def validate(self) -> None:
         if self.curriculum not in ("none", "linear", "adaptive"):
@@ -233,6 +247,11 @@ class TrainConfig:
             raise InputError(f"anchor_weight must be above 0 and at most 100, got {self.anchor_weight}")
         if not 0.0 <= float(self.motion_weight) <= 100.0:
             raise InputError(f"motion_weight must be between 0 and 100, got {self.motion_weight}")
+        tag = self.style_tag.strip(" ,")
+        if self.trainable == "style" and not tag:
+            raise InputError("trainable style needs the style tag that switches the style deltas on (style_tag)")
+        if len(tag) > MAX_STYLE_TAG or any(not c.isprintable() for c in tag):
+            raise InputError(f"style_tag must be printable text of at most {MAX_STYLE_TAG} characters")
 
 
 # A capped fine-tune (RunControl.max_minutes) tunes its decoder for at most this share of the cap, before the
@@ -325,6 +344,11 @@ class ModelCard:
     # Draft image & text → video too (given frames downscaled to the draft size, locked in both stages): the draft-
     # size network is then what keeps the given character, the native size only refines it (docs/results.md).
     draft_given: bool = False
+    # A prompt containing this text (case aside) switches the model's style deltas on while its draft is drawn
+    # (ModelConfig.style_delta_rank); "" = no style deltas. For text → video only unless ``style_given``: with
+    # frames given they held the given character but nearly stopped its motion (docs/results.md).
+    style_tag: str = ""
+    style_given: bool = False
     created: str = ""
     engine_version: str = ""
 

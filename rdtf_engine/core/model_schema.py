@@ -99,6 +99,8 @@ CARD_SCHEMA = {
     "motion_weight": _float(0.0, 100.0),
     "refine_strength": _float(0.05, 1.0),
     "draft_given": BOOL,
+    "style_tag": TEXT,
+    "style_given": BOOL,
     "created": TEXT,
     "engine_version": TEXT,
 }
@@ -125,6 +127,7 @@ UNET_SCHEMA = {
     "reference_attention_all_levels": BOOL,
     "size_delta_rank": _int(0, 256),
     "size_delta_off_latent": _int(0, 256),
+    "style_delta_rank": _int(0, 256),
 }
 # diffusers AutoencoderKL arguments this engine writes (RGBA in/out, 4 latent channels).
 VAE_SCHEMA = {

@@ -39,6 +39,7 @@ from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_T
 from rdtf_engine.diffusion.schedule import sampling_scheduler
 from rdtf_engine.diffusion.step_runtime import StepFunctions
 from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
+from rdtf_engine.model.size_deltas import set_style
 from rdtf_engine.model.text import NULL_PROMPT
 
 OVERLAP = 2
@@ -132,6 +133,7 @@ class StickerPipeline:
         num_frames, out_size, size = int(p.frames), int(p.size), int(self.card.size) or int(p.size)
         cond_frames = list(p.cond_frames) if p.cond_frames else [None] * num_frames
         known = [f is not None for f in cond_frames]
+        set_style(self.unet, self.styled(p.prompt, any(known)))  # a styled prompt's draft: the style deltas
         gen = torch.Generator(device="cpu").manual_seed(int(p.seed))
         text = self.text.encode([NULL_PROMPT, p.prompt])
         n_win = len(self._window_starts(num_frames))
@@ -154,6 +156,12 @@ class StickerPipeline:
             if f is not None:
                 frames[i] = f  # a locked frame stays exactly what the user locked
         return frames
+
+    def styled(self, prompt: str, given: bool = False) -> bool:
+        """Whether the style deltas draw this sample: ``prompt`` carries the card's style tag (case aside), and no
+        frame is ``given`` unless the card says ``style_given``."""
+        tag = str(getattr(self.card, "style_tag", "") or "").strip().lower()
+        return bool(tag) and tag in prompt.lower() and (not given or bool(getattr(self.card, "style_given", False)))
 
     def _draft_size(self, known: list[bool], size: int) -> int:
         """The size this sample is drafted at before it is refined at ``size`` (0: none): the card's draft size,

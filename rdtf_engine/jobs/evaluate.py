@@ -126,9 +126,10 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
 
 def style_tag(card, data: str) -> str:
     """The caption suffix a model learnt for ``data``'s style: a model trained on ``builtin:mixed`` (its card's
-    ``data_summary.fluent_style``) reaches the Fluent look only with that tag, so real Fluent clips are prompted
-    with it; everything else as captioned."""
-    tag = (card.data_summary or {}).get("fluent_style") if data.startswith("builtin:fluent") else None
+    ``data_summary.fluent_style``) or with style deltas for it (``card.style_tag``) reaches the Fluent look only
+    with that tag, so real Fluent clips are prompted with it; everything else as captioned."""
+    summary = card.data_summary or {}
+    tag = (getattr(card, "style_tag", "") or summary.get("fluent_style")) if data.startswith("builtin:fluent") else None
     return f", {tag}" if tag else ""
 
 

@@ -30,7 +30,7 @@ from rdtf_engine.core.errors import InputError
 from rdtf_engine.model.blocks import FrameInfo, TemporalAttention
 from rdtf_engine.model.condition import ConditionEncoder
 from rdtf_engine.model.reference import ReferenceAttention, ReferenceAttnProcessor, reference_rows
-from rdtf_engine.model.size_deltas import SizeDeltas
+from rdtf_engine.model.size_deltas import SizeDeltas, StyleDeltas
 from rdtf_engine.model.sti import make_temporal_layer
 
 TEMPORAL_LAYERS = ("sti", "conv3d")
@@ -159,6 +159,7 @@ class DFGN(ModelMixin, ConfigMixin):
         reference_attention_all_levels: bool = False,  # and levels without attention get a block of their own
         size_delta_rank: int = 0,  # low-rank deltas acting only off the latent grid below (size_deltas.py); 0 = none
         size_delta_off_latent: int = 0,  # the draft size's latent side, where the network is exactly its base
+        style_delta_rank: int = 0,  # low-rank deltas on that grid only, switched on per prompt (size_deltas.py)
     ):
         super().__init__()
         chans = tuple(int(c) for c in block_out_channels)
@@ -217,6 +218,10 @@ class DFGN(ModelMixin, ConfigMixin):
             raise InputError("size deltas need the latent side they are off at (size_delta_off_latent)")
         # built last: the deltas wrap every layer above (never their own)
         self.size_deltas = SizeDeltas(self, size_delta_rank, size_delta_off_latent) if size_delta_rank else None
+        if style_delta_rank and size_delta_off_latent < 1:
+            raise InputError("style deltas need the draft size's latent side they act on (size_delta_off_latent)")
+        self.style_deltas = (StyleDeltas(self, style_delta_rank, size_delta_off_latent) if style_delta_rank
+                             else None)
 
     def forward(
         self,
@@ -235,6 +240,8 @@ class DFGN(ModelMixin, ConfigMixin):
             frame_mask = frame_mask.to(device=sample.device, dtype=torch.bool)
         if self.size_deltas is not None:
             self.size_deltas.set_grid(h, w)  # off on the draft-size grid: there the network is its base exactly
+        if self.style_deltas is not None:
+            self.style_deltas.set_grid(h, w)  # on there only, and only while switched on
         refs = reference_rows(cond_latents) if self.config.reference_attention else None
         frames = FrameInfo(f, frame_mask, refs)
 
@@ -311,8 +318,8 @@ def build_dfgn(cfg: ModelConfig | str, temporal: str = "sti", num_frames: int = 
         cfg = cfg.resolved()
         preset, temporal, num_frames, reference_attention = (cfg.preset, cfg.temporal, cfg.num_frames,
                                                              cfg.reference_attention)
-        if cfg.size_delta_rank:
-            deltas = {"size_delta_rank": int(cfg.size_delta_rank),
+        if cfg.size_delta_rank or cfg.style_delta_rank:
+            deltas = {"size_delta_rank": int(cfg.size_delta_rank), "style_delta_rank": int(cfg.style_delta_rank),
                       "size_delta_off_latent": int(cfg.draft_size) // VAE_FACTOR}
     else:
         preset = cfg

@@ -14,6 +14,12 @@ Train only the deltas (``TrainConfig.trainable = "deltas"``) and the draft-size 
 bit for bit while the native size learns; for the ``small`` preset the deltas are 30 % more weights at rank 32
 (61 % at 64; ``count``). The gate is a Python flag set by ``DFGN.forward`` from the latent grid, so a CUDA graph or an
 ONNX export, both made per input shape, each capture one branch.
+
+Style deltas (:class:`StyleDeltas`) are the same companions with the other gate: on *only* on the draft-size grid
+and only while switched on (``on``; the pipeline does it for a prompt carrying the card's ``style_tag``). A base
+whose draft size learnt one art style (flat Noto emoji) learns a second one there (artist-drawn 3-D Fluent clips)
+without forgetting the first: with the tag off the network is the base bit for bit, so every plain prompt draws
+exactly as before (training the draft on both styles at once overwrote the first, docs/results.md).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import torch
 from torch import nn
 
 TARGETS = (nn.Conv2d, nn.Conv3d, nn.Linear)
+# state-dict prefixes of the two kinds of deltas (attribute names on the DFGN): neither wraps the other's layers
+PREFIXES = ("size_deltas.", "style_deltas.")
 
 
 def _key(name: str) -> str:
@@ -95,7 +103,8 @@ class SizeDeltas(nn.Module):
         self.rank, self.off_latent = int(rank), int(off_latent)
         self.active = self.merging = False
         layers = [(name, m) for name, m in model.named_modules()
-                  if isinstance(m, TARGETS) and getattr(m, "groups", 1) == 1]
+                  if isinstance(m, TARGETS) and getattr(m, "groups", 1) == 1
+                  and not any(f"{name}.".startswith(p) for p in PREFIXES)]
         self.deltas = nn.ModuleDict({_key(name): LowRankDelta(m, self.rank) for name, m in layers})
         for name, m in layers:
             hook = DeltaHook(self, _key(name))
@@ -119,7 +128,33 @@ class SizeDeltas(nn.Module):
         return nn.Parameter(w, requires_grad=False)
 
 
-def count(model: nn.Module) -> int:
-    """Number of size-delta weights in ``model`` (0 without them)."""
-    deltas = getattr(model, "size_deltas", None)
+class StyleDeltas(SizeDeltas):
+    """Deltas on the draft-size grid alone, while ``on`` (module docstring): off by default, so a model loaded for
+    anything but a styled prompt is its base exactly. ``on_latent``: the draft size's latent side."""
+
+    def __init__(self, model: nn.Module, rank: int, on_latent: int) -> None:
+        super().__init__(model, rank, on_latent)
+        self.on = False
+
+    def set_grid(self, h: int, w: int) -> None:
+        self.active = self.on and int(h) == self.off_latent and int(w) == self.off_latent
+        self.merging = self.active and not torch.is_grad_enabled()
+
+
+def set_style(model: nn.Module, on: bool) -> bool:
+    """Switch ``model``'s style deltas on or off (a deep copy keeps its own switch); → whether it has any."""
+    deltas = getattr(model, "style_deltas", None)
+    if deltas is not None:
+        deltas.on = bool(on)
+    return deltas is not None
+
+
+def style_on(model: nn.Module) -> bool:
+    deltas = getattr(model, "style_deltas", None)
+    return bool(deltas is not None and deltas.on)
+
+
+def count(model: nn.Module, kind: str = "size_deltas") -> int:
+    """Number of delta weights of ``kind`` ("size_deltas" | "style_deltas") in ``model`` (0 without them)."""
+    deltas = getattr(model, kind, None)
     return sum(p.numel() for p in deltas.parameters()) if deltas is not None else 0

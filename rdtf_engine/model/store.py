@@ -214,6 +214,6 @@ def _describe(d: Path, name: str, builtin: bool, run: bool = False) -> dict[str,
         preset=card.preset, size=card.size, num_frames=card.num_frames, steps=card.steps, data=card.data,
         created=card.created, temporal=card.temporal, data_summary=card.data_summary, bytes=weights,
         channels=modules["unet"].config.get("block_out_channels"), guidance_text=model_guidance(card),
-        guidance_image=model_image_guidance(card),
+        guidance_image=model_image_guidance(card), style_tag=card.style_tag,
     )
     return info

@@ -107,11 +107,17 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
 
     if shards_folder(req.train.data) is not None:
         return prepare_stream(req, device, on_event)
-    source = training_source(req, int(req.model.size))
+    size = int(req.model.size)
+    style = req.train.trainable == "style"
+    if style:  # the style deltas act on the draft size alone: nothing else trains, no other size is needed
+        if not req.model.draft_size:
+            raise InputError("trainable style trains a model's style deltas at its draft size: the model has none")
+        size = int(req.model.draft_size)
+    source = training_source(req, size)
     n = len(source)
     if n == 0:
         raise InputError(f"no usable clips in {req.train.data}")
-    on_event(Log("info", f"data {req.train.data}: {n} clips at {req.model.size} px"))
+    on_event(Log("info", f"data {req.train.data}: {n} clips at {size} px"))
     ae_dir = run_dir / "autoencoder"
     if req.init_from and not req.train.autoencoder:  # a fine-tune keeps its model's latent space
         vae, scale = load_autoencoder(resolve_init(req.init_from), device)
@@ -130,8 +136,13 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
         vae = tuned_decoder(req, source, vae, ae_dir, device, on_event, should_stop)
     vae = vae.eval().requires_grad_(False)
     train_ids, val_ids = split_ids(n)
-    cache = encoded_clips(req, source, req.model.size, vae, scale, device, run_dir / "cache", on_event, should_stop)
+    cache = encoded_clips(req, source, size, vae, scale, device, run_dir / "cache", on_event, should_stop)
     summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
+    if style:
+        cache.captions = styled_captions(cache.captions, req.train.style_tag)
+        on_event(Log("info", f"only the style deltas train, at the draft size {size} px, on captions ending "
+                             f"\", {req.train.style_tag.strip(' ,')}\""))
+        return TrainData(cache, train_ids, val_ids, vae, scale, {**summary, "style_tag": req.train.style_tag.strip(" ,")})
     data = TrainData(cache, train_ids, val_ids, vae, scale, summary)
     draft = int(req.model.draft_size or 0)
     if draft and req.train.trainable == "deltas":  # at the draft size the deltas are off: nothing there trains
@@ -147,6 +158,13 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
     on_event(Log("info", f"the same {n} clips at the draft size {draft} px (one step in {every} trains on them)"))
     return TwoSizeTrainData(data, encoded_clips(req, drafts, draft, vae, scale, device, run_dir / "cache-draft",
                                                 on_event, should_stop), every)
+
+
+def styled_captions(captions: list[str], tag: str) -> list[str]:
+    """Every caption ending ", <tag>" (one already ending with the tag, case aside, is kept as it is): the prompts
+    that switch the style deltas on are what they learn from."""
+    tag = tag.strip(" ,")
+    return [c if c.lower().rstrip(" .").endswith(tag.lower()) else f"{c.rstrip(' ,')}, {tag}" for c in captions]
 
 
 def encoded_clips(req: TrainRequest, source, size: int, vae, scale: float, device: torch.device, folder: Path,

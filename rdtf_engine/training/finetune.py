@@ -15,6 +15,7 @@ import torch
 from rdtf_engine.core.config import ModelCard, ModelConfig, config_reference_mode
 from rdtf_engine.core.errors import TrainingError
 from rdtf_engine.core.requests import TrainRequest
+from rdtf_engine.model.size_deltas import PREFIXES
 
 # Parameter-name parts of the layers a "trainable: attention" fine-tune updates (model/dfgn.py's names): the
 # spatial self/cross attention (attn), the temporal attention (temp_attn) and temporal (STI) layers, conv_in's
@@ -26,7 +27,8 @@ ATTENTION_PARTS = (".attn.", ".temp_attn.", ".temporal.", "transformer_in.", ".r
 # while every layer that draws and moves stays the base's); ≈ 5 % of the small preset's weights.
 TEXT_PARTS = ("text_proj.", ".attn2.to_k.", ".attn2.to_v.")
 # "trainable: deltas": only the size deltas (model/size_deltas.py): the base's draft-size network stays exact.
-DELTAS = "size_deltas."
+# "trainable: style": only the style deltas, which act on the draft size for a styled prompt alone.
+DELTAS, STYLE = PREFIXES
 
 
 def init_model(name: str) -> tuple[Path, ModelCard]:
@@ -46,7 +48,8 @@ def base_model_config(name: str) -> ModelConfig:
     folder, card = init_model(name)
     unet_cfg = json.loads((folder / "unet" / "config.json").read_text("utf-8"))
     return dataclasses.replace(card.model_config(config_reference_mode(unet_cfg)),
-                               size_delta_rank=int(unet_cfg.get("size_delta_rank", 0)))
+                               size_delta_rank=int(unet_cfg.get("size_delta_rank", 0)),
+                               style_delta_rank=int(unet_cfg.get("style_delta_rank", 0)))
 
 
 def resolve_architecture(req: TrainRequest) -> TrainRequest:
@@ -65,11 +68,12 @@ def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device
     folder = resolve_init(req.init_from)
     unet, _, card = load_model_folder(folder, device="cpu")
     mine, theirs = model.state_dict(), unet.state_dict()
-    if not any(k.startswith(DELTAS) for k in mine):  # a fine-tune at the base's draft size, where its deltas are off
-        theirs = {k: v for k, v in theirs.items() if not k.startswith(DELTAS)}
-    # Reference-attention blocks ("all") and size deltas that the base predates keep their fresh init: zero
-    # output = identity.
-    new = [k for k in mine if k not in theirs and (".ref_attn." in k or k.startswith(DELTAS))]
+    for prefix in PREFIXES:  # a fine-tune at the base's draft size, where its size deltas are off (and its style
+        if not any(k.startswith(prefix) for k in mine):  # deltas, tag-only, are left behind)
+            theirs = {k: v for k, v in theirs.items() if not k.startswith(prefix)}
+    # Reference-attention blocks ("all") and size or style deltas that the base predates keep their fresh init:
+    # zero output = identity.
+    new = [k for k in mine if k not in theirs and (".ref_attn." in k or k.startswith(PREFIXES))]
     bad = [k for k in mine if k not in new and (k not in theirs or theirs[k].shape != mine[k].shape)]
     if bad or len(theirs) != len(mine) - len(new):
         m = req.model
@@ -77,14 +81,16 @@ def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device
                             f"{card.num_frames} frames) does not match this run ({m.preset}, {m.temporal}, "
                             f"{m.num_frames} frames); first mismatch: {(bad or ['extra keys'])[0]}")
     model.load_state_dict({k: v.to(device=device, dtype=mine[k].dtype) for k, v in theirs.items()}, strict=not new)
-    kinds = {"reference-attention": sum(".ref_attn." in k for k in new), "size-delta": sum(k.startswith(DELTAS) for k in new)}
+    kinds = {"reference-attention": sum(".ref_attn." in k for k in new), "size-delta": sum(k.startswith(DELTAS) for k in new),
+             "style-delta": sum(k.startswith(STYLE) for k in new)}
     grown = "".join(f"; {n} new {kind} tensors start as identity" for kind, n in kinds.items() if n)
     return f"initialised from {folder} ({card.name}, {card.base_steps + card.steps} steps){grown}"
 
 
 def apply_trainable(model: torch.nn.Module, trainable: str) -> int:
     """Freeze what ``trainable`` keeps fixed ("all": nothing); → the number of trainable parameters."""
-    parts = {"attention": ATTENTION_PARTS, "text": TEXT_PARTS, "deltas": ("." + DELTAS,)}.get(trainable, ())
+    parts = {"attention": ATTENTION_PARTS, "text": TEXT_PARTS, "deltas": ("." + DELTAS,),
+             "style": ("." + STYLE,)}.get(trainable, ())
     for name, p in model.named_parameters():
         p.requires_grad_(trainable == "all" or any(part in f".{name}" for part in parts))
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)

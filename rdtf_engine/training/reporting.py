@@ -162,5 +162,7 @@ def export_model(run: Run) -> None:
                      base_steps=run.base[1], guidance_text=float(req.train.guidance_text),
                      guidance_image=float(req.train.guidance_image),
                      draft_size=int(req.model.draft_size or 0), anchor=run.anchor.name if run.anchor else "",
-                     motion_weight=float(req.train.motion_weight), engine_version=__version__)
+                     motion_weight=float(req.train.motion_weight),
+                     style_tag=req.train.style_tag.strip(" ,") if req.model.style_delta_rank else "",
+                     engine_version=__version__)
     save_model_folder(run.dir / "model", ema_model, data.vae, card)

@@ -90,7 +90,7 @@ def make_accelerator(req: TrainRequest):
     # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, round 5).
     handlers = [InitProcessGroupKwargs(timeout=timedelta(hours=2))]
     m = req.model
-    if m.size_delta_rank and m.draft_size and req.train.trainable != "deltas":
+    if m.size_delta_rank and m.draft_size and req.train.trainable not in ("deltas", "style"):
         # the size deltas sit out the draft-size steps: DDP must not wait for their gradients there
         handlers.append(DistributedDataParallelKwargs(find_unused_parameters=True))
     return Accelerator(mixed_precision=mp, cpu=device.type == "cpu", kwargs_handlers=handlers)
@@ -128,6 +128,10 @@ def open_run(req: TrainRequest, on_event=null_event, should_stop=None) -> Run:
     if req.init_from and ck is None:
         on_event(Log("info", init_weights(model, req, device)))  # before the EMA copies the weights
     trainable = apply_trainable(model, req.train.trainable)
+    if req.train.trainable == "style":
+        from rdtf_engine.model.size_deltas import set_style
+
+        set_style(model, True)  # every step is a styled prompt's draft (the EMA and held-out copies inherit it)
     n_params = count_parameters(model)
     frozen = f", {trainable / 1e6:.2f} M of them trained" if trainable < n_params else ""
     on_event(Log("info", f"DFGN preset {req.model.preset} ({req.model.temporal}): {n_params / 1e6:.2f} M "

@@ -76,7 +76,7 @@ DEFAULT_MODELS = [
     {"name": "my-cats", "path": "/nowhere/my-cats", "preset": "tiny", "params": 10, "size": 64, "builtin": False,
      "data": "12 clips", "created": "2025-03-01", "guidance_text": 8.0},
     {"name": "default", "path": "builtin:default", "preset": "small", "params": 12_000_000, "size": 256,
-     "builtin": True, "data": "emoji", "created": "2025-01-01", "guidance_text": 4.0},
+     "builtin": True, "data": "emoji", "created": "2025-01-01", "guidance_text": 4.0, "style_tag": "in 3d style"},
 ]
 
 

@@ -103,6 +103,30 @@ def test_a_picked_model_brings_its_own_text_guidance(qtbot, state, fake):
     assert state.create.request().guidance_text == 4.0
 
 
+def test_the_style_box_adds_and_removes_the_picked_models_style_tag(qtbot, state, fake):
+    """A model with style deltas (the shipped one: "in 3d style") gets a Style box that writes its tag into the
+    prompt, so the request and what the user reads agree; a model without a tag has no box."""
+    from app.widgets.create_page import CreatePage
+
+    page = CreatePage(state.create)
+    qtbot.addWidget(page)
+    state.models.refresh()
+    qtbot.waitUntil(lambda: len(state.create.models) == 2)
+    state.create.set_value("model", "my-cats")
+    assert state.create.style_tag == "" and not page.form.isRowVisible(page.style)
+    state.create.set_value("model", "default")
+    assert state.create.style_tag == "in 3d style" and page.form.isRowVisible(page.style)
+    state.create.set_value("prompt", "penguin waving.")
+    assert not page.style.isChecked()
+    page.style.setChecked(True)
+    assert state.create.prompt == "penguin waving, in 3d style" and state.create.request().prompt.endswith("3d style")
+    state.create.set_value("prompt", "A penguin, IN 3D STYLE, waving")
+    assert page.style.isChecked()  # typed by hand: the box follows the prompt
+    page.style.setChecked(False)
+    assert state.create.prompt == "A penguin, waving" and not state.create.styled()
+    assert state.create.request().prompt == "A penguin, waving"
+
+
 def test_timeline_edits_and_undo_redo(qtbot, state):
     sticker = generate(qtbot, state)  # 8 frames
     tl = state.timeline

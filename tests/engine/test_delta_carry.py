@@ -1,5 +1,5 @@
-"""tools/delta_carry.py: a size-delta model carried as its deltas alone and shipped over its base with the base's
-weight files kept byte for byte (tiny real models on CPU)."""
+"""tools/delta_carry.py: a size- or style-delta model carried as its deltas alone and shipped over its base with
+the base's weight files kept byte for byte (tiny real models on CPU)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,20 @@ def base_and_grown(tiny_run, tmp_path):
         for p in grown.size_deltas.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
     return base, save_model_folder(tmp_path / "grown", grown.eval(), vae, card, dtype=torch.float16)
+
+
+def _with_style(grown, tmp_path, change_size: bool = False):
+    """``grown`` given rank-4 style deltas too (as a style run leaves it: its size deltas as they were)."""
+    unet, vae, card = load_model_folder(grown)
+    styled = DFGN.from_config({**dict(unet.config), "style_delta_rank": 4})
+    styled.load_state_dict(unet.state_dict(), strict=False)
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in styled.style_deltas.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+        if change_size:
+            next(styled.size_deltas.parameters()).add_(0.5)
+    return save_model_folder(tmp_path / "styled", styled.eval(), vae, card, dtype=torch.float16)
 
 
 def _state(folder):
@@ -69,7 +83,7 @@ def test_ship_keeps_the_base_files_and_adds_the_deltas_as_one_shard(carry, base_
     base_files = sorted(p.name for p in (base / "unet").glob("*.safetensors"))
     for name in base_files:
         assert filecmp.cmp(base / "unet" / name, out / "unet" / name, shallow=False)
-    assert sorted(p.name for p in (out / "unet").glob("*.safetensors")) == sorted([*base_files, carry.DELTA_SHARD])
+    assert sorted(p.name for p in (out / "unet").glob("*.safetensors")) == sorted([*base_files, carry.shard_name("size_deltas.")])
     assert filecmp.cmp(grown / "vae" / "diffusion_pytorch_model.safetensors",
                        out / "vae" / "diffusion_pytorch_model.safetensors", shallow=False)
     assert filecmp.cmp(grown / "config.json", out / "config.json", shallow=False)
@@ -77,7 +91,34 @@ def test_ship_keeps_the_base_files_and_adds_the_deltas_as_one_shard(carry, base_
 
 def test_ship_refuses_a_model_without_deltas_and_writes_nothing(carry, base_and_grown, tmp_path):
     base, _ = base_and_grown
-    with pytest.raises(SystemExit, match="no size deltas"):
+    with pytest.raises(SystemExit, match="no deltas beyond"):
         carry.main(["ship", str(base), str(tmp_path / "shipped"), "--base", str(base)])
     assert not (tmp_path / "shipped").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".shipped")] == []
+
+
+def test_style_deltas_ship_over_a_size_delta_base_as_one_more_shard(carry, base_and_grown, tmp_path):
+    base, grown = base_and_grown
+    carry.main(["ship", str(grown), str(tmp_path / "sized"), "--base", str(base)])  # the shipped size-delta model
+    styled = _with_style(grown, tmp_path)
+    carry.main(["split", str(styled), str(tmp_path / "carried")])  # both kinds travel; the base is the plain one
+    carry.main(["join", str(tmp_path / "carried"), str(tmp_path / "joined"), "--base", str(tmp_path / "sized")])
+    assert _same(_state(tmp_path / "joined"), _state(styled))
+    out = tmp_path / "shipped"
+    carry.main(["ship", str(styled), str(out), "--base", str(tmp_path / "sized")])
+    assert _same(_state(out), _state(styled))
+    sized_files = sorted(p.name for p in (tmp_path / "sized" / "unet").glob("*.safetensors"))
+    assert carry.shard_name("size_deltas.") in sized_files
+    for name in sized_files:  # the size deltas' shard too: unchanged, so stored once
+        assert filecmp.cmp(tmp_path / "sized" / "unet" / name, out / "unet" / name, shallow=False)
+    assert sorted(p.name for p in (out / "unet").glob("*.safetensors")) == sorted(
+        [*sized_files, "diffusion_pytorch_model-style-deltas.safetensors"])
+
+
+def test_ship_refuses_size_deltas_that_moved_over_a_base_that_holds_them(carry, base_and_grown, tmp_path):
+    base, grown = base_and_grown
+    carry.main(["ship", str(grown), str(tmp_path / "sized"), "--base", str(base)])
+    styled = _with_style(grown, tmp_path, change_size=True)
+    with pytest.raises(SystemExit, match="size_deltas differ"):
+        carry.main(["ship", str(styled), str(tmp_path / "shipped"), "--base", str(tmp_path / "sized")])
+    assert not (tmp_path / "shipped").exists()

@@ -54,3 +54,22 @@ def test_an_emoji_model_card_is_unchanged_without_a_real_clip_report(card_tool, 
     card = card_tool.build_card(tiny_run[0] / "model", [], _report("builtin:emoji-holdout", False), "CPU", 0)
     assert "procedural clips of Noto Color Emoji" in card and "Fluent" not in card
     assert "held-out real clips" not in card and "](samples.png)" in card
+
+
+def test_a_style_delta_model_card_names_the_style_data_and_its_limits(card_tool, tiny_run, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_run[0] / "model", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(data="builtin:mixed", draft_size=16, style_tag="in 3d style", data_summary={
+        "clips": 8000, "parts": {"fluent": 3169, "emoji": 4831}, "fluent_style": "in 3d style",
+        "frame_counts": {"4": 1}, "motions": {"blink": 1},
+        "style_deltas": {"name": "fluent", "clips": 12000, "files": 458, "size": 128}})
+    (folder / "config.json").write_text(json.dumps(cfg))
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps({**unet, "size_delta_rank": 4, "style_delta_rank": 4}))
+    card = card_tool.build_card(folder, [], _report("builtin:emoji-holdout", False), "1 × NVIDIA H200", 25.0,
+                                real=_report("builtin:fluent-holdout", True))
+    assert ('- Style deltas: `builtin:fluent`, 12000 windows of 458 Fluent files at 128 px, captions ending '
+            '", in 3d style".') in card
+    assert 'rank-4 style deltas at the draft size, on only for prompts containing "in 3d style" without a given' in card
+    assert 'Text → video with "in 3d style" draws the 3-D style' in card and "Noto-like shapes" not in card
