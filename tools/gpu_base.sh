@@ -11,6 +11,9 @@
 # the host stays warm: chain the calls (each within 30 s of the last) and the data is prepared once.
 #
 #   here:   bash tools/gpu_carry.sh     (.fluent ≈ 25 MB: one call's carry; .gpu, .whl: the start call's)
+#   Since the default grew style deltas (≈ 54 MiB tree) none of them fits beside the tree: instead
+#   `bash tools/gpu_parts.sh pack` here, `bash tools/gpu_parts.sh stage` once per part (carry .carry/manifest
+#   and .carry/part-NN), then `stage` and `start` below carrying nothing: they link the unpacked folders.
 #   call 1: bash tools/gpu_base.sh stage            (carry .fluent-a; copied to /tmp, which the warm host keeps)
 #   call 1b: bash tools/gpu_base.sh stage           (carry .fluent-b .whl — the start call then carries .gpu alone:
 #                                                    beside the ≈ 49 MB tree .gpu and .whl exceed 64 MiB together;
@@ -89,6 +92,8 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 STAGE=${STAGE:-/tmp/rdtf-stage}  # outside the checkout: each call's fresh copy of the tree drops ignored folders
 R=$STAGE/base                    # the job's folder: run, autoencoder, exported model, logs, evaluations
+# .fluent, .gpu and .whl staged in parts by earlier calls (tools/gpu_parts.sh), where this call carries none
+[ ! -f tools/gpu_parts.sh ] || bash tools/gpu_parts.sh link
 
 install_wheels() {  # the carried .whl → $STAGE/site (kept on the warm host for later calls)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl

@@ -13,6 +13,8 @@
 #          (`tools/gpu_bundle.py pack`; fontTools, a tool-only dependency, is installed here for it: without it the
 #          whole 11 MB font travels and .gpu with .whl beside the tree no longer fits a call)
 # .whl     the Python packages the host's image lacks, for its Python 3.12 (diffusers trimmed of its pipelines)
+# .carry   .fluent, .gpu and .whl again as one tar in ≤ 9 MiB parts (tools/gpu_parts.sh): beside the ≈ 54 MiB tree
+#          since the default grew style deltas, only parts this small travel
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 make -s setup
@@ -34,4 +36,5 @@ if ! ls .whl/diffusers-*.whl >/dev/null 2>&1; then
   mkdir -p .whl && cp "$tmp"/braceexpand-* "$tmp"/platformdirs-* "$tmp"/webdataset-* .whl/
   $PY tools/gpu_bundle.py trim-wheel --src "$tmp"/diffusers-*.whl --dst .whl
 fi
+bash tools/gpu_parts.sh pack  # the same three in ≤ 9 MiB parts, for a tree too big to carry them beside it
 du -sh .fluent .fluent-a .fluent-b .gpu .whl

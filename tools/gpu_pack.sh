@@ -9,6 +9,7 @@
 #   call:  bash tools/gpu_pack.sh 540        (carry .gpu .whl .packs; $OUT/pack_results.tar.gz comes back)
 #   The packs travel as 12 fps copies (every second frame) to fit the 64 MiB transfer with the shipped model.
 set -euo pipefail
+[ ! -f tools/gpu_parts.sh ] || bash tools/gpu_parts.sh link  # .gpu/.whl staged in parts (gpu_parts.sh)
 SECS=${1:-540}
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=4

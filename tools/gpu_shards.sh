@@ -10,6 +10,7 @@
 #          still encoded on the CPU, did not get past the encoding in 6.7 min: give it the full 10 minutes;
 #          each stage has its own limit, ENCODE_S=150 and RUN_S=190 per run, so the call ends inside 600 s)
 set -euo pipefail
+[ ! -f tools/gpu_parts.sh ] || bash tools/gpu_parts.sh link  # .gpu/.whl staged in parts (gpu_parts.sh)
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 CLIPS=${CLIPS:-6000}; BATCH=${BATCH:-128}; MIN=${MIN:-1.2}
 W=/tmp/rdtf-shards; rm -rf $W && mkdir -p $W
