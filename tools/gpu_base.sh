@@ -11,7 +11,7 @@
 # the host stays warm: chain the calls (each within 30 s of the last) and the data is prepared once.
 #
 #   here:   bash tools/gpu_carry.sh     (.fluent ≈ 25 MB: one call's carry; .gpu, .whl: the start call's)
-#   Since the default grew style deltas (≈ 54 MiB tree) none of them fits beside the tree: instead
+#   A tree past ≈ 50 MiB leaves room for none of them beside it: then
 #   `bash tools/gpu_parts.sh pack` here, `bash tools/gpu_parts.sh stage` once per part (carry .carry/manifest
 #   and .carry/part-NN), then `stage` and `start` below carrying nothing: they link the unpacked folders.
 #   call 1: bash tools/gpu_base.sh stage            (carry .fluent-a; copied to /tmp, which the warm host keeps)

@@ -13,8 +13,8 @@
 #          (`tools/gpu_bundle.py pack`; fontTools, a tool-only dependency, is installed here for it: without it the
 #          whole 11 MB font travels and .gpu with .whl beside the tree no longer fits a call)
 # .whl     the Python packages the host's image lacks, for its Python 3.12 (diffusers trimmed of its pipelines)
-# .carry   .fluent, .gpu and .whl again as one tar in ≤ 9 MiB parts (tools/gpu_parts.sh): beside the ≈ 54 MiB tree
-#          since the default grew style deltas, only parts this small travel
+# .carry   .fluent, .gpu and .whl again as one tar in ≤ 9 MiB parts (tools/gpu_parts.sh), for a tree that has
+#          grown past ≈ 50 MiB (beside it neither .gpu nor one Fluent shard fits a call)
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 make -s setup

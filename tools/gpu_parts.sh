@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What a lent GPU host needs beside the tree (.fluent, .gpu, .whl: tools/gpu_carry.sh), carried in parts small
-# enough to travel beside it. One call's transfer is at most 64 MiB, tree included; since the shipped model grew
-# style deltas the tree is ≈ 54 MiB, so neither .gpu (≈ 15 MiB) nor one Fluent shard (≈ 13 MiB) fits beside it.
+# enough to travel beside it. One call's transfer is at most 64 MiB, tree included: with the tree at ≈ 47 MiB
+# .gpu (≈ 15 MiB) or one Fluent shard (≈ 13 MiB) still fits beside it, but a tree that grows past ≈ 50 MiB (a
+# shipped model with style deltas would be ≈ 54) leaves room for neither; parts of ≤ 9 MiB travel beside ≈ 54.
 #
 #   here:  bash tools/gpu_parts.sh pack [FOLDERS…]   → .carry/part-00 … (≤ 9 MiB each) and .carry/manifest
 #                                                       (default folders: .fluent .gpu .whl, those present)

@@ -130,8 +130,10 @@ def build_card(folder: Path, metrics: list[dict], report: dict, gpu: str, gpu_mi
         ref_text += (f"; rank-{unet['size_delta_rank']} size deltas, off at the draft size (there it is its base "
                      "model exactly)")
     if unet.get("style_delta_rank") and cfg.get("style_tag"):
+        below = int(cfg.get("style_below_t") or 1000)
         ref_text += (f"; rank-{unet['style_delta_rank']} style deltas at the draft size, on only for prompts "
-                     f"containing \"{cfg['style_tag']}\"" + ("" if cfg.get("style_given") else " without a given frame"))
+                     f"containing \"{cfg['style_tag']}\"" + ("" if cfg.get("style_given") else " without a given frame")
+                     + (f", on the draft's steps below t = {below}" if below < 1000 else ""))
     lines = [
         f"# Model card: `{folder.name}`",
         "",

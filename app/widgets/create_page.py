@@ -161,7 +161,7 @@ class CreatePage(QWidget):
         """The style box: shown for a model with a style tag, ticked while the prompt carries it."""
         tag = self.vm.style_tag
         self.form.setRowVisible(self.style, bool(tag))
-        self.style.setText(f"“{tag}”" if tag else "")
+        self.style.setText(f"Add “{tag}” to the prompt" if tag else "")
         self.style.blockSignals(True)
         self.style.setChecked(self.vm.styled())
         self.style.blockSignals(False)

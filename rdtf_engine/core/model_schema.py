@@ -101,6 +101,7 @@ CARD_SCHEMA = {
     "draft_given": BOOL,
     "style_tag": TEXT,
     "style_given": BOOL,
+    "style_below_t": _int(1, 1000),
     "created": TEXT,
     "engine_version": TEXT,
 }

@@ -104,6 +104,7 @@ class StickerPipeline:
         self.unet, self.vae, self.card, self.text, self.device = unet.eval(), vae.eval(), card, text, device
         self.scale = float(card.latent_scale)
         self.step_fns = StepFunctions(self.unet, device, cuda_graphs, cpu_runtime)
+        self._styled = False  # this sample is drawn with the style deltas (__call__), on the steps below style_below_t
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "auto") -> StickerPipeline:
@@ -133,7 +134,8 @@ class StickerPipeline:
         num_frames, out_size, size = int(p.frames), int(p.size), int(self.card.size) or int(p.size)
         cond_frames = list(p.cond_frames) if p.cond_frames else [None] * num_frames
         known = [f is not None for f in cond_frames]
-        set_style(self.unet, self.styled(p.prompt, any(known)))  # a styled prompt's draft: the style deltas
+        self._styled = self.styled(p.prompt, any(known))  # a styled prompt's draft: the style deltas (_steps)
+        set_style(self.unet, self._styled)
         gen = torch.Generator(device="cpu").manual_seed(int(p.seed))
         text = self.text.encode([NULL_PROMPT, p.prompt])
         n_win = len(self._window_starts(num_frames))
@@ -286,9 +288,12 @@ class StickerPipeline:
         timesteps, ts = timesteps
         step = self.step_fns.get((x, ts[0], *branches))
         extra = {"eta": 1.0, "generator": gen} if p.scheduler == "ddim" else {}
+        below = int(getattr(self.card, "style_below_t", 1000) or 1000) if self._styled else 0
         for i, t in enumerate(timesteps):
             if should_stop is not None and should_stop():
                 raise Cancelled("generation stopped")
+            if below and set_style(self.unet, int(t) < below):  # the base lays out, the style deltas shade
+                step = self.step_fns.get((x, ts[0], *branches))  # (a graph / ONNX network per branch)
             e = step(sched.scale_model_input(x, t), ts[i], *branches)  # guided ε̂ (1, 4, W, h, w)
             if w.peek is not None:
                 # x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t: the model's current guess of the clean window (1, 4, W, h, w)

@@ -39,7 +39,7 @@ class StepFunctions:
         if kind == "eager":
             return self.eager
         # a captured graph or an exported network holds one branch of the style gate (model/size_deltas.py)
-        styled = style_on(self.unet)
+        styled = style_on(self.unet, tuple(example[0].shape[-2:]))  # x (1, 4, W, h, w): off the draft grid, off
         key = (kind, styled) + tuple((tuple(a.shape), a.dtype, str(a.device)) for a in example)
         if key not in self._built:
             try:

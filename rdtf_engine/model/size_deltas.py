@@ -149,9 +149,11 @@ def set_style(model: nn.Module, on: bool) -> bool:
     return deltas is not None
 
 
-def style_on(model: nn.Module) -> bool:
+def style_on(model: nn.Module, grid: tuple[int, int] | None = None) -> bool:
+    """Whether ``model``'s style deltas are switched on (and, given a latent ``grid`` (h, w), act on it)."""
     deltas = getattr(model, "style_deltas", None)
-    return bool(deltas is not None and deltas.on)
+    on = bool(deltas is not None and deltas.on)
+    return on and (grid is None or tuple(int(g) for g in grid) == (deltas.off_latent, deltas.off_latent))
 
 
 def count(model: nn.Module, kind: str = "size_deltas") -> int:

@@ -60,7 +60,7 @@ def test_a_style_delta_model_card_names_the_style_data_and_its_limits(card_tool,
     folder = tmp_path / "model"
     shutil.copytree(tiny_run[0] / "model", folder)
     cfg = json.loads((folder / "config.json").read_text())
-    cfg.update(data="builtin:mixed", draft_size=16, style_tag="in 3d style", data_summary={
+    cfg.update(data="builtin:mixed", draft_size=16, style_tag="in 3d style", style_below_t=600, data_summary={
         "clips": 8000, "parts": {"fluent": 3169, "emoji": 4831}, "fluent_style": "in 3d style",
         "frame_counts": {"4": 1}, "motions": {"blink": 1},
         "style_deltas": {"name": "fluent", "clips": 12000, "files": 458, "size": 128}})
@@ -71,5 +71,6 @@ def test_a_style_delta_model_card_names_the_style_data_and_its_limits(card_tool,
                                 real=_report("builtin:fluent-holdout", True))
     assert ('- Style deltas: `builtin:fluent`, 12000 windows of 458 Fluent files at 128 px, captions ending '
             '", in 3d style".') in card
-    assert 'rank-4 style deltas at the draft size, on only for prompts containing "in 3d style" without a given' in card
+    assert ('rank-4 style deltas at the draft size, on only for prompts containing "in 3d style" without a given '
+            "frame, on the draft's steps below t = 600") in card
     assert 'Text → video with "in 3d style" draws the 3-D style' in card and "Noto-like shapes" not in card

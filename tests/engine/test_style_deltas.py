@@ -96,7 +96,7 @@ def test_styled_captions_get_the_tag_once():
         "a cat, in 3d style", "a dog, in 3D style", "rain, in 3d style", "a cat, in 3d style."]
 
 
-def test_a_style_fine_tune_learns_at_the_draft_size_for_tagged_prompts_alone(tiny_run, tmp_path):
+def test_a_style_fine_tune_learns_at_the_draft_size_for_tagged_prompts_alone(tiny_run, tmp_path, monkeypatch):
     """A real run: a 32 px base given a 64 px native size (no size deltas) and rank-4 style deltas trained alone
     at its 32 px draft size; then the pipeline switches them on for a tagged prompt only."""
     from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
@@ -133,3 +133,15 @@ def test_a_style_fine_tune_learns_at_the_draft_size_for_tagged_prompts_alone(tin
 
     assert np.array_equal(sample(pipe, "a red circle"), sample(zeroed, "a red circle"))  # untagged: base exactly
     assert not np.array_equal(sample(pipe, f"a red circle, {TAG}"), sample(zeroed, f"a red circle, {TAG}"))
+
+    # style_below_t: the base lays the draft out on the early steps, the style deltas act from t < 500 on
+    monkeypatch.setenv("RDTF_CPU_RUNTIME", "torch")  # eager: every step goes through the hooks below
+    late = StickerPipeline.from_pretrained(tmp_path / "styled" / "model", device="cpu")
+    late.card.style_below_t = 500
+    seen: list[tuple[int, int, bool]] = []
+    late.unet.register_forward_pre_hook(
+        lambda m, args: seen.append((int(args[0].shape[-1]), int(args[1].reshape(-1)[0]), style_on(m))))
+    sample(late, f"a red circle, {TAG}")
+    drafts = [(t, on) for side, t, on in seen if side == DRAFT]
+    assert drafts and all(on == (t < 500) for t, on in drafts) and {on for _, on in drafts} == {True, False}
+    assert not np.array_equal(sample(late, f"a red circle, {TAG}"), sample(pipe, f"a red circle, {TAG}"))
