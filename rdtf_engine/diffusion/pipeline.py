@@ -129,13 +129,21 @@ class StickerPipeline:
         ``callback(i, total)`` is called with i = 0 before the first step, then after each step.
         ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
         ``p.preview_every`` steps (one extra decode each time: the app's live preview)."""
+        known = [f is not None for f in (p.cond_frames or [])]
+        self._styled = self.styled(p.prompt, any(known))  # a styled prompt's draft: the style deltas (_steps)
+        set_style(self.unet, self._styled)
+        try:
+            return self._sample(p, callback, should_stop, preview)
+        finally:  # whatever uses the network next (a held-out loss, another job) gets its base
+            self._styled = False
+            set_style(self.unet, False)
+
+    def _sample(self, p: SampleParams, callback, should_stop, preview) -> np.ndarray:
         from rdtf_engine.formats.timing import fit_canvas
 
         num_frames, out_size, size = int(p.frames), int(p.size), int(self.card.size) or int(p.size)
         cond_frames = list(p.cond_frames) if p.cond_frames else [None] * num_frames
         known = [f is not None for f in cond_frames]
-        self._styled = self.styled(p.prompt, any(known))  # a styled prompt's draft: the style deltas (_steps)
-        set_style(self.unet, self._styled)
         gen = torch.Generator(device="cpu").manual_seed(int(p.seed))
         text = self.text.encode([NULL_PROMPT, p.prompt])
         n_win = len(self._window_starts(num_frames))

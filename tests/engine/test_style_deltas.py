@@ -142,6 +142,7 @@ def test_a_style_fine_tune_learns_at_the_draft_size_for_tagged_prompts_alone(tin
     late.unet.register_forward_pre_hook(
         lambda m, args: seen.append((int(args[0].shape[-1]), int(args[1].reshape(-1)[0]), style_on(m))))
     sample(late, f"a red circle, {TAG}")
+    assert not style_on(late.unet)  # switched off after the sample: the next user of the network gets its base
     drafts = [(t, on) for side, t, on in seen if side == DRAFT]
     assert drafts and all(on == (t < 500) for t, on in drafts) and {on for _, on in drafts} == {True, False}
     assert not np.array_equal(sample(late, f"a red circle, {TAG}"), sample(pipe, f"a red circle, {TAG}"))
