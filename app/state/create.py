@@ -57,7 +57,7 @@ class CreateViewModel(ViewModel):
     models = qprop(list, "models", models_changed)
     start_image = qprop(str, "start_image", start_image_changed)
     end_image = qprop(str, "end_image", end_image_changed)
-    # The picked model's style tag ("" = none): words that switch its style deltas on (the shipped model: 3-D)
+    # The picked model's style tag ("" = none): words that switch its style deltas on (e.g. "in 3d style")
     style_tag = qprop(str, "style_tag", style_tag_changed)
     busy = qprop(bool, "busy", busy_changed)
     progress = qprop(float, "progress", progress_changed)

@@ -83,8 +83,8 @@ class CreatePage(QWidget):
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, decimals=1)
         self.model = QComboBox()
         self.style = QCheckBox()
-        self.style.setToolTip("Adds the model's style words to the prompt: text → video is then drafted in the "
-                              "style the model learnt for them (the shipped model: artist-drawn 3-D emoji)")
+        self.style.setToolTip("Adds the model's style words to the prompt: its text → video is then drafted in "
+                              "the style it learnt for them (a model trained with style deltas)")
         self.start_image, self.end_image = ImagePicker(vm, "start_image"), ImagePicker(vm, "end_image")
         self.generate_btn = QPushButton("Generate")
         self.generate_btn.setDefault(True)
