@@ -90,8 +90,9 @@ def make_accelerator(req: TrainRequest):
     # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, round 5).
     handlers = [InitProcessGroupKwargs(timeout=timedelta(hours=2))]
     m = req.model
-    if m.size_delta_rank and m.draft_size and req.train.trainable not in ("deltas", "style"):
-        # the size deltas sit out the draft-size steps: DDP must not wait for their gradients there
+    if (m.size_delta_rank and m.draft_size or m.style_delta_rank) and req.train.trainable not in ("deltas", "style"):
+        # the size deltas sit out the draft-size steps, the style deltas (switched off) every step: DDP must not
+        # wait for their gradients there
         handlers.append(DistributedDataParallelKwargs(find_unused_parameters=True))
     return Accelerator(mixed_precision=mp, cpu=device.type == "cpu", kwargs_handlers=handlers)
 

@@ -196,4 +196,6 @@ def test_ddp_looks_for_unused_parameters_only_when_the_deltas_sit_out_some_steps
 
     assert handler(size_delta_rank=4).find_unused_parameters
     assert handler(size_delta_rank=4, trainable="deltas") is None
+    assert handler(style_delta_rank=4).find_unused_parameters  # switched off while all weights train
+    assert handler(style_delta_rank=4, trainable="style", style_tag="in 3d style") is None
     assert handler() is None
