@@ -49,6 +49,7 @@
 #   call 3: bash tools/gpu_base.sh wait 590         (as often as needed; returns when the job is done)
 #   call:   bash tools/gpu_base.sh resume 590       (a finished job's run continued on the still-warm host for
 #                                                    TRAIN_MIN more minutes: no data to prepare, nothing carried;
+#                                                    EVAL_NEW=1 / EVAL_OLD=1 evaluate after it (default none);
 #                                                    exit 3 at once if the host went cold)
 #   call 4: bash tools/gpu_base.sh collect          (→ $OUT: base.tar.part-*, results.tar.gz, sheets.tar.part-*)
 #   A start/wait call that ends before the job brings back the logs so far (SNAP=1: the newest model too, which
@@ -214,7 +215,7 @@ echo "[base] \$(date +%T) resumed for ${TRAIN_MIN:-7} min"
 python3 -P -m rdtf_engine --events jsonl train --out run --resume --steps ${STEPS:-100000} --max-minutes ${TRAIN_MIN:-7} \
     >> train.jsonl 2>> train.log || echo "resume failed" >> errors.txt
 STAGE=$STAGE bash $R/gpu_base.sh export; touch trained
-$(eval_env) bash $R/gpu_base.sh evaluate
+$(EVAL_NEW=${EVAL_NEW:-0} EVAL_OLD=${EVAL_OLD:-0} eval_env) bash $R/gpu_base.sh evaluate
 echo "[base] \$(date +%T) done"; touch done
 EOF
     setsid nohup bash $R/resume.sh >> $R/job.log 2>&1 < /dev/null &
