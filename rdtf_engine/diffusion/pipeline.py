@@ -131,7 +131,6 @@ class StickerPipeline:
         ``p.preview_every`` steps (one extra decode each time: the app's live preview)."""
         known = [f is not None for f in (p.cond_frames or [])]
         self._styled = self.styled(p.prompt, any(known))  # a styled prompt's draft: the style deltas (_steps)
-        set_style(self.unet, self._styled)
         try:
             return self._sample(p, callback, should_stop, preview)
         finally:  # whatever uses the network next (a held-out loss, another job) gets its base
@@ -296,7 +295,7 @@ class StickerPipeline:
         timesteps, ts = timesteps
         step = self.step_fns.get((x, ts[0], *branches))
         extra = {"eta": 1.0, "generator": gen} if p.scheduler == "ddim" else {}
-        below = int(getattr(self.card, "style_below_t", 1000) or 1000) if self._styled else 0
+        below = int(getattr(self.card, "style_below_t", 1000) or 1000) if self._styled else 0  # 0: never on
         for i, t in enumerate(timesteps):
             if should_stop is not None and should_stop():
                 raise Cancelled("generation stopped")
