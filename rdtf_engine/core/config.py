@@ -351,7 +351,7 @@ class ModelCard:
     style_given: bool = False
     # The style deltas act on the denoising steps whose timestep is below this; the earlier, noisier steps, which
     # lay out the shape, are the base's (1000 = every step). Trained on a few hundred 3-D characters, the deltas
-    # drew others as 3-D blobs when they laid them out too; from t < 600 the base's shape gets the 3-D shading.
+    # drew others as 3-D blobs when they laid them out too; from t < 600 most kept the base's shape, shaded.
     style_below_t: int = 1000
     created: str = ""
     engine_version: str = ""
