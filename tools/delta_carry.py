@@ -44,6 +44,11 @@ def _base_digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _fp16(state: dict[str, torch.Tensor], prefixes: str | tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The tensors of ``state`` under ``prefixes`` as they are stored: fp16, contiguous."""
+    return {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(prefixes)}
+
+
 def split(model: Path, out: Path) -> None:
     from safetensors.torch import save_file
 
@@ -51,7 +56,7 @@ def split(model: Path, out: Path) -> None:
 
     unet, _, card = load_model_folder(model)
     state = unet.state_dict()
-    deltas = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(PREFIXES)}
+    deltas = _fp16(state, PREFIXES)
     if not deltas:
         raise SystemExit(f"{model} has no size or style deltas: carry the whole folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -112,7 +117,7 @@ def ship(model: Path, out: Path, base: str) -> None:
         raise SystemExit(f"{model}'s base weights are not {base}'s: its unet cannot reuse the base's files")
     new = {}  # shard name → the fp16 deltas of a kind the base lacks
     for prefix in PREFIXES:
-        mine = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(prefix)}
+        mine = _fp16(state, prefix)
         held = {k: v for k, v in base_state.items() if k.startswith(prefix)}
         if held and (held.keys() != mine.keys() or any(not torch.equal(held[k].half(), mine[k]) for k in held)):
             raise SystemExit(f"{model}'s {prefix.rstrip('.')} differ from {base}'s: ship it against a base without them")
