@@ -139,10 +139,10 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
     cache = encoded_clips(req, source, size, vae, scale, device, run_dir / "cache", on_event, should_stop)
     summary = {**(source.describe() if hasattr(source, "describe") else {}), **cache.summary()}
     if style:
-        cache.captions = styled_captions(cache.captions, req.train.style_tag)
-        on_event(Log("info", f"only the style deltas train, at the draft size {size} px, on captions ending "
-                             f"\", {req.train.style_tag.strip(' ,')}\""))
-        return TrainData(cache, train_ids, val_ids, vae, scale, {**summary, "style_tag": req.train.style_tag.strip(" ,")})
+        tag = req.train.style_tag.strip(" ,")
+        cache.captions = styled_captions(cache.captions, tag)
+        on_event(Log("info", f"only the style deltas train, at the draft size {size} px, on captions ending \", {tag}\""))
+        return TrainData(cache, train_ids, val_ids, vae, scale, {**summary, "style_tag": tag})
     data = TrainData(cache, train_ids, val_ids, vae, scale, summary)
     draft = int(req.model.draft_size or 0)
     if draft and req.train.trainable == "deltas":  # at the draft size the deltas are off: nothing there trains
