@@ -8,6 +8,11 @@
 #          python tools/gpu_bundle.py trim-wheel --src diffusers-*.whl --dst .whl
 #   call:  bash tools/gpu_pack.sh 540        (carry .gpu .whl .packs; $OUT/pack_results.tar.gz comes back)
 #   The packs travel as 12 fps copies (every second frame) to fit the 64 MiB transfer with the shipped model.
+#   PHASE=train then PHASE=eval (two calls within 30 s: the warm host keeps runs/) split a job too long for one
+#   call; EVAL_SIZES="0 128" evaluates every tuned model at its own size (0) and at 128 px (its draft network).
+#   EXTRA="--draft-only" adds flags to the training command (here: a pack model that keeps the base's 256 px and
+#   its size deltas). DELTA_MIN=M then trains those deltas on the pack at 256 px for M more minutes
+#   (--trainable deltas, batch DELTA_BATCH, lr DELTA_LR) into runs/<pack>-deltas, evaluated beside the first.
 set -euo pipefail
 [ ! -f tools/gpu_parts.sh ] || bash tools/gpu_parts.sh link  # .gpu/.whl staged in parts (gpu_parts.sh)
 SECS=${1:-540}
@@ -33,23 +38,38 @@ fi
 export RDTF_HOME=$PWD/runs/home
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee runs/pack/gpu.txt || true
 
-evalpack() {  # model pack tag
+evalpack() {  # model pack tag [size: 0 = the model's own]
   local t=$(( $(date +%s) ))
-  $PY -m rdtf_engine eval-pack --model "$1" --pack "$2" --steps "$EVAL_STEPS" --seed 0 --json \
+  $PY -m rdtf_engine eval-pack --model "$1" --pack "$2" --steps "$EVAL_STEPS" --seed 0 --json --size "${4:-0}" \
       --sheet "runs/pack/$3.png" > "runs/pack/$3.json" 2> "runs/pack/$3.log" || echo "eval $3 failed" >> runs/pack/errors.txt
   echo "$3 eval_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
 }
+evaltuned() {  # name pack: the tuned model at every size of EVAL_SIZES (tag suffix: the size, none for its own)
+  for size in ${EVAL_SIZES:-0}; do evalpack "runs/$1" "$2" "$1-tuned${size#0}" "$size" & done; wait
+}
 
+PHASE=${PHASE:-all}  # train | eval | all
 for dir in .packs/*/; do
   name=$(basename "$dir")
   ( t=$(date +%s)
-    $PY -m rdtf_engine --events jsonl train --data "$dir" --out "runs/$name" "${TRAIN_ARGS[@]}" \
-        --max-minutes "$TRAIN_MIN" --checkpoint-every 500 \
-        > "runs/pack/$name-train.jsonl" 2> "runs/pack/$name-train.log" || echo "train $name failed" >> runs/pack/errors.txt
-    echo "$name train_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
-    cp "runs/$name/metrics.jsonl" "runs/pack/$name-metrics.jsonl" 2>/dev/null || true
-    evalpack "runs/$name" "$dir" "$name-tuned" ) &
-  [ "${BASE_EVAL:-1}" = 0 ] || evalpack default "$dir" "$name-base" &
+    if [ "$PHASE" != eval ]; then
+      $PY -m rdtf_engine --events jsonl train --data "$dir" --out "runs/$name" "${TRAIN_ARGS[@]}" ${EXTRA:-} \
+          --max-minutes "$TRAIN_MIN" --checkpoint-every 500 \
+          > "runs/pack/$name-train.jsonl" 2> "runs/pack/$name-train.log" || echo "train $name failed" >> runs/pack/errors.txt
+      echo "$name train_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
+      cp "runs/$name/metrics.jsonl" "runs/pack/$name-metrics.jsonl" 2>/dev/null || true
+      if [ "${DELTA_MIN:-0}" != 0 ]; then t=$(date +%s)
+        $PY -m rdtf_engine --events jsonl train --data "$dir" --out "runs/$name-deltas" --init-from "runs/$name/model" \
+            --trainable deltas --size 256 --batch-size "${DELTA_BATCH:-64}" --lr "${DELTA_LR:-5e-4}" --steps 3000 \
+            --mixed-precision bf16 --max-minutes "$DELTA_MIN" --checkpoint-every 500 \
+            > "runs/pack/$name-deltas-train.jsonl" 2> "runs/pack/$name-deltas-train.log" \
+            || echo "train $name-deltas failed" >> runs/pack/errors.txt
+        echo "$name-deltas train_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
+      fi
+    fi
+    [ "$PHASE" = train ] || evaltuned "$name" "$dir"
+    [ "$PHASE" = train ] || [ ! -d "runs/$name-deltas/model" ] || evalpack "runs/$name-deltas" "$dir" "$name-deltas" ) &
+  [ "${BASE_EVAL:-1}" = 0 ] || [ "$PHASE" = train ] || evalpack default "$dir" "$name-base" &
 done
 # the call must return inside its limit whatever happens: stop waiting SECS − 20 s after the start
 while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - T0 )) -lt $(( SECS - 20 )) ]; do sleep 5; done

@@ -64,7 +64,7 @@ def cmd_eval_pack(args, rep: Reporter) -> int:
     report = evaluate_pack_model(args.model, args.pack, steps=args.steps, seed=args.seed, device=args.device,
                                  style=args.style, stickers=args.stickers, sheet_path=args.sheet,
                                  guidance=args.guidance, guidance_image=args.image_guidance,
-                                 strength=args.strength, on_event=rep, should_stop=rep.should_stop)
+                                 strength=args.strength, size=args.size, on_event=rep, should_stop=rep.should_stop)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -118,6 +118,9 @@ def add_model_parsers(sub) -> None:
     p.add_argument("--stickers", type=int, default=0, help="draw only the first N stickers (0 = all)")
     p.add_argument("--sheet", default=None, help="also save a PNG sheet: real | text→video | image&text→video")
     p.add_argument("--device", default="auto")
+    p.add_argument("--size", type=int, default=0,
+                   help="draw and compare at this size: 0 = the model's own (default), or its draft size (its "
+                        "draft network alone)")
     _sampling_args(p)
     p.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
     p.set_defaults(func=cmd_eval_pack)

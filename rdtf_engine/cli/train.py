@@ -63,7 +63,7 @@ def request_from_args(args) -> TrainRequest:
              for part in ("model", "train", "run")}
     train = dataclasses.replace(req.train, dual_mask=not args.no_dual_mask,
                                 continue_curriculum=args.continue_curriculum or req.train.continue_curriculum,
-                                **parts["train"])
+                                draft_only=args.draft_only or req.train.draft_only, **parts["train"])
     return dataclasses.replace(req, model=dataclasses.replace(req.model, **parts["model"]), train=train,
                                run=dataclasses.replace(req.run, **parts["run"],
                                                        **({"max_minutes": args.max_minutes} if args.max_minutes else {})),
@@ -195,6 +195,10 @@ def add_train_parsers(sub) -> None:
                    help="with --init-from: take up the base model's curriculum after its steps (its late, "
                         "generation-heavy task mix) instead of restarting it at the easy tasks; the CPU pack recipe "
                         "does this (docs/curriculum.md)")
+    t.add_argument("--draft-only", action="store_true",
+                   help="with --init-from a model that drafts at a smaller size with size deltas (the 256 px "
+                        "default): train its draft network alone, every step at the draft size, and keep the base's "
+                        "native size and deltas as they are (default: the fine-tune becomes a draft-size model)")
     t.add_argument("--grad-accum", type=int, default=None)
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)

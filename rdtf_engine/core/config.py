@@ -116,14 +116,16 @@ class ModelConfig:
                                           "reference_attention": "off", "draft_size": 0, "size_delta_rank": 0,
                                           "style_delta_rank": 0}
 
-    def resolved(self, base: ModelConfig | None = None) -> ModelConfig:
-        """Every None field from ``base`` (a fine-tune's model), else from DEFAULTS; reference mode normalised."""
+    def resolved(self, base: ModelConfig | None = None, keep_native: bool = False) -> ModelConfig:
+        """Every None field from ``base`` (a fine-tune's model), else from DEFAULTS; reference mode normalised.
+        ``keep_native``: a size-delta base's fine-tune that names no size keeps the base's native size, draft size
+        and deltas (TrainConfig.draft_only) instead of becoming a model of its draft size."""
         kw = {}
         for name, default in self.DEFAULTS.items():
             value = getattr(self, name)
             kw[name] = value if value is not None else getattr(base, name) if base is not None else default
         kw["reference_attention"] = reference_mode(kw["reference_attention"])
-        if self.size is None and base is not None and base.size_delta_rank and base.draft_size:
+        if self.size is None and base is not None and base.size_delta_rank and base.draft_size and not keep_native:
             # A size-delta base (the shipped 256 px default) is fine-tuned at its draft size unless a size is asked
             # for: there it is its plain base network exactly, the size the pack recipes were measured at; training
             # all its weights at the native size would move the draft every text → video starts from.
@@ -217,6 +219,11 @@ class TrainConfig:
     # With trainable "style": the prompt ending that switches the style deltas on (saved in the card); every
     # training caption gets ", <tag>" unless it already ends so.
     style_tag: str = ""
+    # Every step at the model's draft size (ModelConfig.draft_size), its size and style deltas frozen: a fine-tune
+    # of a size-delta base (the shipped 256 px default) that keeps the base's native size — the draft network,
+    # which lays out every sticker and holds a given character, learns; the base's deltas refine it as they are.
+    # Off by default: on a pack, those untouched deltas broke up faces the draft drew (docs/results.md).
+    draft_only: bool = False
 
     def validate(self) -> None:
         if self.curriculum not in ("none", "linear", "adaptive"):
@@ -247,6 +254,9 @@ class TrainConfig:
             raise InputError(f"anchor_weight must be above 0 and at most 100, got {self.anchor_weight}")
         if not 0.0 <= float(self.motion_weight) <= 100.0:
             raise InputError(f"motion_weight must be between 0 and 100, got {self.motion_weight}")
+        if self.draft_only and self.trainable in ("deltas", "style"):
+            raise InputError(f"draft_only trains the draft network and freezes every delta: it cannot go with "
+                             f"trainable {self.trainable}")
         tag = self.style_tag.strip(" ,")
         if self.trainable == "style" and not tag:
             raise InputError("trainable style needs the style tag that switches the style deltas on (style_tag)")

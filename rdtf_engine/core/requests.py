@@ -225,6 +225,9 @@ class TrainRequest:
         _check_device(self.run.device)
         if self.train.continue_curriculum and not self.init_from:
             raise InputError("continue_curriculum needs init_from: only a fine-tune has a curriculum to continue")
+        if self.train.draft_only and not self.init_from:
+            raise InputError("draft_only trains the draft network of a model that drafts at a smaller size: it needs "
+                             "init_from such a model")
 
 
 # flat option name → the part of a TrainRequest that holds it

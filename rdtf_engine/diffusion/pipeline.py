@@ -355,15 +355,17 @@ def grid_image(rows: Sequence[np.ndarray]) -> np.ndarray:
     return canvas
 
 
-def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10) -> Path:
-    """Training preview: t2v samples for the first ``n`` validation captions, saved as one PNG."""
+def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10, **card_fields) -> Path:
+    """Training preview: t2v samples for the first ``n`` validation captions, saved as one PNG, drawn the way the
+    finished model will draw them (its draft size; ``card_fields``: other ModelCard fields, e.g. a style tag)."""
     from PIL import Image
 
     from rdtf_engine.core.config import ModelCard
     from rdtf_engine.model.text import get_text_encoder
 
     device = next(unet.parameters()).device
-    card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale)
+    card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale,
+                     draft_size=int(req.draft_size or 0), **card_fields)
     # PyTorch on the CPU: the weights change between previews, an ONNX export per preview would cost more than it saves
     pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device, cpu_runtime="torch")
     rows = [pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k))

@@ -11,6 +11,7 @@ docs/results.md ("Your pack: evaluation") explains every number.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -34,10 +35,12 @@ def style_token(card, style: str) -> str:
 def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, device: str = "auto",
                         style: str = "auto", stickers: int = 0, sheet_path: str | None = None,
                         guidance: float | None = None, guidance_image: float | None = None,
-                        strength: float = DEFAULT_STRENGTH, on_event=null_event,
+                        strength: float = DEFAULT_STRENGTH, size: int = 0, on_event=null_event,
                         should_stop=never_stop) -> dict[str, Any]:
     """``stickers`` > 0 draws samples for the first that many stickers only (a quicker CPU run); identity is
-    still ranked against the whole pack."""
+    still ranked against the whole pack. ``size``: 0 = the model's own; a model with a draft size may be asked for
+    that one, and then draws with its draft network alone (what a fine-tune that did not keep the base's native
+    size would make), compared with the real stickers at that size."""
     from rdtf_engine.data.keyframes import loop_frames
     from rdtf_engine.data.pack_windows import load_pack_clips
     from rdtf_engine.diffusion.pipeline import StickerPipeline
@@ -53,10 +56,18 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
     card, n_frames = pipe.card, pipe.card.num_frames
     guidance = model_guidance(card, guidance)  # None: the model's own, as generate draws it
     guidance_image = model_image_guidance(card, guidance_image)
-    clips = load_pack_clips(pack, card.size)
+    size = int(size) or int(card.size)
+    if size != int(card.size):
+        if size != int(card.draft_size or 0):
+            raise InputError(f"size must be 0, the model's own ({card.size}) or its draft size"
+                             f"{f' ({card.draft_size})' if card.draft_size else ' (it has none)'}, got {size}")
+        # the pipeline draws at its card's size: at the draft size, with no draft stage, the network is the
+        # draft network exactly (size deltas act only off the draft-size grid)
+        pipe.card = card = dataclasses.replace(card, size=size, draft_size=0)
+    clips = load_pack_clips(pack, size)
     token = style_token(card, style)
     chosen = list(range(len(clips)))[: stickers or None]
-    on_event(Log("info", f"eval-pack: {len(chosen)} of {len(clips)} stickers at {card.size} px on {pipe.device}, "
+    on_event(Log("info", f"eval-pack: {len(chosen)} of {len(clips)} stickers at {size} px on {pipe.device}, "
                          f"prompts end with {token!r}" if token else "eval-pack: no style token"))
     # (F, S, S, 4) each: F frames over one period of the sticker's loop, so that the real loop seam (last → first)
     # spans as many frames as every other step (with both ends kept it would be a 1-frame step, not a seam)
@@ -66,16 +77,16 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
         if should_stop():
             break
         prompt = clips[i].caption + token
-        t2v.append(pipe(SampleParams(prompt, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance)))
+        t2v.append(pipe(SampleParams(prompt, n_frames, size, steps, seed=seed + i, guidance_text=guidance)))
         cond = [clips[i].frames[0]] + [None] * (n_frames - 1)
-        it2v.append(pipe(SampleParams(prompt, n_frames, card.size, steps, seed=seed + i, guidance_text=guidance,
+        it2v.append(pipe(SampleParams(prompt, n_frames, size, steps, seed=seed + i, guidance_text=guidance,
                                       guidance_image=guidance_image, cond_frames=cond, strength=strength)))
         on_event(Progress("eval-pack", k + 1, len(chosen), clips[i].caption))
     done = chosen[: len(t2v)]
     captions = [c.caption for c in clips]
     report: dict[str, Any] = {
         "model": card.name, "base_model": card.base_model or None, "train_steps": card.steps,
-        "pack": _pack_name(pack), "stickers": len(clips), "sampled": len(done), "size": card.size,
+        "pack": _pack_name(pack), "stickers": len(clips), "sampled": len(done), "size": size,
         "frames": n_frames, "sample_steps": steps, "seed": seed, "guidance_text": guidance,
         "guidance_image": guidance_image, "strength": strength, "style_token": token,
         "prompts": [captions[i] + token for i in done],

@@ -107,11 +107,14 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
 
     if shards_folder(req.train.data) is not None:
         return prepare_stream(req, device, on_event)
-    size = int(req.model.size)
+    size = native = int(req.model.size)
     style = req.train.trainable == "style"
-    if style:  # the style deltas act on the draft size alone: nothing else trains, no other size is needed
+    # the style deltas act on the draft size alone; a draft-only fine-tune trains the draft network alone (its
+    # size deltas, frozen, refine at the native size): either way every step is at the draft size
+    if style or req.train.draft_only:
         if not req.model.draft_size:
-            raise InputError("trainable style trains a model's style deltas at its draft size: the model has none")
+            what = "style deltas" if style else "draft network (draft_only)"
+            raise InputError(f"training a model's {what} at its draft size: the model has no draft size")
         size = int(req.model.draft_size)
     source = training_source(req, size)
     n = len(source)
@@ -133,7 +136,9 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
                                        mixed_precision=req.run.mixed_precision, on_event=on_event,
                                        should_stop=should_stop)
     if req.train.decoder_steps and (req.init_from or req.train.autoencoder):
-        vae = tuned_decoder(req, source, vae, ae_dir, device, on_event, should_stop)
+        # the decoder serves the native size (and the draft size too, tuned_decoder): it learns from both
+        frames = training_source(req, native) if native != size else source
+        vae = tuned_decoder(req, frames, vae, ae_dir, device, on_event, should_stop)
     vae = vae.eval().requires_grad_(False)
     train_ids, val_ids = split_ids(n)
     cache = encoded_clips(req, source, size, vae, scale, device, run_dir / "cache", on_event, should_stop)
@@ -145,6 +150,10 @@ def prepare_data(req: TrainRequest, run_dir: Path, device: torch.device, on_even
         return TrainData(cache, train_ids, val_ids, vae, scale, {**summary, "style_tag": tag})
     data = TrainData(cache, train_ids, val_ids, vae, scale, summary)
     draft = int(req.model.draft_size or 0)
+    if req.train.draft_only:
+        on_event(Log("info", f"every step at the draft size {draft} px, where the model lays its stickers out; its "
+                             f"size deltas stay the base's and refine them at {native} px"))
+        return data
     if draft and req.train.trainable == "deltas":  # at the draft size the deltas are off: nothing there trains
         on_event(Log("info", f"only the size deltas train: no steps at the draft size {draft} px, where the "
                              "network stays its base's"))

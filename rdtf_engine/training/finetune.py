@@ -53,9 +53,13 @@ def base_model_config(name: str) -> ModelConfig:
 
 
 def resolve_architecture(req: TrainRequest) -> TrainRequest:
-    """Every ``model`` field left None → the base model's (a fine-tune), else the default (from scratch)."""
+    """Every ``model`` field left None → the base model's (a fine-tune), else the default (from scratch).
+
+    A fine-tune of a size-delta base (the shipped 256 px default: a 128 px network plus low-rank deltas that act
+    at 256 px) that names no size becomes a model of the base's draft size, its plain network exactly — unless
+    it trains ``draft_only``: then it keeps the base's native size, draft size and deltas."""
     base = base_model_config(req.init_from) if req.init_from else None
-    return dataclasses.replace(req, model=req.model.resolved(base))
+    return dataclasses.replace(req, model=req.model.resolved(base, keep_native=req.train.draft_only))
 
 
 def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device) -> str:
@@ -87,16 +91,38 @@ def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device
     return f"initialised from {folder} ({card.name}, {card.base_steps + card.steps} steps){grown}"
 
 
-def apply_trainable(model: torch.nn.Module, trainable: str) -> int:
-    """Freeze what ``trainable`` keeps fixed ("all": nothing); → the number of trainable parameters."""
+def apply_trainable(model: torch.nn.Module, trainable: str, keep_deltas: bool = False) -> int:
+    """Freeze what ``trainable`` keeps fixed ("all": nothing); → the number of trainable parameters.
+    ``keep_deltas`` (a draft-only fine-tune): the size and style deltas stay frozen too, whatever else trains."""
     parts = {"attention": ATTENTION_PARTS, "text": TEXT_PARTS, "deltas": ("." + DELTAS,),
              "style": ("." + STYLE,)}.get(trainable, ())
     for name, p in model.named_parameters():
-        p.requires_grad_(trainable == "all" or any(part in f".{name}" for part in parts))
+        kept = keep_deltas and name.startswith(PREFIXES)
+        p.requires_grad_(not kept and (trainable == "all" or any(part in f".{name}" for part in parts)))
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if n == 0:
         raise TrainingError(f"trainable={trainable!r} leaves no parameter of this network to train")
     return n
+
+
+# How a base with a draft size draws (ModelCard): a fine-tune that keeps the base's draft size and deltas draws
+# the same way, so these card fields travel with it.
+DRAWING_FIELDS = ("draft_given", "refine_strength")
+
+
+def drawing_of(req: TrainRequest, run_dir: Path) -> dict:
+    """The base's ``DRAWING_FIELDS`` for a fine-tune that keeps its draft size ({} otherwise): from the base's
+    card, or on resume from the run's own model (the base may be gone by then)."""
+    if not (req.init_from and req.model.draft_size):
+        return {}
+    from rdtf_engine.model.store import validate_model_folder
+
+    own = run_dir / "model"
+    card = (validate_model_folder(own) if req.run.resume and (own / "config.json").is_file()
+            else init_model(req.init_from)[1])
+    if int(card.draft_size or 0) != int(req.model.draft_size):
+        return {}
+    return {k: getattr(card, k) for k in DRAWING_FIELDS}
 
 
 def base_of(req: TrainRequest, run_dir: Path) -> tuple[str, int]:

@@ -141,10 +141,18 @@ def validate(run: Run, step: int) -> None:
 def sample_preview(run: Run, step: int) -> None:
     from rdtf_engine.diffusion.pipeline import sample_grid
 
-    data = run.data
+    data, train = run.data, run.req.train
     cache, ids = data.heldout if data.val_ids else (data.cache, data.train_ids)
-    path = _with_ema(run, lambda: sample_grid(run.state.raw_model, data.vae, data.scale, cache, ids, run.req.model,
-                                              run.dir / "samples" / f"step_{step:07d}.png"))
+    style = train.trainable == "style"  # its captions carry the tag: the preview draws them with the deltas on
+    card = {**run.drawing, "style_tag": train.style_tag.strip(" ,") if style else ""}
+    try:
+        path = _with_ema(run, lambda: sample_grid(run.state.raw_model, data.vae, data.scale, cache, ids,
+                                                  run.req.model, run.dir / "samples" / f"step_{step:07d}.png", **card))
+    finally:
+        if style:  # the pipeline switches the style deltas off after every sample: the next steps need them on
+            from rdtf_engine.model.size_deltas import set_style
+
+            set_style(run.state.raw_model, True)
     run.on_event(Preview(step, [str(path)], "samples (EMA weights)"))
 
 
@@ -164,5 +172,5 @@ def export_model(run: Run) -> None:
                      draft_size=int(req.model.draft_size or 0), anchor=run.anchor.name if run.anchor else "",
                      motion_weight=float(req.train.motion_weight),
                      style_tag=req.train.style_tag.strip(" ,") if req.model.style_delta_rank else "",
-                     engine_version=__version__)
+                     engine_version=__version__, **run.drawing)
     save_model_folder(run.dir / "model", ema_model, data.vae, card)

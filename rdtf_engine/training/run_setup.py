@@ -21,7 +21,13 @@ from rdtf_engine.core.run_file import read_run_file, write_run_file
 from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint, optimizer_from_tensors, save_checkpoint
 from rdtf_engine.training.curriculum import Curriculum
 from rdtf_engine.training.data_prep import TrainData, prepare_data
-from rdtf_engine.training.finetune import apply_trainable, base_of, init_weights, resolve_architecture
+from rdtf_engine.training.finetune import (
+    apply_trainable,
+    base_of,
+    drawing_of,
+    init_weights,
+    resolve_architecture,
+)
 from rdtf_engine.training.reporting import export_model
 from rdtf_engine.training.state import (
     TrainState,
@@ -49,6 +55,7 @@ class Run:
     n_params: int
     base: tuple[str, int]  # (base model name, its steps) of a fine-tune
     anchor: Any = None  # training/anchor.py's Anchor (TrainConfig.anchor), or None
+    drawing: dict = dataclasses.field(default_factory=dict)  # card fields a fine-tune keeps (finetune.drawing_of)
 
     def checkpoint(self, reason: str) -> None:
         """Every process hands in its random state; the main process writes the checkpoint and the model."""
@@ -90,7 +97,8 @@ def make_accelerator(req: TrainRequest):
     # No torch.compile: on torch 2.11 + H200 it fails for this model (docs/results.md, round 5).
     handlers = [InitProcessGroupKwargs(timeout=timedelta(hours=2))]
     m = req.model
-    if (m.size_delta_rank and m.draft_size or m.style_delta_rank) and req.train.trainable not in ("deltas", "style"):
+    if ((m.size_delta_rank and m.draft_size or m.style_delta_rank) and req.train.trainable not in ("deltas", "style")
+            and not req.train.draft_only):
         # the size deltas sit out the draft-size steps, the style deltas (switched off) every step: DDP must not
         # wait for their gradients there
         handlers.append(DistributedDataParallelKwargs(find_unused_parameters=True))
@@ -128,7 +136,7 @@ def open_run(req: TrainRequest, on_event=null_event, should_stop=None) -> Run:
     ck = latest_checkpoint(run_dir) if req.run.resume else None
     if req.init_from and ck is None:
         on_event(Log("info", init_weights(model, req, device)))  # before the EMA copies the weights
-    trainable = apply_trainable(model, req.train.trainable)
+    trainable = apply_trainable(model, req.train.trainable, keep_deltas=req.train.draft_only)
     if req.train.trainable == "style":
         from rdtf_engine.model.size_deltas import set_style
 
@@ -147,7 +155,7 @@ def open_run(req: TrainRequest, on_event=null_event, should_stop=None) -> Run:
     state.model, state.optimizer = acc.prepare(state.model, state.optimizer)
     state.raw_model = acc.unwrap_model(state.model)
     return Run(req, run_dir, acc, device, data, text, training_scheduler(DiffusionConfig()), state, on_event,
-               n_params, base, anchor)
+               n_params, base, anchor, drawing_of(req, run_dir))
 
 
 def build_state(req: TrainRequest, model, seed: int, base_steps: int, device_type: str) -> TrainState:

@@ -233,3 +233,31 @@ def test_eval_pack_too_small_is_one_line_error(tiny_run, tmp_path, capsys):
     rc = main(["eval-pack", "--model", str(tiny_run[0]), "--pack", str(tmp_path / "pack"), "--steps", "1"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and "at least 4" in err
+
+
+def test_eval_pack_at_the_draft_size_draws_with_the_draft_network_alone(tiny_run, tmp_path, capsys):
+    """A model with a draft size, evaluated at it, is its draft network exactly: the tiny 32 px model relabelled
+    as a 64 px model drafting at 32 px scores at --size 32 what the 32 px model scores at its own size."""
+    import shutil
+
+    write_pack(tmp_path / "pack", n=4, size=32)
+    two = tmp_path / "two-stage"
+    shutil.copytree(tiny_run[0] / "model", two)
+    cfg = json.loads((two / "config.json").read_text())
+    (two / "config.json").write_text(json.dumps({**cfg, "size": 64, "draft_size": 32}))
+
+    def report(model, *extra):
+        rc = main(["eval-pack", "--model", str(model), "--pack", str(tmp_path / "pack"), "--steps", "2", "--json",
+                   *extra])
+        out = capsys.readouterr()
+        return rc, (json.loads(out.out) if rc == 0 else out.err)
+
+    _, own = report(tiny_run[0] / "model")
+    _, draft = report(two, "--size", "32")
+    assert own["size"] == draft["size"] == 32
+    for task in ("t2v", "it2v"):
+        assert draft[task] == own[task]
+    _, native = report(two)
+    assert native["size"] == 64 and native["t2v"] != own["t2v"]
+    rc, err = report(two, "--size", "48")
+    assert rc == 2 and "draft size (32)" in err

@@ -156,11 +156,65 @@ def test_the_rank_is_checked_and_needs_a_draft_size():
     base = ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=4).resolved()
     assert ModelConfig(size=32).resolved(base).size_delta_rank == 0
     # … which is where a fine-tune that names no size trains (the pack recipes on the 256 px default); asked for
-    # the native size, it keeps the base's deltas and draft size
+    # the native size, or to keep it (a draft-only run), it keeps the base's deltas and draft size
     plain = ModelConfig().resolved(base)
     assert (plain.size, plain.draft_size, plain.size_delta_rank) == (32, 0, 0)
-    native = ModelConfig(size=64).resolved(base)
-    assert (native.size, native.draft_size, native.size_delta_rank) == (64, 32, 4)
+    for native in (ModelConfig(size=64).resolved(base), ModelConfig().resolved(base, keep_native=True)):
+        assert (native.size, native.draft_size, native.size_delta_rank) == (64, 32, 4)
+
+
+def test_a_draft_only_fine_tune_trains_the_draft_network_alone_and_keeps_the_native_size(tiny_run, tmp_path):
+    """--draft-only on a size-delta base, in small: every step at the draft size, the size deltas frozen, the
+    decoder tuned at both sizes; the result keeps the base's native size and deltas and draws the way the base
+    does (draft_given, refine_strength), while its draft-size network has learnt."""
+    import json
+
+    from rdtf_engine.core.requests import TrainRequest
+    from rdtf_engine.training.finetune import resolve_architecture
+    from tests.engine.conftest import tiny_request
+
+    grown = tmp_path / "grown"
+    train(tiny_request(grown, steps=2, size=64, draft_size=32, size_delta_rank=4, trainable="deltas",
+                       init_from=str(tiny_run[0] / "model"), checkpoint_every=2, lr=3e-3))
+    cfg = json.loads((grown / "model" / "config.json").read_text())
+    cfg.update(draft_given=True, refine_strength=0.5)  # how this base draws: its fine-tunes must draw alike
+    (grown / "model" / "config.json").write_text(json.dumps(cfg))
+
+    def asked(**kw):
+        flat = {"data": "builtin:shapes", "out": str(tmp_path / "x"), "init_from": str(grown / "model"), **kw}
+        return resolve_architecture(TrainRequest.of(**flat))
+
+    assert (asked().model.size, asked().model.draft_size) == (32, 0)  # by default: a draft-size model
+    assert (asked(draft_only=True).model.size, asked(draft_only=True).model.draft_size) == (64, 32)
+
+    events: list = []
+    req = tiny_request(tmp_path / "pack", steps=6, size=None, preset=None, init_from=str(grown / "model"),
+                       checkpoint_every=6, decoder_steps=2, sample_every=6, draft_only=True)
+    train(req, on_event=events.append)
+    messages = [getattr(e, "message", "") for e in events]
+    assert any("every step at the draft size 32 px" in m for m in messages)
+    assert any("every other step on" in m and "at 32 px" in m for m in messages)  # the decoder at both sizes
+    tuned, _, card = load_model_folder(tmp_path / "pack" / "model")
+    base, _, _ = load_model_folder(grown / "model")
+    assert (card.size, card.draft_size, card.draft_given, card.refine_strength) == (64, 32, True, 0.5)
+    assert tuned.config.size_delta_rank == 4
+    mine, theirs = tuned.state_dict(), base.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine if k.startswith("size_deltas."))  # frozen
+    assert (_eps(tuned.float().eval(), DRAFT) - _eps(base.float().eval(), DRAFT)).abs().max() > 1e-4  # learnt
+    assert list((tmp_path / "pack" / "samples").glob("*.png"))  # previews drawn the two-stage way
+
+
+def test_draft_only_needs_a_drafting_base_and_cannot_train_the_size_deltas(tiny_run, tmp_path):
+    from rdtf_engine.core.config import TrainConfig
+    from rdtf_engine.core.requests import TrainRequest
+
+    with pytest.raises(InputError, match="draft_only"):
+        TrainConfig(data="d", draft_only=True, trainable="deltas").validate()
+    with pytest.raises(InputError, match="draft_only"):
+        TrainRequest.of(data="d", out="o", preset="tiny", size=64, draft_only=True).validate()
+    with pytest.raises(InputError, match="no draft size"):  # a base that does not draft: caught with its data
+        train(TrainRequest.of(data="builtin:shapes", out=str(tmp_path / "plain"), init_from=str(tiny_run[0] / "model"),
+                              draft_only=True, device="cpu", steps=1, max_clips=8))
 
 
 def test_a_deltas_only_fine_tune_learns_the_native_size_and_leaves_the_draft_size_untouched(tiny_run, tmp_path):

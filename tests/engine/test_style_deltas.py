@@ -96,6 +96,17 @@ def test_styled_captions_get_the_tag_once():
         "a cat, in 3d style", "a dog, in 3D style", "rain, in 3d style", "a cat, in 3d style."]
 
 
+def _style_weights(step_dir) -> dict[str, torch.Tensor]:
+    """The raw (not EMA) style-delta weights of a training checkpoint folder."""
+    from safetensors.torch import load_file
+
+    out: dict[str, torch.Tensor] = {}
+    for f in sorted(step_dir.glob("model*.safetensors")):
+        out.update({k: v for k, v in load_file(f).items() if "style_deltas." in k})
+    assert out
+    return out
+
+
 def test_a_style_fine_tune_learns_at_the_draft_size_for_tagged_prompts_alone(tiny_run, tmp_path, monkeypatch):
     """A real run: a 32 px base given a 64 px native size (no size deltas) and rank-4 style deltas trained alone
     at its 32 px draft size; then the pipeline switches them on for a tagged prompt only."""
@@ -105,9 +116,15 @@ def test_a_style_fine_tune_learns_at_the_draft_size_for_tagged_prompts_alone(tin
     base = tiny_run[0] / "model"
     events: list = []
     train(tiny_request(tmp_path / "styled", steps=10, size=64, draft_size=32, style_delta_rank=4, trainable="style",
-                       style_tag=TAG, init_from=str(base), checkpoint_every=10, lr=3e-3), on_event=events.append)
+                       style_tag=TAG, init_from=str(base), checkpoint_every=5, sample_every=5, lr=3e-3),
+          on_event=events.append)
     messages = [getattr(e, "message", "") for e in events]
     assert any("only the style deltas train, at the draft size 32 px" in m for m in messages)
+    # a preview at step 5 drew tagged captions (and switched the deltas off when done): the steps after it must
+    # have trained them all the same
+    assert list((tmp_path / "styled" / "samples").glob("*.png"))
+    raw = [_style_weights(tmp_path / "styled" / "checkpoints" / f"step_{n:07d}") for n in (5, 10)]
+    assert any(not torch.equal(raw[0][k], raw[1][k]) for k in raw[0])
     styled, _, card = load_model_folder(tmp_path / "styled" / "model")
     ref, _, _ = load_model_folder(base)
     assert card.style_tag == TAG and card.draft_size == 32 and styled.config.style_delta_rank == 4
