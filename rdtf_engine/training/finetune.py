@@ -110,16 +110,22 @@ def apply_trainable(model: torch.nn.Module, trainable: str, keep_deltas: bool = 
 DRAWING_FIELDS = ("draft_given", "refine_strength")
 
 
-def drawing_of(req: TrainRequest, run_dir: Path) -> dict:
-    """The base's ``DRAWING_FIELDS`` for a fine-tune that keeps its draft size ({} otherwise): from the base's
-    card, or on resume from the run's own model (the base may be gone by then)."""
-    if not (req.init_from and req.model.draft_size):
-        return {}
+def inherited_card(req: TrainRequest, run_dir: Path) -> tuple[ModelCard, bool]:
+    """(the card a fine-tune inherits from, whether it is the run's own): the base's, or on resume the run's own
+    exported model's — the base may be gone by then, and the run's card remembers what it inherited."""
     from rdtf_engine.model.store import validate_model_folder
 
     own = run_dir / "model"
-    card = (validate_model_folder(own) if req.run.resume and (own / "config.json").is_file()
-            else init_model(req.init_from)[1])
+    if req.run.resume and (own / "config.json").is_file():
+        return validate_model_folder(own), True
+    return init_model(req.init_from)[1], False
+
+
+def drawing_of(req: TrainRequest, run_dir: Path) -> dict:
+    """The base's ``DRAWING_FIELDS`` for a fine-tune that keeps its draft size ({} otherwise)."""
+    if not (req.init_from and req.model.draft_size):
+        return {}
+    card, _ = inherited_card(req, run_dir)
     if int(card.draft_size or 0) != int(req.model.draft_size):
         return {}
     return {k: getattr(card, k) for k in DRAWING_FIELDS}
@@ -129,11 +135,5 @@ def base_of(req: TrainRequest, run_dir: Path) -> tuple[str, int]:
     """(base model name, its total steps) recorded in the cards of a run started with ``init_from``."""
     if not req.init_from:
         return "", 0
-    from rdtf_engine.model.store import validate_model_folder
-
-    own = run_dir / "model"
-    if req.run.resume and (own / "config.json").is_file():  # the base may be gone by now: the run remembers it
-        card = validate_model_folder(own)
-        return card.base_model, card.base_steps
-    card = init_model(req.init_from)[1]
-    return card.name, card.base_steps + card.steps
+    card, own = inherited_card(req, run_dir)
+    return (card.base_model, card.base_steps) if own else (card.name, card.base_steps + card.steps)
