@@ -39,7 +39,7 @@ from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_T
 from rdtf_engine.diffusion.schedule import sampling_scheduler
 from rdtf_engine.diffusion.step_runtime import StepFunctions
 from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
-from rdtf_engine.model.size_deltas import set_style
+from rdtf_engine.model.size_deltas import set_style, style_on
 from rdtf_engine.model.text import NULL_PROMPT
 
 OVERLAP = 2
@@ -131,11 +131,13 @@ class StickerPipeline:
         ``p.preview_every`` steps (one extra decode each time: the app's live preview)."""
         known = [f is not None for f in (p.cond_frames or [])]
         self._styled = self.styled(p.prompt, any(known))  # a styled prompt's draft: the style deltas (_steps)
+        was_on = style_on(self.unet)  # a style run's network has them on while it trains
+        set_style(self.unet, False)  # off unless this sample is styled: _steps switches them per step then
         try:
             return self._sample(p, callback, should_stop, preview)
-        finally:  # whatever uses the network next (a held-out loss, another job) gets its base
+        finally:  # whatever uses the network next (a held-out loss, the next training step) finds it as it was
             self._styled = False
-            set_style(self.unet, False)
+            set_style(self.unet, was_on)
 
     def _sample(self, p: SampleParams, callback, should_stop, preview) -> np.ndarray:
         from rdtf_engine.formats.timing import fit_canvas

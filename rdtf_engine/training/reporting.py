@@ -143,16 +143,10 @@ def sample_preview(run: Run, step: int) -> None:
 
     data, train = run.data, run.req.train
     cache, ids = data.heldout if data.val_ids else (data.cache, data.train_ids)
-    style = train.trainable == "style"  # its captions carry the tag: the preview draws them with the deltas on
-    card = {**run.drawing, "style_tag": train.style_tag.strip(" ,") if style else ""}
-    try:
-        path = _with_ema(run, lambda: sample_grid(run.state.raw_model, data.vae, data.scale, cache, ids,
-                                                  run.req.model, run.dir / "samples" / f"step_{step:07d}.png", **card))
-    finally:
-        if style:  # the pipeline switches the style deltas off after every sample: the next steps need them on
-            from rdtf_engine.model.size_deltas import set_style
-
-            set_style(run.state.raw_model, True)
+    # a style run's captions carry its tag: the preview draws them with the style deltas on
+    card = {**run.drawing, "style_tag": train.style_tag.strip(" ,") if train.trainable == "style" else ""}
+    path = _with_ema(run, lambda: sample_grid(run.state.raw_model, data.vae, data.scale, cache, ids, run.req.model,
+                                              run.dir / "samples" / f"step_{step:07d}.png", **card))
     run.on_event(Preview(step, [str(path)], "samples (EMA weights)"))
 
 

@@ -160,6 +160,10 @@ def test_a_style_fine_tune_learns_at_the_draft_size_for_tagged_prompts_alone(tin
         lambda m, args: seen.append((int(args[0].shape[-1]), int(args[1].reshape(-1)[0]), style_on(m))))
     sample(late, f"a red circle, {TAG}")
     assert not style_on(late.unet)  # switched off after the sample: the next user of the network gets its base
+    set_style(pipe.unet, True)  # a style run's network, switched on while it trains (its previews sample it)
+    assert np.array_equal(sample(pipe, "a red circle"), sample(zeroed, "a red circle"))  # untagged: off meanwhile
+    assert style_on(pipe.unet)  # … and on again for the training steps that follow
+    set_style(pipe.unet, False)
     drafts = [(t, on) for side, t, on in seen if side == DRAFT]
     assert drafts and all(on == (t < 500) for t, on in drafts) and {on for _, on in drafts} == {True, False}
     assert not np.array_equal(sample(late, f"a red circle, {TAG}"), sample(pipe, f"a red circle, {TAG}"))
