@@ -48,7 +48,8 @@ def cmd_eval(args, rep: Reporter) -> int:
                             classifier_path=args.classifier, grid_path=args.grid, grid_rows=args.grid_rows,
                             grid_size=args.grid_size, grid_frames=args.grid_frames,
                             guidance=args.guidance, guidance_image=args.image_guidance, strength=args.strength,
-                            tasks=tuple(t for t in args.tasks.split(",") if t), scheduler=args.scheduler)
+                            tasks=tuple(t for t in args.tasks.split(",") if t), scheduler=args.scheduler,
+                            refine_guidance=args.refine_guidance)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -64,7 +65,8 @@ def cmd_eval_pack(args, rep: Reporter) -> int:
     report = evaluate_pack_model(args.model, args.pack, steps=args.steps, seed=args.seed, device=args.device,
                                  style=args.style, stickers=args.stickers, sheet_path=args.sheet,
                                  guidance=args.guidance, guidance_image=args.image_guidance,
-                                 strength=args.strength, size=args.size, on_event=rep, should_stop=rep.should_stop)
+                                 strength=args.strength, size=args.size, on_event=rep, should_stop=rep.should_stop,
+                                 refine_guidance=args.refine_guidance)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -77,6 +79,9 @@ def _sampling_args(p) -> None:
     p.add_argument("--guidance", type=float, default=None, help=GUIDANCE_HELP)
     p.add_argument("--image-guidance", type=float, default=None, help=IMAGE_GUIDANCE_HELP)
     p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH, help="it2v img2img strength (0, 1]")
+    p.add_argument("--refine-guidance", type=float, default=None, metavar="G",
+                   help="a model with a draft size: the text guidance of text → video's refinement (0 = the "
+                        "sample's own; default: the model's card)")
 
 
 def add_model_parsers(sub) -> None:

@@ -351,6 +351,11 @@ class ModelCard:
     anchor: str = ""  # the model whose predictions held this one in place while it trained (TrainConfig.anchor)
     motion_weight: float = 0.0  # the weight of the frame-difference term its last run trained with (TrainConfig)
     refine_strength: float = 0.4  # measured: 0.4 / 0.6 / 0.8 kept 100 / 96 / 92 % t2v motion (docs/results.md)
+    # The text guidance of text → video's refinement at ``size``; 0 = the sample's own. The draft has laid the clip
+    # out by then, so guidance there barely shows: at 1 each refinement step is one conditional denoiser call
+    # instead of two. With frames given the refinement keeps the sample's guidance, whose image scale holds the
+    # given character (at 1 it kept fewer, docs/performance.md).
+    refine_guidance: float = 0.0
     # Draft image & text → video too (given frames downscaled to the draft size, locked in both stages): the draft-
     # size network is then what keeps the given character, the native size only refines it (docs/results.md).
     draft_given: bool = False

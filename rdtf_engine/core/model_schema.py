@@ -98,6 +98,7 @@ CARD_SCHEMA = {
     "anchor": TEXT,
     "motion_weight": _float(0.0, 100.0),
     "refine_strength": _float(0.05, 1.0),
+    "refine_guidance": _float(0.0, 30.0),
     "draft_given": BOOL,
     "style_tag": TEXT,
     "style_given": BOOL,

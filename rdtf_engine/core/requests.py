@@ -72,6 +72,16 @@ def model_image_guidance(card: ModelCard, requested: float | None = None) -> flo
     return float(card.guidance_image or DEFAULT_GUIDANCE_IMAGE)
 
 
+def with_refine_guidance(card: ModelCard, requested: float | None = None) -> ModelCard:
+    """``card`` with text → video's refinement drawn at ``requested`` guidance (``ModelCard.refine_guidance``; 0 =
+    the sample's own), or unchanged for None: how an evaluation measures another refinement on the same weights."""
+    if requested is None:
+        return card
+    if not 0.0 <= float(requested) <= 30.0:
+        raise InputError(f"refine guidance must be 0 (the sample's own) up to 30, got {requested}")
+    return dataclasses.replace(card, refine_guidance=float(requested))
+
+
 def _need(req: Any, *names: str) -> None:
     missing = [n for n in names if not getattr(req, n)]
     if missing:

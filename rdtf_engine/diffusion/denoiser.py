@@ -32,14 +32,18 @@ def guided_eps(unet, x: torch.Tensor, t: torch.Tensor, txt: torch.Tensor, tmask:
 
     x (1, 4, W, h, w) the scaled model input; t () long timestep; txt (n, L, D) text states and tmask (n, L)
     their key mask, one row per branch; conds (n, 4, W, h, w) the branch's condition latents; g (2,) float
-    [text scale, image scale]. n = 2: rows (∅, txt); n = 3: rows (∅∅, img∅, img·txt). → ε̂ (1, 4, W, h, w) fp32.
+    [text scale, image scale]. n = 2: rows (∅, txt); n = 3: rows (∅∅, img∅, img·txt); n = 1: the prompt's row alone
+    (every scale 1). → ε̂ (1, 4, W, h, w) fp32.
     """
     n = conds.shape[0]
     return combine_guidance(unet(x.expand(n, *x.shape[1:]), t.expand(n), txt, conds, text_mask=tmask).float(), g)
 
 
 def combine_guidance(eps: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """ε of the n guidance branches (n, 4, W, h, w) → guided ε̂ (1, 4, W, h, w) (rows as in :func:`guided_eps`)."""
+    """ε of the n guidance branches (n, 4, W, h, w) → guided ε̂ (1, 4, W, h, w) (rows as in :func:`guided_eps`;
+    n = 1: the conditional row alone, what every scale at 1 reduces the formulas to)."""
+    if eps.shape[0] == 1:
+        return eps
     if eps.shape[0] == 3:
         e00, e0i, eti = eps.chunk(3)
         return e00 + g[1] * (e0i - e00) + g[0] * (eti - e0i)

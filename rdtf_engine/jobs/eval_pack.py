@@ -19,7 +19,13 @@ import numpy as np
 
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
-from rdtf_engine.core.requests import DEFAULT_STRENGTH, check_strength, model_guidance, model_image_guidance
+from rdtf_engine.core.requests import (
+    DEFAULT_STRENGTH,
+    check_strength,
+    model_guidance,
+    model_image_guidance,
+    with_refine_guidance,
+)
 from rdtf_engine.diffusion.pipeline import SampleParams
 
 SHEET_CELL = 96
@@ -36,11 +42,12 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
                         style: str = "auto", stickers: int = 0, sheet_path: str | None = None,
                         guidance: float | None = None, guidance_image: float | None = None,
                         strength: float = DEFAULT_STRENGTH, size: int = 0, on_event=null_event,
-                        should_stop=never_stop) -> dict[str, Any]:
+                        should_stop=never_stop, refine_guidance: float | None = None) -> dict[str, Any]:
     """``stickers`` > 0 draws samples for the first that many stickers only (a quicker CPU run); identity is
     still ranked against the whole pack. ``size``: 0 = the model's own; a model with a draft size may be asked for
     that one, and then draws with its draft network alone (what a fine-tune that did not keep the base's native
-    size would make), compared with the real stickers at that size."""
+    size would make), compared with the real stickers at that size. ``refine_guidance``: the refinement's guidance
+    instead of the card's (``ModelCard.refine_guidance``)."""
     from rdtf_engine.data.keyframes import loop_frames
     from rdtf_engine.data.pack_windows import load_pack_clips
     from rdtf_engine.diffusion.pipeline import StickerPipeline
@@ -53,6 +60,7 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
     t0 = time.time()
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)
+    pipe.card = with_refine_guidance(pipe.card, refine_guidance)
     card, n_frames = pipe.card, pipe.card.num_frames
     guidance = model_guidance(card, guidance)  # None: the model's own, as generate draws it
     guidance_image = model_image_guidance(card, guidance_image)
@@ -89,6 +97,7 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
         "pack": _pack_name(pack), "stickers": len(clips), "sampled": len(done), "size": size,
         "frames": n_frames, "sample_steps": steps, "seed": seed, "guidance_text": guidance,
         "guidance_image": guidance_image, "strength": strength, "style_token": token,
+        "refine_guidance": card.refine_guidance if card.draft_size else None,
         "prompts": [captions[i] + token for i in done],
         "controls": {"descriptor": identity_controls(real), "shape": identity_controls(real, shape_only=True)},
         "t2v": evaluate_pack(real, t2v, done, captions) if done else None,

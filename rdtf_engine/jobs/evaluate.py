@@ -25,6 +25,7 @@ from rdtf_engine.core.requests import (
     check_strength,
     model_guidance,
     model_image_guidance,
+    with_refine_guidance,
 )
 
 _BANKS: dict[tuple[str, int], Any] = {}  # (data, size) → IdentityBank or None, see _identity_bank
@@ -38,7 +39,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
                    grid_frames: int | None = None,
                    guidance_image: float | None = None, strength: float = DEFAULT_STRENGTH,
                    tasks: tuple[str, ...] = ("t2v", "it2v"), scheduler: str = "dpm",
-                   val_loss: bool = True) -> dict[str, Any]:
+                   val_loss: bool = True, refine_guidance: float | None = None) -> dict[str, Any]:
     """``scheduler``: the sampler (``requests.SCHEDULERS``); ``val_loss=False`` skips the held-out denoising
     loss, which does not depend on the sampler (a sampler sweep computes it once at most).
     ``grid_path``: also save a PNG of the first ``grid_rows`` held-out prompts, each as a real clip row
@@ -47,7 +48,8 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     (the model card's 512 px sheet); ``grid_frames``: that many evenly spaced frames per row instead of all;
     ``.jpg`` / ``.webp`` paths are written in that format (a 512 px sheet as PNG is tens of MB).
     ``tasks``: which samples to draw (a sampling-settings sweep on ``builtin:emoji-dev`` may want only it2v);
-    a skipped task reports ``None``."""
+    a skipped task reports ``None``. ``refine_guidance``: a model with a draft size refines at this guidance
+    instead of its card's (``ModelCard.refine_guidance``)."""
     from rdtf_engine.data.latent_cache import build_latent_cache
     from rdtf_engine.data.sources import open_source
     from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
@@ -67,6 +69,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     t0, cpu0 = time.time(), time.process_time()
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)
+    pipe.card = with_refine_guidance(pipe.card, refine_guidance)
     card, dev = pipe.card, pipe.device
     guidance = model_guidance(card, guidance)  # None: the model's own, as generate draws it
     guidance_image = model_image_guidance(card, guidance_image)
@@ -107,7 +110,7 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         "dual_mask": card.dual_mask, "curriculum": card.curriculum, "train_steps": card.steps,
         "data": data, "prompt_suffix": style, "clips": len(refs), "sample_steps": steps, "scheduler": scheduler,
         "guidance_text": guidance, "guidance_image": guidance_image, "strength": strength, "seed": seed,
-        "val_loss": val,
+        "refine_guidance": card.refine_guidance if card.draft_size else None, "val_loss": val,
         "t2v": evaluate_clips(t2v, refs, classifier, identity_bank=bank) if "t2v" in tasks else None,
         "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank, given_first=True)
         if "it2v" in tasks else None,

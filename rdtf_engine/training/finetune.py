@@ -107,7 +107,7 @@ def apply_trainable(model: torch.nn.Module, trainable: str, keep_deltas: bool = 
 
 # How a base with a draft size draws (ModelCard): a fine-tune that keeps the base's draft size and deltas draws
 # the same way, so these card fields travel with it.
-DRAWING_FIELDS = ("draft_given", "refine_strength")
+DRAWING_FIELDS = ("draft_given", "refine_strength", "refine_guidance")
 
 
 def inherited_card(req: TrainRequest, run_dir: Path) -> tuple[ModelCard, bool]:

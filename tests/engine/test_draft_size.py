@@ -152,3 +152,46 @@ def test_a_card_with_draft_given_drafts_image_and_text_to_video_too(two_size_run
     calls.clear()
     pipe(SampleParams("a blue star spinning", 2, 64, steps=4, seed=2, cond_frames=[lock, lock]))
     assert [c[0] for c in calls] == [(2, 4, 8, 8)]
+
+
+def test_refine_guidance_draws_the_refinement_alone_at_its_scale(two_size_run, tmp_path, monkeypatch):
+    """``refine_guidance`` 1: text → video's draft keeps the request's guidance (two rows a step), its refinement
+    runs the conditional row alone; with a frame given (``draft_given``) both stages keep the request's guidance
+    (three rows), which holds the given character."""
+    folder = tmp_path / "rg"
+    shutil.copytree(two_size_run[0] / "model", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "draft_given": True, "refine_guidance": 1.0}))
+    pipe = StickerPipeline.from_pretrained(folder, "cpu")
+    assert pipe.card.refine_guidance == 1.0
+    rows: list[tuple[int, int]] = []  # (latent side, rows) per denoiser call
+    real = pipe.unet.forward
+    monkeypatch.setattr(pipe.unet, "forward",
+                        lambda x, *a, **k: rows.append((x.shape[-1], x.shape[0])) or real(x, *a, **k))
+    refine = sampled_steps(5, pipe.card.refine_strength)
+    pipe(SampleParams("a blue star spinning", 4, 64, steps=5, seed=2, guidance_text=4.0))
+    assert rows == [(4, 2)] * 5 + [(8, 1)] * refine
+    rows.clear()
+    lock = np.zeros((64, 64, 4), np.uint8)
+    lock[8:40, 8:40] = (10, 200, 30, 255)
+    res = pipe(SampleParams("a blue star spinning", 4, 64, steps=5, seed=2, guidance_text=4.0, guidance_image=5.0,
+                            cond_frames=[lock, None, None, None]))
+    assert rows == [(4, 3)] * 5 + [(8, 3)] * refine and np.array_equal(res[0], lock)
+
+
+def test_an_evaluation_may_refine_at_another_guidance_than_the_card(two_size_run, capsys):
+    from rdtf_engine.cli.main import main
+    from rdtf_engine.core.requests import with_refine_guidance
+
+    card = validate_model_folder(two_size_run[0] / "model")
+    assert with_refine_guidance(card) is card
+    assert with_refine_guidance(card, 1).refine_guidance == 1.0 and card.refine_guidance == 0.0
+    for bad in (-1, 31):
+        with pytest.raises(InputError, match="refine guidance"):
+            with_refine_guidance(card, bad)
+    model = str(two_size_run[0] / "model")
+    capsys.readouterr()
+    assert main(["eval", "--model", model, "--data", "builtin:shapes", "--refine-guidance", "-1"]) == 2
+    assert main(["eval-pack", "--model", model, "--pack", model, "--refine-guidance", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "got -1" in err and "got 99" in err  # both refused for the guidance, before anything is drawn

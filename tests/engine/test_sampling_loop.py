@@ -76,6 +76,20 @@ def test_graph_ready_loop_is_bit_identical_to_the_plain_loop(scheduler, given, s
     assert torch.equal(new, old)
 
 
+@pytest.mark.parametrize("given", [False, True])
+def test_every_scale_at_one_runs_the_conditional_branch_alone_with_the_same_result(given, monkeypatch):
+    """Guidance 1 (text, and image when frames are given): one denoiser row per step instead of two or three,
+    and the sample the guidance formula gives at those scales, to float rounding."""
+    pipe = _pipe()
+    p = SampleParams("x", frames=W, size=8 * H, steps=4, seed=3, guidance_text=1.0, guidance_image=1.0)
+    rows: list[int] = []
+    real = pipe.unet.forward
+    monkeypatch.setattr(pipe.unet, "forward", lambda x, *a, **k: rows.append(x.shape[0]) or real(x, *a, **k))
+    new, old = _both(pipe, _window(given, 4), p)  # the pipeline's loop first, then the two-branch reference
+    assert rows == [1] * 4 + [2] * 4
+    assert torch.allclose(new, old, atol=1e-5)
+
+
 def test_cpu_steps_with_the_torch_runtime_run_eagerly():
     pipe = _pipe()
     assert pipe.step_fns.get([torch.zeros(1)]) == pipe.step_fns.eager

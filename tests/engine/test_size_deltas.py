@@ -166,7 +166,7 @@ def test_the_rank_is_checked_and_needs_a_draft_size():
 def test_a_draft_only_fine_tune_trains_the_draft_network_alone_and_keeps_the_native_size(tiny_run, tmp_path):
     """--draft-only on a size-delta base, in small: every step at the draft size, the size deltas frozen, the
     decoder tuned at both sizes; the result keeps the base's native size and deltas and draws the way the base
-    does (draft_given, refine_strength), while its draft-size network has learnt."""
+    does (draft_given, refine_strength, refine_guidance), while its draft-size network has learnt."""
     import json
 
     from rdtf_engine.core.requests import TrainRequest
@@ -177,7 +177,8 @@ def test_a_draft_only_fine_tune_trains_the_draft_network_alone_and_keeps_the_nat
     train(tiny_request(grown, steps=2, size=64, draft_size=32, size_delta_rank=4, trainable="deltas",
                        init_from=str(tiny_run[0] / "model"), checkpoint_every=2, lr=3e-3))
     cfg = json.loads((grown / "model" / "config.json").read_text())
-    cfg.update(draft_given=True, refine_strength=0.5)  # how this base draws: its fine-tunes must draw alike
+    # how this base draws: its fine-tunes must draw alike
+    cfg.update(draft_given=True, refine_strength=0.5, refine_guidance=1.0)
     (grown / "model" / "config.json").write_text(json.dumps(cfg))
 
     def asked(**kw):
@@ -196,7 +197,8 @@ def test_a_draft_only_fine_tune_trains_the_draft_network_alone_and_keeps_the_nat
     assert any("every other step on" in m and "at 32 px" in m for m in messages)  # the decoder at both sizes
     tuned, _, card = load_model_folder(tmp_path / "pack" / "model")
     base, _, _ = load_model_folder(grown / "model")
-    assert (card.size, card.draft_size, card.draft_given, card.refine_strength) == (64, 32, True, 0.5)
+    assert (card.size, card.draft_size, card.draft_given, card.refine_strength, card.refine_guidance) == (
+        64, 32, True, 0.5, 1.0)
     assert tuned.config.size_delta_rank == 4
     mine, theirs = tuned.state_dict(), base.state_dict()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine if k.startswith("size_deltas."))  # frozen
