@@ -12,8 +12,8 @@ badly (duplicated or broken objects), so another requested size is generated at 
 A model trained at a smaller draft size too (``card.draft_size``) makes text → video in two stages: the clip at the
 draft size, where the small latent grid lays the figure out, then enlarged and refined at the native size from
 ``card.refine_strength`` of the schedule (img2img), at ``card.refine_guidance`` when the card sets one; with frames
-given (at the sample's own guidance), the frames carry the layout unless the card says ``draft_given`` (then they are given, downscaled, to the
-draft too, and locked in both stages).
+given (at the sample's own guidance), the frames carry the layout unless the card says ``draft_given`` (then they
+are given, downscaled, to the draft too, and locked in both stages).
 
 Clips longer than the model's window (``num_frames``, 8) are generated window by window: each next window
 gets the last ``OVERLAP`` generated frames as given frames (the forward-prediction task of the condition
@@ -119,8 +119,6 @@ class StickerPipeline:
 
             configure_cuda()
         unet, vae, card = load_model_folder(path, device=dev)
-        if dev.type == "cpu":  # oneDNN's convolutions run faster on NHWC: encoding 25 %, decoding 9 % (same pixels)
-            vae = vae.to(memory_format=torch.channels_last)
         return cls(unet, vae, card, get_text_encoder(card.text, dev), dev)
 
     @torch.no_grad()
@@ -179,6 +177,7 @@ class StickerPipeline:
         g = float(getattr(self.card, "refine_guidance", 0.0) or 0.0)
         if g <= 0:
             return stage
+        # both scales: a longer clip's later windows are given the frames carried over from the window before
         return replace(stage, p=replace(stage.p, guidance_text=g, guidance_image=g))
 
     def styled(self, prompt: str, given: bool = False) -> bool:

@@ -46,8 +46,8 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
     """``stickers`` > 0 draws samples for the first that many stickers only (a quicker CPU run); identity is
     still ranked against the whole pack. ``size``: 0 = the model's own; a model with a draft size may be asked for
     that one, and then draws with its draft network alone (what a fine-tune that did not keep the base's native
-    size would make), compared with the real stickers at that size. ``refine_guidance``: the refinement's guidance
-    instead of the card's (``ModelCard.refine_guidance``)."""
+    size would make), compared with the real stickers at that size. ``refine_guidance``: text → video's refinement
+    guidance instead of the card's (``ModelCard.refine_guidance``)."""
     from rdtf_engine.data.keyframes import loop_frames
     from rdtf_engine.data.pack_windows import load_pack_clips
     from rdtf_engine.diffusion.pipeline import StickerPipeline

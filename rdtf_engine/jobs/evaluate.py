@@ -48,8 +48,8 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     (the model card's 512 px sheet); ``grid_frames``: that many evenly spaced frames per row instead of all;
     ``.jpg`` / ``.webp`` paths are written in that format (a 512 px sheet as PNG is tens of MB).
     ``tasks``: which samples to draw (a sampling-settings sweep on ``builtin:emoji-dev`` may want only it2v);
-    a skipped task reports ``None``. ``refine_guidance``: a model with a draft size refines at this guidance
-    instead of its card's (``ModelCard.refine_guidance``)."""
+    a skipped task reports ``None``. ``refine_guidance``: a model with a draft size refines text → video at this
+    guidance instead of its card's (``ModelCard.refine_guidance``)."""
     from rdtf_engine.data.latent_cache import build_latent_cache
     from rdtf_engine.data.sources import open_source
     from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
