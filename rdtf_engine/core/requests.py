@@ -18,6 +18,7 @@ from typing import Any
 
 from rdtf_engine.core.config import MAX_SEED, MAX_SIZE, MIN_SIZE, ModelCard, ModelConfig, RunControl, TrainConfig
 from rdtf_engine.core.errors import InputError
+from rdtf_engine.core.model_schema import CARD_SCHEMA
 from rdtf_engine.core.request_fields import check_field_types, from_dict, to_dict
 
 MAX_FRAMES = 24  # the timeline's cap; the model itself works on windows of ``num_frames`` (8)
@@ -77,8 +78,9 @@ def with_refine_guidance(card: ModelCard, requested: float | None = None) -> Mod
     the sample's own), or unchanged for None: how an evaluation measures another refinement on the same weights."""
     if requested is None:
         return card
-    if not 0.0 <= float(requested) <= 30.0:
-        raise InputError(f"refine guidance must be 0 (the sample's own) up to 30, got {requested}")
+    bound = CARD_SCHEMA["refine_guidance"]  # the range a card may hold: one source for the card and the request
+    if not bound.lo <= float(requested) <= bound.hi:
+        raise InputError(f"refine guidance must be {bound.lo:g} (the sample's own) up to {bound.hi:g}, got {requested}")
     return dataclasses.replace(card, refine_guidance=float(requested))
 
 
