@@ -16,6 +16,7 @@ line, and the same request served warm (a second request → written GIF in one 
 worker serves every sticker after its first).
 
     python benchmarks/cpu.py [--runtimes torch,torch-tuned,compile,onnx] [--steps 20] [--iters 3] [--cold]
+                             [--model FOLDER --sampler lcm --steps 4]   (a distilled model's few-step sampler)
 
 Prints one JSON object; ratios are against the first runtime listed (eager PyTorch by default) on the same
 setting, measured in the same run. The load average is printed too: on a shared machine every time stretches
@@ -38,6 +39,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIMES = ("torch", "torch-tuned", "compile", "onnx")
 PROMPT = "a cat bouncing"
+# the model measured (--model; children read it from the environment): the shipped one unless another is named
+MODEL_ENV = "RDTF_BENCH_MODEL"
+
+
+def _model() -> str:
+    return os.environ.get(MODEL_ENV) or str(ROOT / "resources" / "models" / "default")
 
 
 def _pipeline(runtime: str, threads: int):
@@ -47,7 +54,7 @@ def _pipeline(runtime: str, threads: int):
 
     if runtime != "torch":
         torch.set_num_threads(threads)  # ONNX Runtime takes its thread count from torch's (cpu_runtime.py)
-    pipe = StickerPipeline.from_pretrained(ROOT / "resources" / "models" / "default", "cpu")
+    pipe = StickerPipeline.from_pretrained(_model(), "cpu")
     pipe.step_fns.cpu_runtime = "onnx" if runtime == "onnx" else "torch"
     if runtime == "torch-tuned":  # channels-last for the 2-D convolutions' weights (the model also has 3-D ones)
         for m in pipe.unet.modules():
@@ -143,8 +150,8 @@ def cold_generate(runtime: str, steps: int, sampler: str, threads: int) -> dict:
     (``os.wait4``: the rusage of this one child, not of every child so far)."""
     env = _runtime_env(runtime, threads)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "rdtf_engine", "generate", "--prompt", PROMPT, "--frames", "8", "--size",
-               "256", "--steps", str(steps), "--sampler", sampler, "--seed", "1", "--device", "cpu",
+        cmd = [sys.executable, "-m", "rdtf_engine", "generate", "--model", _model(), "--prompt", PROMPT, "--frames",
+               "8", "--size", "256", "--steps", str(steps), "--sampler", sampler, "--seed", "1", "--device", "cpu",
                "--out", str(Path(tmp) / "x.gif")]
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -170,7 +177,7 @@ def _warm_one(steps: int, sampler: str, iters: int) -> dict:
     from rdtf_engine.jobs.api import generate
 
     with tempfile.TemporaryDirectory() as tmp:
-        req = GenerateRequest(prompt=PROMPT, frames=8, size=256, steps=steps, seed=1, scheduler=sampler,
+        req = GenerateRequest(prompt=PROMPT, model=_model(), frames=8, size=256, steps=steps, seed=1, scheduler=sampler,
                               device="cpu", out=str(Path(tmp) / "x.gif"))
         t = time.perf_counter()
         generate(req)
@@ -206,6 +213,7 @@ def main() -> None:
     ap.add_argument("--runtimes", default=",".join(RUNTIMES))
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--sampler", default="dpm")
+    ap.add_argument("--model", default=None, help="a model folder (default: the shipped model)")
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--settings", default=",".join(SETTINGS), help="native, 256px_resampled, 256px_sampled")
@@ -213,6 +221,8 @@ def main() -> None:
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one runtime in this process
     ap.add_argument("--warm-one", help=argparse.SUPPRESS)  # internal: warm requests in this process
     a = ap.parse_args()
+    if a.model:  # every child this process starts measures it too
+        os.environ[MODEL_ENV] = str(Path(a.model).resolve())
     if a.warm_one:
         print(json.dumps(_warm_one(a.steps, a.sampler, a.iters)))
         return
@@ -220,7 +230,7 @@ def main() -> None:
         print(json.dumps(measure_one(a.one, a.steps, a.sampler, a.iters, a.threads, a.settings.split(","))))
         return
     out: dict = {"cpus": os.cpu_count(), "load_avg_before": [round(x, 2) for x in os.getloadavg()],
-                 "steps": a.steps, "sampler": a.sampler, "frames": 8, "runtimes": {}}
+                 "steps": a.steps, "sampler": a.sampler, "frames": 8, "model": Path(_model()).name, "runtimes": {}}
     for rt in a.runtimes.split(","):
         out["runtimes"][rt] = _child(rt, a)
         if a.cold and rt != "compile":  # the command has no torch.compile switch

@@ -15,7 +15,7 @@ Peer: a randomly initialised diffusers ``UNetMotionModel`` (Stable Diffusion 1.5
       ``--train-batch`` and of the `paper` preset at batch 4; clips/s and model FLOP utilisation (FLOPs counted
       by torch's FlopCounterMode over one step, against the card's bf16 matrix rate measured in the same run).
 
-    python benchmarks/gpu.py [--skip-peer] [--iters 20] [--train-batch 128]
+    python benchmarks/gpu.py [--skip-peer] [--iters 20] [--train-batch 128] [--model FOLDER]
 """
 
 from __future__ import annotations
@@ -129,23 +129,26 @@ def dfgn_step_fn(model, frames: int, latent: int) -> Callable[[], object]:
 # B1 variants: (sampler, steps, CUDA graphs). The first is today's default, eager (the B1 baseline), the second the
 # same with graphs (their stickers are compared pixel by pixel).
 B1_VARIANTS = (("dpm", 20, False), ("dpm", 20, True), ("dpm", 8, True), ("unipc", 8, True), ("unipc", 6, True))
+FEW_STEP_VARIANT = ("lcm", 4, True)  # a model with few-step deltas (--model): its few-step sampler too
 
 
-def shipped_sticker(iters: int, device: str = "cuda") -> dict:
+def shipped_sticker(iters: int, device: str = "cuda", model: str = "default") -> dict:
     """B1: the real request path (jobs.api.generate) without writing a file, text states cached after warm-up,
-    for each of ``B1_VARIANTS``; with the largest pixel difference between the graph and eager stickers."""
+    for each of ``B1_VARIANTS`` (and ``FEW_STEP_VARIANT`` for a distilled model); with the largest pixel
+    difference between the graph and eager stickers."""
     from rdtf_engine.core.requests import GenerateRequest
     from rdtf_engine.jobs import api
     from rdtf_engine.model.store import resolve_model, validate_model_folder
 
-    model_dir = resolve_model("default")
+    model_dir = resolve_model(model)
     card = validate_model_folder(model_dir)
     pipe = api._pipeline(model_dir, device)  # the pipeline generate() uses: switch its graphs on and off
-    out: dict = {"size": int(card.size), "preset": card.preset, "frames": 8}
+    out: dict = {"model": card.name, "size": int(card.size), "preset": card.preset, "frames": 8}
     stickers = {}
-    for sampler, steps, graphs in B1_VARIANTS:
-        req = GenerateRequest(prompt="grinning face bouncing", frames=8, size=int(card.size), steps=steps, seed=1,
-                              scheduler=sampler, device=device)
+    few = getattr(pipe.unet, "few_step_deltas", None) is not None
+    for sampler, steps, graphs in B1_VARIANTS + ((FEW_STEP_VARIANT,) if few else ()):
+        req = GenerateRequest(prompt="grinning face bouncing", model=str(model_dir), frames=8, size=int(card.size),
+                              steps=steps, seed=1, scheduler=sampler, device=device)
         pipe.step_fns.enabled = graphs
         name = f"{'graph' if graphs else 'eager'}_{sampler}_{steps}"
         out[f"{name}_ms"] = round(timed(lambda req=req: generate_frames(api, req), iters, warmup=2) * 1e3, 1)
@@ -232,6 +235,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--model", default="default", help="the model of B1 (a distilled one adds its few-step sampler)")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks/gpu.py needs a CUDA GPU")
@@ -244,7 +248,7 @@ def main() -> None:
     peak = matmul_peak_tflops()
     out["bf16_matmul_tflops"] = round(peak, 1)
 
-    out["B1"] = shipped_sticker(a.iters)
+    out["B1"] = shipped_sticker(a.iters, model=a.model)
     paper = build_dfgn("paper", num_frames=16).to("cuda").eval()
     b2 = timed(dfgn_step_fn(paper, 16, 32), a.iters)
     out["B2"] = {"paper_step_ms": round(b2 * 1e3, 2)}

@@ -42,7 +42,10 @@
 #                                                    STYLE_RANK=R DATA=builtin:fluent trains rank-R style deltas
 #                                                    alone, every step at the 128 px draft size, captions ending
 #                                                    ", in 3d style" (STYLE_TAG); EVAL_EMOJI=0 then skips the
-#                                                    emoji sets, which such a model draws as its base does)
+#                                                    emoji sets, which such a model draws as its base does;
+#                                                    FEW_RANK=R distils the carried model into rank-R few-step
+#                                                    deltas, its network frozen (training/consistency.py);
+#                                                    EVAL_FEW=1 evaluates them with the few-step sampler, 4 steps)
 #    call:  bash tools/gpu_base.sh stage-init       (carry .base-deltas: a size-delta model as its deltas and
 #                                                    decoder, tools/delta_carry.py split; ≈ 15 MB, joined with
 #                                                    the shipped DFGN on the host)]
@@ -142,7 +145,7 @@ bring_back_logs() {  # → $OUT/results.tar.gz: the logs, metrics and evaluation
 
 eval_env() {  # the evaluation settings of this call, for the job script to pass to `gpu_base.sh evaluate`
   echo "STAGE=$STAGE INIT=${INIT:-default} EVAL_NEW=${EVAL_NEW:-1} EVAL_OLD=${EVAL_OLD:-1} EVAL_INIT=${EVAL_INIT:-0}" \
-       "EVAL_EMOJI=${EVAL_EMOJI:-1} EVAL_CLIPS=${EVAL_CLIPS:-48}"
+       "EVAL_EMOJI=${EVAL_EMOJI:-1} EVAL_CLIPS=${EVAL_CLIPS:-48} EVAL_FEW=${EVAL_FEW:-0}"
 }
 
 evaluate() {  # in the job's folder, after the export: the new model (and the shipped / carried one) on the card
@@ -151,14 +154,17 @@ evaluate() {  # in the job's folder, after the export: the new model (and the sh
   local CLF=src/resources/eval/motion-classifier-builtin-emoji PIDS=""
   ev() {  # tag model data: the emoji evaluation (the no-regression bar) and the real Fluent clips held out
     timeout 400 python3 -P -m rdtf_engine eval --model "$2" --data $3 --clips $EVAL_CLIPS \
-      --steps 20 --seed 1 --classifier $CLF --json --grid $1-grid.png > $1.eval.json 2> $1.eval.log \
+      --steps 20 --seed 1 --classifier $CLF --json --grid $1-grid.png ${4:-} > $1.eval.json 2> $1.eval.log \
       || echo "eval $1 failed" >> errors.txt
   }
-  sets() {  # name model: its evaluations in the background
-    if [ "$EVAL_EMOJI" = 1 ]; then ev $1 $2 builtin:emoji-holdout & PIDS="$PIDS $!"; fi
-    ev $1-fluent $2 builtin:fluent-holdout & PIDS="$PIDS $!"
+  sets() {  # name model: its evaluations in the background (with EV_ARGS: another sampler)
+    if [ "$EVAL_EMOJI" = 1 ]; then ev $1 $2 builtin:emoji-holdout "${EV_ARGS:-}" & PIDS="$PIDS $!"; fi
+    ev $1-fluent $2 builtin:fluent-holdout "${EV_ARGS:-}" & PIDS="$PIDS $!"
   }
   if [ -d base256 ] && [ "$EVAL_NEW" = 1 ]; then sets new base256; fi  # EVAL_NEW=0: evaluate it here on the CPU
+  if [ -d base256 ] && [ "$EVAL_FEW" = 1 ]; then  # a distilled model: its few-step sampler too, same clips and seeds
+    EV_ARGS="--scheduler lcm --steps 4"; sets few base256; EV_ARGS=""
+  fi
   if [ "$EVAL_INIT" = 1 ] && [ "$INIT" != default ]; then sets init $INIT; fi  # the carried model, same seeds
   if [ "$EVAL_OLD" = 1 ]; then sets old default; fi
   if [ -d ae256 ]; then
@@ -285,6 +291,7 @@ echo "[base] \$(date +%T) DFGN from $INIT for ${TRAIN_MIN:-15} min"
     --steps ${STEPS:-2400} --max-minutes ${TRAIN_MIN:-15} --checkpoint-every ${CKPT:-500} --sample-every 0 \
     --seed $SEED ${ANCHOR:+--anchor $ANCHOR --anchor-weight ${ANCHOR_W:-1}} ${MOTION_W:+--motion-weight $MOTION_W} \
     ${IMAGE_G:+--image-guidance $IMAGE_G} ${DELTA_RANK:+--size-delta-rank $DELTA_RANK --trainable deltas} \
+    ${FEW_RANK:+--objective consistency --few-step-rank $FEW_RANK} \
     "\${STYLE[@]}" > train.jsonl 2> train.log || echo "train failed" >> errors.txt &
 DFGN=\$!
 # the decoder starts once the DFGN's data is prepared (both would fight over the host's cores before)

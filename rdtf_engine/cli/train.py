@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rdtf_engine.cli.reporter import Reporter
-from rdtf_engine.core.config import TRAINABLE
+from rdtf_engine.core.config import CURRICULA, DEFAULT_FEW_STEP_RANK, OBJECTIVES, TRAINABLE
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Finished
 from rdtf_engine.core.recipes import RECIPES
@@ -32,7 +32,8 @@ _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "tempora
               "reference_attention": ("model", "reference_attention"),
               "draft_size": ("model", "draft_size"), "draft_every": ("train", "draft_every"), "steps": ("train", "steps"),
               "size_delta_rank": ("model", "size_delta_rank"), "style_delta_rank": ("model", "style_delta_rank"),
-              "style_tag": ("train", "style_tag"),
+              "style_tag": ("train", "style_tag"), "few_step_rank": ("model", "few_step_rank"),
+              "objective": ("train", "objective"),
               "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "seed": ("train", "seed"),
               "autoencoder": ("train", "autoencoder"), "ae_steps": ("train", "ae_steps"),
               "decoder_steps": ("train", "decoder_steps"),
@@ -59,6 +60,10 @@ def request_from_args(args) -> TrainRequest:
     given = {k: v for k, v in vars(args).items() if k in _OVERRIDES and v is not None}
     if args.no_curriculum:
         given["curriculum"] = "none"
+    if given.get("objective") == "consistency":  # distillation trains the few-step deltas: say so once, not thrice
+        given.setdefault("trainable", "few-step")
+        given.setdefault("few_step_rank", DEFAULT_FEW_STEP_RANK)
+        given.setdefault("curriculum", "sampling")
     parts = {part: {f: given[k] for k, (p, f) in _OVERRIDES.items() if p == part and k in given}
              for part in ("model", "train", "run")}
     train = dataclasses.replace(req.train, dual_mask=not args.no_dual_mask,
@@ -152,6 +157,12 @@ def add_train_parsers(sub) -> None:
                    help="with a draft size: give every layer a rank-R companion that acts only at the draft size and "
                         "only for prompts carrying --style-tag (0 = none; default --init-from's); with --trainable "
                         "style only those train, so every other prompt draws exactly as the base does")
+    t.add_argument("--objective", choices=OBJECTIVES, default=None,
+                   help="noise: the paper's denoising loss (default); consistency: distil --init-from into few-step "
+                        f"deltas (--few-step-rank, default {DEFAULT_FEW_STEP_RANK}; only they train), so its stickers "
+                        "draw in 4 unguided steps (--sampler lcm) as well as in 10-20 guided ones")
+    t.add_argument("--few-step-rank", type=int, default=None, metavar="R",
+                   help="give every layer a rank-R companion that the few-step sampler switches on (0 = none)")
     t.add_argument("--style-tag", default=None, metavar="TEXT",
                    help="with --trainable style: the prompt ending that switches the style deltas on, e.g. "
                         "\"in 3d style\"; appended to every training caption that lacks it, saved in the card")
@@ -171,7 +182,9 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")
     t.add_argument("--no-curriculum", action="store_true", help="same as --curriculum none")
-    t.add_argument("--curriculum", choices=("none", "linear", "adaptive"), default=None, help="default adaptive")
+    t.add_argument("--curriculum", choices=CURRICULA, default=None,
+                   help="default adaptive; sampling: tasks weighted by how generation uses them (the default of "
+                        "--objective consistency)")
     t.add_argument("--temporal", choices=("sti", "conv3d"), default=None, help="default sti, or --init-from's")
     t.add_argument("--reference-attention", choices=("on", "off", "all"), default=None,
                    help="every frame's spatial attention also sees the given (or first) frame: keeps an image's "
@@ -181,7 +194,8 @@ def add_train_parsers(sub) -> None:
                    help="all weights; attention: only the attention and temporal layers; text: only the text "
                         "projection and the text cross-attention's keys and values; deltas: only the size "
                         "deltas (--size-delta-rank); style: only the style deltas (--style-delta-rank, "
-                        "--style-tag), at the draft size (default all)")
+                        "--style-tag), at the draft size; few-step: only the few-step deltas (--objective "
+                        "consistency) (default all)")
     t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
     t.add_argument("--ae-steps", type=int, default=None, help="default the recipe's (custom: 500)")
     t.add_argument("--decoder-steps", type=int, default=None, metavar="N",

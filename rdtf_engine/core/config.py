@@ -111,10 +111,14 @@ class ModelConfig:
     # Style deltas (model/size_deltas.py): low-rank companions that act only on the draft size and only for a prompt
     # carrying the card's style_tag, so a second art style is learnt there beside the first (0 = none).
     style_delta_rank: int | None = None
+    # Few-step deltas (model/size_deltas.py): low-rank companions at every size, switched on by the few-step sampler;
+    # a consistency-distillation run (TrainConfig.objective) trains them (0 = none). Never inherited from a base:
+    # distilled for one network, they would not fit a fine-tune of it.
+    few_step_rank: int | None = None
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"preset": "tiny", "size": 64, "temporal": "sti",
                                           "reference_attention": "off", "draft_size": 0, "size_delta_rank": 0,
-                                          "style_delta_rank": 0}
+                                          "style_delta_rank": 0, "few_step_rank": 0}
 
     def resolved(self, base: ModelConfig | None = None, keep_native: bool = False) -> ModelConfig:
         """Every None field from ``base`` (a fine-tune's model), else from DEFAULTS; reference mode normalised.
@@ -123,7 +127,8 @@ class ModelConfig:
         kw = {}
         for name, default in self.DEFAULTS.items():
             value = getattr(self, name)
-            kw[name] = value if value is not None else getattr(base, name) if base is not None else default
+            inherit = base is not None and name != "few_step_rank"
+            kw[name] = value if value is not None else getattr(base, name) if inherit else default
         kw["reference_attention"] = reference_mode(kw["reference_attention"])
         if self.size is None and base is not None and base.size_delta_rank and base.draft_size and not keep_native:
             # A size-delta base (the shipped 256 px default) is fine-tuned at its draft size unless a size is asked
@@ -160,6 +165,9 @@ class ModelConfig:
             raise InputError(f"style_delta_rank must be between 0 and {MAX_DELTA_RANK}, got {style}")
         if style and not draft:
             raise InputError("style deltas act only on the draft size: style_delta_rank needs a draft_size")
+        few = int(self.few_step_rank or 0)
+        if not 0 <= few <= MAX_DELTA_RANK:
+            raise InputError(f"few_step_rank must be between 0 and {MAX_DELTA_RANK}, got {few}")
         if int(self.latent_channels) != LATENT_CHANNELS:
             raise InputError(f"latent_channels must be {LATENT_CHANNELS} (the RGBA autoencoder's)")
 
@@ -169,7 +177,15 @@ class ModelConfig:
 # into the picture ("text": ≈ 5 %, training/finetune.py TEXT_PARTS).
 # "deltas": only the size deltas (model/size_deltas.py), so the draft-size network stays the base's exactly.
 # "style": only the style deltas, at the draft size alone, on captions ending with TrainConfig.style_tag.
-TRAINABLE = ("all", "attention", "text", "deltas", "style")
+# "few-step": only the few-step deltas, which a consistency-distillation run trains (TrainConfig.objective).
+TRAINABLE = ("all", "attention", "text", "deltas", "style", "few-step")
+# Task mixes (training/curriculum.py): the paper's Table 4 arms — "none" (uniform), "linear" (LCL), "adaptive"
+# (DCL) — and "sampling", fixed weights in proportion to how the pipeline uses each task (a distillation run's).
+CURRICULA = ("none", "linear", "adaptive", "sampling")
+# What a run learns: "noise" the paper's ε-prediction loss; "consistency" distils the network it starts from
+# (init_from) into its few-step deltas (training/consistency.py).
+OBJECTIVES = ("noise", "consistency")
+DEFAULT_FEW_STEP_RANK = 16  # ≈ 1.8 M weights on the small preset (≈ 3.6 MB in fp16 beside its 12 M)
 MAX_SEED = 2**63 - 1  # torch generators take a 64-bit seed
 MAX_STYLE_TAG = 60
 
@@ -184,7 +200,7 @@ class TrainConfig:
     lr: float = 2e-4
     seed: int = 0
     dual_mask: bool = True
-    curriculum: str = "adaptive"  # "none" | "linear" | "adaptive" (the paper's Table 4 arms)
+    curriculum: str = "adaptive"  # CURRICULA: the paper's Table 4 arms, or "sampling" (fixed, by use)
     continue_curriculum: bool = False  # with init_from: take up the base's curriculum instead of restarting it
     autoencoder: str | None = None  # a trained autoencoder folder; None: init_from's, else train one (ae_steps)
     ae_steps: int = 500
@@ -224,10 +240,16 @@ class TrainConfig:
     # which lays out every sticker and holds a given character, learns; the base's deltas refine it as they are.
     # Off by default: on a pack, those untouched deltas broke up faces the draft drew (docs/results.md).
     draft_only: bool = False
+    objective: str = "noise"  # OBJECTIVES
 
     def validate(self) -> None:
-        if self.curriculum not in ("none", "linear", "adaptive"):
-            raise InputError(f"curriculum must be none, linear or adaptive, got {self.curriculum!r}")
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if (self.objective == "consistency") != (self.trainable == "few-step"):
+            raise InputError("a consistency-distillation run trains the few-step deltas alone, and only it does: "
+                             "objective consistency goes with trainable few-step")
+        if self.curriculum not in CURRICULA:
+            raise InputError(f"curriculum must be one of {', '.join(CURRICULA)}, got {self.curriculum!r}")
         if int(self.steps) < 1 or int(self.batch_size) < 1 or int(self.grad_accum) < 1:
             raise InputError("steps, batch_size and grad_accum must be at least 1")
         if not (0 < float(self.lr) <= 1):
@@ -368,6 +390,10 @@ class ModelCard:
     # lay out the shape, are the base's (1000 = every step). Trained on a few hundred 3-D characters, the deltas
     # drew others as 3-D blobs when they laid them out too; from t < 600 most kept the base's shape, shaded.
     style_below_t: int = 1000
+    # The few-step sampler's step count (ModelConfig.few_step_rank; 0 = the model has no few-step deltas) and the
+    # text guidance its deltas were distilled with, which their unguided steps draw at.
+    few_step_steps: int = 0
+    few_step_guidance: float = 0.0
     created: str = ""
     engine_version: str = ""
 

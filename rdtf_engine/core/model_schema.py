@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rdtf_engine.core.config import PRESETS, DiffusionConfig, ModelCard, TextConfig
+from rdtf_engine.core.config import CURRICULA, PRESETS, DiffusionConfig, ModelCard, TextConfig
 from rdtf_engine.core.errors import ModelError
 
 MAX_CONFIG_BYTES = 1 << 20  # a card with a data summary is ~4 KB; configs ~1 KB
@@ -83,7 +83,7 @@ CARD_SCHEMA = {
     "num_frames": _int(1, 256, required=True),
     "temporal": Field("str", choices=("sti", "conv3d")),
     "dual_mask": BOOL,
-    "curriculum": Field("str", choices=("none", "linear", "adaptive")),
+    "curriculum": Field("str", choices=CURRICULA),
     "steps": _int(0, 10**12),
     "data": TEXT,
     "data_summary": Field("dict"),
@@ -103,6 +103,8 @@ CARD_SCHEMA = {
     "style_tag": TEXT,
     "style_given": BOOL,
     "style_below_t": _int(1, 1000),
+    "few_step_steps": _int(0, 50),
+    "few_step_guidance": _float(0.0, 30.0),
     "created": TEXT,
     "engine_version": TEXT,
 }
@@ -130,6 +132,7 @@ UNET_SCHEMA = {
     "size_delta_rank": _int(0, 256),
     "size_delta_off_latent": _int(0, 256),
     "style_delta_rank": _int(0, 256),
+    "few_step_delta_rank": _int(0, 256),
 }
 # diffusers AutoencoderKL arguments this engine writes (RGBA in/out, 4 latent channels).
 VAE_SCHEMA = {

@@ -90,9 +90,11 @@ def _need(req: Any, *names: str) -> None:
         raise InputError(f"{OPS[type(req)]} needs {' and '.join(repr(n) for n in missing)}")
 
 
-# Samplers a generation can use (diffusion/schedule.py builds them): DPM-Solver++ 2M, UniPC (bh2, 2nd order), and
-# DDIM with η = 1 (the paper's 50-step sampler).
-SCHEDULERS = ("dpm", "unipc", "ddim")
+# Samplers a generation can use (diffusion/schedule.py builds them): DPM-Solver++ 2M, UniPC (bh2, 2nd order),
+# DDIM with η = 1 (the paper's 50-step sampler), and "lcm", the few-step sampler of a model with consistency-
+# distilled few-step deltas (LCMScheduler; one unguided denoiser call a step, FEW_STEPS of them unless asked).
+SCHEDULERS = ("dpm", "unipc", "ddim", "lcm")
+FEW_STEPS = 4
 # A request that names no sampler or step count gets the one measured best for its task (48 held-out clips,
 # docs/performance.md): text alone → UniPC in 10 steps, as good as DPM-Solver++ in 20 (motion, FD, identity of
 # seen emoji) at half the time; frames given → DPM-Solver++ 20, because UniPC 10 keeps fewer of the given
@@ -107,6 +109,8 @@ def sampling(scheduler: str | None, steps: int | None, frames_given: bool) -> tu
     sched = scheduler or auto
     if steps:
         return sched, int(steps)
+    if sched == "lcm":
+        return sched, FEW_STEPS
     return sched, auto_steps if sched == auto else DEFAULT_STEPS
 
 
@@ -129,7 +133,8 @@ class GenerateRequest:
     guidance_text: float | None = None  # None: the model's own (model_guidance), recorded resolved
     guidance_image: float | None = None  # None: the model's own (model_image_guidance), recorded resolved
     strength: float = DEFAULT_STRENGTH  # with frames given: share of the steps run from their prior (img2img)
-    # one of SCHEDULERS: "dpm" (DPM-Solver++ 2M) | "unipc" | "ddim" (the paper's); None: the task's (``sampling``)
+    # one of SCHEDULERS: "dpm" (DPM-Solver++ 2M) | "unipc" | "ddim" (the paper's) | "lcm" (a distilled model's few
+    # steps); None: the task's (``sampling``)
     scheduler: str | None = None
     duration_ms: int = 100
     init_image: str | None = None
@@ -237,6 +242,9 @@ class TrainRequest:
         _check_device(self.run.device)
         if self.train.continue_curriculum and not self.init_from:
             raise InputError("continue_curriculum needs init_from: only a fine-tune has a curriculum to continue")
+        if self.train.objective == "consistency" and not (self.init_from and int(self.model.few_step_rank or 0)):
+            raise InputError("consistency distillation needs the model it distils (init_from) and few-step deltas "
+                             "to distil it into (few_step_rank)")
         if self.train.draft_only and not self.init_from:
             raise InputError("draft_only trains the draft network of a model that drafts at a smaller size: it needs "
                              "init_from such a model")

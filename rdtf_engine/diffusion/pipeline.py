@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rdtf_engine.core.errors import Cancelled
+from rdtf_engine.core.errors import Cancelled, InputError
 from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
 from rdtf_engine.diffusion.schedule import sampling_scheduler
 from rdtf_engine.diffusion.step_runtime import StepFunctions
 from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
-from rdtf_engine.model.size_deltas import set_style, style_on
+from rdtf_engine.model.size_deltas import few_step_on, set_few_step, set_style, style_on
 from rdtf_engine.model.text import NULL_PROMPT
 
 OVERLAP = 2
@@ -64,7 +64,7 @@ class SampleParams:
     guidance_text: float = DEFAULT_GUIDANCE_TEXT
     guidance_image: float = DEFAULT_GUIDANCE_IMAGE
     strength: float = DEFAULT_STRENGTH
-    scheduler: str = "dpm"  # "dpm" | "ddim"
+    scheduler: str = "dpm"  # requests.SCHEDULERS; "lcm": the model's few-step deltas, unguided (guidance baked in)
     cond_frames: Sequence[np.ndarray | None] = field(default_factory=list)
     preview_every: int = 0
 
@@ -131,14 +131,29 @@ class StickerPipeline:
         ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
         ``p.preview_every`` steps (one extra decode each time: the app's live preview)."""
         known = [f is not None for f in (p.cond_frames or [])]
+        few = p.scheduler == "lcm"
+        if few:
+            self.check_few_step(int(p.steps))
         self._styled = self.styled(p.prompt, any(known))  # a styled prompt's draft: the style deltas (_steps)
-        was_on = style_on(self.unet)  # a style run's network has them on while it trains
+        was_on, was_few = style_on(self.unet), few_step_on(self.unet)  # a style run's network has them on
         set_style(self.unet, False)  # off unless this sample is styled: _steps switches them per step then
+        set_few_step(self.unet, few)  # the few-step sampler draws with the few-step deltas, any other without
         try:
             return self._sample(p, callback, should_stop, preview)
         finally:  # whatever uses the network next (a held-out loss, the next training step) finds it as it was
             self._styled = False
             set_style(self.unet, was_on)
+            set_few_step(self.unet, was_few)
+
+    def check_few_step(self, steps: int) -> None:
+        """The few-step sampler needs the model's few-step deltas, and at most the distillation grid's steps."""
+        from rdtf_engine.diffusion.schedule import LCM_GRID
+
+        if getattr(self.unet, "few_step_deltas", None) is None:
+            raise InputError("the few-step sampler (lcm) needs a model distilled for it (few-step deltas); this "
+                             "model has none: pick another sampler, or distil it (rdtf train --objective consistency)")
+        if not 1 <= steps <= LCM_GRID:
+            raise InputError(f"the few-step sampler takes 1 to {LCM_GRID} steps, got {steps}")
 
     def _sample(self, p: SampleParams, callback, should_stop, preview) -> np.ndarray:
         from rdtf_engine.formats.timing import fit_canvas
@@ -289,10 +304,12 @@ class StickerPipeline:
         n = 2 rows (∅, txt) on the window's condition, or n = 3 (∅∅, img∅, img·txt) with frames given and an
         image scale ≠ 1; n = 1, the prompt's row alone, when every scale that applies is 1 (the guided ε̂ is then
         that row exactly, at a half or a third of the work). g = [text scale, image scale] as a device tensor, so
-        a captured step serves any scale."""
+        a captured step serves any scale. The few-step sampler ("lcm") always runs the one row: its deltas learnt the
+        guided drawing."""
         states, tmask = text
         c = w.cond.permute(1, 0, 2, 3)[None]  # (1, 4, W, h, w)
-        if p.guidance_text == 1.0 and (not any(w.mask) or p.guidance_image == 1.0):
+        unguided = p.scheduler == "lcm"  # the few-step deltas learnt the guided drawing: one row draws it
+        if unguided or (p.guidance_text == 1.0 and (not any(w.mask) or p.guidance_image == 1.0)):
             conds, txt, tm = c, states[1:], tmask[1:]
         elif any(w.mask) and p.guidance_image != 1.0:
             conds = torch.cat([torch.zeros_like(c), c, c])
@@ -312,7 +329,8 @@ class StickerPipeline:
         waiting (and replayed as a CUDA graph)."""
         timesteps, ts = timesteps
         step = self.step_fns.get((x, ts[0], *branches))
-        extra = {"eta": 1.0, "generator": gen} if p.scheduler == "ddim" else {}
+        # a CPU generator keeps η=1 DDIM and LCM (fresh noise between its steps) seed-deterministic
+        extra = {"ddim": {"eta": 1.0, "generator": gen}, "lcm": {"generator": gen}}.get(p.scheduler, {})
         below = int(getattr(self.card, "style_below_t", 1000) or 1000) if self._styled else 0  # 0: never on
         for i, t in enumerate(timesteps):
             if should_stop is not None and should_stop():
@@ -324,7 +342,7 @@ class StickerPipeline:
                 # x̂₀ = (x_t − √(1−ᾱ_t)·ε̂) / √ᾱ_t: the model's current guess of the clean window (1, 4, W, h, w)
                 a = sched.alphas_cumprod[int(t)].to(x.device)
                 w.peek(i + 1, ((x - (1 - a).sqrt() * e) / a.sqrt())[0].permute(1, 0, 2, 3))
-            x = sched.step(e, t, x, **extra).prev_sample  # a CPU generator keeps η=1 DDIM seed-deterministic
+            x = sched.step(e, t, x, **extra).prev_sample
             w.on_step(i + 1)
         return x[0].permute(1, 0, 2, 3)  # (W, 4, h, w)
 
@@ -373,9 +391,11 @@ def grid_image(rows: Sequence[np.ndarray]) -> np.ndarray:
     return canvas
 
 
-def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10, **card_fields) -> Path:
+def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10, scheduler: str = "dpm",
+                **card_fields) -> Path:
     """Training preview: t2v samples for the first ``n`` validation captions, saved as one PNG, drawn the way the
-    finished model will draw them (its draft size; ``card_fields``: other ModelCard fields, e.g. a style tag)."""
+    finished model will draw them (its draft size, its sampler; ``card_fields``: other ModelCard fields, e.g. a
+    style tag)."""
     from PIL import Image
 
     from rdtf_engine.core.config import ModelCard
@@ -386,7 +406,7 @@ def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps
                      draft_size=int(req.draft_size or 0), **card_fields)
     # PyTorch on the CPU: the weights change between previews, an ONNX export per preview would cost more than it saves
     pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device, cpu_runtime="torch")
-    rows = [pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k))
+    rows = [pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k, scheduler=scheduler))
             for k, i in enumerate(list(ids)[:n])]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")

@@ -12,6 +12,12 @@ from rdtf_engine.core.config import DiffusionConfig
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.requests import SCHEDULERS
 
+# The few-step sampler (``"lcm"``): diffusers' LCMScheduler on the grid and boundary condition a consistency run
+# distils with (training/consistency.py): 50 DDIM points (19, 39, …, 999), timestep scaling 10 (σ_data 0.5 is
+# the scheduler's own).
+LCM_GRID = 50
+LCM_T_SCALE = 10.0
+
 
 def _common(cfg: DiffusionConfig) -> dict:
     return {k: v for k, v in asdict(cfg).items()}
@@ -25,7 +31,8 @@ def training_scheduler(cfg: DiffusionConfig):
 
 def sampling_scheduler(cfg: DiffusionConfig, kind: str):
     """``kind`` (``requests.SCHEDULERS``): "dpm" → DPMSolverMultistepScheduler (dpmsolver++, order 2), "unipc" →
-    UniPCMultistepScheduler (bh2, order 2, x₀-predicting corrector), "ddim" → DDIMScheduler. All on the model's
+    UniPCMultistepScheduler (bh2, order 2, x₀-predicting corrector), "ddim" → DDIMScheduler, "lcm" → LCMScheduler
+    (a consistency-distilled model's few-step sampler). All on the model's
     own training schedule (``cfg``), which is what makes their timesteps mean what the network learnt."""
     if kind == "unipc":
         from diffusers import UniPCMultistepScheduler
@@ -39,6 +46,11 @@ def sampling_scheduler(cfg: DiffusionConfig, kind: str):
         return DPMSolverMultistepScheduler(
             **_common(cfg), algorithm_type="dpmsolver++", solver_order=2, lower_order_final=True
         )
+    if kind == "lcm":  # a distilled model's few-step deltas (model/size_deltas.py), one unguided call a step
+        from diffusers import LCMScheduler
+
+        return LCMScheduler(**_common(cfg), original_inference_steps=LCM_GRID, timestep_scaling=LCM_T_SCALE,
+                            clip_sample=False)
     if kind == "ddim":
         from diffusers import DDIMScheduler
 

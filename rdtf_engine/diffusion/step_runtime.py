@@ -14,7 +14,7 @@ import torch
 
 from rdtf_engine.diffusion.cpu_runtime import OnnxStep, OnnxUnavailable, resolve_cpu_runtime, weights_digest
 from rdtf_engine.diffusion.denoiser import CudaGraphed, GraphUnavailable, guided_eps
-from rdtf_engine.model.size_deltas import style_on
+from rdtf_engine.model.size_deltas import few_step_on, style_on
 
 log = logging.getLogger("rdtf_engine.diffusion")
 
@@ -38,12 +38,13 @@ class StepFunctions:
         kind = self._kind()
         if kind == "eager":
             return self.eager
-        # a captured graph or an exported network holds one branch of the style gate (model/size_deltas.py)
+        # a captured graph or an exported network holds one branch of each switched gate (model/size_deltas.py)
         styled = style_on(self.unet, tuple(example[0].shape[-2:]))  # x (1, 4, W, h, w): off the draft grid, off
-        key = (kind, styled) + tuple((tuple(a.shape), a.dtype, str(a.device)) for a in example)
+        gates = ("-styled" if styled else "") + ("-few-step" if few_step_on(self.unet) else "")  # … and the few-step
+        key = (kind, gates) + tuple((tuple(a.shape), a.dtype, str(a.device)) for a in example)
         if key not in self._built:
             try:
-                self._built[key] = self._build(kind, example, styled)
+                self._built[key] = self._build(kind, example, gates)
             except (GraphUnavailable, OnnxUnavailable) as exc:
                 what = "CUDA graph" if kind == "graph" else "ONNX Runtime"
                 log.warning("%s sampling unavailable, sampling eagerly: %s", what, exc)
@@ -57,14 +58,14 @@ class StepFunctions:
             return "onnx"
         return "eager"
 
-    def _build(self, kind: str, example: Sequence[torch.Tensor], styled: bool) -> Callable[..., torch.Tensor]:
+    def _build(self, kind: str, example: Sequence[torch.Tensor], gates: str) -> Callable[..., torch.Tensor]:
         if kind == "graph":
             return CudaGraphed(self.eager, example)
         from rdtf_engine.core.paths import user_cache_dir
 
         if self._digest is None:
             self._digest = weights_digest(self.unet)  # the weights are fixed for a pipeline's lifetime
-        return OnnxStep(self.unet, example, user_cache_dir() / "onnx", self._digest + ("-styled" if styled else ""))
+        return OnnxStep(self.unet, example, user_cache_dir() / "onnx", self._digest + gates)
 
     def clear(self) -> None:
         """Drop what was built (captured graphs and their memory pools, ONNX sessions)."""

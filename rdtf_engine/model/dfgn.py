@@ -30,7 +30,7 @@ from rdtf_engine.core.errors import InputError
 from rdtf_engine.model.blocks import FrameInfo, TemporalAttention
 from rdtf_engine.model.condition import ConditionEncoder
 from rdtf_engine.model.reference import ReferenceAttention, ReferenceAttnProcessor, reference_rows
-from rdtf_engine.model.size_deltas import SizeDeltas, StyleDeltas
+from rdtf_engine.model.size_deltas import FewStepDeltas, SizeDeltas, StyleDeltas
 from rdtf_engine.model.sti import make_temporal_layer
 
 TEMPORAL_LAYERS = ("sti", "conv3d")
@@ -160,6 +160,7 @@ class DFGN(ModelMixin, ConfigMixin):
         size_delta_rank: int = 0,  # low-rank deltas acting only off the latent grid below (size_deltas.py); 0 = none
         size_delta_off_latent: int = 0,  # the draft size's latent side, where the network is exactly its base
         style_delta_rank: int = 0,  # low-rank deltas on that grid only, switched on per prompt (size_deltas.py)
+        few_step_delta_rank: int = 0,  # low-rank deltas on every grid, switched on by the few-step sampler
     ):
         super().__init__()
         chans = tuple(int(c) for c in block_out_channels)
@@ -222,6 +223,8 @@ class DFGN(ModelMixin, ConfigMixin):
             raise InputError("style deltas need the draft size's latent side they act on (size_delta_off_latent)")
         self.style_deltas = (StyleDeltas(self, style_delta_rank, size_delta_off_latent) if style_delta_rank
                              else None)
+        # last of all: their hooks nest inside the size deltas' (size_deltas.FewStepDeltas)
+        self.few_step_deltas = FewStepDeltas(self, few_step_delta_rank) if few_step_delta_rank else None
 
     def forward(
         self,
@@ -242,6 +245,8 @@ class DFGN(ModelMixin, ConfigMixin):
             self.size_deltas.set_grid(h, w)  # off on the draft-size grid: there the network is its base exactly
         if self.style_deltas is not None:
             self.style_deltas.set_grid(h, w)  # on there only, and only while switched on
+        if self.few_step_deltas is not None:
+            self.few_step_deltas.set_grid(h, w)  # on while switched on, at any size
         refs = reference_rows(cond_latents) if self.config.reference_attention else None
         frames = FrameInfo(f, frame_mask, refs)
 
@@ -321,6 +326,8 @@ def build_dfgn(cfg: ModelConfig | str, temporal: str = "sti", num_frames: int = 
         if cfg.size_delta_rank or cfg.style_delta_rank:
             deltas = {"size_delta_rank": int(cfg.size_delta_rank), "style_delta_rank": int(cfg.style_delta_rank),
                       "size_delta_off_latent": int(cfg.draft_size) // VAE_FACTOR}
+        if cfg.few_step_rank:
+            deltas["few_step_delta_rank"] = int(cfg.few_step_rank)
     else:
         preset = cfg
     if preset not in DFGN_PRESETS:

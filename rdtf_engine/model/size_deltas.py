@@ -20,6 +20,12 @@ and only while switched on (``on``; the pipeline does it for a prompt carrying t
 whose draft size learnt one art style (flat Noto emoji) learns a second one there (artist-drawn 3-D Fluent clips)
 without forgetting the first: with the tag off the network is the base bit for bit, so every plain prompt draws
 exactly as before (training the draft on both styles at once overwrote the first, docs/results.md).
+
+Few-step deltas (:class:`FewStepDeltas`) act on every grid while switched on (the pipeline does it for a sample
+drawn by the few-step sampler): a consistency-distilled student of the network (training/consistency.py) that
+draws in a few unguided steps what the network draws in many guided ones, with the network itself untouched.
+They act on top of the size deltas at the native size: their hooks run inside the size deltas' (a merged weight
+is W + ΔW_size + ΔW_fast, and each hook puts back what it found).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from torch import nn
 
 TARGETS = (nn.Conv2d, nn.Conv3d, nn.Linear)
 # state-dict prefixes of the two kinds of deltas (attribute names on the DFGN): neither wraps the other's layers
-PREFIXES = ("size_deltas.", "style_deltas.")
+PREFIXES = ("size_deltas.", "style_deltas.", "few_step_deltas.")
 
 
 def _key(name: str) -> str:
@@ -98,6 +104,8 @@ class SizeDeltas(nn.Module):
     the model's forward before its layers run.
     """
 
+    nested = False  # True: hooks run inside the other kinds' (prepended post-hook), so merged weights stack
+
     def __init__(self, model: nn.Module, rank: int, off_latent: int) -> None:
         super().__init__()
         self.rank, self.off_latent = int(rank), int(off_latent)
@@ -109,7 +117,8 @@ class SizeDeltas(nn.Module):
         for name, m in layers:
             hook = DeltaHook(self, _key(name))
             m.register_forward_pre_hook(hook.before)
-            m.register_forward_hook(hook, always_call=True)  # puts the layer's own weight back even on an error
+            # always_call: puts the layer's own weight back even on an error
+            m.register_forward_hook(hook, always_call=True, prepend=self.nested)
 
     def set_grid(self, h: int, w: int) -> None:
         """Called once per forward, before the layers run: on or off by the latent grid; merged when sampling."""
@@ -141,6 +150,37 @@ class StyleDeltas(SizeDeltas):
         self.merging = self.active and not torch.is_grad_enabled()
 
 
+class FewStepDeltas(SizeDeltas):
+    """Deltas on every latent grid, while ``on`` (module docstring): off by default, so the network samples as itself
+    unless the few-step sampler switches them on. Registered after the other kinds with ``nested``: a pre-hook
+    swaps in W + ΔW_size + ΔW_fast after the size deltas' W + ΔW_size, and its post-hook runs first, putting back
+    W + ΔW_size for theirs to put back W."""
+
+    nested = True
+
+    def __init__(self, model: nn.Module, rank: int) -> None:
+        super().__init__(model, rank, 0)
+        self.on = False
+
+    def set_grid(self, h: int, w: int) -> None:
+        self.active = self.on
+        self.merging = self.active and not torch.is_grad_enabled()
+
+
+def set_few_step(model: nn.Module, on: bool) -> bool:
+    """Switch ``model``'s few-step deltas on or off; → whether it has any."""
+    deltas = getattr(model, "few_step_deltas", None)
+    if deltas is not None:
+        deltas.on = bool(on)
+    return deltas is not None
+
+
+def few_step_on(model: nn.Module) -> bool:
+    """Whether ``model``'s few-step deltas are switched on."""
+    deltas = getattr(model, "few_step_deltas", None)
+    return bool(deltas is not None and deltas.on)
+
+
 def set_style(model: nn.Module, on: bool) -> bool:
     """Switch ``model``'s style deltas on or off (a deep copy keeps its own switch); → whether it has any."""
     deltas = getattr(model, "style_deltas", None)
@@ -157,6 +197,6 @@ def style_on(model: nn.Module, grid: tuple[int, int] | None = None) -> bool:
 
 
 def count(model: nn.Module, kind: str = "size_deltas") -> int:
-    """Number of delta weights of ``kind`` ("size_deltas" | "style_deltas") in ``model`` (0 without them)."""
+    """Number of delta weights of ``kind`` ("size_deltas" | "style_deltas" | "few_step_deltas") in ``model``."""
     deltas = getattr(model, kind, None)
     return sum(p.numel() for p in deltas.parameters()) if deltas is not None else 0

@@ -21,11 +21,17 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from rdtf_engine.core.config import CurriculumConfig
+from rdtf_engine.core.config import CURRICULA, CurriculumConfig
 from rdtf_engine.core.errors import CheckpointError, InputError
 from rdtf_engine.training.masks import GROUP_OF, TASKS
 
-MODES = ("none", "linear", "adaptive")
+MODES = CURRICULA
+# "sampling": fixed weights in proportion to how generation uses each task — text → video drafts most stickers,
+# a given picture the next most, a longer sticker's later windows are forward predictions and locked frames
+# interpolations; nothing draws earlier frames from later ones or a picture without words. A distillation run
+# (training/consistency.py) learns the sampler's drawing, so it trains on what the sampler draws.
+SAMPLING_WEIGHTS: dict[str, float] = {"t2v": 3.0, "it2v": 2.0, "pred_forward": 1.0, "interpolation": 1.0,
+                                      "i2v": 0.5, "pred_backward": 0.5}
 MIN_HISTORY = 10  # below this many past signals the rank is neutral (0.5)
 NEUTRAL_RANK = 0.5
 STATE_VERSION = 1
@@ -114,12 +120,15 @@ def adaptive_weights(b: int) -> dict[str, float]:
 
 
 def task_weights(mode: str, step: int, horizon: int, state: CurriculumState | None = None) -> dict[str, float]:
-    """Unnormalised task weights: "none" → 1.0 each, "linear" → static, "adaptive" → static + adaptive.
+    """Unnormalised task weights: "none" → 1.0 each, "linear" → static, "adaptive" → static + adaptive,
+    "sampling" → SAMPLING_WEIGHTS.
 
     "adaptive" uses ``state.bucket`` (the neutral bucket 2 when ``state`` is None or still warming up).
     """
     if mode == "none":
         return {task: 1.0 for task in TASKS}
+    if mode == "sampling":
+        return dict(SAMPLING_WEIGHTS)
     if mode not in MODES:
         raise InputError(f"curriculum mode must be one of {', '.join(MODES)}, got {mode!r}")
     weights = static_weights(step, horizon)

@@ -28,7 +28,8 @@ ATTENTION_PARTS = (".attn.", ".temp_attn.", ".temporal.", "transformer_in.", ".r
 TEXT_PARTS = ("text_proj.", ".attn2.to_k.", ".attn2.to_v.")
 # "trainable: deltas": only the size deltas (model/size_deltas.py): the base's draft-size network stays exact.
 # "trainable: style": only the style deltas, which act on the draft size for a styled prompt alone.
-DELTAS, STYLE = PREFIXES
+# "trainable: few-step": only the few-step deltas, which a consistency-distillation run trains.
+DELTAS, STYLE, FEW_STEP = PREFIXES
 
 
 def init_model(name: str) -> tuple[Path, ModelCard]:
@@ -49,7 +50,8 @@ def base_model_config(name: str) -> ModelConfig:
     unet_cfg = json.loads((folder / "unet" / "config.json").read_text("utf-8"))
     return dataclasses.replace(card.model_config(config_reference_mode(unet_cfg)),
                                size_delta_rank=int(unet_cfg.get("size_delta_rank", 0)),
-                               style_delta_rank=int(unet_cfg.get("style_delta_rank", 0)))
+                               style_delta_rank=int(unet_cfg.get("style_delta_rank", 0)),
+                               few_step_rank=int(unet_cfg.get("few_step_delta_rank", 0)))
 
 
 def resolve_architecture(req: TrainRequest) -> TrainRequest:
@@ -59,7 +61,8 @@ def resolve_architecture(req: TrainRequest) -> TrainRequest:
     at 256 px) that names no size becomes a model of the base's draft size, its plain network exactly — unless
     it trains ``draft_only``: then it keeps the base's native size, draft size and deltas."""
     base = base_model_config(req.init_from) if req.init_from else None
-    return dataclasses.replace(req, model=req.model.resolved(base, keep_native=req.train.draft_only))
+    keep = req.train.draft_only or req.train.objective == "consistency"  # a distilled model draws as its base
+    return dataclasses.replace(req, model=req.model.resolved(base, keep_native=keep))
 
 
 def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device) -> str:
@@ -86,7 +89,8 @@ def init_weights(model: torch.nn.Module, req: TrainRequest, device: torch.device
                             f"{m.num_frames} frames); first mismatch: {(bad or ['extra keys'])[0]}")
     model.load_state_dict({k: v.to(device=device, dtype=mine[k].dtype) for k, v in theirs.items()}, strict=not new)
     kinds = {"reference-attention": sum(".ref_attn." in k for k in new), "size-delta": sum(k.startswith(DELTAS) for k in new),
-             "style-delta": sum(k.startswith(STYLE) for k in new)}
+             "style-delta": sum(k.startswith(STYLE) for k in new),
+             "few-step-delta": sum(k.startswith(FEW_STEP) for k in new)}
     grown = "".join(f"; {n} new {kind} tensors start as identity" for kind, n in kinds.items() if n)
     return f"initialised from {folder} ({card.name}, {card.base_steps + card.steps} steps){grown}"
 
@@ -95,7 +99,7 @@ def apply_trainable(model: torch.nn.Module, trainable: str, keep_deltas: bool = 
     """Freeze what ``trainable`` keeps fixed ("all": nothing); → the number of trainable parameters.
     ``keep_deltas`` (a draft-only fine-tune): the size and style deltas stay frozen too, whatever else trains."""
     parts = {"attention": ATTENTION_PARTS, "text": TEXT_PARTS, "deltas": ("." + DELTAS,),
-             "style": ("." + STYLE,)}.get(trainable, ())
+             "style": ("." + STYLE,), "few-step": ("." + FEW_STEP,)}.get(trainable, ())
     for name, p in model.named_parameters():
         kept = keep_deltas and name.startswith(PREFIXES)
         p.requires_grad_(not kept and (trainable == "all" or any(part in f".{name}" for part in parts)))
@@ -108,6 +112,8 @@ def apply_trainable(model: torch.nn.Module, trainable: str, keep_deltas: bool = 
 # How a base with a draft size draws (ModelCard): a fine-tune that keeps the base's draft size and deltas draws
 # the same way, so these card fields travel with it.
 DRAWING_FIELDS = ("draft_given", "refine_strength", "refine_guidance")
+# A consistency-distilled model is its base plus few-step deltas: it draws everything else exactly as its base.
+DISTILLED_FIELDS = (*DRAWING_FIELDS, "guidance_text", "guidance_image", "style_tag", "style_given", "style_below_t")
 
 
 def inherited_card(req: TrainRequest, run_dir: Path) -> tuple[ModelCard, bool]:
@@ -122,10 +128,14 @@ def inherited_card(req: TrainRequest, run_dir: Path) -> tuple[ModelCard, bool]:
 
 
 def drawing_of(req: TrainRequest, run_dir: Path) -> dict:
-    """The base's ``DRAWING_FIELDS`` for a fine-tune that keeps its draft size ({} otherwise)."""
-    if not (req.init_from and req.model.draft_size):
+    """The base's ``DRAWING_FIELDS`` for a fine-tune that keeps its draft size, its ``DISTILLED_FIELDS`` for a
+    consistency-distillation run ({} otherwise)."""
+    distil = req.train.objective == "consistency"
+    if not (req.init_from and (req.model.draft_size or distil)):
         return {}
     card, _ = inherited_card(req, run_dir)
+    if distil:
+        return {k: getattr(card, k) for k in DISTILLED_FIELDS}
     if int(card.draft_size or 0) != int(req.model.draft_size):
         return {}
     return {k: getattr(card, k) for k in DRAWING_FIELDS}

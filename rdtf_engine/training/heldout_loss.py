@@ -19,8 +19,9 @@ EVAL_TASKS = ("t2v", "it2v", "interpolation", "pred_forward")
 
 @torch.no_grad()
 def validation_loss(model, cache, val_ids: Sequence[int], text, noise_sched, num_frames: int, dual_mask: bool,
-                    seed: int = 1234, batch_size: int = 8, repeats: int = 2) -> dict[str, float]:
-    """→ {"all": mean, task: mean, ...}. Without dual masks only t2v on fixed-length clips is measured."""
+                    seed: int = 1234, batch_size: int = 8, repeats: int = 2, distiller=None) -> dict[str, float]:
+    """→ {"all": mean, task: mean, ...}. Without dual masks only t2v on fixed-length clips is measured.
+    ``distiller`` (training/consistency.py): its distillation loss instead of the ε-MSE (same clips, same seeds)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -36,6 +37,10 @@ def validation_loss(model, cache, val_ids: Sequence[int], text, noise_sched, num
                 b = make_batch(cache, ids, rng, num_frames, dual_mask, lambda r, t=task: t, augment=False)
                 states, tmask = text.encode(b.captions)
                 noise = torch.randn(b.z0.shape, generator=gen).to(device)
+                if distiller is not None:
+                    total += float(distiller.loss(b, states, tmask, noise, gen)) * len(ids)
+                    count += len(ids)
+                    continue
                 t = torch.randint(50, 950, (len(ids),), generator=gen).to(device)
                 noisy = noise_sched.add_noise(b.z0, noise, t)
                 eps = model(noisy, t, states, b.cond, frame_mask=b.valid > 0, text_mask=tmask)

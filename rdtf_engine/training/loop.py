@@ -114,7 +114,10 @@ def train_step(run: Run, report: StepReport):
     t_data = time.perf_counter()
     run.data.at_step(st.step)  # streamed data: this step's window of shards (a wait for it counts as "batch")
     timing["batch"] += time.perf_counter() - t_data
-    word_dropout = TextConfig.word_dropout if req.train.word_dropout is None else float(req.train.word_dropout)
+    distil = req.train.objective == "consistency"  # the few-step deltas learn from the network (consistency.py)
+    # distillation keeps every caption whole: the student learns the guided drawing of the caption as written
+    word_dropout = (0.0 if distil else TextConfig.word_dropout) if req.train.word_dropout is None \
+        else float(req.train.word_dropout)
     for _ in range(accum):
         ids = [run.data.train_ids[st.rng.randrange(len(run.data.train_ids))] for _ in range(req.train.batch_size)]
 
@@ -125,35 +128,22 @@ def train_step(run: Run, report: StepReport):
 
         t0 = time.perf_counter()
         b = make_batch(run.data.cache, ids, st.rng, req.model.num_frames, req.train.dual_mask, pick,
-                       word_dropout, TextConfig.uncond_prob)
+                       word_dropout, 0.0 if distil else TextConfig.uncond_prob)
         t1 = time.perf_counter()
         states, tmask = run.text.encode(b.captions)
         t2 = time.perf_counter()
         # z0, noise, noisy: (B, 4, F, h, w); t: (B,)
         noise = torch.randn(b.z0.shape, generator=st.gen).to(run.device)
-        t = torch.randint(0, run.noise_sched.config.num_train_timesteps, (b.z0.shape[0],), generator=st.gen)
-        noisy = run.noise_sched.add_noise(b.z0, noise, t.to(run.device))
-        inputs = {"sample": noisy, "timestep": t.to(run.device), "encoder_hidden_states": states,
-                  "cond_latents": b.cond, "frame_mask": b.valid > 0, "text_mask": tmask}
-        with acc.autocast():
-            eps = st.model(**inputs)
-        loss = masked_mse(eps.float(), noise, b.valid)
-        if run.anchor is not None and run.anchor.applies(b.z0):  # a batch at the anchor's own size
-            held = run.anchor.loss(eps, inputs, b.valid, run.anchor.rows(run.data.cache.labels, ids), acc.autocast)
-            if held is not None:
-                report.extra["anchor_loss"] = report.extra.get("anchor_loss", 0.0) + float(held.detach()) / accum
-                loss = loss + held
-        if req.train.motion_weight:  # the motion the plain MSE under-weighs (masks.masked_motion_mse)
-            moved = req.train.motion_weight * masked_motion_mse(eps.float(), noise, b.valid)
-            report.extra["motion_loss"] = report.extra.get("motion_loss", 0.0) + float(moved.detach()) / accum
-            loss = loss + moved
+        if distil:
+            loss = run.distiller.loss(b, states, tmask, noise, st.gen, acc.autocast, st.model)
+            signal = loss.detach()  # the curriculum's difficulty: the distillation loss itself
+        else:
+            loss, signal = _noise_loss(run, report, b, ids, states, tmask, noise, st.gen)
         if not torch.isfinite(loss) and not multi:  # under DDP the NaN reaches every process's gradient
             return None  # through the all-reduce instead, so they all skip the update together
         acc.backward(loss / accum)
         loss_sum += float(loss.detach()) / accum
-        # The curriculum sees the per-valid-frame loss: the paper's all-element mean also swings with the
-        # random key-frame count k (3…8), which would look like "easy data" for short clips (curriculum.md).
-        signal_sum += float(masked_mse(eps.detach().float(), noise, b.valid, renormalize=True)) / accum
+        signal_sum += float(signal) / accum
         for task in b.tasks:
             task_counts[task] = task_counts.get(task, 0) + 1
         # Where a step's wall time goes (float(loss) above synchronises, so "model" is the GPU's real time):
@@ -176,6 +166,32 @@ def train_step(run: Run, report: StepReport):
     st.history.append(loss_sum)
     st.step += 1
     return loss_sum, weights, task_counts
+
+
+def _noise_loss(run: Run, report: StepReport, b, ids, states, tmask, noise, gen) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's ε-prediction loss of one micro-batch (+ the anchor's and the motion term where set) → (loss,
+    the curriculum's difficulty signal). b.z0, noise (B, 4, F, h, w)."""
+    req, st, acc = run.req, run.state, run.accelerator
+    accum = req.train.grad_accum
+    t = torch.randint(0, run.noise_sched.config.num_train_timesteps, (b.z0.shape[0],), generator=gen)
+    noisy = run.noise_sched.add_noise(b.z0, noise, t.to(run.device))
+    inputs = {"sample": noisy, "timestep": t.to(run.device), "encoder_hidden_states": states,
+              "cond_latents": b.cond, "frame_mask": b.valid > 0, "text_mask": tmask}
+    with acc.autocast():
+        eps = st.model(**inputs)
+    loss = masked_mse(eps.float(), noise, b.valid)
+    if run.anchor is not None and run.anchor.applies(b.z0):  # a batch at the anchor's own size
+        held = run.anchor.loss(eps, inputs, b.valid, run.anchor.rows(run.data.cache.labels, ids), acc.autocast)
+        if held is not None:
+            report.extra["anchor_loss"] = report.extra.get("anchor_loss", 0.0) + float(held.detach()) / accum
+            loss = loss + held
+    if req.train.motion_weight:  # the motion the plain MSE under-weighs (masks.masked_motion_mse)
+        moved = req.train.motion_weight * masked_motion_mse(eps.float(), noise, b.valid)
+        report.extra["motion_loss"] = report.extra.get("motion_loss", 0.0) + float(moved.detach()) / accum
+        loss = loss + moved
+    # The curriculum sees the per-valid-frame loss: the paper's all-element mean also swings with the random
+    # key-frame count k (3…8), which would look like "easy data" for short clips (curriculum.md).
+    return loss, masked_mse(eps.detach().float(), noise, b.valid, renormalize=True)
 
 
 __all__ = ["Cancelled", "train", "train_step"]

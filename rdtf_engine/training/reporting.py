@@ -15,6 +15,7 @@ from rdtf_engine import __version__
 from rdtf_engine.core.atomic import write_text_atomic
 from rdtf_engine.core.config import ModelCard
 from rdtf_engine.core.events import Metrics, Preview, Progress
+from rdtf_engine.core.requests import FEW_STEPS
 from rdtf_engine.training.heldout_loss import validation_loss
 
 if TYPE_CHECKING:
@@ -126,13 +127,14 @@ def _with_ema(run: Run, fn):
 
 
 def validate(run: Run, step: int) -> None:
-    """The held-out denoising loss of the EMA weights, per task (a fixed seed: comparable across steps)."""
+    """The held-out denoising loss of the EMA weights, per task (a fixed seed: comparable across steps); a
+    consistency-distillation run's own loss there."""
     req, (cache, val_ids) = run.req, run.data.heldout
     if not val_ids or not run.accelerator.is_main_process:
         return
     per_task = _with_ema(run, lambda: validation_loss(run.state.raw_model, cache, val_ids, run.text,
                                                       run.noise_sched, req.model.num_frames, req.train.dual_mask,
-                                                      seed=1234))
+                                                      seed=1234, distiller=run.distiller))
     m = Metrics(step, stage="validation", val_loss=per_task["all"], val=per_task)
     run.on_event(m)
     append_metrics_row(run, m)
@@ -145,8 +147,10 @@ def sample_preview(run: Run, step: int) -> None:
     cache, ids = data.heldout if data.val_ids else (data.cache, data.train_ids)
     # a style run's captions carry its tag: the preview draws them with the style deltas on
     card = {**run.drawing, "style_tag": train.style_tag.strip(" ,") if train.trainable == "style" else ""}
+    # a distillation run's previews are what it learns: its few-step sampler's drawings
+    how = {"scheduler": "lcm", "steps": FEW_STEPS} if run.distiller is not None else {}
     path = _with_ema(run, lambda: sample_grid(run.state.raw_model, data.vae, data.scale, cache, ids, run.req.model,
-                                              run.dir / "samples" / f"step_{step:07d}.png", **card))
+                                              run.dir / "samples" / f"step_{step:07d}.png", **how, **card))
     run.on_event(Preview(step, [str(path)], "samples (EMA weights)"))
 
 
@@ -157,14 +161,15 @@ def export_model(run: Run) -> None:
     st, req, data = run.state, run.req, run.data
     ema_model = copy.deepcopy(st.raw_model).eval()
     st.ema.copy_to(ema_model.parameters())
+    drawing = {"guidance_text": float(req.train.guidance_text), "guidance_image": float(req.train.guidance_image),
+               "style_tag": req.train.style_tag.strip(" ,") if req.model.style_delta_rank else "", **run.drawing}
+    if run.distiller is not None:  # the few-step sampler's steps, and the guidance its deltas draw at
+        drawing.update(few_step_steps=FEW_STEPS, few_step_guidance=run.distiller.scales[0])
     card = ModelCard(name=run.dir.name, preset=req.model.preset, size=req.model.size,
                      num_frames=req.model.num_frames, temporal=req.model.temporal, dual_mask=req.train.dual_mask,
                      curriculum=req.train.curriculum, steps=st.step, data=req.train.data,
                      data_summary=data.summary, latent_scale=data.scale, base_model=run.base[0],
-                     base_steps=run.base[1], guidance_text=float(req.train.guidance_text),
-                     guidance_image=float(req.train.guidance_image),
-                     draft_size=int(req.model.draft_size or 0), anchor=run.anchor.name if run.anchor else "",
-                     motion_weight=float(req.train.motion_weight),
-                     style_tag=req.train.style_tag.strip(" ,") if req.model.style_delta_rank else "",
-                     engine_version=__version__, **run.drawing)
+                     base_steps=run.base[1], draft_size=int(req.model.draft_size or 0),
+                     anchor=run.anchor.name if run.anchor else "", motion_weight=float(req.train.motion_weight),
+                     engine_version=__version__, **drawing)
     save_model_folder(run.dir / "model", ema_model, data.vae, card)

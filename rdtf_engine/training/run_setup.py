@@ -56,6 +56,7 @@ class Run:
     base: tuple[str, int]  # (base model name, its steps) of a fine-tune
     anchor: Any = None  # training/anchor.py's Anchor (TrainConfig.anchor), or None
     drawing: dict = dataclasses.field(default_factory=dict)  # card fields a fine-tune keeps (finetune.drawing_of)
+    distiller: Any = None  # training/consistency.py's Distiller for a consistency-distillation run, else None
 
     def checkpoint(self, reason: str) -> None:
         """Every process hands in its random state; the main process writes the checkpoint and the model."""
@@ -154,8 +155,17 @@ def open_run(req: TrainRequest, on_event=null_event, should_stop=None) -> Run:
             on_event(Log("warning", warn))
     state.model, state.optimizer = acc.prepare(state.model, state.optimizer)
     state.raw_model = acc.unwrap_model(state.model)
-    return Run(req, run_dir, acc, device, data, text, training_scheduler(DiffusionConfig()), state, on_event,
-               n_params, base, anchor, drawing_of(req, run_dir))
+    noise_sched, drawing = training_scheduler(DiffusionConfig()), drawing_of(req, run_dir)
+    distiller = None
+    if req.train.objective == "consistency":
+        from rdtf_engine.training.consistency import Distiller, teacher_scales
+
+        scales = teacher_scales(req.train, drawing)
+        distiller = Distiller(state.raw_model, text, noise_sched, scales, device)
+        on_event(Log("info", f"distilling the network into its few-step deltas: the teacher guided at text "
+                             f"{scales[0]:g}, image {scales[1]:g}; the student unguided"))
+    return Run(req, run_dir, acc, device, data, text, noise_sched, state, on_event, n_params, base, anchor,
+               drawing, distiller)
 
 
 def build_state(req: TrainRequest, model, seed: int, base_steps: int, device_type: str) -> TrainState:

@@ -121,3 +121,36 @@ def test_onnx_samples_what_pytorch_samples_with_size_deltas(monkeypatch, tmp_pat
     assert any(isinstance(f, OnnxStep) for f in pipes[1].step_fns._built.values())
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
     assert (ref - without).abs().max() > 1e-3  # the deltas were in the sample
+
+
+@needs_ort
+@pytest.mark.slow  # two ONNX exports of a tiny denoiser
+def test_onnx_keeps_one_export_per_few_step_switch_and_samples_what_pytorch_samples(monkeypatch, tmp_path):
+    """The few-step deltas are switched per sample (the few-step sampler): an export holds one position of the
+    switch, so the runtime must key its exports by it — one sample with them on, one off, both as PyTorch draws."""
+    from rdtf_engine.core.config import DFGN_PRESETS
+    from rdtf_engine.model.dfgn import DFGN
+    from rdtf_engine.model.size_deltas import set_few_step
+
+    monkeypatch.setenv("RDTF_HOME", str(tmp_path))
+    w, text = _window(True, 4), _text()
+    pipes = []
+    for runtime in ("torch", "onnx"):
+        pipe = _pipe()
+        torch.manual_seed(0)
+        pipe.unet = DFGN(**{**DFGN_PRESETS["tiny"], "num_frames": W, "few_step_delta_rank": 4}).eval()
+        with torch.no_grad():
+            for q in pipe.unet.few_step_deltas.parameters():
+                q.copy_(torch.randn(q.shape, generator=torch.Generator().manual_seed(q.numel())) * 0.05)
+        pipe.step_fns = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime=runtime)
+        pipes.append(pipe)
+    out = {}
+    with torch.no_grad():
+        for few in (True, False):
+            p = SampleParams("x", frames=W, size=8 * H, steps=4, seed=3, scheduler="lcm" if few else "dpm")
+            for pp in pipes:
+                set_few_step(pp.unet, few)
+                out[few, pp.step_fns.cpu_runtime] = pp._denoise(w, p, text, torch.Generator().manual_seed(3), None)
+    assert sum(isinstance(f, OnnxStep) for f in pipes[1].step_fns._built.values()) == 2
+    for few in (True, False):
+        torch.testing.assert_close(out[few, "onnx"], out[few, "torch"], rtol=1e-4, atol=1e-4)

@@ -145,7 +145,7 @@ def test_request_parts_flat_forms_and_model_config(tmp_path):
     with pytest.raises(InputError, match="trainable"):
         TrainRequest.of(data="d", trainable="some").validate()
     assert ModelConfig().resolved() == ModelConfig("tiny", 64, 8, "sti", "off", draft_size=0, size_delta_rank=0,
-                                                   style_delta_rank=0)
+                                                   style_delta_rank=0, few_step_rank=0)
     assert ModelConfig(size=32).resolved(ModelConfig("small", 128, 8, "sti", True)).reference_attention == "on"
     assert dict(build_dfgn(ModelConfig("tiny", temporal="conv3d")).config) == dict(build_dfgn("tiny", "conv3d").config)
     (tmp_path / "studio_request.json").write_text(json.dumps(flat))
