@@ -20,32 +20,18 @@ from rdtf_engine.model.store import load_model_folder
 from rdtf_engine.training import consistency as cd
 from rdtf_engine.training.finetune import apply_trainable
 from rdtf_engine.training.loop import train
+from tests.engine.delta_fixtures import delta_eps, delta_pair
 
 DRAFT, NATIVE = 4, 8  # latent sides of a 32 px draft and a 64 px native size
 
 
 def _models() -> tuple[DFGN, DFGN]:
-    """(a tiny DFGN with size and few-step deltas, the same network with size deltas only, sharing every weight);
-    every delta non-zero, so whichever acts shows."""
-    torch.manual_seed(0)
-    both = build_dfgn(ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=4, few_step_rank=4)).eval()
-    sized = build_dfgn(ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=4)).eval()
-    sized.load_state_dict({k: v for k, v in both.state_dict().items() if not k.startswith("few_step_deltas.")})
-    with torch.no_grad():
-        for m in (both, sized):
-            gen = torch.Generator().manual_seed(1)
-            for name, p in m.named_parameters():
-                if "_deltas." in name:
-                    p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    return both, sized
+    """(a tiny DFGN with size and few-step deltas, the same network with size deltas only, sharing every weight)."""
+    return delta_pair(few_step_rank=4)
 
 
 def _eps(model: DFGN, side: int, grad: bool = False) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn(2, 4, 8, side, side, generator=gen)
-    text = torch.randn(2, 32, 384, generator=gen)
-    with torch.set_grad_enabled(grad):
-        return model(x, torch.tensor([100, 700]), text, torch.zeros_like(x)).detach()
+    return delta_eps(model, side, grad)
 
 
 @pytest.mark.parametrize("grad", [False, True], ids=["sampling (merged)", "training (hooked)"])

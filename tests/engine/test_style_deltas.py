@@ -12,39 +12,25 @@ import torch
 
 from rdtf_engine.core.config import ModelConfig, TrainConfig
 from rdtf_engine.core.errors import InputError
-from rdtf_engine.model.dfgn import DFGN, build_dfgn
+from rdtf_engine.model.dfgn import DFGN
 from rdtf_engine.model.size_deltas import count, set_style, style_on
 from rdtf_engine.model.store import load_model_folder
 from rdtf_engine.training.data_prep import styled_captions
 from rdtf_engine.training.finetune import apply_trainable
 from rdtf_engine.training.loop import train
+from tests.engine.delta_fixtures import delta_eps, delta_pair
 
 DRAFT, NATIVE = 4, 8  # latent sides of a 32 px draft and a 64 px native size
 TAG = "in 3d style"
 
 
-def _models(style: int = 4, size: int = 4) -> tuple[DFGN, DFGN]:
+def _models() -> tuple[DFGN, DFGN]:
     """(a tiny DFGN with size and style deltas, the same network with size deltas only, sharing every weight)."""
-    torch.manual_seed(0)
-    both = build_dfgn(ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=size,
-                                  style_delta_rank=style)).eval()
-    sized = build_dfgn(ModelConfig(preset="tiny", size=64, draft_size=32, size_delta_rank=size)).eval()
-    sized.load_state_dict({k: v for k, v in both.state_dict().items() if not k.startswith("style_deltas.")})
-    with torch.no_grad():  # every delta non-zero, alike in both (the size deltas come first): whichever acts shows
-        for m in (both, sized):
-            gen = torch.Generator().manual_seed(1)
-            for name, p in m.named_parameters():
-                if "_deltas." in name:
-                    p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    return both, sized
+    return delta_pair(style_delta_rank=4)
 
 
 def _eps(model: DFGN, side: int, grad: bool = False) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn(2, 4, 8, side, side, generator=gen)
-    text = torch.randn(2, 32, 384, generator=gen)
-    with torch.set_grad_enabled(grad):
-        return model(x, torch.tensor([100, 700]), text, torch.zeros_like(x)).detach()
+    return delta_eps(model, side, grad)
 
 
 def test_the_two_kinds_wrap_the_base_layers_alone_and_the_style_starts_off():
