@@ -1,4 +1,4 @@
-"""A size- or style-delta model as what a GPU lease must carry: its deltas alone (model/size_deltas.py).
+"""A size-, style- or few-step-delta model as what a GPU lease must carry: its deltas alone (model/size_deltas.py).
 
 A model trained with ``--trainable deltas`` is the base model's DFGN, unchanged, plus its size deltas — ≈ 7 MB in
 fp16 for rank 32 on the ``small`` preset, where the whole folder is ≈ 38 MB and does not fit beside the ≈ 41 MB
@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rdtf_engine.model.size_deltas import PREFIXES  # the state-dict prefixes of the two kinds of deltas
+from rdtf_engine.model.size_deltas import PREFIXES  # the state-dict prefixes of the kinds of deltas
 
 
 def _base_digest(state: dict[str, torch.Tensor]) -> str:

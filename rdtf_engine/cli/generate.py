@@ -91,7 +91,8 @@ def add_generate_parser(sub) -> None:
                    help="given frames: share of the steps run from their noised copy (lower keeps more of "
                         "the picture, allows less motion)")
     g.add_argument("--scheduler", "--sampler", dest="scheduler", choices=SCHEDULERS, default=None,
-                   help="the sampler: dpm (DPM-Solver++ 2M), unipc (UniPC) or ddim (the paper's, η = 1); default: "
+                   help="the sampler: dpm (DPM-Solver++ 2M), unipc (UniPC), ddim (the paper's, η = 1) or lcm (a "
+                        "model distilled with rdtf train --objective consistency: 4 unguided steps); default: "
                         "unipc for text alone, dpm with a start image or kept frames")
     g.add_argument("--duration", type=int, default=100, help="ms per frame")
     g.add_argument("--init", default=None, help="start image (image&text → video)")

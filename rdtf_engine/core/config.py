@@ -394,6 +394,9 @@ class ModelCard:
     # text guidance its deltas were distilled with, which their unguided steps draw at.
     few_step_steps: int = 0
     few_step_guidance: float = 0.0
+    # "lcm": the refinement at the native size (text → video's, and a drafted given picture's) is drawn by the
+    # few-step deltas in their few unguided steps whatever the draft's sampler; "" = the sample's own sampler.
+    refine_sampler: str = ""
     created: str = ""
     engine_version: str = ""
 

@@ -105,6 +105,7 @@ CARD_SCHEMA = {
     "style_below_t": _int(1, 1000),
     "few_step_steps": _int(0, 50),
     "few_step_guidance": _float(0.0, 30.0),
+    "refine_sampler": Field("str", choices=("", "lcm")),
     "created": TEXT,
     "engine_version": TEXT,
 }

@@ -1,7 +1,8 @@
 """StickerPipeline: validate → encode text / condition frames → denoise loop → decode RGBA.
 
-Sampling uses diffusers schedulers: DPM-Solver++ (fast default, ~20 steps) or DDIM (the paper's 50 steps,
-η = 1). Guidance (docs/method.md §6; the paper leaves the two-scale rule open; we use InstructPix2Pix's):
+Sampling uses diffusers schedulers: DPM-Solver++ (~20 steps), UniPC, DDIM (the paper's 50 steps, η = 1), or LCM
+for a model with few-step deltas (4 unguided steps; also its refinement alone when the card's ``refine_sampler``
+says so). Guidance (docs/method.md §6; the paper leaves the two-scale rule open; we use InstructPix2Pix's):
 
     no condition frames:  ε = ε(∅) + s_txt·(ε(txt) − ε(∅))
     with frames given:    ε = ε(∅,∅) + s_img·(ε(img,∅) − ε(∅,∅)) + s_txt·(ε(img,txt) − ε(img,∅))
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from rdtf_engine.core.errors import Cancelled, InputError
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, FEW_STEPS
 from rdtf_engine.diffusion.schedule import sampling_scheduler
 from rdtf_engine.diffusion.step_runtime import StepFunctions
 from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
@@ -166,7 +167,8 @@ class StickerPipeline:
         n_win = len(self._window_starts(num_frames))
         draft = self._draft_size(known, size)
         first = sampled_steps(p.steps, p.strength if any(known) else 1.0)
-        runs = [first, sampled_steps(p.steps, self.card.refine_strength)] if draft else [first]
+        rp = self._refining(p, any(known)) if draft else p  # the refinement stage's request
+        runs = [first, sampled_steps(rp.steps, self.card.refine_strength)] if draft else [first]
         total = n_win * sum(runs)
         if callback is not None:
             callback(0, total)  # the real total (windows × the steps strength leaves) before the first step
@@ -174,10 +176,12 @@ class StickerPipeline:
         given = self._given_latents(cond_frames, size)  # (F, 4, h, w)
         init = None
         if draft:  # text → video drafted on the small grid, then refined from it (ModelCard.draft_size)
+            set_few_step(self.unet, p.scheduler == "lcm")
             sketch = self._windows(self._given_latents(cond_frames, draft), known, runs[0], stage, None, 0)
             pix = fit_canvas(tensor_to_rgba(decode_latents(self.vae, sketch, self.scale)), size, size)
             init = encode_frames(self.vae, rgba_to_tensor(pix), self.scale).to(self.device)  # (F, 4, h, w)
-        refine = self._refining(stage) if draft and not any(known) else stage
+        refine = replace(stage, p=rp)
+        set_few_step(self.unet, rp.scheduler == "lcm")  # (on for a refinement the card gives the few-step deltas)
         out = self._windows(given, known, runs[-1], refine, init, n_win * runs[0] if draft else 0)
         frames = fit_canvas(tensor_to_rgba(decode_latents(self.vae, out, self.scale)), out_size, out_size)
         for i, f in enumerate(cond_frames):
@@ -185,15 +189,20 @@ class StickerPipeline:
                 frames[i] = f  # a locked frame stays exactly what the user locked
         return frames
 
-    def _refining(self, stage: _Stage) -> _Stage:
-        """Text → video's refinement stage: the draft's, at the card's ``refine_guidance`` when it has one. With frames
-        given the refinement keeps the sample's guidance: the image scale is what holds the given character there
-        (at 1, two more of 48 held-out characters drifted, docs/performance.md)."""
+    def _refining(self, p: SampleParams, given: bool) -> SampleParams:
+        """The refinement stage's request: the draft's, with the card's ``refine_guidance`` for text → video (with
+        frames given the image scale is what holds the given character: at 1, two more of 48 held-out characters
+        drifted, docs/performance.md), and drawn by the few-step deltas when the card's ``refine_sampler`` is
+        "lcm" (the card's ``few_step_steps``, of which ``refine_strength`` runs)."""
         g = float(getattr(self.card, "refine_guidance", 0.0) or 0.0)
-        if g <= 0:
-            return stage
-        # both scales: a longer clip's later windows are given the frames carried over from the window before
-        return replace(stage, p=replace(stage.p, guidance_text=g, guidance_image=g))
+        if g > 0 and not given:
+            # both scales: a longer clip's later windows are given the frames carried over from the window before
+            p = replace(p, guidance_text=g, guidance_image=g)
+        if getattr(self.card, "refine_sampler", "") == "lcm" and p.scheduler != "lcm":
+            steps = int(getattr(self.card, "few_step_steps", 0) or FEW_STEPS)
+            self.check_few_step(steps)
+            p = replace(p, scheduler="lcm", steps=steps)
+        return p
 
     def styled(self, prompt: str, given: bool = False) -> bool:
         """Whether the style deltas draw this sample: ``prompt`` carries the card's style tag (case aside), and no
@@ -368,49 +377,3 @@ def condition_prior(cond: torch.Tensor, mask: Sequence[bool]) -> torch.Tensor:
             w = (i - lo) / (hi - lo)
             out[i] = (1 - w) * cond[lo] + w * cond[hi]
     return out
-
-
-def checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
-    """Light grey checkerboard (h, w, 3) uint8: how transparent stickers are shown everywhere."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    board = ((yy // cell + xx // cell) % 2).astype(np.uint8)
-    return np.where(board[..., None] == 1, 204, 255).repeat(3, axis=-1).astype(np.uint8)
-
-
-def grid_image(rows: Sequence[np.ndarray]) -> np.ndarray:
-    """rows of (F, H, W, 4) RGBA clips → one RGB image (rows × F tiles) composited on a checkerboard."""
-    f_max = max(r.shape[0] for r in rows)
-    h, w = rows[0].shape[1:3]
-    canvas = np.full((len(rows) * h, f_max * w, 3), 255, np.uint8)
-    bg = checkerboard(h, w).astype(np.float32)
-    for ri, clip in enumerate(rows):
-        for fi, fr in enumerate(clip):
-            a = fr[..., 3:4].astype(np.float32) / 255.0
-            tile = fr[..., :3].astype(np.float32) * a + bg * (1 - a)
-            canvas[ri * h : (ri + 1) * h, fi * w : (fi + 1) * w] = tile.round().astype(np.uint8)
-    return canvas
-
-
-def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10, scheduler: str = "dpm",
-                **card_fields) -> Path:
-    """Training preview: t2v samples for the first ``n`` validation captions, saved as one PNG, drawn the way the
-    finished model will draw them (its draft size, its sampler; ``card_fields``: other ModelCard fields, e.g. a
-    style tag)."""
-    from PIL import Image
-
-    from rdtf_engine.core.config import ModelCard
-    from rdtf_engine.model.text import get_text_encoder
-
-    device = next(unet.parameters()).device
-    card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale,
-                     draft_size=int(req.draft_size or 0), **card_fields)
-    # PyTorch on the CPU: the weights change between previews, an ONNX export per preview would cost more than it saves
-    pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device, cpu_runtime="torch")
-    rows = [pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k, scheduler=scheduler))
-            for k, i in enumerate(list(ids)[:n])]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(grid_image(rows)).save(tmp)
-    tmp.replace(path)
-    unet.train()
-    return path

@@ -49,7 +49,7 @@ def _save_sheet(path: str, rows: list[list[np.ndarray]], titles: list[str], max_
     from PIL import Image, ImageDraw
 
     from rdtf_engine.core.atomic import write_bytes_atomic
-    from rdtf_engine.diffusion.pipeline import grid_image
+    from rdtf_engine.diffusion.sheets import grid_image
 
     rows = rows[:max_rows]
     head = 20

@@ -98,6 +98,7 @@ def evaluate_pack_model(model: str, pack: str, steps: int = 20, seed: int = 0, d
         "frames": n_frames, "sample_steps": steps, "seed": seed, "guidance_text": guidance,
         "guidance_image": guidance_image, "strength": strength, "style_token": token,
         "refine_guidance": card.refine_guidance if card.draft_size else None,
+        "refine_sampler": (card.refine_sampler or None) if card.draft_size else None,
         "prompts": [captions[i] + token for i in done],
         "controls": {"descriptor": identity_controls(real), "shape": identity_controls(real, shape_only=True)},
         "t2v": evaluate_pack(real, t2v, done, captions) if done else None,
@@ -126,7 +127,7 @@ def save_sheet(path: str, real: list[np.ndarray], t2v: list[np.ndarray], it2v: l
     from PIL import Image, ImageDraw
 
     from rdtf_engine.core.atomic import write_bytes_atomic
-    from rdtf_engine.diffusion.pipeline import grid_image
+    from rdtf_engine.diffusion.sheets import grid_image
 
     label_w, gap, head = 150, 12, 22
     f = max(c.shape[0] for c in real + t2v + it2v)

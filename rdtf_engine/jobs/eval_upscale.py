@@ -80,7 +80,7 @@ def save_sheet(path: str, real: np.ndarray, model, unsharp, rows: int = 3, crop:
     from PIL import Image, ImageDraw
 
     from rdtf_engine.core.atomic import write_bytes_atomic
-    from rdtf_engine.diffusion.pipeline import grid_image
+    from rdtf_engine.diffusion.sheets import grid_image
     from rdtf_engine.eval.upscale import edge_crop
 
     pick = real[np.unique(np.linspace(0, len(real) - 1, rows + 2).round().astype(int))[1:-1]]

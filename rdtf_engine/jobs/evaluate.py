@@ -110,7 +110,8 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
         "dual_mask": card.dual_mask, "curriculum": card.curriculum, "train_steps": card.steps,
         "data": data, "prompt_suffix": style, "clips": len(refs), "sample_steps": steps, "scheduler": scheduler,
         "guidance_text": guidance, "guidance_image": guidance_image, "strength": strength, "seed": seed,
-        "refine_guidance": card.refine_guidance if card.draft_size else None, "val_loss": val,
+        "refine_guidance": card.refine_guidance if card.draft_size else None,
+        "refine_sampler": (card.refine_sampler or None) if card.draft_size else None, "val_loss": val,
         "t2v": evaluate_clips(t2v, refs, classifier, identity_bank=bank) if "t2v" in tasks else None,
         "it2v": evaluate_clips(it2v, refs, classifier, identity_bank=bank, given_first=True)
         if "it2v" in tasks else None,
@@ -171,7 +172,7 @@ def _save_grid(path: str, refs: list[Clip], t2v: list[Clip], it2v: list[Clip], r
 
     from rdtf_engine.core.atomic import write_bytes_atomic
     from rdtf_engine.data.keyframes import uniform_keyframes
-    from rdtf_engine.diffusion.pipeline import grid_image
+    from rdtf_engine.diffusion.sheets import grid_image
     from rdtf_engine.eval.pack_metrics import EXPORT_UPSCALER
     from rdtf_engine.platforms.upscale import resize_frames
 

@@ -58,7 +58,7 @@ def _emoji_image(emoji: tuple[str, ...]) -> Image.Image | None:
 def save_pack_sheet(folder: str | Path, out: str | Path, frames: int = 4, cell: int = 96) -> dict[str, Any]:
     """Write the pack's sheet to ``out`` (atomically); returns what it holds."""
     from rdtf_engine.core.atomic import write_bytes_atomic
-    from rdtf_engine.diffusion.pipeline import grid_image
+    from rdtf_engine.diffusion.sheets import grid_image
     from rdtf_engine.formats.loader import load_clip
     from rdtf_engine.jobs.pack_mode import is_made
     from rdtf_engine.packs.project import inside, load_pack

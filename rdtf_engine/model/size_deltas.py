@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 TARGETS = (nn.Conv2d, nn.Conv3d, nn.Linear)
-# state-dict prefixes of the two kinds of deltas (attribute names on the DFGN): neither wraps the other's layers
+# state-dict prefixes of the three kinds of deltas (attribute names on the DFGN): none wraps another's layers
 PREFIXES = ("size_deltas.", "style_deltas.", "few_step_deltas.")
 
 

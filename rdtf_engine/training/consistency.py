@@ -38,7 +38,8 @@ def grid_timesteps(num_train_timesteps: int = 1000, grid: int = GRID) -> torch.T
     return torch.arange(1, grid + 1, dtype=torch.long) * c - 1
 
 
-def step_pairs(index: torch.Tensor, num_train_timesteps: int = 1000, grid: int = GRID) -> tuple[torch.Tensor, torch.Tensor]:
+def step_pairs(index: torch.Tensor, num_train_timesteps: int = 1000,
+               grid: int = GRID) -> tuple[torch.Tensor, torch.Tensor]:
     """Grid indices (B,) → (t, s) (B,) long: the timestep a sample starts at and the one the teacher steps to
     (one grid step earlier; 0 from the first point, where the boundary condition makes f the identity)."""
     c = num_train_timesteps // grid
@@ -87,7 +88,8 @@ def guided_teacher_eps(model, x: torch.Tensor, t: torch.Tensor, states: torch.Te
     guidance alone. ``null`` = the null prompt's (states (1, L, D), mask (1, L)); ``scales`` = (text, image)."""
     b = x.shape[0]
     ns, nm = null[0].expand(b, -1, -1), null[1].expand(b, -1)
-    eps = model(x.repeat(3, 1, 1, 1, 1), t.repeat(3), torch.cat([ns, ns, states]), torch.cat([torch.zeros_like(cond), cond, cond]),
+    conds = torch.cat([torch.zeros_like(cond), cond, cond])  # (3B, 4, F, h, w)
+    eps = model(x.repeat(3, 1, 1, 1, 1), t.repeat(3), torch.cat([ns, ns, states]), conds,
                 frame_mask=frame_mask.repeat(3, 1), text_mask=torch.cat([nm, nm, tmask])).float()
     e00, e0i, eti = eps.chunk(3)
     s_txt, s_img = scales

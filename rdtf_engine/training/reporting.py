@@ -141,7 +141,7 @@ def validate(run: Run, step: int) -> None:
 
 
 def sample_preview(run: Run, step: int) -> None:
-    from rdtf_engine.diffusion.pipeline import sample_grid
+    from rdtf_engine.diffusion.sheets import sample_grid
 
     data, train = run.data, run.req.train
     cache, ids = data.heldout if data.val_ids else (data.cache, data.train_ids)

@@ -180,23 +180,34 @@ def test_a_distillation_run_makes_a_model_that_draws_in_few_steps_and_as_before_
     assert card.base_model == ref_card.name and card.size == ref_card.size
     fast, ref = fast.float().eval(), ref.float().eval()
     assert torch.equal(_eps(fast, DRAFT), _eps(ref, DRAFT))  # the network itself: untouched
-    assert any(float(p.abs().max()) > 0 for n, p in fast.named_parameters() if n.endswith("up.weight"))
+    assert any(float(p.detach().abs().max()) > 0 for n, p in fast.named_parameters() if n.endswith("up.weight"))
 
     monkeypatch.setenv("RDTF_CPU_RUNTIME", "torch")  # eager: every denoiser call goes through the hook below
     pipe = StickerPipeline.from_pretrained(out / "model", device="cpu")
     plain = StickerPipeline.from_pretrained(base, device="cpu")
     params = {"prompt": "a red circle", "frames": 4, "size": 32, "seed": 5}
     assert np.array_equal(pipe(SampleParams(**params, steps=3)), plain(SampleParams(**params, steps=3)))
-    rows_seen: list[tuple[int, bool]] = []
-    pipe.unet.register_forward_pre_hook(lambda m, args: rows_seen.append((int(args[0].shape[0]), few_step_on(m))))
+    rows_seen: list[tuple[int, bool, int]] = []  # (rows, few-step deltas on, latent side) of each denoiser call
+    pipe.unet.register_forward_pre_hook(
+        lambda m, args: rows_seen.append((int(args[0].shape[0]), few_step_on(m), int(args[0].shape[-1]))))
     clip = pipe(SampleParams(**params, steps=FEW_STEPS, scheduler="lcm"))
     assert clip.shape == (4, 32, 32, 4) and clip.dtype == np.uint8
-    assert rows_seen == [(1, True)] * FEW_STEPS  # one unguided row a step, the deltas on
+    assert rows_seen == [(1, True, 4)] * FEW_STEPS  # one unguided row a step, the deltas on
     assert not few_step_on(pipe.unet)  # … and off again after the sample
     again = pipe(SampleParams(**params, steps=FEW_STEPS, scheduler="lcm"))
     assert np.array_equal(clip, again)  # seeded: LCM's fresh noise between steps comes from the sample's generator
     with pytest.raises(InputError, match="needs a model distilled for it"):
         plain(SampleParams(**params, steps=FEW_STEPS, scheduler="lcm"))
+    # a card's refine_sampler "lcm": the draft as asked (3 guided DPM-Solver++ steps at 32 px, the deltas off), the
+    # refinement at 64 px by the few-step deltas (refine_strength 0.4 of 4 steps: 2 unguided ones)
+    pipe.card.size, pipe.card.draft_size, pipe.card.refine_sampler = 64, 32, "lcm"
+    rows_seen.clear()
+    pipe(SampleParams(**{**params, "size": 64}, steps=3))
+    assert [(r, on, s) for r, on, s in rows_seen] == [(2, False, 4)] * 3 + [(1, True, 8)] * 2
+    assert not few_step_on(pipe.unet)
+    plain.card.size, plain.card.draft_size, plain.card.refine_sampler = 64, 32, "lcm"
+    with pytest.raises(InputError, match="needs a model distilled for it"):
+        plain(SampleParams(**{**params, "size": 64}, steps=3))
     with pytest.raises(InputError, match="takes 1 to 50 steps"):
         pipe(SampleParams(**params, steps=60, scheduler="lcm"))
 
@@ -234,3 +245,19 @@ def test_the_cli_makes_a_consistency_run_of_the_few_step_deltas_on_the_sampling_
     req = asked("--objective", "consistency", "--few-step-rank", "8", "--curriculum", "adaptive")
     assert (req.model.few_step_rank, req.train.curriculum) == (8, "adaptive")
     assert asked().train.objective == "noise" and asked().model.few_step_rank is None
+
+
+def test_a_card_names_only_the_few_step_sampler_for_its_refinement():
+    import json
+    from pathlib import Path
+
+    from rdtf_engine.core.errors import ModelError
+    from rdtf_engine.core.model_schema import CARD_SCHEMA, check_object
+
+    card = json.loads((Path(__file__).parents[2] / "resources/models/default/config.json").read_text("utf-8"))
+    assert check_object({**card, "refine_sampler": "lcm", "few_step_steps": 4}, CARD_SCHEMA, "card")[
+        "refine_sampler"] == "lcm"
+    with pytest.raises(ModelError, match="refine_sampler"):
+        check_object({**card, "refine_sampler": "dpm"}, CARD_SCHEMA, "card")
+    with pytest.raises(ModelError, match="few_step_steps"):
+        check_object({**card, "few_step_steps": 51}, CARD_SCHEMA, "card")

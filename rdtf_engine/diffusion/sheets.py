@@ -1,0 +1,57 @@
+"""Sample sheets: clips laid out as rows of frames on a checkerboard (evaluation grids, pack sheets), and the
+training preview that draws a run's held-out captions the way its finished model will."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
+
+
+def checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
+    """Light grey checkerboard (h, w, 3) uint8: how transparent stickers are shown everywhere."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = ((yy // cell + xx // cell) % 2).astype(np.uint8)
+    return np.where(board[..., None] == 1, 204, 255).repeat(3, axis=-1).astype(np.uint8)
+
+
+def grid_image(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """rows of (F, H, W, 4) RGBA clips → one RGB image (rows × F tiles) composited on a checkerboard."""
+    f_max = max(r.shape[0] for r in rows)
+    h, w = rows[0].shape[1:3]
+    canvas = np.full((len(rows) * h, f_max * w, 3), 255, np.uint8)
+    bg = checkerboard(h, w).astype(np.float32)
+    for ri, clip in enumerate(rows):
+        for fi, fr in enumerate(clip):
+            a = fr[..., 3:4].astype(np.float32) / 255.0
+            tile = fr[..., :3].astype(np.float32) * a + bg * (1 - a)
+            canvas[ri * h : (ri + 1) * h, fi * w : (fi + 1) * w] = tile.round().astype(np.uint8)
+    return canvas
+
+
+def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10, scheduler: str = "dpm",
+                **card_fields) -> Path:
+    """Training preview: t2v samples for the first ``n`` validation captions, saved as one PNG, drawn the way the
+    finished model will draw them (its draft size, its sampler; ``card_fields``: other ModelCard fields, e.g. a
+    style tag)."""
+    from PIL import Image
+
+    from rdtf_engine.core.config import ModelCard
+    from rdtf_engine.model.text import get_text_encoder
+
+    device = next(unet.parameters()).device
+    card = ModelCard(name="preview", preset=req.preset, size=req.size, num_frames=req.num_frames, latent_scale=scale,
+                     draft_size=int(req.draft_size or 0), **card_fields)
+    # PyTorch on the CPU: the weights change between previews, an ONNX export per preview would cost more than it saves
+    pipe = StickerPipeline(unet, vae, card, get_text_encoder(card.text, device), device, cpu_runtime="torch")
+    rows = [pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k, scheduler=scheduler))
+            for k, i in enumerate(list(ids)[:n])]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(grid_image(rows)).save(tmp)
+    tmp.replace(path)
+    unet.train()
+    return path
