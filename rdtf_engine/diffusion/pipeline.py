@@ -132,13 +132,11 @@ class StickerPipeline:
         ``preview(step, frames)`` gets the current clean-frame estimate of the window being denoised every
         ``p.preview_every`` steps (one extra decode each time: the app's live preview)."""
         known = [f is not None for f in (p.cond_frames or [])]
-        few = p.scheduler == "lcm"
-        if few:
+        if p.scheduler == "lcm":
             self.check_few_step(int(p.steps))
         self._styled = self.styled(p.prompt, any(known))  # a styled prompt's draft: the style deltas (_steps)
         was_on, was_few = style_on(self.unet), few_step_on(self.unet)  # a style run's network has them on
         set_style(self.unet, False)  # off unless this sample is styled: _steps switches them per step then
-        set_few_step(self.unet, few)  # the few-step sampler draws with the few-step deltas, any other without
         try:
             return self._sample(p, callback, should_stop, preview)
         finally:  # whatever uses the network next (a held-out loss, the next training step) finds it as it was
@@ -176,12 +174,12 @@ class StickerPipeline:
         given = self._given_latents(cond_frames, size)  # (F, 4, h, w)
         init = None
         if draft:  # text → video drafted on the small grid, then refined from it (ModelCard.draft_size)
-            set_few_step(self.unet, p.scheduler == "lcm")
+            set_few_step(self.unet, p.scheduler == "lcm")  # each stage draws with the deltas if its sampler does
             sketch = self._windows(self._given_latents(cond_frames, draft), known, runs[0], stage, None, 0)
             pix = fit_canvas(tensor_to_rgba(decode_latents(self.vae, sketch, self.scale)), size, size)
             init = encode_frames(self.vae, rgba_to_tensor(pix), self.scale).to(self.device)  # (F, 4, h, w)
         refine = replace(stage, p=rp)
-        set_few_step(self.unet, rp.scheduler == "lcm")  # (on for a refinement the card gives the few-step deltas)
+        set_few_step(self.unet, rp.scheduler == "lcm")  # (also for a refinement the card gives the deltas)
         out = self._windows(given, known, runs[-1], refine, init, n_win * runs[0] if draft else 0)
         frames = fit_canvas(tensor_to_rgba(decode_latents(self.vae, out, self.scale)), out_size, out_size)
         for i, f in enumerate(cond_frames):

@@ -167,12 +167,18 @@ class FewStepDeltas(SizeDeltas):
         self.merging = self.active and not torch.is_grad_enabled()
 
 
-def set_few_step(model: nn.Module, on: bool) -> bool:
-    """Switch ``model``'s few-step deltas on or off; → whether it has any."""
-    deltas = getattr(model, "few_step_deltas", None)
+def _switch(model: nn.Module, kind: str, on: bool) -> bool:
+    """Switch ``model``'s deltas of ``kind`` (the DFGN attribute) on or off; → whether it has any. A deep copy of the
+    model keeps its own switch."""
+    deltas = getattr(model, kind, None)
     if deltas is not None:
         deltas.on = bool(on)
     return deltas is not None
+
+
+def set_few_step(model: nn.Module, on: bool) -> bool:
+    """Switch ``model``'s few-step deltas on or off; → whether it has any."""
+    return _switch(model, "few_step_deltas", on)
 
 
 def few_step_on(model: nn.Module) -> bool:
@@ -183,10 +189,7 @@ def few_step_on(model: nn.Module) -> bool:
 
 def set_style(model: nn.Module, on: bool) -> bool:
     """Switch ``model``'s style deltas on or off (a deep copy keeps its own switch); → whether it has any."""
-    deltas = getattr(model, "style_deltas", None)
-    if deltas is not None:
-        deltas.on = bool(on)
-    return deltas is not None
+    return _switch(model, "style_deltas", on)
 
 
 def style_on(model: nn.Module, grid: tuple[int, int] | None = None) -> bool:

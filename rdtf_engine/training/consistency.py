@@ -14,21 +14,20 @@ itself never changes. One training sample (docs/method.md §7.1):
 The student runs the prompt's row alone, so at sampling time one unguided denoiser call per step draws what the
 teacher draws with two or three guided ones. The target uses the student itself without gradient (as LCM-LoRA:
 low-rank deltas need no EMA target network). diffusers' ``LCMScheduler`` samples it with the same grid and
-boundary scalings (``diffusion.schedule``: ``original_inference_steps`` = GRID, ``timestep_scaling`` = T_SCALE).
+boundary scalings (``diffusion.schedule``: ``original_inference_steps`` = GRID, ``timestep_scaling`` = LCM_T_SCALE).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from functools import lru_cache
 
 import torch
 
 from rdtf_engine.diffusion.schedule import LCM_GRID as GRID  # the DDIM grid the teacher steps along
-from rdtf_engine.diffusion.schedule import LCM_T_SCALE as T_SCALE  # the boundary condition's timestep scaling
 from rdtf_engine.model.size_deltas import set_few_step
 
-SIGMA_DATA = 0.5  # the boundary condition's σ_data: LCMScheduler's (fixed there)
 HUBER_C = 1e-3  # pseudo-Huber's c (LCM's choice for 4-channel latents)
 
 
@@ -47,13 +46,20 @@ def step_pairs(index: torch.Tensor, num_train_timesteps: int = 1000,
     return t, (t - c).clamp(min=0)
 
 
+@lru_cache(maxsize=1)
+def _sampler():
+    """The few-step sampler's scheduler (diffusion.schedule): its boundary condition is the one distilled for."""
+    from rdtf_engine.core.config import DiffusionConfig
+    from rdtf_engine.diffusion.schedule import sampling_scheduler
+
+    return sampling_scheduler(DiffusionConfig(), "lcm")
+
+
 def boundary_scalings(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(c_skip, c_out) at timesteps t (B,): c_skip(0) = 1 and c_out(0) = 0 (f(x, 0) = x); near the end of the
-    schedule c_skip ≈ 0, f ≈ x̂₀. The same formula as diffusers' LCMScheduler with its defaults."""
-    s = t.float() * T_SCALE
-    c_skip = SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2)
-    c_out = s / (s**2 + SIGMA_DATA**2).sqrt()
-    return c_skip, c_out
+    schedule c_skip ≈ 0, f ≈ x̂₀. diffusers' LCMScheduler computes them (σ_data 0.5, timestep scaling LCM_T_SCALE), so
+    training and sampling use one formula."""
+    return _sampler().get_scalings_for_boundary_condition_discrete(t.float())
 
 
 def _bcast(v: torch.Tensor) -> torch.Tensor:

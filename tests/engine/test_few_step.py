@@ -64,10 +64,12 @@ def test_merged_weights_nest_inside_the_size_deltas_and_are_put_back():
 def test_the_grid_and_the_boundary_condition_are_the_few_step_samplers():
     from diffusers import LCMScheduler
 
+    from rdtf_engine.diffusion.schedule import LCM_T_SCALE
+
     grid = cd.grid_timesteps()
     assert grid[:3].tolist() == [19, 39, 59] and int(grid[-1]) == 999 and len(grid) == cd.GRID
     sched = LCMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="linear",
-                         original_inference_steps=cd.GRID, timestep_scaling=cd.T_SCALE)
+                         original_inference_steps=cd.GRID, timestep_scaling=LCM_T_SCALE)
     sched.set_timesteps(FEW_STEPS)
     assert set(sched.timesteps.tolist()) <= set(grid.tolist())  # the sampler steps on the grid the run distils on
     t = torch.tensor([0, 19, 259, 999])
