@@ -7,6 +7,8 @@
 #   here:  python tools/gpu_bundle.py pack --out .gpu --extra-captions .packs/*/captions.csv --extra-text "…token…"
 #          python tools/gpu_bundle.py trim-wheel --src diffusers-*.whl --dst .whl
 #   call:  bash tools/gpu_pack.sh 540        (carry .gpu .whl .packs; $OUT/pack_results.tar.gz comes back)
+#          (with the tree near 48 MiB the three no longer fit one call: `PART_BYTES=12m bash tools/gpu_parts.sh
+#          pack .gpu .whl .packs` here, one `gpu_parts.sh stage` call per part, then this script carrying none)
 #   The packs travel as 12 fps copies (every second frame) to fit the 64 MiB transfer with the shipped model.
 #   PHASE=train then PHASE=eval (two calls within 30 s: the warm host keeps runs/) split a job too long for one
 #   call; EVAL_SIZES="0 128" evaluates every tuned model at its own size (0) and at 128 px (its draft network).

@@ -5,7 +5,8 @@
 # shipped model with style deltas would be ≈ 54) leaves room for neither; parts of ≤ 9 MiB travel beside ≈ 54.
 #
 #   here:  bash tools/gpu_parts.sh pack [FOLDERS…]   → .carry/part-00 … (≤ 9 MiB each) and .carry/manifest
-#                                                       (default folders: .fluent .gpu .whl, those present)
+#                                                       (default folders: .fluent .gpu .whl, those present;
+#                                                       tools/gpu_pack.sh also takes .packs this way)
 #   call:  bash tools/gpu_parts.sh stage             (carry .carry/manifest and one or more .carry/part-NN; once
 #                                                       per part, each call within 30 s of the last: the warm host
 #                                                       keeps /tmp; the call that completes the set unpacks it)
@@ -40,7 +41,7 @@ case "$cmd" in
     cat $(awk '{print $2}' manifest) | tar xf - -C "$HOST"
     echo "[parts] complete: $(cd "$HOST" && ls -d .[a-z]* | tr '\n' ' ')"; du -sh "$HOST"/.[a-z]* ;;
   link)  # in the call's copy of the tree: the unpacked folders where the tree has none (a carried one wins)
-    for d in .fluent .gpu .whl; do
+    for d in .fluent .gpu .whl .packs; do
       [ -e "$d" ] || [ ! -d "$HOST/$d" ] || ln -s "$HOST/$d" "$d"
     done ;;
   *) echo "unknown command $cmd"; exit 2 ;;

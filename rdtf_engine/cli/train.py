@@ -42,7 +42,7 @@ _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "tempora
               "pack_windows": ("train", "pack_windows"), "pack_style": ("train", "pack_style"),
               "word_dropout": ("train", "word_dropout"), "anchor": ("train", "anchor"),
               "anchor_weight": ("train", "anchor_weight"), "motion_weight": ("train", "motion_weight"),
-              "guidance_image": ("train", "guidance_image"),
+              "guidance_text": ("train", "guidance_text"), "guidance_image": ("train", "guidance_image"),
               "sample_every": ("run", "sample_every"), "checkpoint_every": ("run", "checkpoint_every"),
               "mixed_precision": ("run", "mixed_precision")}
 
@@ -175,9 +175,12 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--motion-weight", type=float, default=None, metavar="W",
                    help="also fit the frame-to-frame differences of the predicted noise, with this weight beside "
                         "the denoising loss (default 0 = off): for a model that draws real clips nearly still")
+    t.add_argument("--text-guidance", dest="guidance_text", type=float, default=None, metavar="G",
+                   help="the trained model's own text guidance, saved in its card (default: an --init-from base's, "
+                        "else the engine's)")
     t.add_argument("--image-guidance", dest="guidance_image", type=float, default=None, metavar="G",
-                   help="the trained model's own image guidance for given frames, saved in its card (default: the "
-                        "engine's): a base that learnt real clips moves them more at a weaker pull to the frame")
+                   help="the trained model's own image guidance for given frames, saved in its card (default: as for "
+                        "--text-guidance): a base that learnt real clips moves them more at a weaker pull to the frame")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")

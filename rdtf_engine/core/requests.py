@@ -103,14 +103,15 @@ AUTO_SAMPLER = {False: ("unipc", 10), True: ("dpm", 20)}  # frames given? → (s
 DEFAULT_STEPS = 20  # a named sampler's steps when none are given (UniPC's 10 is for text alone)
 
 
-def sampling(scheduler: str | None, steps: int | None, frames_given: bool) -> tuple[str, int]:
-    """The sampler and step count a generation runs: the request's where given, else the task's default."""
+def sampling(scheduler: str | None, steps: int | None, frames_given: bool, few_steps: int = 0) -> tuple[str, int]:
+    """The sampler and step count a generation runs: the request's where given, else the task's default
+    (``few_steps``: the model card's ``few_step_steps``, what "lcm" runs unasked; 0 = ``FEW_STEPS``)."""
     auto, auto_steps = AUTO_SAMPLER[bool(frames_given)]
     sched = scheduler or auto
     if steps:
         return sched, int(steps)
     if sched == "lcm":
-        return sched, FEW_STEPS
+        return sched, int(few_steps or FEW_STEPS)
     return sched, auto_steps if sched == auto else DEFAULT_STEPS
 
 

@@ -113,7 +113,8 @@ def apply_trainable(model: torch.nn.Module, trainable: str, keep_deltas: bool = 
 # the same way, so these card fields travel with it.
 DRAWING_FIELDS = ("draft_given", "refine_strength", "refine_guidance")
 # A consistency-distilled model is its base plus few-step deltas: it draws everything else exactly as its base.
-DISTILLED_FIELDS = (*DRAWING_FIELDS, "guidance_text", "guidance_image", "style_tag", "style_given", "style_below_t")
+GUIDANCE_FIELDS = ("guidance_text", "guidance_image")
+DISTILLED_FIELDS = (*DRAWING_FIELDS, *GUIDANCE_FIELDS, "style_tag", "style_given", "style_below_t")
 
 
 def inherited_card(req: TrainRequest, run_dir: Path) -> tuple[ModelCard, bool]:
@@ -128,17 +129,19 @@ def inherited_card(req: TrainRequest, run_dir: Path) -> tuple[ModelCard, bool]:
 
 
 def drawing_of(req: TrainRequest, run_dir: Path) -> dict:
-    """The base's ``DRAWING_FIELDS`` for a fine-tune that keeps its draft size, its ``DISTILLED_FIELDS`` for a
-    consistency-distillation run ({} otherwise)."""
-    distil = req.train.objective == "consistency"
-    if not (req.init_from and (req.model.draft_size or distil)):
+    """The card fields a fine-tune inherits from its base ({} without ``init_from``): a consistency-distillation
+    run all its ``DISTILLED_FIELDS``; any other fine-tune the base's guidance where the run asks none (a pack model
+    tuned again keeps the guidance it was measured at), plus its ``DRAWING_FIELDS`` when it keeps the base's draft
+    size."""
+    if not req.init_from:
         return {}
     card, _ = inherited_card(req, run_dir)
-    if distil:
+    if req.train.objective == "consistency":
         return {k: getattr(card, k) for k in DISTILLED_FIELDS}
-    if int(card.draft_size or 0) != int(req.model.draft_size):
-        return {}
-    return {k: getattr(card, k) for k in DRAWING_FIELDS}
+    drawing = {k: getattr(card, k) for k in GUIDANCE_FIELDS if not getattr(req.train, k) and getattr(card, k)}
+    if req.model.draft_size and int(card.draft_size or 0) == int(req.model.draft_size):
+        drawing.update({k: getattr(card, k) for k in DRAWING_FIELDS})
+    return drawing
 
 
 def base_of(req: TrainRequest, run_dir: Path) -> tuple[str, int]:

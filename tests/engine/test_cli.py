@@ -144,6 +144,24 @@ def test_train_init_from_inherits_the_models_architecture(tiny_run, tmp_path):
     assert cfg["reference_attention"] == "off"  # the base model has none: inherited, and saved resolved
 
 
+def test_a_fine_tune_keeps_its_bases_guidance_unless_it_asks_its_own(tiny_run, tmp_path):
+    """A pack model tuned again (say its size deltas) draws at the guidance it was measured at: a fine-tune that
+    asks none inherits the base card's; one that asks its own keeps that."""
+    import json
+
+    args = ["--data", "builtin:shapes", "--steps", "1", "--batch-size", "2", "--max-clips", "8",
+            "--checkpoint-every", "1"]
+    card = lambda run: json.loads((run / "model" / "config.json").read_text())  # noqa: E731
+    pack = tmp_path / "pack"
+    assert main(["train", *args, "--out", str(pack), "--init-from", str(tiny_run[0]), "--text-guidance", "8"]) == 0
+    assert card(pack)["guidance_text"] == 8.0
+    again, own = tmp_path / "again", tmp_path / "own"
+    assert main(["train", *args, "--out", str(again), "--init-from", str(pack)]) == 0
+    assert main(["train", *args, "--out", str(own), "--init-from", str(pack), "--text-guidance", "5"]) == 0
+    assert (card(again)["guidance_text"], card(own)["guidance_text"]) == (8.0, 5.0)
+    assert card(again)["guidance_image"] == 0.0  # the base asked none: the engine's default stays
+
+
 def test_train_reference_attention_is_inherited_saved_and_kept_on_resume(tiny_run, tmp_path):
     """--reference-attention on: the fine-tune's DFGN config has it; a fine-tune of that model inherits it
     without the flag; --resume keeps the saved value."""

@@ -154,6 +154,9 @@ def test_config_request_and_sampler_checks(tmp_path):
     assert ModelConfig().resolved(base).few_step_rank == 0 and ModelConfig(few_step_rank=8).resolved(base).few_step_rank == 8
     assert sampling("lcm", None, False) == ("lcm", FEW_STEPS) and sampling("lcm", None, True) == ("lcm", FEW_STEPS)
     assert sampling("lcm", 2, False) == ("lcm", 2)
+    # a model whose card gives the few-step sampler's steps draws with them unless the request asks others
+    assert sampling("lcm", None, False, 8) == ("lcm", 8) and sampling("lcm", 2, True, 8) == ("lcm", 2)
+    assert sampling("dpm", None, False, 8) == ("dpm", 20)
 
 
 def test_a_distillation_run_makes_a_model_that_draws_in_few_steps_and_as_before_otherwise(tiny_run, tmp_path,

@@ -73,3 +73,19 @@ def test_a_corrupt_part_is_refused_and_must_travel_again(tmp_path):
     out = _run(_call_tree(tmp_path, "again", [manifest, parts[-1]]), "stage", host=host)  # that part alone again
     assert out.returncode == 0 and "complete" in out.stdout
     assert (host / ".gpu" / "w.bin").read_bytes() == (here / ".gpu" / "w.bin").read_bytes()
+
+
+def test_the_test_packs_travel_in_parts_too_and_link_in(tmp_path):
+    """tools/gpu_pack.sh's packs (.packs/<name>/) staged with the text model and wheels: linked like them."""
+    here, host = tmp_path / "here", tmp_path / "host"
+    for d in (".gpu", ".packs/sky"):
+        (here / d).mkdir(parents=True)
+        (here / d / "a.bin").write_bytes(os.urandom(5000))
+    assert _run(here, "pack", ".gpu", ".packs", host=host).returncode == 0
+    manifest = here / ".carry" / "manifest"
+    for i, part in enumerate(sorted((here / ".carry").glob("part-*"))):
+        assert _run(_call_tree(tmp_path, f"c{i}", [manifest, part]), "stage", host=host).returncode == 0
+    later = _call_tree(tmp_path, "later", [])
+    assert _run(later, "link", host=host).returncode == 0
+    assert (later / ".packs").is_symlink() and (later / ".packs" / "sky" / "a.bin").read_bytes() == \
+        (here / ".packs" / "sky" / "a.bin").read_bytes()
