@@ -30,6 +30,7 @@ DEFAULTS: dict[str, tuple[type, Any, tuple | None]] = {
     "create/steps": (int, 0, (0, 200)),  # 0: Auto (the engine picks by task)
     "create/guidance": (float, DEFAULT_GUIDANCE_TEXT, (0.0, 30.0)),
     "create/model": (str, "default", None),
+    "create/fast": (bool, False, None),  # draw with a model's few-step deltas where it has them
     "timeline/speed": (float, 1.0, (0.1, 4.0)),
     "timeline/onion": (bool, False, None),
     "timeline/loop": (bool, True, None),

@@ -14,7 +14,8 @@
 #   call; EVAL_SIZES="0 128" evaluates every tuned model at its own size (0) and at 128 px (its draft network).
 #   EXTRA="--draft-only" adds flags to the training command (here: a pack model that keeps the base's 256 px and
 #   its size deltas). DELTA_MIN=M then trains those deltas on the pack at 256 px for M more minutes
-#   (--trainable deltas, batch DELTA_BATCH, lr DELTA_LR) into runs/<pack>-deltas, evaluated beside the first.
+#   (--trainable deltas, batch DELTA_BATCH, lr DELTA_LR) into runs/<pack>-deltas, evaluated beside the first;
+#   PHASE=train, then PHASE=deltas DELTA_MIN=M, then PHASE=eval runs the three in three calls.
 set -euo pipefail
 [ ! -f tools/gpu_parts.sh ] || bash tools/gpu_parts.sh link  # .gpu/.whl staged in parts (gpu_parts.sh)
 SECS=${1:-540}
@@ -50,28 +51,28 @@ evaltuned() {  # name pack: the tuned model at every size of EVAL_SIZES (tag suf
   for size in ${EVAL_SIZES:-0}; do evalpack "runs/$1" "$2" "$1-tuned${size#0}" "$size" & done; wait
 }
 
-PHASE=${PHASE:-all}  # train | eval | all
+PHASE=${PHASE:-all}  # train | deltas (DELTA_MIN's run alone, on a warm host's trained runs) | eval | all
 for dir in .packs/*/; do
   name=$(basename "$dir")
   ( t=$(date +%s)
-    if [ "$PHASE" != eval ]; then
+    if [ "$PHASE" = train ] || [ "$PHASE" = all ]; then
       $PY -m rdtf_engine --events jsonl train --data "$dir" --out "runs/$name" "${TRAIN_ARGS[@]}" ${EXTRA:-} \
           --max-minutes "$TRAIN_MIN" --checkpoint-every 500 \
           > "runs/pack/$name-train.jsonl" 2> "runs/pack/$name-train.log" || echo "train $name failed" >> runs/pack/errors.txt
       echo "$name train_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
       cp "runs/$name/metrics.jsonl" "runs/pack/$name-metrics.jsonl" 2>/dev/null || true
-      if [ "${DELTA_MIN:-0}" != 0 ]; then t=$(date +%s)
+    fi
+    if [ "$PHASE" != eval ] && [ "${DELTA_MIN:-0}" != 0 ]; then t=$(date +%s)
         $PY -m rdtf_engine --events jsonl train --data "$dir" --out "runs/$name-deltas" --init-from "runs/$name/model" \
             --trainable deltas --size 256 --batch-size "${DELTA_BATCH:-64}" --lr "${DELTA_LR:-5e-4}" --steps 3000 \
             --mixed-precision bf16 --max-minutes "$DELTA_MIN" --checkpoint-every 500 \
             > "runs/pack/$name-deltas-train.jsonl" 2> "runs/pack/$name-deltas-train.log" \
             || echo "train $name-deltas failed" >> runs/pack/errors.txt
         echo "$name-deltas train_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
-      fi
     fi
-    [ "$PHASE" = train ] || evaltuned "$name" "$dir"
-    [ "$PHASE" = train ] || [ ! -d "runs/$name-deltas/model" ] || evalpack "runs/$name-deltas" "$dir" "$name-deltas" ) &
-  [ "${BASE_EVAL:-1}" = 0 ] || [ "$PHASE" = train ] || evalpack default "$dir" "$name-base" &
+    [ "$PHASE" = train ] || [ "$PHASE" = deltas ] || evaltuned "$name" "$dir"
+    [ "$PHASE" = train ] || [ "$PHASE" = deltas ] || [ ! -d "runs/$name-deltas/model" ] || evalpack "runs/$name-deltas" "$dir" "$name-deltas" ) &
+  [ "${BASE_EVAL:-1}" = 0 ] || [ "$PHASE" = train ] || [ "$PHASE" = deltas ] || evalpack default "$dir" "$name-base" &
 done
 # the call must return inside its limit whatever happens: stop waiting SECS − 20 s after the start
 while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - T0 )) -lt $(( SECS - 20 )) ]; do sleep 5; done

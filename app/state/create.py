@@ -26,7 +26,8 @@ EXAMPLES = [
     "ghost floating and blinking",
 ]
 SIZES = [64, 128, 256, 512]
-FORM_FIELDS = ("prompt", "frames", "size", "steps", "seed", "guidance", "model", "start_image", "end_image")
+FORM_FIELDS = ("prompt", "frames", "size", "steps", "seed", "guidance", "model", "start_image", "end_image", "fast")
+FEW_STEP = "lcm"  # the engine's few-step sampler: a model with few-step deltas draws with it when Fast is ticked
 
 
 class CreateViewModel(ViewModel):
@@ -41,6 +42,8 @@ class CreateViewModel(ViewModel):
     start_image_changed = Signal(str)
     end_image_changed = Signal(str)
     style_tag_changed = Signal(str)
+    fast_steps_changed = Signal(int)
+    fast_changed = Signal(bool)
     busy_changed = Signal(bool)
     progress_changed = Signal(float)
     status_changed = Signal(str)
@@ -59,6 +62,9 @@ class CreateViewModel(ViewModel):
     end_image = qprop(str, "end_image", end_image_changed)
     # The picked model's style tag ("" = none): words that switch its style deltas on (e.g. "in 3d style")
     style_tag = qprop(str, "style_tag", style_tag_changed)
+    # The picked model's few-step sampler steps (0 = it has no few-step deltas), and whether to draw with them
+    fast_steps = qprop(int, "fast_steps", fast_steps_changed)
+    fast = qprop(bool, "fast", fast_changed)
     busy = qprop(bool, "busy", busy_changed)
     progress = qprop(float, "progress", progress_changed)
     status = qprop(str, "status", status_changed)
@@ -77,6 +83,7 @@ class CreateViewModel(ViewModel):
         self._model = get("create/model") or "default"
         self._models: list[dict] = [{"name": "default", "path": "default", "builtin": True}]
         self._start_image = self._end_image = self._style_tag = ""
+        self._fast_steps, self._fast = 0, bool(get("create/fast"))
         self._busy, self._progress, self._status, self._preview = False, 0.0, "", []
         # Request fields the form has no widget for; a reused recipe sets them so its sticker comes out the same.
         self.extra: dict[str, Any] = {}
@@ -94,8 +101,8 @@ class CreateViewModel(ViewModel):
         if changed_model:
             self._take_model_guidance(str(value))
         if name == "model":
-            self._take_style_tag()
-        if self.settings is not None and name in ("frames", "size", "steps", "guidance", "model"):
+            self._take_model_traits()
+        if self.settings is not None and name in ("frames", "size", "steps", "guidance", "model", "fast"):
             self.settings.set(f"create/{name}", value)
 
     def _take_model_guidance(self, name: str) -> None:
@@ -105,9 +112,11 @@ class CreateViewModel(ViewModel):
         if m is not None and m.get("guidance_text") is not None:
             self.set_value("guidance", float(m["guidance_text"]))
 
-    def _take_style_tag(self) -> None:
-        m = self._entry(self._model)
-        self._set("style_tag", str((m or {}).get("style_tag") or ""))
+    def _take_model_traits(self) -> None:
+        """What the picked model offers beyond the form: its style tag and its few-step sampler."""
+        m = self._entry(self._model) or {}
+        self._set("style_tag", str(m.get("style_tag") or ""))
+        self._set("fast_steps", int(m.get("few_step_steps") or 0))
 
     def styled(self) -> bool:
         """Whether the prompt carries the picked model's style tag (case aside)."""
@@ -137,7 +146,7 @@ class CreateViewModel(ViewModel):
         names = {m.get("name") for m in self._models} | {m.get("path") for m in self._models}
         if self._model not in names:
             self._set("model", str(self._models[0].get("name", "default")))
-        self._take_style_tag()
+        self._take_model_traits()
 
     def model_ref(self) -> str:
         """What the engine gets: a user model's folder path, or a shipped model's name."""
@@ -178,6 +187,8 @@ class CreateViewModel(ViewModel):
             self._take_model_guidance(self._model)
         self.extra = {"guidance_image": req.guidance_image, "strength": req.strength, "scheduler": req.scheduler,
                       "duration_ms": req.duration_ms, "model_sha256": req.model_sha256}
+        if req.scheduler == FEW_STEP:  # a sticker drawn fast: the box says so (the recipe's sampler is kept anyway)
+            self._set("fast", True)
 
     def request(self) -> GenerateRequest:
         """The form as a request. Field ranges are checked by the engine when it receives it (the worker)."""
@@ -187,11 +198,16 @@ class CreateViewModel(ViewModel):
             cond[0] = self._start_image or None
             cond[-1] = self._end_image or cond[-1]
         steps = int(self._steps) or None  # None: the engine's default for the task (Auto in the form)
-        shown = sampling(self.extra.get("scheduler"), steps, bool(cond))[1]
+        extra = dict(self.extra)
+        if self._fast and self._fast_steps:  # Auto = the model's own few-step count
+            extra["scheduler"] = FEW_STEP
+        elif extra.get("scheduler") == FEW_STEP:  # Fast unticked, or a model without the deltas picked
+            extra.pop("scheduler")
+        shown = sampling(extra.get("scheduler"), steps, bool(cond), self._fast_steps)[1]
         req = GenerateRequest(prompt=self._prompt.strip(), model=self.model_ref(), frames=int(self._frames),
                               size=int(self._size), steps=steps, seed=int(self._seed),
                               guidance_text=float(self._guidance), cond_frames=cond,
-                              preview_every=max(1, shown // 4), **self.extra)  # a few live previews per window
+                              preview_every=max(1, shown // 4), **extra)  # a few live previews per window
         if not req.prompt:
             raise InputError("type a prompt first, or pick an example")
         for p in (self._start_image, self._end_image):

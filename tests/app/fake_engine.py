@@ -74,7 +74,7 @@ def pack_events(params: dict) -> list[dict]:
 
 DEFAULT_MODELS = [
     {"name": "my-cats", "path": "/nowhere/my-cats", "preset": "tiny", "params": 10, "size": 64, "builtin": False,
-     "data": "12 clips", "created": "2025-03-01", "guidance_text": 8.0},
+     "data": "12 clips", "created": "2025-03-01", "guidance_text": 8.0, "few_step_steps": 4},
     {"name": "default", "path": "builtin:default", "preset": "small", "params": 12_000_000, "size": 256,
      "builtin": True, "data": "emoji", "created": "2025-01-01", "guidance_text": 4.0, "style_tag": "in 3d style"},
 ]

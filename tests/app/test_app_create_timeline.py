@@ -127,6 +127,41 @@ def test_the_style_box_adds_and_removes_the_picked_models_style_tag(qtbot, state
     assert state.create.request().prompt == "A penguin, waving"
 
 
+def test_the_fast_box_draws_with_a_models_few_step_deltas(qtbot, state, fake):
+    """A model with few-step deltas (my-cats: 4 steps) gets a Fast box; ticked, the request names the few-step
+    sampler and leaves its steps to the model unless the form sets them; another model without the deltas hides
+    the box and draws with its usual sampler; the choice is remembered, and a recipe drawn fast ticks it."""
+    from app.widgets.create_page import CreatePage
+
+    page = CreatePage(state.create)
+    qtbot.addWidget(page)
+    state.models.refresh()
+    qtbot.waitUntil(lambda: len(state.create.models) == 2)
+    state.create.set_value("model", "default")
+    assert state.create.fast_steps == 0 and not page.form.isRowVisible(page.fast)
+    state.create.set_value("model", "my-cats")
+    assert state.create.fast_steps == 4 and page.form.isRowVisible(page.fast) and "4 steps" in page.fast.text()
+    assert state.create.request().scheduler is None and not page.fast.isChecked()
+    page.fast.setChecked(True)
+    req = state.create.request()
+    assert (req.scheduler, req.steps, req.preview_every) == ("lcm", None, 1)
+    assert not page.guidance.isEnabled()  # the few-step sampler draws unguided
+    assert state.settings.get("create/fast") is True
+    state.create.set_value("steps", 8)
+    assert (state.create.request().scheduler, state.create.request().steps) == ("lcm", 8)
+    state.create.set_value("steps", 0)
+    state.create.set_value("model", "default")  # no deltas: the usual sampler, the box hidden but still ticked
+    assert state.create.request().scheduler is None and not page.form.isRowVisible(page.fast)
+    assert page.guidance.isEnabled()
+    state.create.set_value("model", "my-cats")
+    sticker = generate(qtbot, state)
+    assert fake.last("generate").params["scheduler"] == "lcm"
+    state.create.set_value("fast", False)
+    assert state.create.request().scheduler is None
+    state.create.use_sticker(sticker)  # its recipe was drawn fast: the box follows
+    assert state.create.fast and page.fast.isChecked() and state.create.request().scheduler == "lcm"
+
+
 def test_timeline_edits_and_undo_redo(qtbot, state):
     sticker = generate(qtbot, state)  # 8 frames
     tl = state.timeline

@@ -183,6 +183,10 @@ def test_a_distillation_run_makes_a_model_that_draws_in_few_steps_and_as_before_
     ref, _, ref_card = load_model_folder(base)
     assert card.few_step_steps == FEW_STEPS and card.few_step_guidance == 4.0 and fast.config.few_step_delta_rank == 4
     assert card.base_model == ref_card.name and card.size == ref_card.size
+    from rdtf_engine.model.store import list_models  # the model list (the app's Fast box) says it draws fast
+
+    listed = {(m["name"], m["builtin"]): m.get("few_step_steps") for m in list_models(extra_dirs=[str(tmp_path)])}
+    assert listed[("fast", False)] == FEW_STEPS and listed[("default", True)] == 0
     fast, ref = fast.float().eval(), ref.float().eval()
     assert torch.equal(_eps(fast, DRAFT), _eps(ref, DRAFT))  # the network itself: untouched
     assert any(float(p.detach().abs().max()) > 0 for n, p in fast.named_parameters() if n.endswith("up.weight"))
@@ -215,6 +219,15 @@ def test_a_distillation_run_makes_a_model_that_draws_in_few_steps_and_as_before_
         plain(SampleParams(**{**params, "size": 64}, steps=3))
     with pytest.raises(InputError, match="takes 1 to 50 steps"):
         pipe(SampleParams(**params, steps=60, scheduler="lcm"))
+    # `rdtf generate --sampler lcm` without steps runs the card's few_step_steps (the recipe records them)
+    from rdtf_engine.core.requests import GenerateRequest
+    from rdtf_engine.jobs.api import generate
+
+    card_file = out / "model" / "config.json"
+    card_file.write_text(card_file.read_text("utf-8").replace('"few_step_steps": 4', '"few_step_steps": 3'), "utf-8")
+    made = generate(GenerateRequest(prompt="a red circle", model=str(out / "model"), frames=4, size=32, seed=5,
+                                    scheduler="lcm", device="cpu"))
+    assert (made.recipe["scheduler"], made.recipe["steps"]) == ("lcm", 3)
 
 
 def test_the_sampling_task_mix_is_fixed_and_weights_generation_by_use():
