@@ -92,7 +92,7 @@ def add_generate_parser(sub) -> None:
                         "the picture, allows less motion)")
     g.add_argument("--scheduler", "--sampler", dest="scheduler", choices=SCHEDULERS, default=None,
                    help="the sampler: dpm (DPM-Solver++ 2M), unipc (UniPC), ddim (the paper's, η = 1) or lcm (a "
-                        "model distilled with rdtf train --objective consistency: 4 unguided steps); default: "
+                        "model distilled with rdtf train --objective consistency: its few unguided steps); default: "
                         "unipc for text alone, dpm with a start image or kept frames")
     g.add_argument("--duration", type=int, default=100, help="ms per frame")
     g.add_argument("--init", default=None, help="start image (image&text → video)")

@@ -151,7 +151,7 @@ def test_a_fine_tune_keeps_its_bases_guidance_unless_it_asks_its_own(tiny_run, t
 
     args = ["--data", "builtin:shapes", "--steps", "1", "--batch-size", "2", "--max-clips", "8",
             "--checkpoint-every", "1"]
-    card = lambda run: json.loads((run / "model" / "config.json").read_text())  # noqa: E731
+    card = lambda run: json.loads((run / "model" / "config.json").read_text())
     pack = tmp_path / "pack"
     assert main(["train", *args, "--out", str(pack), "--init-from", str(tiny_run[0]), "--text-guidance", "8"]) == 0
     assert card(pack)["guidance_text"] == 8.0
