@@ -52,6 +52,7 @@ evaltuned() {  # name pack: the tuned model at every size of EVAL_SIZES (tag suf
 }
 
 PHASE=${PHASE:-all}  # train | deltas (DELTA_MIN's run alone, on a warm host's trained runs) | eval | all
+case "$PHASE" in eval|all) EVALS=1 ;; *) EVALS=0 ;; esac  # only these two phases evaluate
 for dir in .packs/*/; do
   name=$(basename "$dir")
   ( t=$(date +%s)
@@ -70,9 +71,9 @@ for dir in .packs/*/; do
             || echo "train $name-deltas failed" >> runs/pack/errors.txt
         echo "$name-deltas train_s=$(( $(date +%s) - t ))" >> runs/pack/times.txt
     fi
-    [ "$PHASE" = train ] || [ "$PHASE" = deltas ] || evaltuned "$name" "$dir"
-    [ "$PHASE" = train ] || [ "$PHASE" = deltas ] || [ ! -d "runs/$name-deltas/model" ] || evalpack "runs/$name-deltas" "$dir" "$name-deltas" ) &
-  [ "${BASE_EVAL:-1}" = 0 ] || [ "$PHASE" = train ] || [ "$PHASE" = deltas ] || evalpack default "$dir" "$name-base" &
+    [ "$EVALS" = 0 ] || evaltuned "$name" "$dir"
+    [ "$EVALS" = 0 ] || [ ! -d "runs/$name-deltas/model" ] || evalpack "runs/$name-deltas" "$dir" "$name-deltas" ) &
+  [ "${BASE_EVAL:-1}" = 0 ] || [ "$EVALS" = 0 ] || evalpack default "$dir" "$name-base" &
 done
 # the call must return inside its limit whatever happens: stop waiting SECS − 20 s after the start
 while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - T0 )) -lt $(( SECS - 20 )) ]; do sleep 5; done

@@ -103,6 +103,11 @@ AUTO_SAMPLER = {False: ("unipc", 10), True: ("dpm", 20)}  # frames given? → (s
 DEFAULT_STEPS = 20  # a named sampler's steps when none are given (UniPC's 10 is for text alone)
 
 
+def model_few_steps(card: ModelCard) -> int:
+    """The few-step sampler's step count for a model: its card's ``few_step_steps``, else FEW_STEPS."""
+    return int(getattr(card, "few_step_steps", 0) or FEW_STEPS)
+
+
 def sampling(scheduler: str | None, steps: int | None, frames_given: bool, few_steps: int = 0) -> tuple[str, int]:
     """The sampler and step count a generation runs: the request's where given, else the task's default
     (``few_steps``: the model card's ``few_step_steps``, what "lcm" runs unasked; 0 = ``FEW_STEPS``)."""

@@ -37,7 +37,12 @@ import numpy as np
 import torch
 
 from rdtf_engine.core.errors import Cancelled, InputError
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_IMAGE, DEFAULT_GUIDANCE_TEXT, DEFAULT_STRENGTH, FEW_STEPS
+from rdtf_engine.core.requests import (
+    DEFAULT_GUIDANCE_IMAGE,
+    DEFAULT_GUIDANCE_TEXT,
+    DEFAULT_STRENGTH,
+    model_few_steps,
+)
 from rdtf_engine.diffusion.schedule import sampling_scheduler
 from rdtf_engine.diffusion.step_runtime import StepFunctions
 from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
@@ -197,7 +202,7 @@ class StickerPipeline:
             # both scales: a longer clip's later windows are given the frames carried over from the window before
             p = replace(p, guidance_text=g, guidance_image=g)
         if getattr(self.card, "refine_sampler", "") == "lcm" and p.scheduler != "lcm":
-            steps = int(getattr(self.card, "few_step_steps", 0) or FEW_STEPS)
+            steps = model_few_steps(self.card)
             self.check_few_step(steps)
             p = replace(p, scheduler="lcm", steps=steps)
         return p

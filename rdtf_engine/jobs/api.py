@@ -23,6 +23,7 @@ from rdtf_engine.core.requests import (
     GenerateRequest,
     ModelsRequest,
     TrainRequest,
+    model_few_steps,
     model_guidance,
     model_image_guidance,
     sampling,
@@ -51,7 +52,7 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
     # the recipe records the guidance, sampler and steps the sticker was drawn with: the model's own guidance and
     # the task's sampler when the request named none
     scheduler, steps = sampling(req.scheduler, req.steps, cond is not None,  # cond: None when no frame is given
-                                getattr(pipe.card, "few_step_steps", 0))
+                                model_few_steps(pipe.card))
     req = dataclasses.replace(req, guidance_text=model_guidance(pipe.card, req.guidance_text),
                               guidance_image=model_image_guidance(pipe.card, req.guidance_image), scheduler=scheduler,
                               steps=steps)

@@ -23,7 +23,7 @@ from rdtf_engine.core.errors import ModelError, RdtfError
 from rdtf_engine.core.model_folder import in_folder, validate_model_folder
 from rdtf_engine.core.model_trust import CheckedModule, check_model_folder, check_module, check_safetensors
 from rdtf_engine.core.paths import builtin_models_dir, user_models_dir, user_runs_dir
-from rdtf_engine.core.requests import FEW_STEPS, model_guidance, model_image_guidance
+from rdtf_engine.core.requests import model_few_steps, model_guidance, model_image_guidance
 
 __all__ = ["check_safetensors", "list_models", "load_model_folder", "load_module_folder", "resolve_model",
            "save_model_folder", "validate_model_folder"]
@@ -216,7 +216,6 @@ def _describe(d: Path, name: str, builtin: bool, run: bool = False) -> dict[str,
         channels=modules["unet"].config.get("block_out_channels"), guidance_text=model_guidance(card),
         guidance_image=model_image_guidance(card), style_tag=card.style_tag,
         # the few-step sampler's steps where the model has few-step deltas (0: it has none)
-        few_step_steps=(int(card.few_step_steps or 0) or FEW_STEPS) if modules["unet"].config.get(
-            "few_step_delta_rank") else 0,
+        few_step_steps=model_few_steps(card) if modules["unet"].config.get("few_step_delta_rank") else 0,
     )
     return info
