@@ -4,7 +4,13 @@ Each runtime is measured in a fresh child process (so its peak RSS, from ``resou
 - ``torch``: eager PyTorch fp32 with the process's default threads;
 - ``torch-tuned``: eager fp32 with ``torch.set_num_threads(--threads)`` and the denoiser in channels-last;
 - ``compile``: ``torch.compile`` of the denoiser (inductor; needs a C++ compiler);
-- ``onnx``: ONNX Runtime (``diffusion/cpu_runtime.py``, what the engine uses on the CPU when it is installed).
+- ``onnx``: ONNX Runtime fp32 (``diffusion/cpu_runtime.py``, what the engine uses on the CPU when it is installed
+  and the processor has no bf16 instructions);
+- ``openvino``: bf16 precision — the denoiser on OpenVINO in bf16, the autoencoder under bf16 autocast — what the
+  engine uses on a processor with bf16 instructions (``diffusion/openvino_runtime.py``).
+
+All but ``openvino`` run at fp32 precision (``RDTF_CPU_PRECISION=fp32``), so they stay comparable with the figures
+measured before bf16 existed.
 
 Per runtime and output size: setup seconds (first sticker: export / compile / warm-up), the median seconds of a
 sticker after it (the text encoder's states cached, as in the app), the largest absolute difference of one
@@ -37,7 +43,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIMES = ("torch", "torch-tuned", "compile", "onnx")
+RUNTIMES = ("torch", "torch-tuned", "compile", "onnx", "openvino")
 PROMPT = "a cat bouncing"
 # the model measured (--model; children read it from the environment): the shipped one unless another is named
 MODEL_ENV = "RDTF_BENCH_MODEL"
@@ -54,8 +60,8 @@ def _pipeline(runtime: str, threads: int):
 
     if runtime != "torch":
         torch.set_num_threads(threads)  # ONNX Runtime takes its thread count from torch's (cpu_runtime.py)
-    pipe = StickerPipeline.from_pretrained(_model(), "cpu")
-    pipe.step_fns.cpu_runtime = "onnx" if runtime == "onnx" else "torch"
+    pipe = StickerPipeline.from_pretrained(_model(), "cpu")  # (its precision from the environment: _child)
+    pipe.step_fns.cpu_runtime = runtime if runtime in ("onnx", "openvino") else "torch"
     if runtime == "torch-tuned":  # channels-last for the 2-D convolutions' weights (the model also has 3-D ones)
         for m in pipe.unet.modules():
             if isinstance(m, torch.nn.Conv2d):
@@ -130,8 +136,10 @@ def _threads() -> int:
 
 
 def _runtime_env(runtime: str, threads: int) -> dict:
-    """A child process's environment for ``runtime`` as the engine picks it (``RDTF_CPU_RUNTIME``)."""
-    env = {**os.environ, "RDTF_CPU_RUNTIME": "onnx" if runtime == "onnx" else "torch", "PYTHONPATH": str(ROOT)}
+    """A child process's environment for ``runtime`` as the engine picks it (``RDTF_CPU_RUNTIME`` and
+    ``RDTF_CPU_PRECISION``)."""
+    env = {**os.environ, "RDTF_CPU_RUNTIME": runtime if runtime in ("onnx", "openvino") else "torch",
+           "RDTF_CPU_PRECISION": "bf16" if runtime == "openvino" else "fp32", "PYTHONPATH": str(ROOT)}
     if runtime != "torch":
         env["OMP_NUM_THREADS"] = str(threads)  # torch's thread count, which ONNX Runtime follows
     return env
@@ -194,7 +202,8 @@ def _warm_one(steps: int, sampler: str, iters: int) -> dict:
 def _child(runtime: str, a) -> dict:
     cmd = [sys.executable, __file__, "--one", runtime, "--steps", str(a.steps), "--iters", str(a.iters),
            "--sampler", a.sampler, "--threads", str(a.threads), "--settings", a.settings]
-    return _run_json(cmd, {**os.environ, "PYTHONPATH": str(ROOT)})
+    precision = "bf16" if runtime == "openvino" else "fp32"  # (the runtime itself is set in _pipeline)
+    return _run_json(cmd, {**os.environ, "PYTHONPATH": str(ROOT), "RDTF_CPU_PRECISION": precision})
 
 
 def _ratios(results: dict) -> str:

@@ -28,7 +28,7 @@ EXCLUDED: dict[str, str] = {
     "imageio": "declared dependency the engine does not import; WebM goes through PyAV",
     # The cpu-fast extra (ONNX Runtime sampling) stays out of the bundle to hold it under 800 MB: the engine
     # imports it lazily and samples with PyTorch when it is missing (diffusion/cpu_runtime.py).
-    **dict.fromkeys(["onnxruntime", "onnx", "ml_dtypes"],
+    **dict.fromkeys(["onnxruntime", "onnx", "ml_dtypes", "openvino", "openvino_telemetry"],
                     "optional CPU runtime (cpu-fast extra), not bundled: PyTorch samples instead"),
     "imageio_ffmpeg": "its ffmpeg binary alone is 165 MB and is never run (PyAV encodes and decodes)",
     # scipy (≈ 75 MB with its libraries) is optional in diffusers and transformers: both look for it with

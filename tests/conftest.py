@@ -14,6 +14,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Sampling tests train their own tiny models: an ONNX export per model would cost more than the sampling it
 # speeds up. tests/engine/test_cpu_runtime.py checks the ONNX Runtime path explicitly.
 os.environ.setdefault("RDTF_CPU_RUNTIME", "torch")
+# … and in fp32 (exact, the same pixels on every processor); tests of the bf16 path ask for it explicitly
+os.environ.setdefault("RDTF_CPU_PRECISION", "fp32")
 
 
 @pytest.fixture(autouse=True, scope="session")

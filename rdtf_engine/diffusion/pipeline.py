@@ -103,14 +103,15 @@ class _Stage:
 
 class StickerPipeline:
     def __init__(self, unet, vae, card, text, device: torch.device, cuda_graphs: bool = True,
-                 cpu_runtime: str | None = None):
+                 cpu_runtime: str | None = None, cpu_precision: str | None = None):
         """``cuda_graphs``: on a CUDA device, replay each denoiser step as a captured CUDA graph (the same maths as
         eager, without the per-kernel launch cost; falls back to eager by itself if capture fails).
-        ``cpu_runtime``: on the CPU, "auto" / "onnx" (ONNX Runtime when installed) / "torch"; None =
-        ``$RDTF_CPU_RUNTIME`` or auto (``diffusion.cpu_runtime``)."""
+        ``cpu_runtime``: on the CPU, "auto" / "onnx" (ONNX Runtime when installed) / "openvino" / "torch"; None =
+        ``$RDTF_CPU_RUNTIME`` or auto; ``cpu_precision``: "auto" / "fp32" / "bf16"; None = ``$RDTF_CPU_PRECISION``
+        or auto (bf16 where the processor has it; ``diffusion.cpu_runtime``)."""
         self.unet, self.vae, self.card, self.text, self.device = unet.eval(), vae.eval(), card, text, device
         self.scale = float(card.latent_scale)
-        self.step_fns = StepFunctions(self.unet, device, cuda_graphs, cpu_runtime)
+        self.step_fns = StepFunctions(self.unet, device, cuda_graphs, cpu_runtime, cpu_precision)
         self._styled = False  # this sample is drawn with the style deltas (__call__), on the steps below style_below_t
 
     @classmethod
@@ -181,16 +182,23 @@ class StickerPipeline:
         if draft:  # text → video drafted on the small grid, then refined from it (ModelCard.draft_size)
             set_few_step(self.unet, p.scheduler == "lcm")  # each stage draws with the deltas if its sampler does
             sketch = self._windows(self._given_latents(cond_frames, draft), known, runs[0], stage, None, 0)
-            pix = fit_canvas(tensor_to_rgba(decode_latents(self.vae, sketch, self.scale)), size, size)
-            init = encode_frames(self.vae, rgba_to_tensor(pix), self.scale).to(self.device)  # (F, 4, h, w)
+            pix = fit_canvas(tensor_to_rgba(self._decode(sketch)), size, size)
+            init = self._encode(rgba_to_tensor(pix)).to(self.device)  # (F, 4, h, w)
         refine = replace(stage, p=rp)
         set_few_step(self.unet, rp.scheduler == "lcm")  # (also for a refinement the card gives the deltas)
         out = self._windows(given, known, runs[-1], refine, init, n_win * runs[0] if draft else 0)
-        frames = fit_canvas(tensor_to_rgba(decode_latents(self.vae, out, self.scale)), out_size, out_size)
+        frames = fit_canvas(tensor_to_rgba(self._decode(out)), out_size, out_size)
         for i, f in enumerate(cond_frames):
             if f is not None:
                 frames[i] = f  # a locked frame stays exactly what the user locked
         return frames
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(F, 4, h, w) latents → (F, 4, 8h, 8w) pixels; on the CPU at bf16 precision under bf16 autocast."""
+        return decode_latents(self.vae, latents, self.scale, bf16=self.step_fns.bf16_autoencoder)
+
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        return encode_frames(self.vae, pixels, self.scale, bf16=self.step_fns.bf16_autoencoder)
 
     def _refining(self, p: SampleParams, given: bool) -> SampleParams:
         """The refinement stage's request: the draft's, with the card's ``refine_guidance`` for text → video (with
@@ -255,8 +263,7 @@ class StickerPipeline:
         known = [f is not None for f in cond_frames]
         if any(known):
             pix = rgba_to_tensor(fit_canvas(np.stack([f for f in cond_frames if f is not None]), size, size))
-            lat = encode_frames(self.vae, pix, self.scale)
-            given[torch.tensor(known)] = lat.to(self.device)
+            given[torch.tensor(known)] = self._encode(pix).to(self.device)
         return given
 
     def _window_starts(self, num_frames: int) -> list[int]:
@@ -276,7 +283,7 @@ class StickerPipeline:
 
         def peek(i: int, x0: torch.Tensor) -> None:
             if i % every == 0 and i < run:
-                rgba = tensor_to_rgba(decode_latents(self.vae, x0, self.scale))
+                rgba = tensor_to_rgba(self._decode(x0))
                 preview(offset + i, fit_canvas(rgba, out_size, out_size))
 
         return peek

@@ -122,8 +122,13 @@ def list_models(req: ModelsRequest | None = None) -> list[dict[str, Any]]:
 def device_info(req: DeviceRequest | None = None) -> dict[str, Any]:
     import torch
 
+    from rdtf_engine.diffusion.cpu_runtime import resolve_cpu_precision, resolve_cpu_runtime
+
     info: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.cuda.is_available(), "device": "cpu",
                             "name": "CPU", "threads": torch.get_num_threads()}
+    # what a CPU sample runs on (diffusion/cpu_runtime.py): the denoiser's runtime and the precision
+    info["cpu_precision"] = resolve_cpu_precision()
+    info["cpu_runtime"] = resolve_cpu_runtime(precision=info["cpu_precision"])
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
         info.update(device="cuda", name=p.name, memory_mb=p.total_memory // 2**20, cuda_version=torch.version.cuda)

@@ -55,9 +55,9 @@ def assert_golden(out: Path, hashes: set[str], name: str) -> None:
 
 
 def rdtf(*args: str) -> None:
-    # The hashes were recorded with PyTorch's CPU kernels and DPM-Solver++: pin both (ONNX Runtime rounds
-    # differently in the last bits, which can move a pixel by one level).
-    env = {**os.environ, "RDTF_CPU_RUNTIME": "torch"}
+    # The hashes were recorded with PyTorch's CPU kernels in fp32 and DPM-Solver++: pin them (ONNX Runtime rounds
+    # differently in the last bits, which can move a pixel by one level; bf16 moves many).
+    env = {**os.environ, "RDTF_CPU_RUNTIME": "torch", "RDTF_CPU_PRECISION": "fp32"}
     proc = subprocess.run([sys.executable, "-m", "rdtf_engine", "generate", *args, "--device", "cpu",
                            "--sampler", "dpm"], capture_output=True, text=True, check=False, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr

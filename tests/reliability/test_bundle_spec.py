@@ -26,7 +26,8 @@ import bundle_trim
 # Modules the engine imports only on paths the bundle does not offer, with the reason.
 NOT_IN_THE_BUNDLE = {"sklearn": "rdtf_engine.data.keyframes backend='sklearn': no CLI option or page selects it",
                      "onnxruntime": "diffusion/cpu_runtime.py: optional, PyTorch samples when it is missing",
-                     "onnx": "diffusion/cpu_runtime.py: optional, only with onnxruntime"}
+                     "onnx": "diffusion/cpu_runtime.py: optional, only with onnxruntime",
+                     "openvino": "diffusion/openvino_runtime.py: optional, ONNX Runtime or PyTorch samples without it"}
 
 
 def _installed(name: str) -> bool:
