@@ -69,13 +69,19 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def _named(choice: str | None, env: str, allowed: tuple[str, ...], fallback: str) -> str:
+    """``choice``, else ``$env``, else "auto", lower-cased; a name not ``allowed`` is logged and becomes ``fallback``."""
+    name = (choice or os.environ.get(env) or "auto").strip().lower()
+    if name in allowed:
+        return name
+    log.warning("%s=%r is not one of %s: using %s", env, name, ", ".join(allowed), fallback)
+    return fallback
+
+
 def resolve_cpu_precision(choice: str | None = None) -> str:
     """``choice`` (or ``$RDTF_CPU_PRECISION``, or "auto") → "fp32" or "bf16". auto and bf16 → bf16 only where the
     processor has bf16 instructions; an unknown name is logged and becomes fp32 (exact)."""
-    name = (choice or os.environ.get(PRECISION_ENV) or "auto").strip().lower()
-    if name not in PRECISIONS:
-        log.warning("%s=%r is not one of %s: using fp32", PRECISION_ENV, name, ", ".join(PRECISIONS))
-        return "fp32"
+    name = _named(choice, PRECISION_ENV, PRECISIONS, "fp32")
     if name == "fp32":
         return "fp32"
     if cpu_has_bf16():
@@ -90,10 +96,7 @@ def resolve_cpu_runtime(choice: str | None = None, precision: str = "fp32") -> s
     ``precision`` (:func:`resolve_cpu_precision`). auto: OpenVINO for bf16 when installed, else ONNX Runtime when
     installed, else PyTorch; a named runtime that is not installed, or an unknown name, is logged and falls back
     the same way (sampling never fails over the choice of runtime)."""
-    name = (choice or os.environ.get(ENV) or "auto").strip().lower()
-    if name not in RUNTIMES:
-        log.warning("%s=%r is not one of %s: using torch", ENV, name, ", ".join(RUNTIMES))
-        return "torch"
+    name = _named(choice, ENV, RUNTIMES, "torch")
     if name == "torch":
         return "torch"
     if name in ("auto", "openvino") and openvino_installed() and (name == "openvino" or precision == "bf16"):
