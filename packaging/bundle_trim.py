@@ -26,8 +26,9 @@ EXCLUDED: dict[str, str] = {
     **dict.fromkeys(["pytest", "_pytest", "pytestqt", "hypothesis", "grimp", "importlinter", "tkinter",
                      "sentence_transformers"], "test/development tool, never imported by the app"),
     "imageio": "declared dependency the engine does not import; WebM goes through PyAV",
-    # The cpu-fast extra (ONNX Runtime sampling) stays out of the bundle to hold it under 800 MB: the engine
-    # imports it lazily and samples with PyTorch when it is missing (diffusion/cpu_runtime.py).
+    # The cpu-fast extra (ONNX Runtime, OpenVINO) stays out of the bundle to hold it under 800 MB: the engine
+    # imports them lazily and samples with PyTorch when they are missing (diffusion/cpu_runtime.py; at bf16 under
+    # autocast where the processor has it).
     **dict.fromkeys(["onnxruntime", "onnx", "ml_dtypes", "openvino", "openvino_telemetry"],
                     "optional CPU runtime (cpu-fast extra), not bundled: PyTorch samples instead"),
     "imageio_ffmpeg": "its ffmpeg binary alone is 165 MB and is never run (PyAV encodes and decodes)",

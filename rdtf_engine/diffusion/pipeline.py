@@ -195,10 +195,10 @@ class StickerPipeline:
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(F, 4, h, w) latents → (F, 4, 8h, 8w) pixels; on the CPU at bf16 precision under bf16 autocast."""
-        return decode_latents(self.vae, latents, self.scale, bf16=self.step_fns.bf16_autoencoder)
+        return decode_latents(self.vae, latents, self.scale, bf16=self.step_fns.cpu_bf16)
 
     def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        return encode_frames(self.vae, pixels, self.scale, bf16=self.step_fns.bf16_autoencoder)
+        return encode_frames(self.vae, pixels, self.scale, bf16=self.step_fns.cpu_bf16)
 
     def _refining(self, p: SampleParams, given: bool) -> SampleParams:
         """The refinement stage's request: the draft's, with the card's ``refine_guidance`` for text → video (with

@@ -64,7 +64,7 @@ def tensor_to_rgba(x: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def encode_frames(vae, pixels: torch.Tensor, scale: float, batch: int = 64, bf16: bool = False) -> torch.Tensor:
     """(N, 4, H, W) pixels → (N, 4, H/8, W/8) scaled latents (posterior mean: deterministic, as for caching).
-    ``bf16``: on the CPU too under bf16 autocast (sampling at bf16 precision, ``StepFunctions.bf16_autoencoder``)."""
+    ``bf16``: on the CPU too under bf16 autocast (sampling at bf16 precision, ``StepFunctions.cpu_bf16``)."""
     dtype = next(vae.parameters()).dtype
     outs = []
     for i in range(0, pixels.shape[0], batch):

@@ -90,7 +90,17 @@ def test_the_pipeline_runs_its_autoencoder_at_the_step_functions_precision(monke
         pipe.step_fns = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime="torch", cpu_precision=precision)
         pipe._decode(torch.zeros(1, 4, H, H))
         assert seen[-1] is expected and pipe.step_fns.precision == precision
-    assert pipe.step_fns.get((torch.zeros(1),)) == pipe.step_fns.eager  # PyTorch's denoiser: fp32 eager either way
+
+
+def test_the_eager_denoiser_at_bf16_runs_under_autocast_and_combines_in_fp32():
+    pipe, example = _pipe(), _example()
+    fns = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime="torch", cpu_precision="fp32")
+    with torch.no_grad():
+        exact = fns.eager(*example)
+        fns.precision = "bf16"  # as a processor with bf16 instructions resolves auto
+        fast = fns.eager(*example)
+    assert fns.get(example) == fns.eager and fast.dtype == torch.float32
+    assert 0 < _rel_rms(fast, exact) < 0.1  # the guided ε̂ (scale 3) of a random tiny model
 
 
 def _example():
