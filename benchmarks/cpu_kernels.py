@@ -55,21 +55,22 @@ def _difference(out: np.ndarray, ref: np.ndarray) -> dict:
 
 
 def _openvino():
-    """→ (the openvino module or None, whether the CPU runs bf16 natively)."""
+    """→ (the openvino module or None, whether the CPU runs bf16 natively — the engine's own probe)."""
+    from rdtf_engine.diffusion.cpu_runtime import cpu_has_bf16
+
     try:
         import openvino as ov
     except ImportError:
         return None, False
-    caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return ov, "BF16" in [str(c).upper() for c in caps]
+    return ov, cpu_has_bf16()
 
 
 def _denoiser_case(pipe, grid: int):
-    """The engine's guided denoiser call at ``grid`` latents (two guidance rows, 8 frames) → (torch fn,
-    ONNX file, feeds, input order). The ONNX file is the engine's own cached export (built if missing)."""
+    """The engine's guided denoiser call at ``grid`` latents (two guidance rows, 8 frames) → (torch fn, ONNX file,
+    feeds by input name). The ONNX file is the engine's own cached export (built if missing)."""
     import torch
 
-    from rdtf_engine.diffusion.cpu_runtime import _network_inputs, _NetworkCall
+    from rdtf_engine.diffusion.cpu_runtime import INPUT_NAMES, _network_inputs, _NetworkCall
 
     g = torch.Generator().manual_seed(0)
     states, mask = pipe.text.encode(["", PROMPT])
@@ -79,8 +80,7 @@ def _denoiser_case(pipe, grid: int):
     path = getattr(step, "path", None)
     inputs = _network_inputs(*example)
     net = _NetworkCall(pipe.unet).eval()
-    names = ("x", "t", "txt", "cond", "tmask")
-    return (lambda: net(*inputs).numpy()), path, dict(zip(names, (a.numpy() for a in inputs)))
+    return (lambda: net(*inputs).numpy()), path, dict(zip(INPUT_NAMES, (a.numpy() for a in inputs)))
 
 
 def _export_decoder(vae, z, folder: Path) -> Path:

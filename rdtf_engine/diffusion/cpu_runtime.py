@@ -46,6 +46,7 @@ PRECISION_ENV = "RDTF_CPU_PRECISION"
 OPSET = 17
 KEEP_EXPORTS = 8  # ~50 MB each for the shipped model: one per (model, guidance branches, window length)
 CHECK_RTOL, CHECK_ATOL = 1e-3, 1e-4  # observed: ≤ 1e-5 absolute on ε of magnitude ~4 (kernel rounding only)
+INPUT_NAMES = ("x", "t", "txt", "cond", "tmask")  # the exported network call's inputs, in _NetworkCall's order
 EXPORT_FORMAT = 2  # bump when the exported file changes (2: saved graph-optimised): old files are never picked up
 
 
@@ -158,8 +159,7 @@ class OnnxStep:
         _mark_verified(path)
 
     def _run(self, inputs) -> np.ndarray:
-        names = ("x", "t", "txt", "cond", "tmask")
-        return self.session.run(["eps"], {k: v.numpy() for k, v in zip(names, inputs)})[0]
+        return self.session.run(["eps"], {k: v.numpy() for k, v in zip(INPUT_NAMES, inputs)})[0]
 
     def __call__(self, x, t, txt, tmask, conds, g) -> torch.Tensor:
         eps = torch.from_numpy(self._run(_network_inputs(x, t, txt, tmask, conds, g)))  # (n, 4, W, h, w)
@@ -206,7 +206,7 @@ def _export(unet: nn.Module, inputs, path: Path) -> None:
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches: shapes are fixed
-        torch.onnx.export(_NetworkCall(unet).eval(), inputs, buf, input_names=["x", "t", "txt", "cond", "tmask"],
+        torch.onnx.export(_NetworkCall(unet).eval(), inputs, buf, input_names=list(INPUT_NAMES),
                           output_names=["eps"], opset_version=OPSET, dynamo=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     # named like core.atomic's temp files (.NAME.PID-….tmp), so a killed export's folder is cleared by the next

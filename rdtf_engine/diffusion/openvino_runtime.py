@@ -23,6 +23,7 @@ from torch import nn
 from rdtf_engine.diffusion.cpu_runtime import (
     CHECK_ATOL,
     CHECK_RTOL,
+    INPUT_NAMES,
     OnnxUnavailable,
     _mark_verified,
     _network_inputs,
@@ -36,7 +37,6 @@ from rdtf_engine.diffusion.denoiser import combine_guidance
 # one; a wrong kernel or layout is off by tens of per cent
 CHECK_RMS = 0.05
 KEEP_BLOBS = 8  # OpenVINO's compiled blobs (≈ 50 MB each for the shipped model), newest kept, as the exports
-INPUTS = ("x", "t", "txt", "cond", "tmask")
 
 
 class OpenVinoUnavailable(OnnxUnavailable):
@@ -62,7 +62,7 @@ class OpenVinoStep:
                 "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"})
             _prune_blobs(blobs)
             self.request = compiled.create_infer_request()
-            self.order = [INPUTS.index(port.get_any_name()) for port in compiled.inputs]
+            self.order = [INPUT_NAMES.index(port.get_any_name()) for port in compiled.inputs]
             if _verified(path, suffix):
                 return
             out = self._run(inputs)
