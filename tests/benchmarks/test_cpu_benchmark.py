@@ -34,3 +34,24 @@ def test_ratios_are_against_the_first_runtime(bench):
     results = {"torch": {"native": {"sticker_s": 4.0}}, "onnx": {"native": {"sticker_s": 3.0}, "load_s": 1.0}}
     assert bench._ratios(results) == "torch"
     assert results["onnx"]["native"]["vs_baseline"] == 0.75 and results["torch"]["native"]["vs_baseline"] == 1.0
+
+
+def test_cold_command_is_timed_after_a_first_launch_with_bytecode_allowed(monkeypatch, bench):
+    import subprocess
+    import sys
+
+    seen = []
+    real_popen = subprocess.Popen
+
+    def popen(cmd, **kw):  # the real child would be a whole rdtf generate: a trivial process stands in for it
+        seen.append((cmd, kw["env"]))
+        return real_popen([sys.executable, "-c", "pass"], stdout=kw["stdout"], stderr=kw["stderr"])
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setattr(bench.subprocess, "Popen", popen)
+    out = bench.cold_generate("openvino", steps=10, sampler="unipc", threads=2, runs=2)
+    assert len(seen) == 3 and len(out["walls_s"]) == 2  # one untimed launch, then the timed ones
+    assert out["wall_s"] in out["walls_s"] and out["peak_rss_mb"] > 0
+    cmd, env = seen[0]
+    assert cmd[1:4] == ["-m", "rdtf_engine", "generate"] and "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["RDTF_CPU_RUNTIME"] == "openvino" and env["RDTF_CPU_PRECISION"] == "bf16"
