@@ -13,7 +13,8 @@ Peer: a randomly initialised diffusers ``UNetMotionModel`` (Stable Diffusion 1.5
       peer's step on the same latent shape.
 - B3  training: a full step (forward, masked ε-MSE, backward, fused AdamW) of the shipped config at batch
       ``--train-batch`` and of the `paper` preset at batch 4; clips/s and model FLOP utilisation (FLOPs counted
-      by torch's FlopCounterMode over one step, against the card's bf16 matrix rate measured in the same run).
+      by torch's FlopCounterMode over one step, against the card's bf16 matrix rate measured in the same run);
+      the shipped config's whole step captured as one CUDA graph at ``--train-batch`` and 4× it too.
 
     python benchmarks/gpu.py [--skip-peer] [--iters 20] [--train-batch 128] [--model FOLDER]
 """
@@ -164,25 +165,49 @@ def generate_frames(api, req):
     return api.generate(req).frames
 
 
-def train_step_fn(model, batch: int, frames: int, latent: int):
-    """One full training step as the loop does it: bf16 autocast forward, masked ε-MSE, backward, fused AdamW."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    x = torch.randn(batch, 4, frames, latent, latent, device="cuda")
-    t = torch.randint(0, 1000, (batch,), device="cuda")
-    text = torch.randn(batch, 32, 384, device="cuda")
-    fmask = torch.ones(batch, frames, dtype=torch.bool, device="cuda")
-    fmask[: batch // 2, frames - 3:] = False  # half the clips padded, as the loss mask makes them
+def train_step_fn(model, batch: int, frames: int, latent: int, device: str = "cuda",
+                  graphed: bool = False) -> Callable[[], None]:
+    """One full training step as the loop does it: bf16 autocast forward, masked ε-MSE, backward, fused AdamW.
 
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+    ``graphed``: the whole step (forward, backward and the optimizer's update) captured once as a CUDA graph and
+    replayed: what the step costs without a single kernel launch from Python — the ceiling of graphing the real
+    loop (whose inputs would be copied into static buffers first). The optimizer is then ``capturable`` (its step
+    counter on the device), autocast's weight cache off (a graph must not keep the cast copies of one replay), and
+    the gradients live in the graph's memory pool: each replay overwrites them instead of accumulating."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True, capturable=graphed)
+    x = torch.randn(batch, 4, frames, latent, latent, device=device)
+    t = torch.randint(0, 1000, (batch,), device=device)
+    text = torch.randn(batch, 32, 384, device=device)
+    fmask = torch.ones(batch, frames, dtype=torch.bool, device=device)
+    fmask[: batch // 2, frames - 3:] = False  # half the clips padded, as the loss mask makes them
+    w = fmask[:, None, :, None, None].float()
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32  # (bf16 autocast on a CPU only slows a test)
+
+    def forward_backward() -> torch.Tensor:
+        with torch.autocast(device, dtype=dtype, cache_enabled=not graphed, enabled=device == "cuda"):
             eps = model(x, t, text, torch.zeros_like(x), frame_mask=fmask)
-        w = fmask[:, None, :, None, None].float()
         loss = ((eps.float() - x) ** 2 * w).sum() / w.sum().clamp_min(1) / x[0, :, 0].numel()
         loss.backward()
+        return loss.detach()
+
+    def step() -> None:
+        forward_backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return step
+    if not graphed:
+        return step
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the capturing stream (cuDNN/cuBLAS choose their kernels here)
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):  # the gradients are None here, so backward allocates them in the graph's pool
+        forward_backward()
+        opt.step()
+    return graph.replay
 
 
 def step_flops(step: Callable[[], None]) -> float:
@@ -193,17 +218,23 @@ def step_flops(step: Callable[[], None]) -> float:
     return float(counter.get_total_flops())
 
 
-def training(preset: str, batch: int, frames: int, latent: int, peak: float, iters: int, ref: str = "off") -> dict:
+def training(preset: str, batch: int, frames: int, latent: int, peak: float, iters: int, ref: str = "off",
+             graphed: bool = False) -> dict:
     from rdtf_engine.model.dfgn import build_dfgn
 
-    model = build_dfgn(preset, num_frames=frames, reference_attention=ref).to("cuda").train()
-    step = train_step_fn(model, batch, frames, latent)
-    flops = step_flops(step)
-    torch.cuda.reset_peak_memory_stats()
-    s = timed(step, iters, warmup=3)
-    out = {"preset": preset, "batch": batch, "frames": frames, "latent": latent, "ms_per_step": round(s * 1e3, 2),
-           "clips_per_s": round(batch / s, 1), "mfu": round(flops / s / 1e12 / peak, 4),
-           "peak_vram_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+    out = {"preset": preset, "batch": batch, "frames": frames, "latent": latent, "cuda_graph": graphed}
+    model = step = None
+    try:
+        model = build_dfgn(preset, num_frames=frames, reference_attention=ref).to("cuda").train()
+        flops = step_flops(train_step_fn(model, batch, frames, latent))  # counted eagerly: a graph hides its ops
+        step = train_step_fn(model, batch, frames, latent, graphed=graphed)
+        torch.cuda.reset_peak_memory_stats()
+        s = timed(step, iters, warmup=3)
+        out.update({"ms_per_step": round(s * 1e3, 2), "clips_per_s": round(batch / s, 1),
+                    "mfu": round(flops / s / 1e12 / peak, 4),
+                    "peak_vram_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
+    except Exception as exc:  # noqa: BLE001 - one arm failing (a capture error, out of memory) must not lose the rest
+        out["error"] = f"{type(exc).__name__}: {exc}"[:500]
     del model, step
     torch.cuda.empty_cache()
     return out
@@ -259,6 +290,8 @@ def main() -> None:
     # the shipped layout: small preset, 8 frames at 128 px (latent 16), reference attention on
     out["B3"] = {"shipped": training("small", a.train_batch, 8, 16, peak, a.iters, ref="on"),
                  "paper": training("paper", 4, 16, 32, peak, max(5, a.iters // 2))}
+    for batch in sorted({a.train_batch, 4 * a.train_batch}):  # the whole step as one graph, and a fuller card
+        out["B3"][f"shipped_graphed_{batch}"] = training("small", batch, 8, 16, peak, a.iters, ref="on", graphed=True)
     print(json.dumps(out, indent=2))
 
 
