@@ -13,7 +13,7 @@ import sys
 from rdtf_engine import __version__
 from rdtf_engine.cli.data import add_data_parsers
 from rdtf_engine.cli.files import add_cli as add_file_parsers
-from rdtf_engine.cli.generate import _model_size, add_generate_parser
+from rdtf_engine.cli.generate import _model_size, add_generate_parser, start_prefetch
 from rdtf_engine.cli.models import add_model_parsers
 from rdtf_engine.cli.packs import add_pack_parsers
 from rdtf_engine.cli.reporter import Reporter
@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rep = Reporter(args.events)
     try:
-        if getattr(args, "command", None) == "generate" and args.size is None:
-            args.size = _model_size(args.model)
+        if getattr(args, "command", None) == "generate":
+            if args.size is None:
+                args.size = _model_size(args.model)
+            start_prefetch(args)
         return int(args.func(args, rep) or 0)
     except Cancelled as exc:
         rep(Failed("Cancelled", str(exc)))

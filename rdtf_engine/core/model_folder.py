@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from rdtf_engine.core.config import ModelCard
-from rdtf_engine.core.errors import RdtfError
+from rdtf_engine.core.errors import ModelError, RdtfError
 from rdtf_engine.core.model_trust import check_model_folder, check_safetensors  # noqa: F401 (re-exported)
+from rdtf_engine.core.paths import builtin_models_dir, user_models_dir, user_runs_dir
 
 _HASHES: dict[tuple, str] = {}
 _HASH_LOCK = threading.Lock()
@@ -67,3 +68,23 @@ def model_identity(path: str | os.PathLike) -> dict[str, Any]:
     """{"name": the card's name, "sha256": weights_sha256}: how a recipe names the model that made it."""
     card = validate_model_folder(path)
     return {"name": card.name, "sha256": weights_sha256(path)}
+
+
+def resolve_model(name: str) -> Path:
+    """``default`` / a model name / a run dir / a model folder → the folder to load."""
+    p = Path(name).expanduser()
+    if p.is_dir():
+        if (p / "config.json").is_file() and (p / "unet").is_dir():
+            return p
+        if (p / "model" / "config.json").is_file():  # a training run dir: its exported EMA model
+            return p / "model"
+        raise ModelError(f"{p} is neither a model folder nor a training run with a model")
+    for base in (builtin_models_dir(), user_models_dir()):
+        if (base / name / "config.json").is_file():
+            return base / name
+    run = user_runs_dir() / name / "model"
+    if (run / "config.json").is_file():
+        return run
+    if name == "default":
+        raise ModelError("no default model is installed (resources/models/default is missing)")
+    raise ModelError(f"unknown model {name!r}; see `rdtf models`")

@@ -7,7 +7,7 @@ and this one is picked for bf16 (``cpu_runtime.resolve_cpu_runtime``). bf16 is n
 moves by ≈ 0.6 % RMS; the evaluation that decided it is in docs/performance.md.
 
 OpenVINO reads the very ONNX file the ONNX Runtime step exports and caches (``cpu_runtime.exported``), compiles it
-for this processor (≈ 1.3 s; its compiled blob is cached under ``openvino/`` beside the exports, ≈ 0.5 s to load
+for this processor (≈ 1.3 s; its compiled blob is cached under ``openvino/<precision>/`` beside the exports, ≈ 0.5 s to load
 in a later process), and checks its output against eager PyTorch fp32 once per file and precision (a marker
 beside the export records it): within ``CHECK_RMS`` relative RMS in bf16, ONNX Runtime's tolerance in fp32.
 """
@@ -32,6 +32,7 @@ from rdtf_engine.diffusion.cpu_runtime import (
     exported,
 )
 from rdtf_engine.diffusion.denoiser import combine_guidance
+from rdtf_engine.diffusion.graph_prefetch import blob_dir, take
 
 # bf16: |out − eager| RMS / |eager| RMS; measured 0.005–0.006 on the shipped model, 0.017 on the tests' random tiny
 # one; a wrong kernel or layout is off by tens of per cent
@@ -54,13 +55,17 @@ class OpenVinoStep:
 
             inputs = _network_inputs(*example)
             self.path = path = exported(unet, inputs, cache_dir, digest)
-            core = ov.Core()
-            blobs = cache_dir / "openvino"
-            core.set_property({"CACHE_DIR": str(blobs)})
-            compiled = core.compile_model(str(path), "CPU", {
-                "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"})
+            self.config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+                           "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+            blobs = blob_dir(cache_dir, self.config)
+            compiled = take(path, self.config)  # compiled on a background thread since the launch (graph_prefetch)
+            if compiled is None:
+                core = ov.Core()
+                core.set_property({"CACHE_DIR": str(blobs)})
+                compiled = core.compile_model(str(path), "CPU", self.config)
             _prune_blobs(blobs)
+            for stale in blobs.parent.glob("*.blob"):  # blobs of the one-folder layout before blob_dir (not reused)
+                stale.unlink(missing_ok=True)
             self.request = compiled.create_infer_request()
             self.order = [INPUT_NAMES.index(port.get_any_name()) for port in compiled.inputs]
             if _verified(path, suffix):

@@ -20,6 +20,7 @@ from rdtf_engine.diffusion.cpu_runtime import (
     weights_digest,
 )
 from rdtf_engine.diffusion.denoiser import CudaGraphed, GraphUnavailable, guided_eps
+from rdtf_engine.diffusion.graph_prefetch import cache_dir
 from rdtf_engine.model.size_deltas import few_step_on, style_on
 
 log = logging.getLogger("rdtf_engine.diffusion")
@@ -91,15 +92,17 @@ class StepFunctions:
     def _build(self, kind: str, example: Sequence[torch.Tensor], gates: str) -> Callable[..., torch.Tensor]:
         if kind == "graph":
             return CudaGraphed(self.eager, example)
-        from rdtf_engine.core.paths import user_cache_dir
-
         if self._digest is None:
             self._digest = weights_digest(self.unet)  # the weights are fixed for a pipeline's lifetime
         if kind == "openvino":
             from rdtf_engine.diffusion.openvino_runtime import OpenVinoStep
 
-            return OpenVinoStep(self.unet, example, user_cache_dir() / "onnx", self._digest + gates, self.precision)
-        return OnnxStep(self.unet, example, user_cache_dir() / "onnx", self._digest + gates)
+            return OpenVinoStep(self.unet, example, cache_dir(), self._digest + gates, self.precision)
+        return OnnxStep(self.unet, example, cache_dir(), self._digest + gates)
+
+    def compiled_graphs(self) -> list[tuple[str, dict]]:
+        """(exported file, compile settings) of every OpenVINO graph built so far, for ``graph_prefetch.remember``."""
+        return [(str(f.path), dict(f.config)) for f in self._built.values() if hasattr(f, "config")]
 
     def clear(self) -> None:
         """Drop what was built (captured graphs and their memory pools, ONNX Runtime / OpenVINO sessions)."""

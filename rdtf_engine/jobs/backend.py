@@ -64,10 +64,23 @@ def run_request(backend: Backend, req: Request, on_event: EventCallback, should_
 class EngineBackend:
     """The engine proper. Every import is local: the worker constructs this before anything heavy loads."""
 
+    loaded = False  # whether a sticker was drawn: the engine is imported and its graphs built from then on
+
     def generate(self, req: GenerateRequest, on_event: EventCallback, should_stop: StopCallback) -> GenerateResult:
+        first = not self.loaded
+        if first:  # the first sticker: its OpenVINO graphs compile on a thread while the engine imports
+            from rdtf_engine.diffusion import graph_prefetch
+
+            given = bool(req.init_image) or any(req.cond_frames or [])
+            graph_prefetch.start_for_request(req.model, req.frames, req.size, given, req.device)
         from rdtf_engine.jobs.api import generate
 
-        return generate(req, on_event, should_stop)
+        try:
+            return generate(req, on_event, should_stop)
+        finally:
+            if first:
+                self.loaded = True
+                graph_prefetch.forget()
 
     def train(self, req: TrainRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]:
         from rdtf_engine.jobs.api import train

@@ -20,7 +20,7 @@ from typing import Any
 
 from rdtf_engine.core.config import ModelCard
 from rdtf_engine.core.errors import ModelError, RdtfError
-from rdtf_engine.core.model_folder import in_folder, validate_model_folder
+from rdtf_engine.core.model_folder import in_folder, resolve_model, validate_model_folder
 from rdtf_engine.core.model_trust import CheckedModule, check_model_folder, check_module, check_safetensors
 from rdtf_engine.core.paths import builtin_models_dir, user_models_dir, user_runs_dir
 from rdtf_engine.core.requests import model_few_steps, model_guidance, model_image_guidance
@@ -151,26 +151,6 @@ def _shape_diff(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
         return f"{len(extra)} unexpected tensors, e.g. {extra[0]!r}"
     name = next(k for k in expected if expected[k] != found[k])
     return f"{name!r} is {list(found[name])}, the config makes {list(expected[name])}"
-
-
-def resolve_model(name: str) -> Path:
-    """``default`` / a model name / a run dir / a model folder → the folder to load."""
-    p = Path(name).expanduser()
-    if p.is_dir():
-        if (p / "config.json").is_file() and (p / "unet").is_dir():
-            return p
-        if (p / "model" / "config.json").is_file():  # a training run dir: its exported EMA model
-            return p / "model"
-        raise ModelError(f"{p} is neither a model folder nor a training run with a model")
-    for base in (builtin_models_dir(), user_models_dir()):
-        if (base / name / "config.json").is_file():
-            return base / name
-    run = user_runs_dir() / name / "model"
-    if (run / "config.json").is_file():
-        return run
-    if name == "default":
-        raise ModelError("no default model is installed (resources/models/default is missing)")
-    raise ModelError(f"unknown model {name!r}; see `rdtf models`")
 
 
 def list_models(extra_dirs: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:

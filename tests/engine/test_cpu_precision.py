@@ -135,7 +135,8 @@ def test_openvino_steps_match_eager_and_record_their_check(monkeypatch, shared_h
             assert 0 < _rel_rms(out, ref) < 0.1  # the guided ε̂ (scale 3) of a random tiny model: ≈ 3 %
         marker = step.path.with_suffix(f".openvino-{precision}.verified")
         assert marker.read_text().strip() == cpu_runtime._file_sha256(step.path)
-    assert list((shared_home / "cache" / "onnx" / "openvino").glob("*.blob"))  # the compiled blobs are cached
+    blobs = shared_home / "cache" / "onnx" / "openvino"  # the compiled blobs are cached, one folder per precision:
+    assert list((blobs / "f32").glob("*.blob")) and list((blobs / "bf16").glob("*.blob"))  # (one key for both)
 
     calls = []
     real = cpu_runtime._NetworkCall.forward

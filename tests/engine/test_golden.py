@@ -4,8 +4,10 @@ The embedded recipe may change, the pixels may not. A hash covers the decoded RG
 bytes in order), never the file bytes. CPU families round PyTorch's float kernels differently in the last bits,
 so the frames are pinned per family: the hash (with the frames in ``golden/``) was recorded on the build machine
 when the 256 px default shipped. Any other machine must draw within ``TOLERANCE`` of the stored frames: last-bit
-rounding moves a few pixels by a level or two; a change of the maths moves far more. The picture & text case
-starts from the stored text → video strip, a fixed picture that travels with the test.
+rounding moves a few pixels by a level or two, and in a GIF (one palette, one-bit alpha) it can flip an edge pixel
+between transparent and opaque or move it to a neighbouring palette colour — on an Intel Xeon with AMX 0.6 % of
+the picture & text case's pixels moved by more than 8 levels, the mean by 0.08; a change of the maths moves far
+more. The picture & text case starts from the stored text → video strip, a fixed picture that travels with the test.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from PIL import Image, ImageSequence
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "resources" / "models" / "default"
 GOLDEN = Path(__file__).resolve().parent / "golden"
-TOLERANCE = (8, 0.25)  # largest |Δ| of any channel in levels, mean |Δ| in levels
+# (levels, the share of pixels allowed to move by more than that in any channel, the largest mean |Δ| in levels)
+TOLERANCE = (8, 0.01, 0.25)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (DEFAULT / "config.json").is_file(), reason="no shipped default model")]
@@ -50,8 +53,9 @@ def assert_golden(out: Path, hashes: set[str], name: str) -> None:
     if frames_hash(frames)[1] in hashes:
         return
     diff = np.abs(frames.astype(np.int16) - ref.astype(np.int16))
-    assert diff.max() <= TOLERANCE[0] and diff.mean() <= TOLERANCE[1], \
-        f"max |Δ| {diff.max()}, mean {diff.mean():.3f} levels (tolerance {TOLERANCE})"
+    moved = float((diff.max(axis=-1) > TOLERANCE[0]).mean())  # share of pixels beyond TOLERANCE[0] levels
+    assert moved <= TOLERANCE[1] and diff.mean() <= TOLERANCE[2], \
+        f"{moved:.2%} of pixels moved by more than {TOLERANCE[0]} levels, mean |Δ| {diff.mean():.3f} (tolerance {TOLERANCE})"
 
 
 def rdtf(*args: str) -> None:
