@@ -173,4 +173,5 @@ def _wait_at_exit() -> None:
             pass
 
 
-__all__ = ["BLOB_DIR", "INDEX", "blob_dir", "cache_dir", "forget", "remember", "request_key", "start", "start_for_request", "take"]
+__all__ = ["BLOB_DIR", "INDEX", "blob_dir", "cache_dir", "forget", "remember", "request_key", "start",
+           "start_for_request", "take"]

@@ -7,8 +7,8 @@ and this one is picked for bf16 (``cpu_runtime.resolve_cpu_runtime``). bf16 is n
 moves by ≈ 0.6 % RMS; the evaluation that decided it is in docs/performance.md.
 
 OpenVINO reads the very ONNX file the ONNX Runtime step exports and caches (``cpu_runtime.exported``), compiles it
-for this processor (≈ 1.3 s; its compiled blob is cached under ``openvino/<precision>/`` beside the exports, ≈ 0.5 s to load
-in a later process), and checks its output against eager PyTorch fp32 once per file and precision (a marker
+for this processor (≈ 1.3 s; its compiled blob is cached under ``openvino/<precision>/`` beside the exports,
+≈ 0.5 s to load in a later process — or compiled on a thread during the imports, ``graph_prefetch``), and checks its output against eager PyTorch fp32 once per file and precision (a marker
 beside the export records it): within ``CHECK_RMS`` relative RMS in bf16, ONNX Runtime's tolerance in fp32.
 """
 
@@ -55,14 +55,14 @@ class OpenVinoStep:
 
             inputs = _network_inputs(*example)
             self.path = path = exported(unet, inputs, cache_dir, digest)
-            self.config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
-                           "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-            blobs = blob_dir(cache_dir, self.config)
-            compiled = take(path, self.config)  # compiled on a background thread since the launch (graph_prefetch)
+            self.compile_config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+                                   "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+            blobs = blob_dir(cache_dir, self.compile_config)
+            compiled = take(path, self.compile_config)  # compiled on a background thread since the launch (graph_prefetch)
             if compiled is None:
                 core = ov.Core()
                 core.set_property({"CACHE_DIR": str(blobs)})
-                compiled = core.compile_model(str(path), "CPU", self.config)
+                compiled = core.compile_model(str(path), "CPU", self.compile_config)
             _prune_blobs(blobs)
             for stale in blobs.parent.glob("*.blob"):  # blobs of the one-folder layout before blob_dir (not reused)
                 stale.unlink(missing_ok=True)

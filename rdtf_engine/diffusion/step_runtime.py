@@ -44,6 +44,7 @@ class StepFunctions:
         self.precision = resolve_cpu_precision(cpu_precision) if cpu else "fp32"
         self.cpu_runtime = resolve_cpu_runtime(cpu_runtime, self.precision) if cpu else "torch"
         self._built: dict[tuple, Callable[..., torch.Tensor] | None] = {}  # None: building failed, stay eager
+        self.used: list[tuple] = []  # the keys asked for, in order, since a caller last cleared it
         self._digest: str | None = None
 
     def eager(self, *args: torch.Tensor) -> torch.Tensor:
@@ -62,6 +63,8 @@ class StepFunctions:
         key = (kind, gates) + tuple((tuple(a.shape), a.dtype, str(a.device)) for a in example)
         if key not in self._built:
             self._built[key] = self._first_built(kind, example, gates)
+        if key not in self.used:
+            self.used.append(key)
         return self._built[key] or self.eager
 
     @property
@@ -101,8 +104,10 @@ class StepFunctions:
         return OnnxStep(self.unet, example, cache_dir(), self._digest + gates)
 
     def compiled_graphs(self) -> list[tuple[str, dict]]:
-        """(exported file, compile settings) of every OpenVINO graph built so far, for ``graph_prefetch.remember``."""
-        return [(str(f.path), dict(f.config)) for f in self._built.values() if hasattr(f, "config")]
+        """(exported file, compile settings) of the OpenVINO graphs asked for since ``used`` was last cleared (a
+        request clears it first), for ``graph_prefetch.remember``."""
+        steps = [self._built.get(key) for key in self.used]
+        return [(str(f.path), dict(f.compile_config)) for f in steps if hasattr(f, "compile_config")]
 
     def clear(self) -> None:
         """Drop what was built (captured graphs and their memory pools, ONNX Runtime / OpenVINO sessions)."""

@@ -58,6 +58,7 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
                               steps=steps)
     params = SampleParams(req.prompt, int(req.frames), int(req.size), int(req.steps), seed, req.guidance_text,
                           req.guidance_image, req.strength, req.scheduler, cond or [], int(req.preview_every))
+    pipe.step_fns.used.clear()  # (what this request's sampling asks for: _remember_graphs)
     frames = pipe(params, callback=lambda i, n: on_event(Progress("denoise", i, n)), should_stop=should_stop,
                   preview=_previewer(on_event) if req.preview_every > 0 else None)
     _remember_graphs(pipe, model_dir, req, cond is not None)

@@ -125,8 +125,10 @@ def test_the_next_step_takes_the_graph_compiled_in_the_background(monkeypatch, t
     pipe, example = _pipe(), _example()
     fns = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime="openvino", cpu_precision="fp32")
     first = fns.get(example)
-    assert isinstance(first, OpenVinoStep) and fns.compiled_graphs() == [(str(first.path), first.config)]
+    assert isinstance(first, OpenVinoStep) and fns.compiled_graphs() == [(str(first.path), first.compile_config)]
     gp.remember("key", gp.cache_dir(), fns.compiled_graphs())
+    fns.used.clear()  # a later request that samples nothing at this shape records nothing of it
+    assert fns.compiled_graphs() == [] and fns.get(example) is first and fns.compiled_graphs()
 
     compiled_on = []
     real = openvino.Core.compile_model
