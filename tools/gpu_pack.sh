@@ -9,7 +9,9 @@
 #   call:  bash tools/gpu_pack.sh 540        (carry .gpu .whl .packs; $OUT/pack_results.tar.gz comes back)
 #          (with the tree near 48 MiB the three no longer fit one call: `PART_BYTES=12m bash tools/gpu_parts.sh
 #          pack .gpu .whl .packs` here, one `gpu_parts.sh stage` call per part, then this script carrying none)
-#   The packs travel as 12 fps copies (every second frame) to fit the 64 MiB transfer with the shipped model.
+#   The packs travel as 12 fps copies (`tools/make_test_packs.py --every 2`) to fit the 64 MiB transfer with the
+#   shipped model. One pack per call without any staging: `bash tools/gpu_slim.sh hide`, `.packs/` holding that one
+#   pack, carry .gpu .whl .packs (≈ 66 MB: `bash tools/gpu_slim.sh size .gpu .whl .packs`), then `… restore`.
 #   PHASE=train then PHASE=eval (two calls within 30 s: the warm host keeps runs/) split a job too long for one
 #   call; EVAL_SIZES="0 128" evaluates every tuned model at its own size (0) and at 128 px (its draft network).
 #   EXTRA="--draft-only" adds flags to the training command (here: a pack model that keeps the base's 256 px and
