@@ -26,7 +26,10 @@ if [ ! -d .fluent-a ]; then  # hard links: no second copy on disk
   for f in .fluent/fluent-*.tar; do [ "$f" = .fluent/fluent-0000.tar ] || ln -f "$f" .fluent-b/; done
 fi
 $PY -c "import fontTools" 2>/dev/null || $PY -m pip install -q fonttools
-[ -d .gpu/minilm-pruned ] || $PY tools/gpu_bundle.py pack --out .gpu --int8 --extra-captions .fluent/captions.txt
+# PACKS=DIR (folders of test packs, tools/make_test_packs.py): their caption words and the pack style token are
+# kept by the pruned text encoder too, as a pack measurement (tools/gpu_pack.sh) needs
+[ -d .gpu/minilm-pruned ] || $PY tools/gpu_bundle.py pack --out .gpu --int8 --extra-captions .fluent/captions.txt \
+    ${PACKS:+$PACKS/*/captions.csv} --extra-text "in the style of my pack"
 if ! ls .whl/diffusers-*.whl >/dev/null 2>&1; then
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   # the lent GPU hosts run Python 3.12; pure-Python wheels, no dependencies pulled in
