@@ -18,8 +18,9 @@ guided denoiser output from eager PyTorch's, and peak RSS. Output sizes: the mod
 ways: resampled from a native-size sample (what ``rdtf generate --size 256`` does) and sampled on a 256-px latent
 grid (speed only: the model was not trained at that size). ``--cold`` also times the whole ``rdtf generate``
 command per runtime (process start, imports, model load, sampling, GIF; ``--iters`` launches after an untimed
-first one, bytecode written as any installed copy has it), the end-to-end figure of a command line, and the same request served warm (a second request → written GIF in one process, as the app's engine
-worker serves every sticker after its first).
+first one, bytecode written as any installed copy has it), the end-to-end figure of a command line, and the same
+request served warm (a second request → written GIF in one process, as the app's engine worker serves every
+sticker after its first).
 
     python benchmarks/cpu.py [--runtimes torch,torch-tuned,compile,onnx] [--steps 20] [--iters 3] [--cold]
                              [--model FOLDER --sampler lcm --steps 4]   (a distilled model's few-step sampler)
@@ -135,11 +136,16 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
+def _precision(runtime: str) -> str:
+    """The precision a runtime is measured at: bf16 for OpenVINO (its reason to exist), fp32 for every other."""
+    return "bf16" if runtime == "openvino" else "fp32"
+
+
 def _runtime_env(runtime: str, threads: int) -> dict:
     """A child process's environment for ``runtime`` as the engine picks it (``RDTF_CPU_RUNTIME`` and
     ``RDTF_CPU_PRECISION``)."""
     env = {**os.environ, "RDTF_CPU_RUNTIME": runtime if runtime in ("onnx", "openvino") else "torch",
-           "RDTF_CPU_PRECISION": "bf16" if runtime == "openvino" else "fp32", "PYTHONPATH": str(ROOT)}
+           "RDTF_CPU_PRECISION": _precision(runtime), "PYTHONPATH": str(ROOT)}
     if runtime != "torch":
         env["OMP_NUM_THREADS"] = str(threads)  # torch's thread count, which ONNX Runtime follows
     return env
@@ -212,8 +218,8 @@ def _warm_one(steps: int, sampler: str, iters: int) -> dict:
 def _child(runtime: str, a) -> dict:
     cmd = [sys.executable, __file__, "--one", runtime, "--steps", str(a.steps), "--iters", str(a.iters),
            "--sampler", a.sampler, "--threads", str(a.threads), "--settings", a.settings]
-    precision = "bf16" if runtime == "openvino" else "fp32"  # (the runtime itself is set in _pipeline)
-    return _run_json(cmd, {**os.environ, "PYTHONPATH": str(ROOT), "RDTF_CPU_PRECISION": precision})
+    # (the runtime itself is set in _pipeline)
+    return _run_json(cmd, {**os.environ, "PYTHONPATH": str(ROOT), "RDTF_CPU_PRECISION": _precision(runtime)})
 
 
 def _ratios(results: dict) -> str:

@@ -72,7 +72,8 @@ def cpu_has_bf16() -> bool:
 
 
 def _named(choice: str | None, env: str, allowed: tuple[str, ...], fallback: str) -> str:
-    """``choice``, else ``$env``, else "auto", lower-cased; a name not ``allowed`` is logged and becomes ``fallback``."""
+    """``choice``, else ``$env``, else "auto", lower-cased; a name not ``allowed`` is logged and becomes
+    ``fallback``."""
     name = (choice or os.environ.get(env) or "auto").strip().lower()
     if name in allowed:
         return name

@@ -8,8 +8,9 @@ moves by ≈ 0.6 % RMS; the evaluation that decided it is in docs/performance.md
 
 OpenVINO reads the very ONNX file the ONNX Runtime step exports and caches (``cpu_runtime.exported``), compiles it
 for this processor (≈ 1.3 s; its compiled blob is cached under ``openvino/<precision>/`` beside the exports,
-≈ 0.5 s to load in a later process — or compiled on a thread during the imports, ``graph_prefetch``), and checks its output against eager PyTorch fp32 once per file and precision (a marker
-beside the export records it): within ``CHECK_RMS`` relative RMS in bf16, ONNX Runtime's tolerance in fp32.
+≈ 0.5 s to load in a later process — or compiled on a thread during the imports, ``graph_prefetch``), and checks
+its output against eager PyTorch fp32 once per file and precision (a marker beside the export records it): within
+``CHECK_RMS`` relative RMS in bf16, ONNX Runtime's tolerance in fp32.
 """
 
 from __future__ import annotations
@@ -58,14 +59,12 @@ class OpenVinoStep:
             self.compile_config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
                                    "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
             blobs = blob_dir(cache_dir, self.compile_config)
-            compiled = take(path, self.compile_config)  # compiled on a background thread since the launch (graph_prefetch)
+            compiled = take(path, self.compile_config)  # compiled on a thread since the launch (graph_prefetch)
             if compiled is None:
                 core = ov.Core()
                 core.set_property({"CACHE_DIR": str(blobs)})
                 compiled = core.compile_model(str(path), "CPU", self.compile_config)
             _prune_blobs(blobs)
-            for stale in blobs.parent.glob("*.blob"):  # blobs of the one-folder layout before blob_dir (not reused)
-                stale.unlink(missing_ok=True)
             self.request = compiled.create_infer_request()
             self.order = [INPUT_NAMES.index(port.get_any_name()) for port in compiled.inputs]
             if _verified(path, suffix):
@@ -93,7 +92,8 @@ class OpenVinoStep:
 
 
 def _prune_blobs(folder: Path) -> None:
-    """Keep OpenVINO's newest ``KEEP_BLOBS`` compiled blobs (each export and precision leaves one)."""
+    """Keep the newest ``KEEP_BLOBS`` compiled blobs of ``folder`` (one precision's: each export leaves one there),
+    and none of the one-folder layout above it (before ``blob_dir``: never read again)."""
     files = sorted(folder.glob("*.blob"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[KEEP_BLOBS:]:
+    for old in files[KEEP_BLOBS:] + list(folder.parent.glob("*.blob")):
         old.unlink(missing_ok=True)

@@ -81,7 +81,8 @@ class StepFunctions:
             return self.cpu_runtime
         return "eager"
 
-    def _first_built(self, kind: str, example: Sequence[torch.Tensor], gates: str) -> Callable[..., torch.Tensor] | None:
+    def _first_built(self, kind: str, example: Sequence[torch.Tensor],
+                     gates: str) -> Callable[..., torch.Tensor] | None:
         """``kind``'s step function, else that of the first of its ``FALLBACKS`` that builds; None: eager."""
         tried = (kind,) + FALLBACKS[kind]
         for i, k in enumerate(tried):

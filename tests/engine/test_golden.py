@@ -55,7 +55,8 @@ def assert_golden(out: Path, hashes: set[str], name: str) -> None:
     diff = np.abs(frames.astype(np.int16) - ref.astype(np.int16))
     moved = float((diff.max(axis=-1) > TOLERANCE[0]).mean())  # share of pixels beyond TOLERANCE[0] levels
     assert moved <= TOLERANCE[1] and diff.mean() <= TOLERANCE[2], \
-        f"{moved:.2%} of pixels moved by more than {TOLERANCE[0]} levels, mean |Δ| {diff.mean():.3f} (tolerance {TOLERANCE})"
+        f"{moved:.2%} of pixels moved by more than {TOLERANCE[0]} levels, mean |Δ| {diff.mean():.3f} " \
+        f"(tolerance {TOLERANCE})"
 
 
 def rdtf(*args: str) -> None:

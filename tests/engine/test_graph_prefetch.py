@@ -132,8 +132,12 @@ def test_the_next_step_takes_the_graph_compiled_in_the_background(monkeypatch, t
 
     compiled_on = []
     real = openvino.Core.compile_model
-    monkeypatch.setattr(openvino.Core, "compile_model",
-                        lambda self, *a, **k: compiled_on.append(threading.current_thread().name) or real(self, *a, **k))
+
+    def compile_model(self, *a, **k):  # which thread compiles
+        compiled_on.append(threading.current_thread().name)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(openvino.Core, "compile_model", compile_model)
     assert gp.start("key", gp.cache_dir(), "openvino") == 1
     again = type(pipe.step_fns)(pipe.unet, pipe.device, cpu_runtime="openvino", cpu_precision="fp32")
     step = again.get(example)
