@@ -16,7 +16,7 @@ to the user cache (``onnx/``, the newest ``KEEP_EXPORTS`` kept) and reused by ev
 ``RDTF_CPU_RUNTIME`` = auto (default) | onnx | openvino | torch picks the runtime for a whole process, and
 ``RDTF_CPU_PRECISION`` = auto (default) | fp32 | bf16 its precision: bf16 (where the processor has it) runs the
 autoencoder under bf16 autocast and the denoiser on OpenVINO in bf16; auto picks OpenVINO when it is installed
-and the precision is bf16, else ONNX Runtime when installed, else PyTorch. ONNX Runtime runs fp32 whatever the
+and the precision is bf16, else ONNX Runtime when installed, else PyTorch (``cpu_choice``, torch-free). ONNX Runtime runs fp32 whatever the
 precision; eager PyTorch samples under bf16 autocast at bf16 (``StepFunctions.eager``). The reference every
 runtime is checked against is always the network in eager fp32 (``_NetworkCall``).
 """
@@ -24,7 +24,6 @@ runtime is checked against is always the network in eager fp32 (``_NetworkCall``
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import logging
 import os
@@ -35,14 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from rdtf_engine.diffusion.cpu_choice import requested_precision
 from rdtf_engine.diffusion.denoiser import combine_guidance
 
 log = logging.getLogger("rdtf_engine.diffusion")
 
-RUNTIMES = ("auto", "onnx", "openvino", "torch")
-ENV = "RDTF_CPU_RUNTIME"
-PRECISIONS = ("auto", "fp32", "bf16")
-PRECISION_ENV = "RDTF_CPU_PRECISION"
 OPSET = 17
 KEEP_EXPORTS = 8  # ~50 MB each for the shipped model: one per (model, guidance branches, window length)
 CHECK_RTOL, CHECK_ATOL = 1e-3, 1e-4  # observed: ≤ 1e-5 absolute on ε of magnitude ~4 (kernel rounding only)
@@ -54,15 +50,6 @@ class OnnxUnavailable(RuntimeError):
     """Exporting, loading or checking the ONNX denoiser failed; the caller samples with PyTorch instead."""
 
 
-def onnx_installed() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
-
-
-def openvino_installed() -> bool:
-    # OpenVINO reads the file ONNX Runtime optimised and saved (_export), so it needs the ONNX pair too
-    return onnx_installed() and importlib.util.find_spec("openvino") is not None
-
-
 def cpu_has_bf16() -> bool:
     """Whether this processor computes bf16 natively (AVX512-BF16 or AMX): elsewhere bf16 is emulated, slower."""
     try:
@@ -71,20 +58,10 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def _named(choice: str | None, env: str, allowed: tuple[str, ...], fallback: str) -> str:
-    """``choice``, else ``$env``, else "auto", lower-cased; a name not ``allowed`` is logged and becomes
-    ``fallback``."""
-    name = (choice or os.environ.get(env) or "auto").strip().lower()
-    if name in allowed:
-        return name
-    log.warning("%s=%r is not one of %s: using %s", env, name, ", ".join(allowed), fallback)
-    return fallback
-
-
 def resolve_cpu_precision(choice: str | None = None) -> str:
     """``choice`` (or ``$RDTF_CPU_PRECISION``, or "auto") → "fp32" or "bf16". auto and bf16 → bf16 only where the
     processor has bf16 instructions; an unknown name is logged and becomes fp32 (exact)."""
-    name = _named(choice, PRECISION_ENV, PRECISIONS, "fp32")
+    name = requested_precision(choice)
     if name == "fp32":
         return "fp32"
     if cpu_has_bf16():
@@ -92,26 +69,6 @@ def resolve_cpu_precision(choice: str | None = None) -> str:
     if name == "bf16":
         log.warning("this processor has no bf16 instructions (AVX512-BF16 or AMX): using fp32")
     return "fp32"
-
-
-def resolve_cpu_runtime(choice: str | None = None, precision: str = "fp32") -> str:
-    """``choice`` (or ``$RDTF_CPU_RUNTIME``, or "auto") → "onnx", "openvino" or "torch" for a process sampling at
-    ``precision`` (:func:`resolve_cpu_precision`). auto: OpenVINO for bf16 when installed, else ONNX Runtime when
-    installed, else PyTorch; a named runtime that is not installed, or an unknown name, is logged and falls back
-    the same way (sampling never fails over the choice of runtime)."""
-    name = _named(choice, ENV, RUNTIMES, "torch")
-    if name == "torch":
-        return "torch"
-    if name in ("auto", "openvino") and openvino_installed() and (name == "openvino" or precision == "bf16"):
-        return "openvino"
-    if name == "openvino":
-        log.warning("openvino is not installed (pip install 'rdtf-sticker-studio[cpu-fast]'): using %s",
-                    "onnx" if onnx_installed() else "torch")
-    if onnx_installed():
-        return "onnx"
-    if name == "onnx":
-        log.warning("onnxruntime is not installed (pip install 'rdtf-sticker-studio[cpu-fast]'): using torch")
-    return "torch"
 
 
 class _NetworkCall(nn.Module):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rdtf_engine.core.atomic import write_text_atomic
+from rdtf_engine.diffusion import cpu_choice
 
 log = logging.getLogger("rdtf_engine.diffusion")
 
@@ -95,10 +96,11 @@ def _read_index(cache_dir: Path) -> dict[str, list[dict[str, Any]]]:
 def start(key: str, cache_dir: Path, runtime: str | None = None) -> int:
     """Begin compiling the graphs remembered for ``key`` on a background thread → how many. ``runtime``: the CPU
     runtime asked for (``$RDTF_CPU_RUNTIME`` when None); one that cannot be OpenVINO prefetches nothing."""
-    runtime = (runtime or os.environ.get("RDTF_CPU_RUNTIME") or "auto").lower()
-    precision = (os.environ.get("RDTF_CPU_PRECISION") or "auto").lower()
-    if runtime not in ("auto", "openvino") or (runtime == "auto" and precision == "fp32"):
-        return 0  # (auto at fp32 samples on ONNX Runtime)
+    # the sampler's own rules (quietly: it says so itself if a name is wrong); "auto" precision may be bf16 here —
+    # whether the processor has it needs torch — so only an explicit fp32 is known to be fp32
+    precision = cpu_choice.requested_precision(quiet=True)
+    if cpu_choice.resolve_cpu_runtime(runtime, "fp32" if precision == "fp32" else "bf16", quiet=True) != "openvino":
+        return 0
     graphs = [g for g in _read_index(cache_dir).get(key, [])
               if isinstance(g, dict) and Path(str(g.get("path", ""))).is_file() and isinstance(g.get("config"), dict)
               and (precision != "fp32" or g["config"].get("INFERENCE_PRECISION_HINT") == "f32")]

@@ -3,7 +3,7 @@
 Why: on such a processor the denoiser's bf16 call takes ≈ 0.55× ONNX Runtime's fp32 one (2 cores, the shipped
 model: 63 against 112 ms on the 128 px draft's grid, 267 against 504 ms at 256 px; ``benchmarks/cpu_kernels.py``),
 while OpenVINO in fp32 is within ±15 % of ONNX Runtime — not worth a second runtime, so fp32 stays on ONNX Runtime
-and this one is picked for bf16 (``cpu_runtime.resolve_cpu_runtime``). bf16 is not exact: the network's output
+and this one is picked for bf16 (``cpu_choice.resolve_cpu_runtime``). bf16 is not exact: the network's output
 moves by ≈ 0.6 % RMS; the evaluation that decided it is in docs/performance.md.
 
 OpenVINO reads the very ONNX file the ONNX Runtime step exports and caches (``cpu_runtime.exported``), compiles it

@@ -12,13 +12,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from rdtf_engine.diffusion.cpu_runtime import (
-    OnnxStep,
-    OnnxUnavailable,
-    resolve_cpu_precision,
-    resolve_cpu_runtime,
-    weights_digest,
-)
+from rdtf_engine.diffusion.cpu_choice import resolve_cpu_runtime
+from rdtf_engine.diffusion.cpu_runtime import OnnxStep, OnnxUnavailable, resolve_cpu_precision, weights_digest
 from rdtf_engine.diffusion.denoiser import CudaGraphed, GraphUnavailable, guided_eps
 from rdtf_engine.diffusion.graph_prefetch import cache_dir
 from rdtf_engine.model.size_deltas import few_step_on, style_on

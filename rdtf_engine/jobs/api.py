@@ -124,7 +124,8 @@ def list_models(req: ModelsRequest | None = None) -> list[dict[str, Any]]:
 def device_info(req: DeviceRequest | None = None) -> dict[str, Any]:
     import torch
 
-    from rdtf_engine.diffusion.cpu_runtime import resolve_cpu_precision, resolve_cpu_runtime
+    from rdtf_engine.diffusion.cpu_choice import resolve_cpu_runtime
+    from rdtf_engine.diffusion.cpu_runtime import resolve_cpu_precision
 
     info: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.cuda.is_available(), "device": "cpu",
                             "name": "CPU", "threads": torch.get_num_threads()}

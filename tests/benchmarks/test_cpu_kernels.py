@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rdtf_engine.diffusion import cpu_runtime
+from rdtf_engine.diffusion import cpu_choice
 
 
 @pytest.fixture
@@ -35,14 +35,14 @@ def test_without_an_onnx_file_only_pytorch_is_timed(bench):
     assert all("vs_onnx" not in r for r in out.values())  # no ONNX Runtime figure to compare with
 
 
-@pytest.mark.skipif(not cpu_runtime.onnx_installed(), reason="onnxruntime not installed")
+@pytest.mark.skipif(not cpu_choice.onnx_installed(), reason="onnxruntime not installed")
 def test_every_runtime_runs_the_exported_file_against_onnx_runtime(bench, tmp_path):
     net, x = _conv(), torch.randn(2, 4, 16, 16)
     path = tmp_path / "net.onnx"
     torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
     out = bench.measure_network(lambda: net(x).float().numpy(), path, {"x": x.numpy()}, iters=1, threads=1)
     assert out["onnx"]["vs_onnx"] == 1.0 and out["onnx"]["max_abs_diff"] < 1e-4
-    if cpu_runtime.openvino_installed():
+    if cpu_choice.openvino_installed():
         assert out["openvino"]["max_abs_diff"] < 1e-4 and out["openvino"]["vs_onnx"] > 0
         bf16 = out["openvino-bf16"]
         assert "skipped" in bf16 or 0 < bf16["rel_rms_diff"] < 0.05

@@ -10,11 +10,12 @@ import pytest
 import torch
 from sampling_fixtures import H, W, _pipe, _text
 
-from rdtf_engine.diffusion import cpu_runtime
-from rdtf_engine.diffusion.cpu_runtime import OnnxStep, resolve_cpu_precision, resolve_cpu_runtime
+from rdtf_engine.diffusion import cpu_choice, cpu_runtime
+from rdtf_engine.diffusion.cpu_choice import resolve_cpu_runtime
+from rdtf_engine.diffusion.cpu_runtime import OnnxStep, resolve_cpu_precision
 from rdtf_engine.model.autoencoder import build_autoencoder, decode_latents, encode_frames
 
-needs_openvino = pytest.mark.skipif(not cpu_runtime.openvino_installed(), reason="openvino not installed")
+needs_openvino = pytest.mark.skipif(not cpu_choice.openvino_installed(), reason="openvino not installed")
 
 
 def _rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -39,13 +40,13 @@ def test_bf16_only_where_the_processor_has_it(monkeypatch, caplog):
 
 def test_openvino_is_picked_for_bf16_and_falls_back_when_missing(monkeypatch, caplog):
     monkeypatch.delenv("RDTF_CPU_RUNTIME", raising=False)
-    monkeypatch.setattr(cpu_runtime, "onnx_installed", lambda: True)
-    monkeypatch.setattr(cpu_runtime, "openvino_installed", lambda: True)
+    monkeypatch.setattr(cpu_choice, "onnx_installed", lambda: True)
+    monkeypatch.setattr(cpu_choice, "openvino_installed", lambda: True)
     assert resolve_cpu_runtime("auto", "bf16") == "openvino"
     assert resolve_cpu_runtime("auto", "fp32") == "onnx"  # OpenVINO fp32 is no faster than ONNX Runtime
     assert resolve_cpu_runtime("openvino", "fp32") == "openvino"  # asked for by name: given
     assert resolve_cpu_runtime("torch", "bf16") == "torch"
-    monkeypatch.setattr(cpu_runtime, "openvino_installed", lambda: False)
+    monkeypatch.setattr(cpu_choice, "openvino_installed", lambda: False)
     with caplog.at_level(logging.WARNING, logger="rdtf_engine.diffusion"):
         assert resolve_cpu_runtime("auto", "bf16") == "onnx"
         assert "openvino is not installed" not in caplog.text

@@ -9,11 +9,12 @@ import pytest
 import torch
 from sampling_fixtures import H, W, _pipe, _text, _window
 
-from rdtf_engine.diffusion import cpu_runtime
-from rdtf_engine.diffusion.cpu_runtime import OnnxStep, resolve_cpu_runtime
+from rdtf_engine.diffusion import cpu_choice, cpu_runtime
+from rdtf_engine.diffusion.cpu_choice import resolve_cpu_runtime
+from rdtf_engine.diffusion.cpu_runtime import OnnxStep
 from rdtf_engine.diffusion.pipeline import SampleParams
 
-needs_ort = pytest.mark.skipif(not cpu_runtime.onnx_installed(), reason="onnxruntime not installed")
+needs_ort = pytest.mark.skipif(not cpu_choice.onnx_installed(), reason="onnxruntime not installed")
 
 
 @needs_ort
@@ -84,8 +85,8 @@ def test_failed_export_logs_and_samples_with_pytorch(monkeypatch, tmp_path, capl
 def test_runtime_choice(monkeypatch, caplog):
     monkeypatch.setenv("RDTF_CPU_RUNTIME", "torch")
     assert resolve_cpu_runtime() == "torch"
-    assert resolve_cpu_runtime("auto") == ("onnx" if cpu_runtime.onnx_installed() else "torch")
-    monkeypatch.setattr(cpu_runtime, "onnx_installed", lambda: False)
+    assert resolve_cpu_runtime("auto") == ("onnx" if cpu_choice.onnx_installed() else "torch")
+    monkeypatch.setattr(cpu_choice, "onnx_installed", lambda: False)
     with caplog.at_level(logging.WARNING, logger="rdtf_engine.diffusion"):
         assert resolve_cpu_runtime("onnx") == "torch"
         assert resolve_cpu_runtime("tensorrt") == "torch"

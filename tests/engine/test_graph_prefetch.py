@@ -76,6 +76,41 @@ def test_nothing_starts_where_openvino_will_not_sample(tmp_path, monkeypatch):
         gp._PENDING.clear()
 
 
+def test_the_head_start_decides_by_the_samplers_own_rules(tmp_path, monkeypatch):
+    """On a processor with bf16, a bf16 graph is prefetched exactly where the sampler will run OpenVINO in bf16: the
+    same torch-free rules (cpu_choice) decide both, whatever is installed or asked for by name."""
+    from rdtf_engine.diffusion import cpu_choice, cpu_runtime
+
+    onnx = tmp_path / "a.onnx"
+    onnx.write_bytes(b"x")
+    gp.remember("k", tmp_path, [(str(onnx), CONFIG)])
+    monkeypatch.setattr(gp, "_compile_all", lambda ov, cache, work: None)
+    monkeypatch.setattr(cpu_runtime, "cpu_has_bf16", lambda: True)
+    monkeypatch.setitem(__import__("sys").modules, "openvino", argparse.Namespace())  # no real compile needed
+    for installed in (True, False):
+        monkeypatch.setattr(cpu_choice, "openvino_installed", lambda installed=installed: installed)
+        for runtime in ("auto", "openvino", "onnx", "torch", "tensorrt"):
+            for precision in ("auto", "bf16", "Bf16", "fp16"):
+                monkeypatch.setenv("RDTF_CPU_RUNTIME", runtime)
+                monkeypatch.setenv("RDTF_CPU_PRECISION", precision)
+                wanted = cpu_runtime.resolve_cpu_precision()
+                sampler = cpu_choice.resolve_cpu_runtime(precision=wanted)
+                usable = sampler == "openvino" and wanted == "bf16"  # (the graph remembered was compiled for bf16)
+                try:
+                    assert (gp.start("k", tmp_path) == 1) == usable, (installed, runtime, precision)
+                finally:
+                    gp._PENDING.clear()
+
+
+def test_the_head_start_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from rdtf_engine.diffusion import graph_prefetch, cpu_choice; "
+            "cpu_choice.resolve_cpu_runtime(); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_a_prefetch_is_taken_only_for_its_settings_and_a_failed_one_is_not_used():
     from concurrent.futures import Future
 
