@@ -125,9 +125,7 @@ def cmd_eval_autoencoder(args, rep: Reporter) -> int:
     return 0
 
 
-def add_train_parsers(sub) -> None:
-    t = sub.add_parser("train", help="train on your stickers: fine-tune the shipped model (default) or train from "
-                                      "scratch with dual masks + curriculum")
+def _data_args(t) -> None:
     t.add_argument("--data", default=None,
                    help="folder/zip of stickers, dataset folder, builtin:shapes, builtin:emoji (not with --resume)")
     t.add_argument("--out", required=True, help="run folder")
@@ -138,11 +136,46 @@ def add_train_parsers(sub) -> None:
                         "needs thousands of clips and GPU hours before it draws more than blobs); custom: the flags "
                         "alone. Default: custom when --preset or --init-from is given, else pack. Flags given "
                         "override the recipe's values")
+    t.add_argument("--pack-windows", choices=("auto", "on", "off"), default=None,
+                   help="a folder/zip of 4-200 stickers trains on every frame window of every sticker, with flips "
+                        "(not for mirror-image pairs) and small colour/scale jitter (auto, the default: for packs "
+                        "up to 200 stickers; on: insist; off: one clip per sticker)")
+    t.add_argument("--pack-style", default=None, metavar="TEXT",
+                   help="suffix added to a pack's captions while training, so prompts ending with it reach the "
+                        "pack's look (default: ', in the style of my pack'; '' for none)")
+    t.add_argument("--word-dropout", type=float, default=None, metavar="P",
+                   help="each caption word is replaced by '#' with probability P while training (default the "
+                        "recipe's; the paper's 0.2)")
+    t.add_argument("--max-clips", type=int, default=None)
+
+
+def _base_args(t) -> None:
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from this model's weights (a model folder or name, e.g. default): fine-tune it on "
+                        "your stickers with its own autoencoder, preset, temporal layer and size")
+    t.add_argument("--continue-curriculum", action="store_true",
+                   help="with --init-from: take up the base model's curriculum after its steps (its late, "
+                        "generation-heavy task mix) instead of restarting it at the easy tasks; the CPU pack recipe "
+                        "does this (docs/curriculum.md)")
+    t.add_argument("--draft-only", action="store_true",
+                   help="with --init-from a model that drafts at a smaller size with size deltas (the 256 px "
+                        "default): train its draft network alone, every step at the draft size, and keep the base's "
+                        "native size and deltas as they are (default: the fine-tune becomes a draft-size model)")
     t.add_argument("--preset", default=None, help="tiny | small | paper (default tiny, or --init-from's)")
-    t.add_argument("--steps", type=int, default=None,
-                   help="total steps (default the recipe's, 1000 for custom; with --resume: the run's own)")
-    t.add_argument("--batch-size", type=int, default=None, help="default the recipe's (custom: 4)")
-    t.add_argument("--lr", type=float, default=None, help="default the recipe's (custom: 2e-4)")
+    t.add_argument("--temporal", choices=("sti", "conv3d"), default=None, help="default sti, or --init-from's")
+    t.add_argument("--reference-attention", choices=("on", "off", "all"), default=None,
+                   help="every frame's spatial attention also sees the given (or first) frame: keeps an image's "
+                        "identity while it moves. on: the attention levels, no extra weights; all: also the levels "
+                        "without attention, with a zero-initialised block each (default off, or --init-from's)")
+    t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
+    t.add_argument("--ae-steps", type=int, default=None, help="default the recipe's (custom: 500)")
+    t.add_argument("--decoder-steps", type=int, default=None, metavar="N",
+                   help="a fine-tune first tunes its autoencoder's decoder on your stickers for N steps (the "
+                        "encoder and latent space stay the base's): your colours and textures instead of the "
+                        "base's (default the recipe's: pack tunes it; custom: 0 = keep the base's decoder)")
+
+
+def _size_args(t) -> None:
     t.add_argument("--size", type=int, default=None, help="frame size in px (default 64, or --init-from's)")
     t.add_argument("--draft-size", type=int, default=None,
                    help="also train at this smaller size, one step in --draft-every (0 = off; default --init-from's): "
@@ -157,15 +190,24 @@ def add_train_parsers(sub) -> None:
                    help="with a draft size: give every layer a rank-R companion that acts only at the draft size and "
                         "only for prompts carrying --style-tag (0 = none; default --init-from's); with --trainable "
                         "style only those train, so every other prompt draws exactly as the base does")
+    t.add_argument("--style-tag", default=None, metavar="TEXT",
+                   help="with --trainable style: the prompt ending that switches the style deltas on, e.g. "
+                        "\"in 3d style\"; appended to every training caption that lacks it, saved in the card")
+    t.add_argument("--few-step-rank", type=int, default=None, metavar="R",
+                   help="give every layer a rank-R companion that the few-step sampler switches on (0 = none)")
+    t.add_argument("--trainable", choices=TRAINABLE, default=None,
+                   help="all weights; attention: only the attention and temporal layers; text: only the text "
+                        "projection and the text cross-attention's keys and values; deltas: only the size "
+                        "deltas (--size-delta-rank); style: only the style deltas (--style-delta-rank, "
+                        "--style-tag), at the draft size; few-step: only the few-step deltas (--objective "
+                        "consistency) (default all)")
+
+
+def _objective_args(t) -> None:
     t.add_argument("--objective", choices=OBJECTIVES, default=None,
                    help="noise: the paper's denoising loss (default); consistency: distil --init-from into few-step "
                         f"deltas (--few-step-rank, default {DEFAULT_FEW_STEP_RANK}; only they train), so its stickers "
                         "draw in 4 unguided steps (--sampler lcm) as well as in 10-20 guided ones")
-    t.add_argument("--few-step-rank", type=int, default=None, metavar="R",
-                   help="give every layer a rank-R companion that the few-step sampler switches on (0 = none)")
-    t.add_argument("--style-tag", default=None, metavar="TEXT",
-                   help="with --trainable style: the prompt ending that switches the style deltas on, e.g. "
-                        "\"in 3d style\"; appended to every training caption that lacks it, saved in the card")
     t.add_argument("--anchor", default=None, metavar="MODEL",
                    help="hold the run to this model's predictions (usually the --init-from model, e.g. default) on "
                         "the batches at its own size, for the procedural clips it learnt from: keeps its drawing "
@@ -175,64 +217,43 @@ def add_train_parsers(sub) -> None:
     t.add_argument("--motion-weight", type=float, default=None, metavar="W",
                    help="also fit the frame-to-frame differences of the predicted noise, with this weight beside "
                         "the denoising loss (default 0 = off): for a model that draws real clips nearly still")
+    t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")
+    t.add_argument("--no-curriculum", action="store_true", help="same as --curriculum none")
+    t.add_argument("--curriculum", choices=CURRICULA, default=None,
+                   help="default adaptive; sampling: tasks weighted by how generation uses them (the default of "
+                        "--objective consistency)")
     t.add_argument("--text-guidance", dest="guidance_text", type=float, default=None, metavar="G",
                    help="the trained model's own text guidance, saved in its card (default: an --init-from base's, "
                         "else the engine's)")
     t.add_argument("--image-guidance", dest="guidance_image", type=float, default=None, metavar="G",
                    help="the trained model's own image guidance for given frames, saved in its card (default: as for "
                         "--text-guidance): a base that learnt real clips moves them more at a weaker pull to the frame")
+
+
+def _schedule_args(t) -> None:
+    t.add_argument("--steps", type=int, default=None,
+                   help="total steps (default the recipe's, 1000 for custom; with --resume: the run's own)")
+    t.add_argument("--batch-size", type=int, default=None, help="default the recipe's (custom: 4)")
+    t.add_argument("--lr", type=float, default=None, help="default the recipe's (custom: 2e-4)")
+    t.add_argument("--grad-accum", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    t.add_argument("--no-dual-mask", action="store_true", help="ablation: plain text→video on fixed-length clips")
-    t.add_argument("--no-curriculum", action="store_true", help="same as --curriculum none")
-    t.add_argument("--curriculum", choices=CURRICULA, default=None,
-                   help="default adaptive; sampling: tasks weighted by how generation uses them (the default of "
-                        "--objective consistency)")
-    t.add_argument("--temporal", choices=("sti", "conv3d"), default=None, help="default sti, or --init-from's")
-    t.add_argument("--reference-attention", choices=("on", "off", "all"), default=None,
-                   help="every frame's spatial attention also sees the given (or first) frame: keeps an image's "
-                        "identity while it moves. on: the attention levels, no extra weights; all: also the levels "
-                        "without attention, with a zero-initialised block each (default off, or --init-from's)")
-    t.add_argument("--trainable", choices=TRAINABLE, default=None,
-                   help="all weights; attention: only the attention and temporal layers; text: only the text "
-                        "projection and the text cross-attention's keys and values; deltas: only the size "
-                        "deltas (--size-delta-rank); style: only the style deltas (--style-delta-rank, "
-                        "--style-tag), at the draft size; few-step: only the few-step deltas (--objective "
-                        "consistency) (default all)")
-    t.add_argument("--autoencoder", default=None, help="reuse a trained autoencoder folder")
-    t.add_argument("--ae-steps", type=int, default=None, help="default the recipe's (custom: 500)")
-    t.add_argument("--decoder-steps", type=int, default=None, metavar="N",
-                   help="a fine-tune first tunes its autoencoder's decoder on your stickers for N steps (the "
-                        "encoder and latent space stay the base's): your colours and textures instead of the "
-                        "base's (default the recipe's: pack tunes it; custom: 0 = keep the base's decoder)")
-    t.add_argument("--init-from", default=None, metavar="MODEL",
-                   help="start from this model's weights (a model folder or name, e.g. default): fine-tune it on "
-                        "your stickers with its own autoencoder, preset, temporal layer and size")
-    t.add_argument("--continue-curriculum", action="store_true",
-                   help="with --init-from: take up the base model's curriculum after its steps (its late, "
-                        "generation-heavy task mix) instead of restarting it at the easy tasks; the CPU pack recipe "
-                        "does this (docs/curriculum.md)")
-    t.add_argument("--draft-only", action="store_true",
-                   help="with --init-from a model that drafts at a smaller size with size deltas (the 256 px "
-                        "default): train its draft network alone, every step at the draft size, and keep the base's "
-                        "native size and deltas as they are (default: the fine-tune becomes a draft-size model)")
-    t.add_argument("--grad-accum", type=int, default=None)
     t.add_argument("--sample-every", type=int, default=None)
     t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--max-minutes", type=float, default=0.0, help="stop cleanly after this long (chunked runs)")
-    t.add_argument("--max-clips", type=int, default=None)
     t.add_argument("--device", default="auto")
     t.add_argument("--mixed-precision", default=None, help="auto | no | bf16 | fp16 (default the recipe's: auto)")
-    t.add_argument("--pack-windows", choices=("auto", "on", "off"), default=None,
-                   help="a folder/zip of 4-200 stickers trains on every frame window of every sticker, with flips "
-                        "(not for mirror-image pairs) and small colour/scale jitter (auto, the default: for packs "
-                        "up to 200 stickers; on: insist; off: one clip per sticker)")
-    t.add_argument("--pack-style", default=None, metavar="TEXT",
-                   help="suffix added to a pack's captions while training, so prompts ending with it reach the "
-                        "pack's look (default: ', in the style of my pack'; '' for none)")
-    t.add_argument("--word-dropout", type=float, default=None, metavar="P",
-                   help="each caption word is replaced by '#' with probability P while training (default the "
-                        "recipe's; the paper's 0.2)")
+
+def add_train_parsers(sub) -> None:
+    t = sub.add_parser("train", help="train on your stickers: fine-tune the shipped model (default) or train from "
+                                      "scratch with dual masks + curriculum")
+    # grouped in --help: each group its own function, the flags as they always were
+    for add, title, description in ((_data_args, "your stickers", "what to train on, and the pack's handling"),
+                                    (_base_args, "base model", "fine-tune a model, or build one from scratch"),
+                                    (_size_args, "sizes and deltas", "draft size, low-rank companions, what trains"),
+                                    (_objective_args, "objective", "loss, masks, curriculum and the card's guidance"),
+                                    (_schedule_args, "schedule and device", "steps, batch, precision, checkpoints")):
+        add(t.add_argument_group(title, description))
     t.set_defaults(func=cmd_train)
 
     a = sub.add_parser("train-autoencoder", help="train the RGBA autoencoder alone")
