@@ -52,20 +52,13 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     guidance instead of its card's (``ModelCard.refine_guidance``)."""
     from rdtf_engine.data.latent_cache import build_latent_cache
     from rdtf_engine.data.sources import open_source
-    from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
+    from rdtf_engine.diffusion.pipeline import StickerPipeline
     from rdtf_engine.diffusion.schedule import training_scheduler
     from rdtf_engine.eval.metrics import IdentityBank, evaluate_clips, reference_identity_accuracy
     from rdtf_engine.jobs.api import resolve_or_demo
     from rdtf_engine.training.heldout_loss import validation_loss
 
-    unknown = set(tasks) - {"t2v", "it2v"}
-    if unknown or not tasks:
-        raise InputError(f"eval tasks must be t2v and/or it2v, got {', '.join(tasks) or 'none'}")
-    check_strength(strength)
-    if grid_rows < 1 or (grid_size is not None and not 16 <= grid_size <= 2048) or (grid_frames or 1) < 1:
-        raise InputError(f"grid: rows ≥ 1, size 16–2048 px and frames ≥ 1, got {grid_rows}, {grid_size}, {grid_frames}")
-    if scheduler not in SCHEDULERS:
-        raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+    _check_settings(tasks, strength, grid_rows, grid_size, grid_frames, scheduler)
     t0, cpu0 = time.time(), time.process_time()
     model_dir = resolve_or_demo(model, on_event, should_stop)
     pipe = StickerPipeline.from_pretrained(model_dir, device)
@@ -86,23 +79,9 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
 
     classifier = _classifier(classifier_path, data, dev, on_event)
     n_frames = card.num_frames
-    t2v, it2v = [], []
-    for i, ref in enumerate(refs):
-        if should_stop():
-            break
-        labels = {k: ref.labels[k] for k in ("motion", "object", "emoji", "split") if k in ref.labels}
-        if "t2v" in tasks:
-            fr = pipe(SampleParams(ref.caption + style, n_frames, card.size, steps, seed=seed + i,
-                                   guidance_text=guidance, scheduler=scheduler))
-            t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
-        if "it2v" in tasks:
-            cond = [ref.frames[0]] + [None] * (n_frames - 1)
-            fr = pipe(SampleParams(ref.caption + style, n_frames, card.size, steps, seed=seed + i,
-                                   guidance_text=guidance, guidance_image=guidance_image, cond_frames=cond,
-                                   strength=strength, scheduler=scheduler))
-            # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
-            it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
-        on_event(Progress("eval", i + 1, len(refs)))
+    settings = {"steps": steps, "guidance_text": guidance, "scheduler": scheduler}
+    t2v, it2v = _draw_samples(pipe, refs, tasks, style, seed, settings,
+                              {"guidance_image": guidance_image, "strength": strength}, on_event, should_stop)
 
     bank = _identity_bank(data, card.size, refs_src, IdentityBank)
     report: dict[str, Any] = {
@@ -126,6 +105,42 @@ def evaluate_model(model: str, data: str = "builtin:emoji-holdout", num_clips: i
     if grid_path and t2v and it2v:
         report["grid"] = _save_grid(grid_path, refs, t2v, it2v, grid_rows, grid_size, grid_frames)
     return report
+
+
+def _check_settings(tasks, strength, grid_rows, grid_size, grid_frames, scheduler) -> None:
+    unknown = set(tasks) - {"t2v", "it2v"}
+    if unknown or not tasks:
+        raise InputError(f"eval tasks must be t2v and/or it2v, got {', '.join(tasks) or 'none'}")
+    check_strength(strength)
+    if grid_rows < 1 or (grid_size is not None and not 16 <= grid_size <= 2048) or (grid_frames or 1) < 1:
+        raise InputError(f"grid: rows ≥ 1, size 16–2048 px and frames ≥ 1, got {grid_rows}, {grid_size}, {grid_frames}")
+    if scheduler not in SCHEDULERS:
+        raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+
+
+def _draw_samples(pipe, refs, tasks, style: str, seed: int, settings: dict, given: dict, on_event,
+                  should_stop) -> tuple[list[Clip], list[Clip]]:
+    """One text → video and one image & text → video sample per held-out clip (seed + its index), with the
+    ``settings`` (steps, text guidance, sampler) both share and the ``given`` frame's (image guidance, strength)."""
+    from rdtf_engine.diffusion.pipeline import SampleParams
+
+    card, t2v, it2v = pipe.card, [], []
+    n_frames = card.num_frames
+    for i, ref in enumerate(refs):
+        if should_stop():
+            break
+        labels = {k: ref.labels[k] for k in ("motion", "object", "emoji", "split") if k in ref.labels}
+        if "t2v" in tasks:
+            fr = pipe(SampleParams(ref.caption + style, n_frames, card.size, seed=seed + i, **settings))
+            t2v.append(Clip(fr, [100] * n_frames, ref.caption, dict(labels)))
+        if "it2v" in tasks:
+            cond = [ref.frames[0]] + [None] * (n_frames - 1)
+            fr = pipe(SampleParams(ref.caption + style, n_frames, card.size, seed=seed + i, cond_frames=cond,
+                                   **settings, **given))
+            # Only the generated frames: the given frame 0 comes back verbatim and would make identity trivial.
+            it2v.append(Clip(fr[1:], [100] * (n_frames - 1), ref.caption, dict(labels)))
+        on_event(Progress("eval", i + 1, len(refs)))
+    return t2v, it2v
 
 
 def style_tag(card, data: str) -> str:
