@@ -2,8 +2,8 @@
 
 The embedded recipe may change, the pixels may not. A hash covers the decoded RGBA frames only (sha256 over their
 bytes in order), never the file bytes. CPU families round PyTorch's float kernels differently in the last bits,
-so the frames are pinned per family: the hash (with the frames in ``golden/``) was recorded on the build machine
-when the 256 px default shipped. Any other machine must draw within ``TOLERANCE`` of the stored frames: last-bit
+so the frames are pinned per family: the hash (with the frames in ``golden/``) was recorded on an Intel Xeon with
+AMX when decoded frames began to have the decoder's border haze cleared (``autoencoder.clear_edge_haze``). Any other machine must draw within ``TOLERANCE`` of the stored frames: last-bit
 rounding moves a few pixels by a level or two, and in a GIF (one palette, one-bit alpha) it can flip an edge pixel
 between transparent and opaque or move it to a neighbouring palette colour — on an Intel Xeon with AMX 0.6 % of
 the picture & text case's pixels moved by more than 8 levels, the mean by 0.08; a change of the maths moves far
@@ -71,13 +71,11 @@ def rdtf(*args: str) -> None:
 def test_golden_text_to_sticker(tmp_path):
     out = tmp_path / "x.png"
     rdtf("--prompt", "grinning face bouncing", "--frames", "8", "--steps", "4", "--seed", "7", "--out", str(out))
-    # the second: the same machine since the autoencoder's CPU inputs went channels-last (≤ 1 level apart)
-    assert_golden(out, {"cc1b441998f4207daf4da4c0ce793a8bd29da554c78f55c7b86e2cce17408e8a",
-                        "efd46268068ca323d3a4f490dbbd4a04d84ce346bc89e8538e9cfdd592abcc7b"}, "text.png")
+    assert_golden(out, {"04a3edf44ca2a7311d26c5fbfa55fe3c9ca97bdbaac023cfdfed8c0b4291f13c"}, "text.png")
 
 
 def test_golden_image_to_sticker(tmp_path):
     out = tmp_path / "x.gif"
     rdtf("--prompt", "a red heart beating", "--init", str(GOLDEN / "text.png"), "--frames", "4",
          "--steps", "3", "--seed", "3", "--out", str(out))
-    assert_golden(out, {"4b5b9772669ac82cc0dffc0b0f31f8beede1629651870ccac16f2381e5c2d1ec"}, "image.png")
+    assert_golden(out, {"d7edb0824f265600f43c4b1cd063e4c2cc082102ce2935a179d5dcfb0d6d3538"}, "image.png")
