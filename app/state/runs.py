@@ -25,6 +25,7 @@ from rdtf_engine.core.config import DECODER_TIME_SHARE
 from rdtf_engine.core.recipes import APP_RECIPES, DEFAULT_RECIPE, Recipe, recipe
 from rdtf_engine.core.requests import TrainRequest
 from rdtf_engine.core.run_file import read_run_file, write_run_file
+from rdtf_engine.data.pack_windows import MAX_STICKERS, MIN_STICKERS
 
 # Steps/s of each recipe before this machine has measured anything (replaced by the measured speed).
 # pack on CPU: the shipped small model at 128 px, batch 2, all weights: ≈ 1.1 steps/s on 2 idle cores (docs/app.md).
@@ -117,6 +118,24 @@ def write_request(run_dir: Path, req: TrainRequest) -> None:
 def read_request(run_dir: Path) -> TrainRequest | None:
     """The run's request (run.json, or the studio_request.json of runs from older versions)."""
     return read_run_file(run_dir)
+
+
+def pack_size_warning(stickers: int | None, from_scratch: bool) -> str:
+    """What the Train page says before Start about an imported pack the fine-tune cannot train on (the engine
+    refuses it too, ``pack_windows.check_pack_size``); "" when it can, or when nothing is imported yet."""
+    if stickers is None or from_scratch:
+        return ""
+    if stickers < MIN_STICKERS:
+        return (f"This pack has {stickers} readable sticker{'s' if stickers != 1 else ''}; fine-tuning on a pack "
+                f"needs at least {MIN_STICKERS}. Add stickers to the folder and import it again.")
+    if stickers > MAX_STICKERS:
+        return (f"This pack has {stickers} stickers, over the {MAX_STICKERS}-sticker cap of a pack fine-tune: "
+                f"split it into packs of up to {MAX_STICKERS}.")
+    return ""
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
 
 
 def last_step(run_dir: Path) -> int:

@@ -101,6 +101,7 @@ class TrainViewModel(ViewModel):
         self._set("report", dict(report))
         self._set("dataset", str(report.get("out") or out))
         self.load_captions()
+        self._update_estimate()  # (a pack too small or too big for the fine-tune is said now, not at Start)
         n, skipped = len(report.get("imported") or []), len(report.get("skipped") or [])
         self.info(f"Imported {n} sticker(s)" + (f"; {skipped} skipped (see the report)." if skipped else "."))
 
@@ -149,7 +150,9 @@ class TrainViewModel(ViewModel):
         secs = runs.estimate_seconds(self._choice, self._device, measured)
         where = self._device.get("name") or runs.device_kind(self._device).upper()
         self._set("estimate", f"about {runs.format_duration(secs)} on {where}")
-        self._set("warning", SCRATCH_WARNING if runs.recipe_for(self._choice, self._device).from_scratch else "")
+        scratch = runs.recipe_for(self._choice, self._device).from_scratch
+        stickers = len(self._rows) if self._dataset else None
+        self._set("warning", SCRATCH_WARNING if scratch else runs.pack_size_warning(stickers, scratch))
 
     # ---- the run ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -259,7 +262,10 @@ class TrainViewModel(ViewModel):
         if error_type == "Cancelled":
             self._set("state", "paused" if self._pausing else "idle")
             return
-        self._set("state", "paused")  # checkpoints survive a crash: offer Resume
+        # checkpoints survive a crash: offer Resume — unless it failed before its first one (a pack it cannot
+        # read, too few stickers): then there is nothing to resume, and Start again is the way
+        resumable = self.run_dir is not None and runs.has_checkpoint(self.run_dir)
+        self._set("state", "paused" if resumable else "idle")
         self.error(human_message(error_type, message))
 
     # ---- resume offers ---------------------------------------------------------------------------------

@@ -14,17 +14,20 @@ from rdtf_engine.core.recipes import SCRATCH_WARNING
 from rdtf_engine.core.requests import TrainRequest, to_dict
 
 
-def imported(qtbot, state, tmp_path, skipped=()):
+STICKERS = ("cat_wave", "dog_jump", "owl_blink", "fox_run")
+
+
+def imported(qtbot, state, tmp_path, skipped=(), names=STICKERS):
     src = tmp_path / "pack"
-    write_png(src / "cat_wave.png", (200, 100, 0))
-    write_png(src / "dog_jump.png", (0, 100, 200))
+    for i, name in enumerate(names):
+        write_png(src / f"{name}.png", (200 - 40 * i, 100, 40 * i))
 
     def report(p):
         out = Path(p["out"])
         out.mkdir(parents=True)
-        (out / "captions.csv").write_text("file,caption,frames\ncat_wave.png,cat wave,1\ndog_jump.png,dog jump,1\n")
-        return [{"kind": "finished", "result": {"out": str(out), "imported": [{"file": "cat_wave.png"},
-                                                                             {"file": "dog_jump.png"}],
+        rows = "".join(f"{n}.png,{n.replace('_', ' ')},1\n" for n in names)
+        (out / "captions.csv").write_text("file,caption,frames\n" + rows)
+        return [{"kind": "finished", "result": {"out": str(out), "imported": [{"file": f"{n}.png"} for n in names],
                                                 "skipped": list(skipped)}}]
 
     state.engine.scripts["import"] = report
@@ -37,10 +40,10 @@ def test_import_report_and_editable_captions(qtbot, state, tmp_path):
     skipped = [{"file": "evil.zip", "reason": "zip entry escapes the folder"}]
     with qtbot.waitSignal(state.message) as msg:
         src = imported(qtbot, state, tmp_path, skipped)
-    assert "2 sticker(s)" in msg.args[1] and "1 skipped" in msg.args[1]
+    assert "4 sticker(s)" in msg.args[1] and "1 skipped" in msg.args[1]
     tv = state.train
     assert tv.report["skipped"] == skipped
-    assert [c["caption"] for c in tv.captions] == ["cat wave", "dog jump"]
+    assert [c["caption"] for c in tv.captions] == ["cat wave", "dog jump", "owl blink", "fox run"]
     assert tv.captions[0]["thumb"] == str(src / "cat_wave.png")  # thumbnails from the source folder
     tv.set_caption(1, " a dog jumping ")
     text = (Path(tv.dataset) / "captions.csv").read_text()
@@ -147,9 +150,29 @@ def test_start_needs_data(qtbot, state):
 def test_crash_during_training_keeps_run_resumable(qtbot, state, tmp_path, fake_trainer):
     imported(qtbot, state, tmp_path)
     state.train.start()
+    (state.train.run_dir / "checkpoints" / "checkpoint_10").mkdir(parents=True)  # it got that far
     with qtbot.waitSignal(state.message) as msg:
         fake_trainer.crash()
     assert state.train.state == "paused" and "restarted" in msg.args[1]
+
+
+def test_a_pack_too_small_is_said_at_import_and_a_failure_before_any_checkpoint_offers_no_resume(
+        qtbot, state, tmp_path, fake_trainer):
+    imported(qtbot, state, tmp_path, names=STICKERS[:3])
+    tv = state.train
+    assert "3 readable stickers" in tv.warning and "at least 4" in tv.warning  # before Start, not after
+    tv.set_choice("quick")
+    assert tv.warning == SCRATCH_WARNING  # from scratch has no pack minimum: its own warning instead
+    tv.set_choice("pack")
+    tv.start()  # the engine refuses it the same way
+    job = fake_trainer.last("train")
+    with qtbot.waitSignal(state.message) as msg:
+        fake_trainer.push(job, {"kind": "failed", "error_type": "PackError",
+                                "message": "pack: 3 readable stickers, a pack fine-tune needs at least 4"})
+    assert msg.args[0] == "error" and "at least 4" in msg.args[1]
+    assert tv.state == "idle"  # nothing to resume: Start again once the pack has more stickers
+    assert runs.pack_size_warning(201, from_scratch=False).startswith("This pack has 201 stickers")
+    assert runs.pack_size_warning(4, from_scratch=False) == runs.pack_size_warning(None, False) == ""
 
 
 def _unfinished(runs_dir: Path, name: str, done: bool = False) -> Path:
