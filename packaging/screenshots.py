@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -60,7 +61,8 @@ def make_pack(folder: Path, frames: list[str]) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     imgs = [Image.open(p).convert("RGBA") for p in frames]
-    for i, name in enumerate(["heart_beating", "heart_wobble", "pulsing_heart"]):
+    # five stickers: a pack fine-tune needs at least four (pack_windows.MIN_STICKERS)
+    for i, name in enumerate(["heart_beating", "heart_wobble", "pulsing_heart", "heart_bounce", "heart_glow"]):
         seq = imgs[i:] + imgs[:i]
         seq[0].save(folder / f"{name}.gif", save_all=True, append_images=seq[1:], duration=100, loop=0,
                     disposal=2)
@@ -119,11 +121,23 @@ async def scenario(state, window, dirs, model: str, out: Path) -> None:
     tr = state.train
     tr.import_source(str(pack))
     await until(lambda: not tr.importing and bool(tr.captions))
-    # A short run with frequent samples so the monitor has a curve and a sample grid to show.
-    runs.TRAIN_PRESETS["quick"].update(steps=400, ae_steps=20, sample_every=10, checkpoint_every=10, size=64)
-    tr.set_choice("quick")
+    # The Train page's default (fine-tune the shipped model on the pack), shortened: a brief decoder tune and
+    # frequent samples, so the monitor has a curve and a sample grid to show within minutes on a CPU.
+    full = runs.recipe_for
+
+    def shortened(choice, device):
+        r = full(choice, device)
+        return dataclasses.replace(r, train=dataclasses.replace(r.train, steps=400, decoder_steps=10),
+                                   sample_every=10, checkpoint_every=10, max_minutes=0.0)
+
+    runs.recipe_for = shortened
+    tr.set_choice("pack")
     tr.start()
-    await until(lambda: len(tr.losses) >= 2 and bool(tr.samples), timeout=900)
+    errors = []
+    tr.message.connect(lambda kind, text: kind == "error" and errors.append(text))
+    await until(lambda: errors or (len(tr.losses) >= 2 and bool(tr.samples)), timeout=1200)
+    if errors:
+        raise SystemExit(f"training failed in the app: {errors[0]}")
     shot("train")
     tr.stop()
     await until(lambda: tr.state in ("idle", "paused", "done"), timeout=120)

@@ -55,6 +55,34 @@ def thumb_icon(path: str, size: int, palette: QPalette) -> QIcon:
     return QIcon(canvas)
 
 
+class FittedPicture(QLabel):
+    """A picture shown as large as the label allows, aspect kept, rescaled smoothly whenever the label resizes
+    (a QLabel's own pixmap stays the size it was set at)."""
+
+    def __init__(self, placeholder: str = ""):
+        super().__init__(placeholder)
+        self._source, self._placeholder = QPixmap(), placeholder
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(1, 1)  # (a pixmap must never hold the layout at its own size)
+
+    def set_picture(self, pm: QPixmap) -> None:
+        """Show ``pm``; a null pixmap shows the placeholder text again."""
+        self._source = pm
+        if pm.isNull():
+            self.clear()
+            self.setText(self._placeholder)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        if not self._source.isNull():
+            self.setPixmap(self._source.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation))
+
+
 class MessageBar(QWidget):
     """In-window messages instead of dialogs: errors stay until closed, info fades after a few seconds."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.state.train import TrainViewModel
-from app.widgets.common import pixmap, thumb_icon
+from app.widgets.common import FittedPicture, pixmap, thumb_icon
 from app.widgets.loss_plot import LossPlot
 from rdtf_engine.core.recipes import APP_RECIPES, recipe
 
@@ -132,9 +132,9 @@ class TrainPage(QWidget):
         self.plot = LossPlot()
         self.bar = QProgressBar()
         self.stage, self.speed = QLabel(), QLabel()
-        self.samples = QLabel("Samples appear here during training")
-        self.samples.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.samples.setFixedHeight(170)  # sample grids are wide strips (one row of frames per sample)
+        # each preview: a caption per row, the real sticker beside what the model draws for it now
+        self.samples = FittedPicture("Samples appear here during training: your stickers beside the model's")
+        self.samples.setMinimumHeight(170)
         self.samples.setWordWrap(True)
         self.pause_btn, self.resume_btn, self.stop_btn = QPushButton("Pause"), QPushButton("Resume"), \
             QPushButton("Stop")
@@ -142,6 +142,8 @@ class TrainPage(QWidget):
         grid = QGridLayout(run)
         grid.addWidget(self.plot, 0, 0, 1, 3)
         grid.addWidget(self.samples, 3, 0, 1, 3)
+        grid.setRowStretch(0, 3)  # the loss curve and the samples share what the window gives
+        grid.setRowStretch(3, 2)
         grid.addWidget(self.bar, 1, 0, 1, 3)
         grid.addWidget(self.stage, 2, 0)
         grid.addWidget(self.speed, 2, 1)
@@ -257,7 +259,7 @@ class TrainPage(QWidget):
         self.bar.setValue(step)
 
     def _samples(self, paths: list) -> None:
-        pm = pixmap(paths[0]) if paths else None
-        if pm is not None and not pm.isNull():
-            self.samples.setPixmap(pm.scaled(self.samples.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.FastTransformation))
+        pm = pixmap(paths[0]) if paths else QPixmap()
+        if pm.isNull() and paths:
+            return  # an unreadable preview: keep the last one
+        self.samples.set_picture(pm)  # (none: a new run — the placeholder again)

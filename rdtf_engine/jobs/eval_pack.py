@@ -124,25 +124,11 @@ def save_sheet(path: str, real: list[np.ndarray], t2v: list[np.ndarray], it2v: l
     checkerboard, written atomically as a PNG."""
     import io
 
-    from PIL import Image, ImageDraw
-
     from rdtf_engine.core.atomic import write_bytes_atomic
-    from rdtf_engine.diffusion.sheets import grid_image
+    from rdtf_engine.diffusion.sheets import labelled_sheet
 
-    label_w, gap, head = 150, 12, 22
-    f = max(c.shape[0] for c in real + t2v + it2v)
-    block = f * cell
-    sheet = Image.new("RGB", (label_w + 3 * block + 2 * gap, head + len(real) * cell), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for b, title in enumerate(("real sticker", "text -> video", "image & text -> video")):  # the default font has no arrow
-        draw.text((label_w + b * (block + gap) + 4, 5), title, fill=(0, 0, 0))
-    for r, clips in enumerate(zip(real, t2v, it2v)):
-        y = head + r * cell
-        draw.text((4, y + cell // 2 - 6), captions[r][:24], fill=(0, 0, 0))
-        for b, clip in enumerate(clips):
-            small = np.stack([np.asarray(Image.fromarray(fr, "RGBA").resize((cell, cell), Image.LANCZOS))
-                              for fr in clip])
-            sheet.paste(Image.fromarray(grid_image([small])), (label_w + b * (block + gap), y))
+    titles = ("real sticker", "text -> video", "image & text -> video")  # (the default font has no arrow)
+    sheet = labelled_sheet(captions, list(zip(real, t2v, it2v)), titles, cell)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG", optimize=True)
     write_bytes_atomic(path, buf.getvalue())

@@ -8,9 +8,10 @@ import sys
 import pytest
 from conftest import ROOT
 from fake_engine import write_png
+from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
-from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtGui import QDropEvent, QResizeEvent
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.main_window import MainWindow
 
@@ -103,17 +104,20 @@ def test_train_page_drop_report_captions_and_resume_banner(qtbot, window, state,
     page = window.pages["train"]
     assert page.banner.isHidden()
     src = tmp_path / "pack"
-    write_png(src / "a.png", (1, 2, 3))
+    names = ("a", "b", "c", "d")  # four: the fewest a pack fine-tune takes
+    for i, n in enumerate(names):
+        write_png(src / f"{n}.png", (1 + 60 * i, 2, 3))
     state.engine.scripts["import"] = lambda p: [{"kind": "finished", "result": {
-        "out": str(src), "imported": [{"file": "a.png"}], "skipped": [{"file": "b.txt", "reason": "not a sticker"}]}}]
-    (src / "captions.csv").write_text("file,caption\na.png,a thing\n")
+        "out": str(src), "imported": [{"file": f"{n}.png"} for n in names],
+        "skipped": [{"file": "b.txt", "reason": "not a sticker"}]}}]
+    (src / "captions.csv").write_text("file,caption\na.png,a thing\n" + "".join(f"{n}.png,{n}\n" for n in names[1:]))
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(src))])
     drop = QDropEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                       Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(state.train.captions_changed, timeout=3000):
         page.dropEvent(drop)
-    assert "1 sticker(s) imported, 1 skipped" in page.report.text()
+    assert "4 sticker(s) imported, 1 skipped" in page.report.text()
     assert page.skipped.item(0).text() == "b.txt: not a sticker"
     assert page.captions.item(0, 2).text() == "a thing" and not page.captions.item(0, 0).icon().isNull()
     page.captions.item(0, 2).setText("a better caption")
@@ -125,6 +129,16 @@ def test_train_page_drop_report_captions_and_resume_banner(qtbot, window, state,
     state.trainer.push(job, {"kind": "metrics", "step": 3, "loss": 0.4, "curriculum": "adaptive",
                              "task_weights": {"t2v": 1.0}})
     assert page.stage.text() == "Curriculum: adaptive · t2v 100%" and page.bar.value() == 3
+    sheet = tmp_path / "step_0000003.png"  # a wide preview: real | drawn now, two captions
+    Image.new("RGB", (1200, 214), (200, 30, 30)).save(sheet)
+    state.trainer.push(job, {"kind": "preview", "step": 3, "paths": [str(sheet)], "caption": "samples"})
+    shown = page.samples.pixmap()
+    assert not shown.isNull() and shown.width() <= page.samples.width() and shown.height() <= page.samples.height()
+    assert max(shown.width() / page.samples.width(), shown.height() / page.samples.height()) > 0.95  # fills it
+    old = page.samples.size()
+    page.samples.resize(old.width() // 2, old.height())
+    QApplication.sendEvent(page.samples, QResizeEvent(page.samples.size(), old))  # (offscreen: not shown)
+    assert page.samples.pixmap().width() <= page.samples.width()  # follows the panel's size
     with qtbot.waitSignal(state.train.state_changed, check_params_cb=lambda s: s == "paused", timeout=2000):
         qtbot.mouseClick(page.pause_btn, Qt.MouseButton.LeftButton)
     assert page.resume_btn.isEnabled()

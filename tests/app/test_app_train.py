@@ -13,7 +13,6 @@ from app.state.train import TrainViewModel
 from rdtf_engine.core.recipes import SCRATCH_WARNING
 from rdtf_engine.core.requests import TrainRequest, to_dict
 
-
 STICKERS = ("cat_wave", "dog_jump", "owl_blink", "fox_run")
 
 
