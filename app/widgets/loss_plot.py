@@ -14,7 +14,7 @@ class LossPlot(pg.PlotWidget):
         self.showGrid(x=True, y=True, alpha=0.2)
         self.setLabel("bottom", "step")
         self.setLabel("left", "loss")
-        self.setLogMode(y=True)  # diffusion losses fall over decades early on
+        self.log_y = False  # set_points decides: log once the losses span a decade
         self.curve = self.plot([], [], pen=pg.mkPen("#42a5f5", width=2))
         self.apply_palette()
 
@@ -30,6 +30,12 @@ class LossPlot(pg.PlotWidget):
     def set_points(self, points: list) -> None:
         if points:
             xs, ys = zip(*[(s, max(v, 1e-8)) for s, v in points])
+            # a log axis labels only whole decades: within one (a fine-tune's losses) it would show no numbers at
+            # all, so it goes logarithmic only once the losses span one (a run from scratch falls over several)
+            log_y = max(ys) / min(ys) >= 10
+            if log_y != self.log_y:
+                self.log_y = log_y
+                self.setLogMode(y=log_y)
             self.curve.setData(list(xs), list(ys))
         else:
             self.curve.setData([], [])

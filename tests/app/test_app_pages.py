@@ -223,3 +223,16 @@ def test_create_page_size_follows_the_view_model(qtbot, window):
     assert page.size.currentData() == 128
     page.size.setCurrentIndex(page.size.findData(512))
     assert window.state.create.size == 512
+
+
+def test_the_loss_plot_labels_its_axis_within_a_decade_and_goes_log_across_several(qtbot):
+    from app.widgets.loss_plot import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.set_points([(10, 0.0035), (20, 0.0031), (30, 0.0029)])  # a fine-tune: within one decade
+    assert not plot.log_y and not plot.getAxis("left").logMode  # linear: its ticks have numbers
+    plot.set_points([(10, 2.0), (20, 0.3), (30, 0.02)])  # from scratch: over two decades
+    assert plot.log_y and plot.getAxis("left").logMode
+    plot.set_points([])
+    assert plot.curve.getData()[0] is None or len(plot.curve.getData()[0]) == 0
