@@ -57,10 +57,16 @@ def tiny_model(dirs) -> str:
 
 def make_pack(folder: Path, frames: list[str]) -> Path:
     """A small user pack built from generated frames, plus one broken file so the import report has a skip."""
+    import numpy as np
     from PIL import Image
 
+    from rdtf_engine.formats.palette import matte_1bit
+
     folder.mkdir(parents=True, exist_ok=True)
-    imgs = [Image.open(p).convert("RGBA") for p in frames]
+    # as a GIF tool writes them (the engine's GIF export does the same): soft edges on a white matte, 1-bit alpha —
+    # not PIL's own conversion, which makes every faintly transparent pixel opaque in its meaningless colour
+    rgba = matte_1bit(np.stack([np.asarray(Image.open(p).convert("RGBA")) for p in frames]), (255, 255, 255))
+    imgs = [Image.fromarray(f, "RGBA") for f in rgba]
     # five stickers: a pack fine-tune needs at least four (pack_windows.MIN_STICKERS)
     for i, name in enumerate(["heart_beating", "heart_wobble", "pulsing_heart", "heart_bounce", "heart_glow"]):
         seq = imgs[i:] + imgs[:i]
