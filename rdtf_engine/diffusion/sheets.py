@@ -59,13 +59,17 @@ def labelled_sheet(captions: Sequence[str], rows: Sequence[Sequence[np.ndarray]]
 PREVIEW_FRAMES = 4  # evenly spaced frames a training preview shows of each clip: wide enough to fit the app's panel
 
 
+def preview_frames(n: int, k: int = PREVIEW_FRAMES) -> list[int]:
+    """``k`` evenly spaced frame indices of an ``n``-frame clip, first and last included (repeats if n < k)."""
+    return [round(j * (n - 1) / max(k - 1, 1)) for j in range(k)]
+
+
 def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps: int = 10, scheduler: str = "dpm",
                 **card_fields) -> Path:
     """Training preview: t2v samples for the first ``n`` validation captions beside the real clips they caption
     (decoded from the run's latent cache), saved as one labelled PNG; drawn the way the finished model will draw
     them (its draft size, its sampler; ``card_fields``: other ModelCard fields, e.g. a style tag)."""
     from rdtf_engine.core.config import ModelCard
-    from rdtf_engine.data.keyframes import uniform_keyframes
     from rdtf_engine.model.autoencoder import decode_latents, tensor_to_rgba
     from rdtf_engine.model.text import get_text_encoder
 
@@ -77,10 +81,10 @@ def sample_grid(unet, vae, scale, cache, ids, req, path: Path, n: int = 2, steps
     shown, captions, rows = list(ids)[:n], [], []
     for k, i in enumerate(shown):
         fake = pipe(SampleParams(cache.captions[i], req.num_frames, req.size, steps, seed=k, scheduler=scheduler))
-        frames = [cache.offsets[i] + j for j in uniform_keyframes(cache.lengths[i], PREVIEW_FRAMES)]
+        frames = [cache.offsets[i] + j for j in preview_frames(cache.lengths[i])]
         real = tensor_to_rgba(decode_latents(vae, cache.latents[frames].float(), scale))  # (4, size, size, 4)
         captions.append(cache.captions[i])
-        rows.append([real, fake[uniform_keyframes(len(fake), PREVIEW_FRAMES)]])
+        rows.append([real, fake[preview_frames(len(fake))]])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     labelled_sheet(captions, rows, ("real", "drawn now"), cell=min(96, int(req.size))).save(tmp)

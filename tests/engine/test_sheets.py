@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rdtf_engine.diffusion.sheets import PREVIEW_FRAMES, grid_image, labelled_sheet, sample_grid
+from rdtf_engine.diffusion.sheets import PREVIEW_FRAMES, grid_image, labelled_sheet, preview_frames, sample_grid
 
 
 def test_a_labelled_sheet_has_a_block_per_title_and_a_row_per_caption():
@@ -20,9 +20,13 @@ def test_a_labelled_sheet_has_a_block_per_title_and_a_row_per_caption():
     assert (sheet[22:30, 56:80] == grid_image([clear])).all()  # row a, second block: the checkerboard
 
 
+def test_preview_frames_are_evenly_spaced_first_and_last_included():
+    assert preview_frames(8) == [0, 2, 5, 7] and preview_frames(72) == [0, 24, 47, 71]
+    assert preview_frames(2) == [0, 0, 1, 1] and preview_frames(1) == [0, 0, 0, 0]
+
+
 def test_the_training_preview_shows_each_caption_beside_its_real_clip(tiny_run, tmp_path):
     from rdtf_engine.core.config import ModelConfig
-    from rdtf_engine.data.keyframes import uniform_keyframes
     from rdtf_engine.data.latent_cache import build_latent_cache
     from rdtf_engine.data.sources import open_source
     from rdtf_engine.model.autoencoder import decode_latents, tensor_to_rgba
@@ -36,7 +40,7 @@ def test_the_training_preview_shows_each_caption_beside_its_real_clip(tiny_run, 
     sheet = np.asarray(Image.open(path).convert("RGB"))
     cell = card.size
     assert sheet.shape == (22 + 2 * cell, 150 + 2 * PREVIEW_FRAMES * cell + 12, 3)  # two captions: real | drawn
-    frames = [cache.offsets[2] + j for j in uniform_keyframes(cache.lengths[2], PREVIEW_FRAMES)]
+    frames = [cache.offsets[2] + j for j in preview_frames(cache.lengths[2])]
     real = tensor_to_rgba(decode_latents(vae, cache.latents[frames], card.latent_scale))
     assert (sheet[22 : 22 + cell, 150 : 150 + PREVIEW_FRAMES * cell] == grid_image([real])).all()  # clip 2 first
     assert not list((tmp_path / "s").glob("*.tmp.png"))  # written whole
