@@ -244,6 +244,7 @@ def _schedule_args(t) -> None:
     t.add_argument("--device", default="auto")
     t.add_argument("--mixed-precision", default=None, help="auto | no | bf16 | fp16 (default the recipe's: auto)")
 
+
 def add_train_parsers(sub) -> None:
     t = sub.add_parser("train", help="train on your stickers: fine-tune the shipped model (default) or train from "
                                       "scratch with dual masks + curriculum")
