@@ -181,6 +181,12 @@ class GenerateRequest:
             raise InputError(f"cond_frames has {len(self.cond_frames)} slots but frames is {self.frames}")
         _check_device(self.device)
 
+    @property
+    def gives_frames(self) -> bool:
+        """Whether a frame is given (a start image or a locked slot): image & text → video, with a third guidance
+        row — what decides, with frames and size, which denoiser graphs the request builds."""
+        return bool(self.init_image) or any(self.cond_frames or [])
+
     def recipe(self, seed: int, model: str, model_sha256: str | None, locked: list[int]) -> dict[str, Any]:
         """What a written sticker carries: this request's settings with the seed resolved and the model named
         by its identity (name + weights hash). No local paths: given frames come from the sticker itself

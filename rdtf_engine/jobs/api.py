@@ -61,7 +61,7 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
     pipe.step_fns.used.clear()  # (what this request's sampling asks for: _remember_graphs)
     frames = pipe(params, callback=lambda i, n: on_event(Progress("denoise", i, n)), should_stop=should_stop,
                   preview=_previewer(on_event) if req.preview_every > 0 else None)
-    _remember_graphs(pipe, model_dir, req, cond is not None)
+    _remember_graphs(pipe, model_dir, req)
     durations = [int(req.duration_ms)] * req.frames
     recipe = {**req.recipe(seed, pipe.card.name, sha, [i for i, f in enumerate(cond or []) if f is not None]),
               "engine_version": __version__}
@@ -162,13 +162,13 @@ def resolve_or_demo(name: str, on_event=null_event, should_stop=never_stop) -> P
     return demo / "model"
 
 
-def _remember_graphs(pipe, model_dir: Path, req: GenerateRequest, given: bool) -> None:
+def _remember_graphs(pipe, model_dir: Path, req: GenerateRequest) -> None:
     """The OpenVINO graphs this request compiled, for the next launch's head start (``diffusion/graph_prefetch``)."""
     graphs = pipe.step_fns.compiled_graphs()
     if graphs:
         from rdtf_engine.diffusion import graph_prefetch
 
-        key = graph_prefetch.request_key(model_dir, req.frames, req.size, given)
+        key = graph_prefetch.request_key(model_dir, req.frames, req.size, req.gives_frames)
         graph_prefetch.remember(key, graph_prefetch.cache_dir(), graphs)
 
 

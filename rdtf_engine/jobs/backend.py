@@ -71,8 +71,7 @@ class EngineBackend:
         if first:  # the first sticker: its OpenVINO graphs compile on a thread while the engine imports
             from rdtf_engine.diffusion import graph_prefetch
 
-            given = bool(req.init_image) or any(req.cond_frames or [])
-            graph_prefetch.start_for_request(req.model, req.frames, req.size, given, req.device)
+            graph_prefetch.start_for_request(req.model, req.frames, req.size, req.gives_frames, req.device)
         from rdtf_engine.jobs.api import generate
 
         try:

@@ -13,6 +13,7 @@ import torch
 from sampling_fixtures import _pipe
 from test_cpu_precision import _example, needs_openvino
 
+from rdtf_engine.core.requests import GenerateRequest
 from rdtf_engine.diffusion import graph_prefetch as gp
 
 CONFIG = {"INFERENCE_NUM_THREADS": 2, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16"}
@@ -143,9 +144,16 @@ def test_the_command_line_starts_with_the_key_the_engine_records(tmp_path, monke
             return [(str(tmp_path / "a.onnx"), CONFIG)]
 
     pipe = argparse.Namespace(step_fns=Fns())
-    req = argparse.Namespace(frames=8, size=256)
-    api._remember_graphs(pipe, resolve_model("default"), req, given=False)
+    req = GenerateRequest(prompt="x", frames=8, size=256)
+    api._remember_graphs(pipe, resolve_model("default"), req)
     assert started == [next(iter(gp._read_index(tmp_path)))]
+
+
+def test_a_request_gives_frames_with_a_start_image_or_a_locked_slot():
+    assert not GenerateRequest(prompt="x").gives_frames
+    assert not GenerateRequest(prompt="x", frames=2, cond_frames=[None, None]).gives_frames
+    assert GenerateRequest(prompt="x", frames=2, cond_frames=[None, "b.png"]).gives_frames
+    assert GenerateRequest(prompt="x", init_image="a.png").gives_frames
 
 
 @needs_openvino
