@@ -120,10 +120,10 @@ def read_request(run_dir: Path) -> TrainRequest | None:
     return read_run_file(run_dir)
 
 
-def pack_size_warning(stickers: int | None, from_scratch: bool) -> str:
-    """What the Train page says before Start about an imported pack the fine-tune cannot train on (the engine
+def pack_size_warning(stickers: int | None) -> str:
+    """What the Train page says before a fine-tune's Start about an imported pack it cannot train on (the engine
     refuses it too, ``pack_windows.check_pack_size``); "" when it can, or when nothing is imported yet."""
-    if stickers is None or from_scratch:
+    if stickers is None:
         return ""
     if stickers < MIN_STICKERS:
         return (f"This pack has {stickers} readable sticker{'s' if stickers != 1 else ''}; fine-tuning on a pack "

@@ -152,7 +152,7 @@ class TrainViewModel(ViewModel):
         self._set("estimate", f"about {runs.format_duration(secs)} on {where}")
         scratch = runs.recipe_for(self._choice, self._device).from_scratch
         stickers = len(self._rows) if self._dataset else None
-        self._set("warning", SCRATCH_WARNING if scratch else runs.pack_size_warning(stickers, scratch))
+        self._set("warning", SCRATCH_WARNING if scratch else runs.pack_size_warning(stickers))
 
     # ---- the run ---------------------------------------------------------------------------------------
     def start(self) -> None:

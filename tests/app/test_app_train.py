@@ -170,8 +170,8 @@ def test_a_pack_too_small_is_said_at_import_and_a_failure_before_any_checkpoint_
                                 "message": "pack: 3 readable stickers, a pack fine-tune needs at least 4"})
     assert msg.args[0] == "error" and "at least 4" in msg.args[1]
     assert tv.state == "idle"  # nothing to resume: Start again once the pack has more stickers
-    assert runs.pack_size_warning(201, from_scratch=False).startswith("This pack has 201 stickers")
-    assert runs.pack_size_warning(4, from_scratch=False) == runs.pack_size_warning(None, False) == ""
+    assert runs.pack_size_warning(201).startswith("This pack has 201 stickers")
+    assert runs.pack_size_warning(4) == runs.pack_size_warning(None) == ""
 
 
 def _unfinished(runs_dir: Path, name: str, done: bool = False) -> Path:
