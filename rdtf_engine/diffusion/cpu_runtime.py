@@ -15,10 +15,10 @@ to the user cache (``onnx/``, the newest ``KEEP_EXPORTS`` kept) and reused by ev
 
 ``RDTF_CPU_RUNTIME`` = auto (default) | onnx | openvino | torch picks the runtime for a whole process, and
 ``RDTF_CPU_PRECISION`` = auto (default) | fp32 | bf16 its precision: bf16 (where the processor has it) runs the
-autoencoder under bf16 autocast and the denoiser on OpenVINO in bf16; auto picks OpenVINO when it is installed
-and the precision is bf16, else ONNX Runtime when installed, else PyTorch (``cpu_choice``, torch-free). ONNX Runtime runs fp32 whatever the
-precision; eager PyTorch samples under bf16 autocast at bf16 (``StepFunctions.eager``). The reference every
-runtime is checked against is always the network in eager fp32 (``_NetworkCall``).
+autoencoder under bf16 autocast and the denoiser on OpenVINO in bf16; auto picks OpenVINO when it is installed and
+the precision is bf16, else ONNX Runtime when installed, else PyTorch (``cpu_choice``, torch-free). ONNX Runtime
+runs fp32 whatever the precision; eager PyTorch samples under bf16 autocast at bf16 (``StepFunctions.eager``). The
+reference every runtime is checked against is always the network in eager fp32 (``_NetworkCall``).
 """
 
 from __future__ import annotations

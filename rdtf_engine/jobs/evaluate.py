@@ -113,7 +113,8 @@ def _check_settings(tasks, strength, grid_rows, grid_size, grid_frames, schedule
         raise InputError(f"eval tasks must be t2v and/or it2v, got {', '.join(tasks) or 'none'}")
     check_strength(strength)
     if grid_rows < 1 or (grid_size is not None and not 16 <= grid_size <= 2048) or (grid_frames or 1) < 1:
-        raise InputError(f"grid: rows ≥ 1, size 16–2048 px and frames ≥ 1, got {grid_rows}, {grid_size}, {grid_frames}")
+        raise InputError(f"grid: rows ≥ 1, size 16–2048 px and frames ≥ 1, "
+                         f"got {grid_rows}, {grid_size}, {grid_frames}")
     if scheduler not in SCHEDULERS:
         raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
 

@@ -50,8 +50,9 @@ def uint8_to_pixels(frames: torch.Tensor) -> torch.Tensor:
 
 # The decoder's border haze: every decoded frame carries faint alpha (up to ≈ 50 / 255, most within 4 px of the
 # canvas edge) where the real frame is empty — the zero padding of its convolutions, measured on round trips of
-# held-out frames and on generated stickers alike (docs/results.md, "The decoder's border haze"). Real sticker art never has faint alpha
-# there without solid art beside it (42 pixels in 2.5·10⁸ over the Noto set and three test packs, at a 6 px band).
+# held-out frames and on generated stickers alike (docs/results.md, "The decoder's border haze"). Real sticker art
+# never has faint alpha there without solid art beside it (42 pixels in 2.5·10⁸ over the Noto set and three test
+# packs, at a 6 px band).
 EDGE_BAND = 6  # px from the canvas edge where haze is cleared (4 left a faint line, alpha ≤ 13, at 4–5 px)
 EDGE_HAZE = 64 / 255  # below this alpha a pixel in the band is haze, unless solid art is within EDGE_REACH
 EDGE_REACH = 3  # px: the anti-aliased rim of art that touches the edge stays

@@ -1,13 +1,14 @@
 """Golden pixels: ``rdtf generate`` with the shipped default model and a fixed seed draws exactly these frames.
 
 The embedded recipe may change, the pixels may not. A hash covers the decoded RGBA frames only (sha256 over their
-bytes in order), never the file bytes. CPU families round PyTorch's float kernels differently in the last bits,
-so the frames are pinned per family: the hash (with the frames in ``golden/``) was recorded on an Intel Xeon with
-AMX when decoded frames began to have the decoder's border haze cleared (``autoencoder.clear_edge_haze``). Any other machine must draw within ``TOLERANCE`` of the stored frames: last-bit
-rounding moves a few pixels by a level or two, and in a GIF (one palette, one-bit alpha) it can flip an edge pixel
-between transparent and opaque or move it to a neighbouring palette colour — on an Intel Xeon with AMX 0.6 % of
-the picture & text case's pixels moved by more than 8 levels, the mean by 0.08; a change of the maths moves far
-more. The picture & text case starts from the stored text → video strip, a fixed picture that travels with the test.
+bytes in order), never the file bytes. CPU families round PyTorch's float kernels differently in the last bits, so
+the frames are pinned per family: the hash (with the frames in ``golden/``) was recorded on an Intel Xeon with AMX
+when decoded frames began to have the decoder's border haze cleared (``autoencoder.clear_edge_haze``). Any other
+machine must draw within ``TOLERANCE`` of the stored frames: last-bit rounding moves a few pixels by a level or two,
+and in a GIF (one palette, one-bit alpha) it can flip an edge pixel between transparent and opaque or move it to a
+neighbouring palette colour — on an Intel Xeon with AMX 0.6 % of the picture & text case's pixels moved by more than
+8 levels, the mean by 0.08; a change of the maths moves far more. The picture & text case starts from the stored
+text → video strip, a fixed picture that travels with the test.
 """
 
 from __future__ import annotations
