@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One call on a lent GPU host (device tool): the performance benchmarks, their JSON back in $OUT.
-#   call:  bash tools/gpu_bench.sh 560      (carry .gpu .whl: the pruned text encoder and the diffusers wheel)
-# benchmarks/gpu.py (B1, B2, B3 against the AnimateDiff-sized peer, in one process), then benchmarks/attention.py
-# at 128 and 256 px (the masked attention three ways). Each stage has its own time limit so the call returns with
-# every finished stage's numbers whatever a later one does.
+#   call:  bash tools/gpu_bench.sh 560      (carry .gpu/minilm-pruned .whl: the pruned text encoder and the
+#                                             diffusers wheel; the emoji font is not needed)
+# benchmarks/gpu_profile.py (the sticker's phases, the top kernels of a denoiser step), benchmarks/gpu.py (B1, B2,
+# B3 against the AnimateDiff-sized peer, in one process), then benchmarks/attention.py at 128 and 256 px (the
+# masked attention three ways; ATTENTION=0 leaves it out). Each stage has its own time limit so the call returns
+# with every finished stage's numbers whatever a later one does.
 set -uo pipefail
 SECS=${1:-560}; T0=$(date +%s)
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -19,7 +21,11 @@ stage() {  # name reserve_s command…: runs with what is left minus the later s
   timeout "$(left "$reserve")" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
   echo "$name rc=$? wall_s=$(( $(date +%s) - t ))" | tee -a "$OUT/times.txt"
 }
-stage gpu 150 python3 benchmarks/gpu.py --iters "${ITERS:-5}"
-stage attention128 75 python3 benchmarks/attention.py --size 128
-stage attention256 10 python3 benchmarks/attention.py --size 256
+ATTENTION=${ATTENTION:-1}
+stage profile $(( 100 + 140 * ATTENTION )) python3 benchmarks/gpu_profile.py --iters "${ITERS:-5}"
+stage gpu $(( 10 + 140 * ATTENTION )) python3 benchmarks/gpu.py --iters "${ITERS:-5}"
+if [ "$ATTENTION" = 1 ]; then
+  stage attention128 75 python3 benchmarks/attention.py --size 128
+  stage attention256 10 python3 benchmarks/attention.py --size 256
+fi
 tail -c 3000 "$OUT/gpu.log"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Streaming encoded shards against the in-memory latent cache on a lent GPU host (device tool, one GPU), one call:
-# the same clips (builtin:emoji at the shipped model's 128 px) encoded once into webdataset shards (`rdtf data
-# encode-shards`), then the shipped model fine-tuned for the same wall time from the shards (`--data shards:DIR`)
-# and from the source itself (its latent cache in GPU memory); → $OUT/shards.json: steps/s and the per-step
-# phases of both (metrics "ms"), the shard encoding's clips/s.
+# the same clips (builtin:emoji at the size a fine-tune of the shipped model trains at, 128 px) encoded once into
+# webdataset shards (`rdtf data encode-shards`), then the shipped model fine-tuned for the same wall time from the
+# shards (`--data shards:DIR`) and from the source itself (its latent cache in GPU memory); → $OUT/shards.json:
+# steps/s (from the start, and steady over the second half) and the per-step phases of both (metrics "ms"), the
+# shard encoding's clips/s. The tree slimmed (tools/gpu_slim.sh hide) leaves room for .gpu and .whl beside it.
 #
 #   here:  bash tools/gpu_carry.sh                       (.gpu, .whl)
 #   call:  bash tools/gpu_shards.sh                      (carry .gpu .whl; its first run, while encode-shards
@@ -41,12 +42,18 @@ out = {"gpu": (w / "gpu.txt").read_text().strip(), "encode_s": round(t1 - t0, 1)
 for name in ("stream", "memory"):
     log = w / name / "metrics.jsonl"
     rows = [json.loads(x) for x in log.read_text().splitlines() if '"ms"' in x] if log.exists() else []
+    rows = [r for r in rows if r.get("ms") and r.get("elapsed_s") is not None]  # training steps, not validation
     if not rows:
         out[name] = {"steps": 0}
         continue
     late = rows[len(rows) // 2:]  # past the warm-up and the first windows
+    # the logged steps_per_s runs from the start (the first steps' kernel tuning, the first window's load): the
+    # steady rate is the second half's, from its elapsed times
+    span = late[-1]["elapsed_s"] - late[0]["elapsed_s"]
+    steady = (late[-1]["step"] - late[0]["step"]) / span if len(late) > 1 and span > 0 else rows[-1]["steps_per_s"]
     out[name] = {"steps": rows[-1]["step"], "steps_per_s": rows[-1]["steps_per_s"],
-                 "clips_per_s": round(rows[-1]["steps_per_s"] * int(sys.argv[4]), 1),
+                 "steady_steps_per_s": round(steady, 3), "clips_per_s": round(steady * int(sys.argv[4]), 1),
+                 "first_step_at_s": rows[0].get("elapsed_s"),
                  "ms": {k: round(sum(r["ms"][k] for r in late) / len(late), 2) for k in late[0]["ms"]}}
 print(json.dumps(out, indent=1))
 EOF

@@ -103,17 +103,20 @@ def cmd_pack_cache(args, rep: Reporter) -> int:
 def cmd_encode_shards(args, rep: Reporter) -> int:
     import time
 
+    from rdtf_engine.core.config import ModelConfig
     from rdtf_engine.core.device import resolve_device
     from rdtf_engine.data.latent_shards import encode_shards
     from rdtf_engine.data.sources import open_source
     from rdtf_engine.training.autoencoder import load_autoencoder
-    from rdtf_engine.training.finetune import init_model
+    from rdtf_engine.training.finetune import base_model_config, init_model
 
     if args.json:
         rep.stream = sys.stderr
     device, _ = resolve_device(args.device, "auto")
     folder, card = init_model(args.model)
-    size = args.size or card.size
+    # By default the size a fine-tune of the model trains at, so `train --data shards:… --init-from MODEL` takes
+    # the shards as they are: the shipped 256 px default is fine-tuned at its 128 px draft size.
+    size = args.size or ModelConfig().resolved(base_model_config(args.model)).size
     vae, scale = load_autoencoder(folder, device)
     source = open_source(args.data, size, num_clips=args.max_clips, seed=args.seed, training=True)
     t0 = time.perf_counter()
@@ -124,7 +127,8 @@ def cmd_encode_shards(args, rep: Reporter) -> int:
     index = {**index, "seconds": round(time.perf_counter() - t0, 1)}
     lines = [(f"encoded {index['clips']} clips ({index['frames']} frames, {size} px) with the autoencoder of "
               f"{card.name} into {len(index['train'])} training shard(s) and {1 if index['val'] else 0} held-out "
-              f"shard in {index['seconds']} s; train on them with --data shards:{args.out} --init-from {args.model}")]
+              f"shard in {index['seconds']} s; train on them with --data shards:{args.out} --init-from {args.model}"
+              + (f" --size {size}" if args.size else ""))]
     _emit(args, rep, index, lines)
     return 0
 
@@ -171,7 +175,9 @@ def add_data_parsers(sub) -> None:
     e.add_argument("--out", required=True, help="folder to create (replaced whole if it exists)")
     e.add_argument("--model", default="default", help="the model whose autoencoder encodes the clips; train with "
                    "--init-from this model (default: default)")
-    e.add_argument("--size", type=int, default=None, help="frame size in px (default the model's)")
+    e.add_argument("--size", type=int, default=None,
+                   help="frame size in px (default: the size a fine-tune of --model trains at; the shipped 256 px "
+                        "default: 128, its draft size)")
     e.add_argument("--max-clips", type=int, default=0, help="0 = every clip of the source")
     e.add_argument("--clips-per-shard", type=int, default=256)
     e.add_argument("--seed", type=int, default=0)

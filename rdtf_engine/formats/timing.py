@@ -7,7 +7,9 @@ in time and integer durations are rounded with the rounding error carried forwar
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -106,12 +108,17 @@ def fit_canvas(frames: np.ndarray, width: int, height: int, pad: bool = True) ->
     nw, nh = (max(1, round(w * scale)), max(1, round(h * scale))) if pad else (width, height)
     out = np.zeros((f, height, width, 4), dtype=np.uint8)
     ox, oy = (width - nw) // 2, (height - nh) // 2
-    for i in range(f):
-        if (nw, nh) == (w, h):
-            out[i, oy : oy + nh, ox : ox + nw] = frames[i]
-            continue
+    if (nw, nh) == (w, h):
+        out[:, oy : oy + nh, ox : ox + nw] = frames
+        return out
+
+    def resize(i: int) -> None:
         im = Image.fromarray(frames[i], "RGBA").resize((nw, nh), Image.Resampling.LANCZOS)
         out[i, oy : oy + nh, ox : ox + nw] = np.asarray(im)
+
+    # Pillow releases the interpreter lock while it resamples: the frames resize side by side, the same pixels.
+    with ThreadPoolExecutor(max_workers=max(1, min(f, os.cpu_count() or 1))) as pool:
+        list(pool.map(resize, range(f)))
     return out
 
 

@@ -68,7 +68,7 @@ def clear_edge_haze(a: torch.Tensor) -> torch.Tensor:
         return a
     solid = torch.nn.functional.max_pool2d((a >= SOLID).float().permute(0, 3, 1, 2), 2 * EDGE_REACH + 1, 1,
                                            EDGE_REACH).permute(0, 2, 3, 1) > 0  # (N, H, W, 1)
-    band = torch.ones(h, w, 1, dtype=torch.bool)
+    band = torch.ones(h, w, 1, dtype=torch.bool, device=a.device)
     band[EDGE_BAND:-EDGE_BAND, EDGE_BAND:-EDGE_BAND] = False
     return torch.where(band & (a < EDGE_HAZE) & ~solid, torch.zeros_like(a), a)
 
@@ -79,13 +79,15 @@ def tensor_to_rgba(x: torch.Tensor) -> np.ndarray:
     Colour is un-premultiplied where alpha > 0; near-zero alpha snaps to fully transparent so stray
     low-alpha noise does not show up as faint halos in GIF/WebP exports, and the decoder's faint border haze is
     cleared (:func:`clear_edge_haze`): it showed as a line along the canvas edge on a chat's background.
+    The maths runs where ``x`` is and only the uint8 result travels to the host: on a GPU the conversion on the
+    host took a fifth of a sticker's time (docs/performance.md).
     """
-    x = ((x.detach().float().cpu() + 1.0) / 2.0).clamp_(0.0, 1.0).permute(0, 2, 3, 1)
+    x = ((x.detach().float() + 1.0) / 2.0).clamp_(0.0, 1.0).permute(0, 2, 3, 1)
     rgb, a = x[..., :3], x[..., 3:4]
     a = clear_edge_haze(torch.where(a < 4.0 / 255.0, torch.zeros_like(a), a))
     rgb = torch.where(a > 0, (rgb / a.clamp_min(1e-6)).clamp_(0.0, 1.0), torch.zeros_like(rgb))
     out = torch.cat([rgb, a], dim=-1).mul_(255.0).round_()
-    return out.to(torch.uint8).numpy()
+    return out.to(torch.uint8).cpu().numpy()
 
 
 @torch.no_grad()

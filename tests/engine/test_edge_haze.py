@@ -69,3 +69,13 @@ def test_the_shipped_decoder_leaves_no_haze_along_the_edge_of_real_art():
     band[EDGE_BAND:-EDGE_BAND, EDGE_BAND:-EDGE_BAND] = False
     assert raw[:, band].max() >= 16  # the haze is there before (≥ 6 % alpha) …
     assert (tensor_to_rgba(pixels)[..., 3][:, band.numpy()] == 0).all()  # … and gone after
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_conversion_on_the_gpu_gives_the_hosts_pixels():
+    """tensor_to_rgba runs where the decoded frames are; only the uint8 result comes to the host."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 4, 64, 64, generator=gen) * 2.2 - 1.1  # faint, solid and out-of-range values, edges included
+    x[:, 3, :, :3] = -0.95  # faint alpha along one edge
+    assert np.array_equal(tensor_to_rgba(x.cuda()), tensor_to_rgba(x))

@@ -239,6 +239,20 @@ def test_a_deltas_only_fine_tune_learns_the_native_size_and_leaves_the_draft_siz
     assert any(p.abs().max() > 0 for p in delta_weights)  # the deltas learnt something …
     assert (_eps(grown.float().eval(), NATIVE) - _eps(ref.float().eval(), NATIVE)).abs().max() > 1e-4  # … at 64 px
 
+    # Shards encoded for this base default to the size its fine-tunes train at (its 32 px draft size), so a
+    # fine-tune takes them as they are.
+    import json
+
+    from rdtf_engine.cli.main import main
+
+    shards = tmp_path / "shards"
+    assert main(["data", "encode-shards", "--data", "builtin:shapes", "--model", str(tmp_path / "grown" / "model"),
+                 "--max-clips", "6", "--out", str(shards), "--device", "cpu", "--json"]) == 0
+    assert json.loads((shards / "index.json").read_text())["size"] == 32
+    train(tiny_request(tmp_path / "from-shards", steps=1, data=f"shards:{shards}", size=None, preset=None,
+                       init_from=str(tmp_path / "grown" / "model"), checkpoint_every=1, max_clips=6))
+    assert load_model_folder(tmp_path / "from-shards" / "model")[2].size == 32
+
 
 def test_ddp_looks_for_unused_parameters_only_when_the_deltas_sit_out_some_steps():
     """With all weights training and a draft size, the deltas get no gradient on the draft-size steps: DDP must not
