@@ -46,7 +46,7 @@ from rdtf_engine.core.requests import (
 from rdtf_engine.diffusion.schedule import sampling_scheduler
 from rdtf_engine.diffusion.step_runtime import StepFunctions
 from rdtf_engine.model.autoencoder import decode_latents, encode_frames, rgba_to_tensor, tensor_to_rgba
-from rdtf_engine.model.size_deltas import few_step_on, set_few_step, set_style, style_on
+from rdtf_engine.model.size_deltas import few_step_on, freeze_deltas, set_few_step, set_style, style_on
 from rdtf_engine.model.text import NULL_PROMPT
 
 OVERLAP = 2
@@ -126,6 +126,7 @@ class StickerPipeline:
 
             configure_cuda()
         unet, vae, card = load_model_folder(path, device=dev)
+        freeze_deltas(unet)  # loaded to sample: its weights never change, so each merged weight is built once
         return cls(unet, vae, card, get_text_encoder(card.text, dev), dev)
 
     @torch.no_grad()

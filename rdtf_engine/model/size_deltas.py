@@ -110,6 +110,8 @@ class SizeDeltas(nn.Module):
         super().__init__()
         self.rank, self.off_latent = int(rank), int(off_latent)
         self.active = self.merging = False
+        # freeze(): layer key → [(the weight merged into, the merged weight)]; None: merged afresh every forward
+        self._frozen: dict[str, list[tuple[torch.Tensor, nn.Parameter]]] | None = None
         layers = [(name, m) for name, m in model.named_modules()
                   if isinstance(m, TARGETS) and getattr(m, "groups", 1) == 1
                   and not any(f"{name}.".startswith(p) for p in PREFIXES)]
@@ -131,10 +133,26 @@ class SizeDeltas(nn.Module):
         was, and a cache keyed on it once validated a training run with its step-0 deltas for 400 steps. Building it
         costs ≈ 3 % of a 256 px forward on 2 CPU cores (24 ms for all 213 layers); inside a CUDA graph the merge is
         captured with the layer, so a replay reads the deltas as they are; an ONNX export folds it into constants."""
+        frozen = self._frozen
+        if frozen is not None:
+            for seen, merged in frozen.get(key, ()):
+                if seen is weight and merged.device == weight.device:
+                    return merged
         delta = self.deltas[key]
         with torch.no_grad():
             w = (weight.float() + delta.combined().to(weight.device)).to(weight.dtype)
-        return nn.Parameter(w, requires_grad=False)
+        merged = nn.Parameter(w, requires_grad=False)
+        if frozen is not None:
+            frozen.setdefault(key, []).append((weight, merged))
+        return merged
+
+    def freeze(self) -> None:
+        """For weights that no longer change (a model loaded to sample, never trained in place): each merged weight
+        is built once, on first use, and kept — keyed by the layer and the very weight it merges into, since the
+        few-step deltas merge into the size deltas' merged weight at the native size and into the layer's own at the
+        draft size. A GPU denoiser step at 256 px then runs no merge kernels (≈ 850 fewer), the CPU's eager one
+        ≈ 3 % less work; the result is the same tensor the unfrozen merge builds every step."""
+        self._frozen = {}
 
 
 class StyleDeltas(SizeDeltas):
@@ -197,6 +215,16 @@ def style_on(model: nn.Module, grid: tuple[int, int] | None = None) -> bool:
     deltas = getattr(model, "style_deltas", None)
     on = bool(deltas is not None and deltas.on)
     return on and (grid is None or tuple(int(g) for g in grid) == (deltas.off_latent, deltas.off_latent))
+
+
+def freeze_deltas(model: nn.Module) -> int:
+    """Freeze every kind of deltas ``model`` has (:meth:`SizeDeltas.freeze`): for a model loaded to sample whose
+    weights will not change; → how many kinds it has."""
+    kinds = [getattr(model, k.rstrip("."), None) for k in PREFIXES]
+    for deltas in kinds:
+        if deltas is not None:
+            deltas.freeze()
+    return sum(d is not None for d in kinds)
 
 
 def count(model: nn.Module, kind: str = "size_deltas") -> int:
