@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
     dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
+    if a.device == "cuda":  # the attention backends the engine allows (it switches cuDNN's off)
+        from rdtf_engine.core.device import configure_cuda
+
+        configure_cuda()
     out: dict = {"device": torch.cuda.get_device_name(0) if a.device == "cuda" else "cpu", "dtype": str(dtype),
                  "batch": a.batch, "size": a.size}
     for name, (n, h, t, d) in shapes(a.batch, a.size, a.frames).items():
