@@ -7,6 +7,7 @@ in time and integer durations are rounded with the rounding error carried forwar
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -117,7 +118,13 @@ def fit_canvas(frames: np.ndarray, width: int, height: int, pad: bool = True) ->
         out[i, oy : oy + nh, ox : ox + nw] = np.asarray(im)
 
     # Pillow releases the interpreter lock while it resamples: the frames resize side by side, the same pixels.
-    with ThreadPoolExecutor(max_workers=max(1, min(f, os.cpu_count() or 1))) as pool:
+    # Not inside a pool's worker process (training renders clips on every core already): one thread there.
+    workers = min(f, os.cpu_count() or 1) if multiprocessing.parent_process() is None else 1
+    if workers <= 1:
+        for i in range(f):
+            resize(i)
+        return out
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(resize, range(f)))
     return out
 

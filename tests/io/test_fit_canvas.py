@@ -34,3 +34,21 @@ def test_same_size_is_a_copy_and_a_single_frame_works():
     same = fit_canvas(frames, 32, 32)
     assert np.array_equal(same, frames) and same is not frames
     assert np.array_equal(fit_canvas(frames[:1], 48, 48), _one_by_one(frames[:1], 48, 48))
+
+
+def _in_a_worker(frames: np.ndarray) -> np.ndarray:
+    return fit_canvas(frames, 96, 96)
+
+
+def test_a_pool_worker_resizes_on_one_thread_with_the_same_pixels(monkeypatch):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    frames = np.random.default_rng(2).integers(0, 256, (4, 64, 64, 4), dtype=np.uint8)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert np.array_equal(pool.submit(_in_a_worker, frames).result(), _one_by_one(frames, 96, 96))
+    from rdtf_engine.formats import timing
+
+    monkeypatch.setattr(timing, "ThreadPoolExecutor", None)  # a worker process never makes threads
+    monkeypatch.setattr(timing.multiprocessing, "parent_process", lambda: object())
+    assert np.array_equal(fit_canvas(frames, 96, 96), _one_by_one(frames, 96, 96))
