@@ -128,7 +128,8 @@ class SizeDeltas(nn.Module):
         self.merging = self.active and not torch.is_grad_enabled()
 
     def merged(self, key: str, weight: torch.Tensor) -> nn.Parameter:
-        """W + ΔW for layer ``key``, built afresh by every forward that samples. No cache: the weights change in
+        """W + ΔW for layer ``key``, built afresh by every forward that samples unless the deltas are frozen
+        (:meth:`freeze`, a model loaded only to sample). No cache otherwise: while training, the weights change in
         ways no cheap stamp sees — a fused AdamW step and the EMA's ``.data`` copies leave ``Tensor._version`` as it
         was, and a cache keyed on it once validated a training run with its step-0 deltas for 400 steps. Building it
         costs ≈ 3 % of a 256 px forward on 2 CPU cores (24 ms for all 213 layers); inside a CUDA graph the merge is
