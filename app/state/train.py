@@ -290,4 +290,5 @@ def curriculum_text(m: Metrics) -> str:
     if not m.curriculum:
         return ""
     tasks = ", ".join(f"{k} {v:.0%}" for k, v in list(m.task_shares().items())[:2])
-    return m.curriculum + (f" · {tasks}" if tasks else "") + (f" · difficulty {m.bucket}" if m.bucket is not None else "")
+    difficulty = f" · difficulty {m.bucket}" if m.bucket is not None else ""
+    return m.curriculum + (f" · {tasks}" if tasks else "") + difficulty

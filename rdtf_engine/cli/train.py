@@ -30,7 +30,8 @@ def cmd_train(args, rep: Reporter) -> int:
 # flag → (request part, field) for the flags that override a recipe's value when given
 _OVERRIDES = {"preset": ("model", "preset"), "size": ("model", "size"), "temporal": ("model", "temporal"),
               "reference_attention": ("model", "reference_attention"),
-              "draft_size": ("model", "draft_size"), "draft_every": ("train", "draft_every"), "steps": ("train", "steps"),
+              "draft_size": ("model", "draft_size"), "draft_every": ("train", "draft_every"),
+              "steps": ("train", "steps"),
               "size_delta_rank": ("model", "size_delta_rank"), "style_delta_rank": ("model", "style_delta_rank"),
               "style_tag": ("train", "style_tag"), "few_step_rank": ("model", "few_step_rank"),
               "objective": ("train", "objective"),
@@ -69,9 +70,9 @@ def request_from_args(args) -> TrainRequest:
     train = dataclasses.replace(req.train, dual_mask=not args.no_dual_mask,
                                 continue_curriculum=args.continue_curriculum or req.train.continue_curriculum,
                                 draft_only=args.draft_only or req.train.draft_only, **parts["train"])
+    minutes = {"max_minutes": args.max_minutes} if args.max_minutes else {}
     return dataclasses.replace(req, model=dataclasses.replace(req.model, **parts["model"]), train=train,
-                               run=dataclasses.replace(req.run, **parts["run"],
-                                                       **({"max_minutes": args.max_minutes} if args.max_minutes else {})),
+                               run=dataclasses.replace(req.run, **parts["run"], **minutes),
                                init_from=args.init_from or req.init_from)
 
 

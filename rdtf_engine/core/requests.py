@@ -2,8 +2,9 @@
 
 Every job is described by exactly one of them, from the app's click (or the CLI's parse) to the pixels:
 ``GenerateRequest``, ``TrainRequest``, ``ImportRequest``, ``ExportRequest``, ``PackExportRequest``,
-``CheckRequest``, ``ModelsRequest``, ``DeviceRequest`` and ``PackRequest``. On the worker's wire a request is ``{"op": OP, "params": to_dict(req)}``
-(``to_wire`` / ``from_wire``); ``from_dict`` ignores unknown keys so an older app can talk to a newer worker.
+``CheckRequest``, ``ModelsRequest``, ``DeviceRequest`` and ``PackRequest``. On the worker's wire a request is
+``{"op": OP, "params": to_dict(req)}`` (``to_wire`` / ``from_wire``); ``from_dict`` ignores unknown keys so an
+older app can talk to a newer worker.
 Validation lives in ``validate()`` (``InputError`` naming the bad field) and runs once, where a request enters
 the engine: the CLI's parse or the worker's receive. Everything below passes the request on untouched.
 """
