@@ -143,8 +143,8 @@ class SizeDeltas(nn.Module):
         with torch.no_grad():
             w = (weight.float() + delta.combined().to(weight.device)).to(weight.dtype)
         merged = nn.Parameter(w, requires_grad=False)
-        if frozen is not None:
-            frozen.setdefault(key, []).append((weight, merged))
+        if frozen is not None:  # (one entry per weight: a model moved to another device replaces its entries)
+            frozen[key] = [e for e in frozen.get(key, []) if e[0] is not weight] + [(weight, merged)]
         return merged
 
     def freeze(self) -> None:

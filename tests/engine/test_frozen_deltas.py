@@ -53,6 +53,8 @@ def test_each_merged_weight_is_built_once(models, monkeypatch):
     for _ in range(2):
         delta_eps(both, NATIVE)
     assert len(calls) == 2 * layers  # unfrozen (training previews): afresh every forward
+    kept = frozen.size_deltas._frozen
+    assert all(len(v) == 1 for v in kept.values()) and len(kept) == layers  # one merged weight per layer and weight
 
 
 @pytest.mark.skipif(not (DEFAULT / "config.json").is_file(), reason="no shipped default model")
