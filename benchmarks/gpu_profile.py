@@ -1,5 +1,5 @@
 """Where the GPU time goes: the shipped model's sticker split into its phases, and the top kernels of a denoiser
-step (the shipped `small` model at its native size, and the `paper` preset of B2). Prints JSON; the profile that
+step (the `small` preset at the native size, and the `paper` preset of B2). Prints JSON; the profile that
 decides what `benchmarks/gpu.py`'s B1 and B2 are worth optimising next.
 
 - ``sticker``: one text → 8-frame sticker through the real request path (``jobs.api.generate``, CUDA graphs on,
@@ -8,8 +8,9 @@ decides what `benchmarks/gpu.py`'s B1 and B2 are worth optimising next.
   the rest of the loop), the decodes, the encode of the enlarged draft, the conversions to RGBA and the host
   resampling (``fit_canvas``) — for the sampler of each of ``--samplers``. Each phase synchronises the device at
   its edges, so the phases add up to more than an unobserved sticker takes (``total_ms`` is the observed one).
-- ``kernels``: the top CUDA kernels by device time of ``--iters`` eager denoiser steps (guidance batch 2) under
-  ``torch.profiler``: the shipped model at 256 px (latent 32) and the `paper` preset at 16 frames × 256 px.
+- ``kernels``: the top CUDA kernels by device time of ``--iters`` eager denoiser steps (guidance batch 2, bf16
+  autocast as B2 runs them) under ``torch.profiler``: the `small` preset (the shipped model's network, freshly
+  initialised, without its deltas) at 256 px (latent 32) and the `paper` preset at 16 frames × 256 px.
 
     python benchmarks/gpu_profile.py [--iters 5] [--samplers unipc:10,dpm:20] [--top 15]
 """
