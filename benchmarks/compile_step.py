@@ -34,15 +34,17 @@ def _time(fn, example, iters: int) -> float:
     return (time.perf_counter() - t0) / iters * 1e3
 
 
-def step_example(pipe, side: int, rows: int = 2) -> list[torch.Tensor]:
-    """Inputs shaped as the pipeline's text → video step on a side × side latent grid: (x, t, txt, tmask, conds, g)."""
+def step_example(pipe, side: int, prompt: str = "grinning face bouncing",
+                 guidance: tuple[float, float] = (4.0, 5.0)) -> list[torch.Tensor]:
+    """Inputs of the pipeline's text → video step (guidance rows ∅ and ``prompt``, seeded noise at t = 500) on a
+    side × side latent grid: (x, t, txt, tmask, conds, g). Also what ``benchmarks/cpu.py`` compares runtimes on."""
     gen = torch.Generator().manual_seed(0)
     frames = int(pipe.card.num_frames)
-    states, tmask = pipe.text.encode(["", "grinning face bouncing"])
+    states, tmask = pipe.text.encode(["", prompt])
     x = torch.randn(1, 4, frames, side, side, generator=gen).to(pipe.device)
-    conds = torch.zeros(rows, 4, frames, side, side, device=pipe.device)
-    g = torch.tensor([4.0, 5.0], device=pipe.device)
-    return [x, torch.tensor(500, device=pipe.device), states[:rows], tmask[:rows], conds, g]
+    conds = torch.zeros(2, 4, frames, side, side, device=pipe.device)
+    g = torch.tensor(guidance, device=pipe.device)
+    return [x, torch.tensor(500, device=pipe.device), states, tmask, conds, g]
 
 
 def main() -> None:

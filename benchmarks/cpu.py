@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.compile_step beside it
 RUNTIMES = ("torch", "torch-tuned", "compile", "onnx", "openvino")
 PROMPT = "a cat bouncing"
 # the model measured (--model; children read it from the environment): the shipped one unless another is named
@@ -77,12 +78,10 @@ def _denoiser_diff(pipe, reference, latent: int) -> float:
     untouched copy of the denoiser (eager, contiguous)."""
     import torch
 
+    from benchmarks.compile_step import step_example
     from rdtf_engine.diffusion.denoiser import guided_eps
 
-    g = torch.Generator().manual_seed(0)
-    states, mask = pipe.text.encode(["", PROMPT])
-    example = (torch.randn(1, 4, 8, latent, latent, generator=g), torch.tensor(500), states, mask,
-               torch.zeros(2, 4, 8, latent, latent), torch.tensor([7.5, 1.5]))
+    example = step_example(pipe, latent, PROMPT, guidance=(7.5, 1.5))
     with torch.no_grad():
         fast = pipe.step_fns.get(example)(*example)
         ref = guided_eps(reference, *example)  # the untouched copy: eager, contiguous weights
