@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
+from rdtf_engine.formats.timing import fit_canvas
 
 
 def checkerboard(h: int, w: int, cell: int = 8) -> np.ndarray:
@@ -50,8 +51,7 @@ def labelled_sheet(captions: Sequence[str], rows: Sequence[Sequence[np.ndarray]]
         y = head + r * cell
         draw.text((4, y + cell // 2 - 6), caption[:24], fill=(0, 0, 0))
         for b, clip in enumerate(clips):
-            small = np.stack([np.asarray(Image.fromarray(fr, "RGBA").resize((cell, cell), Image.LANCZOS))
-                              for fr in clip])
+            small = fit_canvas(clip, cell, cell, pad=False)  # (F, cell, cell, 4)
             sheet.paste(Image.fromarray(grid_image([small])), (label_w + b * (block + gap), y))
     return sheet
 
