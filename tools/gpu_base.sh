@@ -90,7 +90,7 @@
 # and 2.5 min (415 more) with EVAL_NEW=1 EVAL_OLD=1 EVAL_EMOJI=0 (both models' Fluent evaluations after the
 # export, on the card); 26.6 device-minutes.
 set -euo pipefail
-cmd=${1:?stage, stage-init, start, wait or collect}; SECS=${2:-590}
+cmd=${1:?stage, stage-init, start, wait, resume, collect or check}; SECS=${2:-590}
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -98,6 +98,18 @@ STAGE=${STAGE:-/tmp/rdtf-stage}  # outside the checkout: each call's fresh copy 
 R=$STAGE/base                    # the job's folder: run, autoencoder, exported model, logs, evaluations
 # .fluent, .gpu and .whl staged in parts by earlier calls (tools/gpu_parts.sh), where this call carries none
 [ ! -f tools/gpu_parts.sh ] || bash tools/gpu_parts.sh link
+
+check_staged() {  # every shard of the staged Fluent index arrived (exit 3 if the host went cold or one is missing)
+  [ -f $STAGE/fluent/index.json ] || { echo "[base] no staged Fluent data: the host went cold; run stage again"; exit 3; }
+  python3 - $STAGE/fluent <<'PYEOF' || { echo "[base] staged Fluent data incomplete: stage .fluent-b too"; exit 3; }
+import json, sys
+from pathlib import Path
+d = Path(sys.argv[1]); index = json.loads((d / "index.json").read_text())
+names = [s["name"] if isinstance(s, dict) else s for s in index.get("shards", [])]
+missing = [n for n in names if not (d / n).is_file()]
+sys.exit(f"missing shards: {missing}" if missing else 0)
+PYEOF
+}
 
 install_wheels() {  # the carried .whl → $STAGE/site (kept on the warm host for later calls)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $STAGE/site .whl/*.whl
@@ -226,6 +238,7 @@ echo "[base] \$(date +%T) done"; touch done
 EOF
     setsid nohup bash $R/resume.sh >> $R/job.log 2>&1 < /dev/null &
     sleep 5; tail -n 2 $R/job.log; wait_job; exit 0 ;;
+  check) check_staged; exit 0 ;;  # (tools/gpu_preset.sh's start)
   export) export_model; exit 0 ;;  # (the job's own call)
   evaluate) evaluate; exit 0 ;;    # (the job's own call, with eval_env's settings)
   collect) [ -d $R ] || { echo "[base] no job on this host"; exit 3; }; bring_back; exit 0 ;;
@@ -233,15 +246,7 @@ EOF
   *) echo "unknown command $cmd"; exit 2 ;;
 esac
 
-[ -f $STAGE/fluent/index.json ] || { echo "[base] no staged Fluent data: the host went cold; run stage again"; exit 3; }
-python3 - $STAGE/fluent <<'PYEOF' || { echo "[base] staged Fluent data incomplete: stage .fluent-b too"; exit 3; }
-import json, sys
-from pathlib import Path
-d = Path(sys.argv[1]); index = json.loads((d / "index.json").read_text())
-names = [s["name"] if isinstance(s, dict) else s for s in index.get("shards", [])]
-missing = [n for n in names if not (d / n).is_file()]
-sys.exit(f"missing shards: {missing}" if missing else 0)
-PYEOF
+check_staged
 rm -rf $R && mkdir -p $R
 if ls .whl/*.whl >/dev/null 2>&1; then  # (a later start on the same warm host may leave .whl out of its carry)
   install_wheels

@@ -162,7 +162,7 @@ def _base_args(t) -> None:
                    help="with --init-from a model that drafts at a smaller size with size deltas (the 256 px "
                         "default): train its draft network alone, every step at the draft size, and keep the base's "
                         "native size and deltas as they are (default: the fine-tune becomes a draft-size model)")
-    t.add_argument("--preset", default=None, help="tiny | small | paper (default tiny, or --init-from's)")
+    t.add_argument("--preset", default=None, help="tiny | small | medium | paper (default tiny, or --init-from's)")
     t.add_argument("--temporal", choices=("sti", "conv3d"), default=None, help="default sti, or --init-from's")
     t.add_argument("--reference-attention", choices=("on", "off", "all"), default=None,
                    help="every frame's spatial attention also sees the given (or first) frame: keeps an image's "

@@ -316,7 +316,7 @@ def _validate(chans, cross, head_dim, groups, temporal, layers, num_frames) -> N
 def build_dfgn(cfg: ModelConfig | str, temporal: str = "sti", num_frames: int = 8,
                reference_attention: bool | str | None = False) -> DFGN:
     """A fresh DFGN for a ``ModelConfig`` (its None fields take ``ModelConfig.DEFAULTS``), or for a preset name
-    (tiny | small | paper) with the other arguments; ``reference_attention``: a ``config.REFERENCE_MODES`` name
+    (tiny | small | medium | paper) with the other arguments; ``reference_attention``: a ``config.REFERENCE_MODES`` name
     ("off" | "on" | "all") or a bool (True = "on")."""
     deltas = {}
     if isinstance(cfg, ModelConfig):
