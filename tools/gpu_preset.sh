@@ -71,7 +71,7 @@ for P in ${PRESETS:-small medium}; do
   # loop's text encoding, batch assembly and validations beside the bare step the probe times
   \$PY src/profile_step.py --preset \$P --batch ${BATCH:-128} --size 32 --frames 8 --steps 8 --top 1 > rate-\$P.json \
       2> rate-\$P.log || echo "rate \$P failed" >> errors.txt
-  N=\$(python3 -c "import json,sys; ms=json.load(open(sys.argv[1]))['ms_per_step']; print(int(0.93*$MIN*60000/ms))" rate-\$P.json || echo 1000)
+  N=\$(python3 -c "import json,sys; ms=json.load(open(sys.argv[1]))['ms_per_step']; print(int(0.93*${TRAIN_MIN:-7}*60000/ms))" rate-\$P.json || echo 1000)
   echo "[preset] \$(date +%T) \$P from scratch: \$N steps, at most \$MIN min"
   \$PY -m rdtf_engine --events jsonl train --data shards:shards --autoencoder src/resources/models/default/vae \
       --preset \$P --size 256 --batch-size ${BATCH:-128} --lr ${LR:-5e-4} --steps \$N --max-minutes \$MIN \
