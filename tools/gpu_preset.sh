@@ -14,6 +14,9 @@
 #   call 4: bash tools/gpu_preset.sh wait 590     (as often as needed, each within 30 s of the last)
 #   → $OUT/results.tar.gz (per arm: metrics.jsonl, train.log, step rate, evaluations) and sheets.tar (the
 #     evaluations' grids); the arms' models stay on the host (minutes-old models from scratch: nothing to ship)
+# Measured (NVIDIA H100, 2026-12-05, TRAIN_MIN=7.5): shards of 8,000 clips in 112 s (170 s with start-up), bare
+# steps 418 / 494 ms, 851 / 736 steps in the 7.5 minutes, four evaluations of 24 clips in parallel ≈ 1.5 min; the
+# lease held the host 24.5 minutes (3 of them its start) — results in docs/results.md.
 set -euo pipefail
 cmd=${1:?start, wait or collect}; SECS=${2:-590}
 T0=$(date +%s)
