@@ -24,7 +24,7 @@ from typing import Any
 from rdtf_engine.core.config import DECODER_TIME_SHARE
 from rdtf_engine.core.recipes import APP_RECIPES, DEFAULT_RECIPE, Recipe, recipe
 from rdtf_engine.core.requests import TrainRequest
-from rdtf_engine.core.run_file import read_run_file, write_run_file
+from rdtf_engine.core.run_file import read_run_file, resumable_step, write_run_file
 from rdtf_engine.data.pack_windows import MAX_STICKERS, MIN_STICKERS
 
 # Steps/s of each recipe before this machine has measured anything (replaced by the measured speed).
@@ -135,26 +135,22 @@ def pack_size_warning(stickers: int | None) -> str:
 
 
 def has_checkpoint(run_dir: Path) -> bool:
-    return (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
-
-
-def last_step(run_dir: Path) -> int:
-    """Best effort: the highest number in a checkpoint name (``checkpoint_1200``, ``step_000300``…)."""
-    steps = [int(m.group(0)) for p in (run_dir / "checkpoints").iterdir() if (m := re.search(r"\d+", p.name))]
-    return max(steps, default=0)
+    """A complete checkpoint the engine would resume from (an interrupted write or an empty folder is not one)."""
+    return resumable_step(run_dir) is not None
 
 
 def unfinished_runs(runs: Path, dismissed: set[str] | None = None) -> list[dict[str, Any]]:
-    """Runs with checkpoints, no done.json, and a request the app can resume with; newest first."""
+    """Runs with a complete checkpoint, no done.json, and a request the app can resume with; newest first.
+    ``step``: the step the engine's resume starts at."""
     found = []
     for d in sorted(Path(runs).iterdir() if Path(runs).is_dir() else [], reverse=True):
-        if not (d / "checkpoints").is_dir() or (d / "done.json").exists() or str(d) in (dismissed or set()):
+        if (d / "done.json").exists() or str(d) in (dismissed or set()):
             continue
-        req = read_request(d)
+        step = resumable_step(d)
+        req = read_request(d) if step is not None else None
         if req is None:
             continue
-        found.append({"run_dir": str(d), "name": d.name, "step": last_step(d), "steps": int(req.train.steps),
-                      "request": req})
+        found.append({"run_dir": str(d), "name": d.name, "step": step, "steps": int(req.train.steps), "request": req})
     return found
 
 

@@ -4,6 +4,10 @@ The app writes it when it starts a run, the engine rewrites it once the request 
 architecture taken from its base model), and both read it back: the engine on ``--resume`` (the saved request
 wins, see ``training.run_setup``), the app to offer unfinished runs. Runs made before this file existed keep
 working: their ``train_config.json`` (engine) or ``studio_request.json`` (app) is read instead.
+
+Checkpoints live in ``checkpoints/step_NNNNNNN/`` (``training.checkpoint`` writes them atomically, ``state.json``
+last) with a ``checkpoints/latest`` pointer. Which one a resume starts from is decided here, without torch, so the
+app offers to resume exactly the runs, and from exactly the step, that the engine will resume.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from rdtf_engine.core.atomic import write_text_atomic
 from rdtf_engine.core.requests import TrainRequest, to_dict
 
 RUN_FILE = "run.json"
+CHECKPOINTS = "checkpoints"
 LEGACY_RUN_FILES = ("train_config.json", "studio_request.json")  # flat requests of older engines / apps
 
 
@@ -35,3 +40,34 @@ def read_run_file(run_dir: str | Path) -> TrainRequest | None:
             except (TypeError, ValueError):  # a hand-edited file with a wrong type: as good as none
                 continue
     return None
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{int(step):07d}"
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The complete checkpoint a resume starts from (its folder holds ``state.json``), or None."""
+    ck_root = Path(run_dir) / CHECKPOINTS
+    ptr = ck_root / "latest"
+    if ptr.is_file():
+        try:
+            p = ck_root / ptr.read_text("utf-8").strip()
+        except (OSError, ValueError):
+            p = None
+        if p is not None and p.parent == ck_root and (p / "state.json").is_file():
+            return p
+    # Pointer missing or stale (e.g. killed between rename and pointer update): newest complete folder.
+    cands = sorted(p for p in ck_root.glob("step_*") if (p / "state.json").is_file()) if ck_root.is_dir() else []
+    return cands[-1] if cands else None
+
+
+def resumable_step(run_dir: str | Path) -> int | None:
+    """The step a resume of this run starts at (its latest complete checkpoint's), or None when it has none."""
+    ck = latest_checkpoint(run_dir)
+    if ck is None:
+        return None
+    try:
+        return int(ck.name.removeprefix("step_"))
+    except ValueError:
+        return None

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from rdtf_engine.core.errors import CheckpointError, StorageError
+from rdtf_engine.core.run_file import CHECKPOINTS, checkpoint_name
 from rdtf_engine.model.store import check_safetensors
 
 MAX_SHARD_BYTES = 15 * 1000 * 1000
@@ -95,8 +96,8 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema_state: dict[str, torch.Tensor],
                     optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> Path:
     """Atomically write ``checkpoints/step_N`` and point ``latest`` at it; keep the newest KEEP."""
-    ck_root = run_dir / "checkpoints"
-    final = ck_root / f"step_{step:07d}"
+    ck_root = run_dir / CHECKPOINTS
+    final = ck_root / checkpoint_name(step)
     try:
         ck_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=ck_root))
@@ -139,18 +140,6 @@ def _why(exc: BaseException) -> str:
     if getattr(exc, "errno", None) == 28 or "os error 28" in text or "No space left" in text:
         return "the disk is full"
     return getattr(exc, "strerror", None) or text
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    ck_root = run_dir / "checkpoints"
-    ptr = ck_root / "latest"
-    if ptr.is_file():
-        p = ck_root / ptr.read_text("utf-8").strip()
-        if (p / "state.json").is_file():
-            return p
-    # Pointer missing or stale (e.g. killed between rename and pointer update): newest complete folder.
-    cands = sorted(p for p in ck_root.glob("step_*") if (p / "state.json").is_file()) if ck_root.is_dir() else []
-    return cands[-1] if cands else None
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:

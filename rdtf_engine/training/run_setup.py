@@ -17,8 +17,8 @@ from rdtf_engine.core.device import resolve_device
 from rdtf_engine.core.errors import InputError
 from rdtf_engine.core.events import Log, null_event
 from rdtf_engine.core.requests import TrainRequest
-from rdtf_engine.core.run_file import read_run_file, write_run_file
-from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint, optimizer_from_tensors, save_checkpoint
+from rdtf_engine.core.run_file import latest_checkpoint, read_run_file, write_run_file
+from rdtf_engine.training.checkpoint import load_checkpoint, optimizer_from_tensors, save_checkpoint
 from rdtf_engine.training.curriculum import Curriculum
 from rdtf_engine.training.data_prep import TrainData, prepare_data
 from rdtf_engine.training.finetune import (

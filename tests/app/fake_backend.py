@@ -32,6 +32,7 @@ from rdtf_engine.core.requests import (
     TrainRequest,
 )
 from rdtf_engine.core.results import GenerateResult
+from rdtf_engine.core.run_file import CHECKPOINTS, checkpoint_name, resumable_step
 
 DELAY = float(os.environ.get("RDTF_FAKE_DELAY", "0.005"))
 
@@ -70,18 +71,25 @@ def generate(req: GenerateRequest, on_event, should_stop) -> GenerateResult:
     return GenerateResult(frames, [req.duration_ms] * req.frames, recipe, None)
 
 
+def write_checkpoint(run: Path, step: int) -> Path:
+    """A checkpoint in the engine's layout (``checkpoints/step_N/state.json`` and the ``latest`` pointer), without
+    weights: enough for the app, which only decides whether and from which step a run resumes."""
+    folder = Path(run) / CHECKPOINTS / checkpoint_name(step)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "state.json").write_text(json.dumps({"step": step}))
+    (folder.parent / "latest").write_text(folder.name)
+    return folder
+
+
 def train(req: TrainRequest, on_event, should_stop) -> dict:
     run = Path(req.run.out)
-    ckpt = run / "checkpoints"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    start = 0
-    if req.run.resume and (ckpt / "step.json").exists():
-        start = json.loads((ckpt / "step.json").read_text())["step"]
+    (run / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    start = (resumable_step(run) or 0) if req.run.resume else 0
     on_event(Log("info", f"training from step {start}"))
     step = start
     for step in range(start + 1, req.train.steps + 1):
         if should_stop():
-            (ckpt / "step.json").write_text(json.dumps({"step": step - 1}))
+            write_checkpoint(run, step - 1)
             return {"run_dir": str(run), "model_dir": None, "step": step - 1, "final_loss": 1.0 / step,
                     "stopped": True}
         time.sleep(DELAY)
@@ -94,7 +102,7 @@ def train(req: TrainRequest, on_event, should_stop) -> dict:
             Image.fromarray(_frame(step, 0, 4, 64), "RGBA").save(grid)
             on_event(Preview(step, [str(grid)], "samples"))
         if req.run.checkpoint_every and step % req.run.checkpoint_every == 0:
-            (ckpt / "step.json").write_text(json.dumps({"step": step}))
+            write_checkpoint(run, step)
     model = run / "model"
     model.mkdir(exist_ok=True)
     (model / "config.json").write_text(json.dumps({"name": run.name, "preset": req.model.preset, "size": req.model.size}))

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from conftest import ROOT
+from fake_backend import write_checkpoint
 from fake_engine import write_png
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
@@ -143,7 +144,7 @@ def test_train_page_drop_report_captions_and_resume_banner(qtbot, window, state,
         qtbot.mouseClick(page.pause_btn, Qt.MouseButton.LeftButton)
     assert page.resume_btn.isEnabled()
     # a second window (the app reopened) offers the unfinished run
-    (state.train.run_dir / "checkpoints" / "step_3").mkdir(parents=True)
+    write_checkpoint(state.train.run_dir, 3)
     state.train.scan_unfinished()
     assert not page.banner.isHidden() and "did not finish" in page.banner.label.text()
     qtbot.mouseClick(page.banner.resume_btn, Qt.MouseButton.LeftButton)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fake_backend import write_checkpoint
 from fake_engine import write_png
 
 from app.state import runs
@@ -149,7 +150,7 @@ def test_start_needs_data(qtbot, state):
 def test_crash_during_training_keeps_run_resumable(qtbot, state, tmp_path, fake_trainer):
     imported(qtbot, state, tmp_path)
     state.train.start()
-    (state.train.run_dir / "checkpoints" / "checkpoint_10").mkdir(parents=True)  # it got that far
+    write_checkpoint(state.train.run_dir, 10)  # it got that far
     with qtbot.waitSignal(state.message) as msg:
         fake_trainer.crash()
     assert state.train.state == "paused" and "restarted" in msg.args[1]
@@ -176,7 +177,7 @@ def test_a_pack_too_small_is_said_at_import_and_a_failure_before_any_checkpoint_
 
 def _unfinished(runs_dir: Path, name: str, done: bool = False) -> Path:
     d = runs_dir / name
-    (d / "checkpoints" / "checkpoint_150").mkdir(parents=True)
+    write_checkpoint(d, 150)
     runs.write_request(d, TrainRequest.of(data="x", out=str(d), steps=300))
     if done:
         (d / "done.json").write_text("{}")
@@ -197,6 +198,22 @@ def test_resume_offer_on_reopen_and_dismiss(qtbot, state, dirs, fake_trainer):
     fresh = TrainViewModel(state.engine, fake_trainer, dirs, state.settings)
     fresh.scan_unfinished()
     assert fresh.offers == []  # dismissed runs are not offered again
+
+
+def test_offers_only_what_the_engine_resumes(qtbot, state, dirs, fake_trainer):
+    """The offer's step is the engine's: an interrupted checkpoint write (no state.json) is not one, and a stale
+    ``latest`` pointer falls back to the newest complete checkpoint, as ``latest_checkpoint`` does."""
+    half = _unfinished(dirs.runs, "20250101-1300-half")
+    (half / "checkpoints" / "step_0000400").mkdir()  # killed before its state.json was written
+    bare = dirs.runs / "20250101-1400-bare"
+    (bare / "checkpoints" / "step_0000100").mkdir(parents=True)  # no complete checkpoint at all
+    runs.write_request(bare, TrainRequest.of(data="x", out=str(bare), steps=300))
+    (half / "checkpoints" / "latest").write_text("step_0000400")  # pointer to the incomplete one
+    state.train.scan_unfinished()
+    assert [(o["name"], o["step"]) for o in state.train.offers] == [("20250101-1300-half", 150)]
+    assert not runs.has_checkpoint(bare) and runs.has_checkpoint(half)
+    (half / "checkpoints" / "latest").write_text("../../20250101-1400-bare/checkpoints/step_0000100")
+    assert runs.unfinished_runs(dirs.runs)[0]["step"] == 150  # a pointer out of the folder is not followed
 
 
 def test_stop_dismisses_the_run(qtbot, state, tmp_path, fake_trainer):
@@ -224,7 +241,7 @@ def test_captions_csv_helpers(tmp_path):
 def test_runs_of_older_versions_are_still_offered_and_resumed(qtbot, state, dirs, fake_trainer):
     """A run an older app started has only its flat studio_request.json: still offered, resumed as it was."""
     d = dirs.runs / "20240101-1200-old"
-    (d / "checkpoints" / "step_0000040").mkdir(parents=True)
+    write_checkpoint(d, 40)
     (d / "studio_request.json").write_text(json.dumps({"data": "x", "out": str(d), "preset": "small", "steps": 3000,
                                                        "ae_steps": 800, "size": 64, "batch_size": 4,
                                                        "resume": False}))

@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT, fake_worker_env
 
 from app.jobs import EngineClient
+from rdtf_engine.core.run_file import resumable_step
 
 
 class Wire:
@@ -129,7 +130,7 @@ def test_train_stops_with_checkpoint_when_stdin_closes(tmp_path):
     assert metrics["stage"] == "train" and metrics["loss"] > 0  # a typed Metrics event: named fields
     assert w.close() == 0
     res = w.end("t")["result"]
-    assert res["stopped"] is True and json.loads((run / "checkpoints" / "step.json").read_text())["step"] > 0
+    assert res["stopped"] is True and resumable_step(run) == res["step"] > 0  # what a resume starts from
     assert not (run / "done.json").exists()
 
 

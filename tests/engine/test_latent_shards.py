@@ -12,10 +12,11 @@ import torch
 from rdtf_engine.cli.main import main
 from rdtf_engine.core.errors import InputError, UnsafeInputError
 from rdtf_engine.core.requests import TrainRequest
+from rdtf_engine.core.run_file import latest_checkpoint
 from rdtf_engine.data import latent_shards
 from rdtf_engine.data.latent_cache import build_latent_cache
 from rdtf_engine.data.latent_shards import LatentShards
-from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint
+from rdtf_engine.training.checkpoint import load_checkpoint
 from rdtf_engine.training.loop import train
 
 

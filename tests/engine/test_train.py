@@ -11,10 +11,11 @@ import torch
 from rdtf_engine.core.errors import CheckpointError, InputError, ModelError, UnsafeInputError
 from rdtf_engine.core.events import Metrics
 from rdtf_engine.core.requests import TrainRequest
+from rdtf_engine.core.run_file import latest_checkpoint
 from rdtf_engine.diffusion.pipeline import SampleParams, StickerPipeline
 from rdtf_engine.jobs.api import GenerateRequest, generate
 from rdtf_engine.model.store import load_model_folder, validate_model_folder
-from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint
+from rdtf_engine.training.checkpoint import load_checkpoint
 from rdtf_engine.training.loop import train
 from rdtf_engine.training.state import warmup_steps
 

@@ -44,7 +44,8 @@ def test_two_process_resume_matches_an_uninterrupted_run(tiny_run, tmp_path):
     and random states as one that ran its 4 steps straight through."""
     import torch
 
-    from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint
+    from rdtf_engine.core.run_file import latest_checkpoint
+    from rdtf_engine.training.checkpoint import load_checkpoint
 
     ae = str(Path(tiny_run[0]) / "autoencoder")
     script = str(Path(__file__).with_name("ddp_stop_resume.py"))

@@ -110,7 +110,8 @@ def test_checkpoint_on_a_full_disk_is_a_storage_error_and_keeps_the_last_one(tmp
     import safetensors
     import safetensors.torch
 
-    from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from rdtf_engine.core.run_file import latest_checkpoint
+    from rdtf_engine.training.checkpoint import load_checkpoint, save_checkpoint
 
     model, opt, ema = _tiny_training_state()
     first = save_checkpoint(tmp_path, 1, model, ema, opt, {"note": "one"})

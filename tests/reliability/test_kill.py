@@ -88,7 +88,8 @@ def _run_and_kill(target_fn, path: Path, seed: int) -> None:
 
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_kill_during_checkpoint(tmp_path, trial):
-    from rdtf_engine.training.checkpoint import latest_checkpoint, load_checkpoint
+    from rdtf_engine.core.run_file import latest_checkpoint
+    from rdtf_engine.training.checkpoint import load_checkpoint
     from rdtf_engine.training.run_folder import run_folder
 
     run = tmp_path / "run"
