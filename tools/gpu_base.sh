@@ -90,7 +90,7 @@
 # and 2.5 min (415 more) with EVAL_NEW=1 EVAL_OLD=1 EVAL_EMOJI=0 (both models' Fluent evaluations after the
 # export, on the card); 26.6 device-minutes.
 set -euo pipefail
-cmd=${1:?stage, stage-init, start, wait, resume, collect or check}; SECS=${2:-590}
+cmd=${1:?stage, stage-init, start, wait, resume, collect, check or job-env}; SECS=${2:-590}
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -109,6 +109,14 @@ names = [s["name"] if isinstance(s, dict) else s for s in index.get("shards", []
 missing = [n for n in names if not (d / n).is_file()]
 sys.exit(f"missing shards: {missing}" if missing else 0)
 PYEOF
+}
+
+job_env() {  # the environment of a job script whose folder is $1: staged packages, text model, font and clips
+  cat <<ENV
+export PYTHONPATH=$STAGE/site:$1/src RDTF_TEXT_MODEL=$STAGE/minilm RDTF_EMOJI_FONT=$1/src/NotoColorEmoji.ttf
+export RDTF_FLUENT_CACHE=$STAGE/fluent RDTF_HOME=$1/home OMP_NUM_THREADS=4 PYTHONUNBUFFERED=1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+ENV
 }
 
 install_wheels() {  # the carried .whl → $STAGE/site (kept on the warm host for later calls)
@@ -225,9 +233,7 @@ case "$cmd" in
     [ -f $R/done ] && [ -d $R/run/checkpoints ] || { echo "[base] no finished run on this host (it went cold?)"; exit 3; }
     rm -f $R/done $R/trained; cat > $R/resume.sh <<EOF
 set -u
-export PYTHONPATH=$STAGE/site:$R/src RDTF_TEXT_MODEL=$STAGE/minilm RDTF_EMOJI_FONT=$R/src/NotoColorEmoji.ttf
-export RDTF_FLUENT_CACHE=$STAGE/fluent RDTF_HOME=$R/home OMP_NUM_THREADS=4 PYTHONUNBUFFERED=1
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+$(job_env $R)
 cd $R
 echo "[base] \$(date +%T) resumed for ${TRAIN_MIN:-7} min"
 python3 -P -m rdtf_engine --events jsonl train --out run --resume --steps ${STEPS:-100000} --max-minutes ${TRAIN_MIN:-7} \
@@ -239,6 +245,7 @@ EOF
     setsid nohup bash $R/resume.sh >> $R/job.log 2>&1 < /dev/null &
     sleep 5; tail -n 2 $R/job.log; wait_job; exit 0 ;;
   check) check_staged; exit 0 ;;  # (tools/gpu_preset.sh's start)
+  job-env) job_env "${2:?the job folder}"; exit 0 ;;  # (tools/gpu_preset.sh's job script)
   export) export_model; exit 0 ;;  # (the job's own call)
   evaluate) evaluate; exit 0 ;;    # (the job's own call, with eval_env's settings)
   collect) [ -d $R ] || { echo "[base] no job on this host"; exit 3; }; bring_back; exit 0 ;;
@@ -281,9 +288,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 
 cat > $R/job.sh <<EOF
 set -u
-export PYTHONPATH=$STAGE/site:$R/src RDTF_TEXT_MODEL=$STAGE/minilm RDTF_EMOJI_FONT=$R/src/NotoColorEmoji.ttf
-export RDTF_FLUENT_CACHE=$STAGE/fluent RDTF_HOME=$R/home OMP_NUM_THREADS=4 PYTHONUNBUFFERED=1
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+$(job_env $R)
 cd $R
 PY="python3 -P"
 STYLE=()  # STYLE_RANK=R: rank-R style deltas alone (a quoted word inside \${…:+…} loses its quotes here)

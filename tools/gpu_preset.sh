@@ -61,9 +61,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 
 cat > $R/job.sh <<EOF
 set -u
-export PYTHONPATH=$STAGE/site:$R/src RDTF_TEXT_MODEL=$STAGE/minilm RDTF_EMOJI_FONT=$R/src/NotoColorEmoji.ttf
-export RDTF_FLUENT_CACHE=$STAGE/fluent RDTF_HOME=$R/home OMP_NUM_THREADS=4 PYTHONUNBUFFERED=1
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+$(STAGE=$STAGE bash tools/gpu_base.sh job-env $R)
 cd $R
 PY="python3 -P"; MIN=${TRAIN_MIN:-7}; CLF=src/resources/eval/motion-classifier-builtin-emoji
 echo "[preset] \$(date +%T) encoding ${CLIPS:-8000} clips of builtin:mixed at 256 px"
