@@ -100,7 +100,7 @@ R=$STAGE/base                    # the job's folder: run, autoencoder, exported 
 [ ! -f tools/gpu_parts.sh ] || bash tools/gpu_parts.sh link
 
 check_staged() {  # every shard of the staged Fluent index arrived (exit 3 if the host went cold or one is missing)
-  [ -f $STAGE/fluent/index.json ] || { echo "[base] no staged Fluent data: the host went cold; run stage again"; exit 3; }
+  [ -f $STAGE/fluent/index.json ] || { echo "[base] no staged Fluent data (host cold?): run stage again"; exit 3; }
   python3 - $STAGE/fluent <<'PYEOF' || { echo "[base] staged Fluent data incomplete: stage .fluent-b too"; exit 3; }
 import json, sys
 from pathlib import Path

@@ -40,7 +40,7 @@ wait_job() {  # until the job writes done, or this call's time is nearly up
     tail -n1 $R/job.log | cut -c1-160
     for f in $R/run-*/metrics.jsonl; do [ -f "$f" ] && echo "$f $(grep -c . "$f") rows"; done 2>/dev/null || true
   done
-  if [ -f $R/done ]; then echo "[preset] job done"; else echo "[preset] job still running: call wait again within 30 s"; fi
+  if [ -f $R/done ]; then echo "[preset] job done"; else echo "[preset] job running: call wait again within 30 s"; fi
   bring_back
 }
 
@@ -59,6 +59,7 @@ python3 tools/gpu_bundle.py expand --src .gpu --dst $STAGE/minilm >/dev/null
 cp -r rdtf_engine resources $R/src/ && cp tools/profile_step.py .gpu/font/NotoColorEmoji.ttf $R/src/
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee $R/gpu.txt || true
 
+MIN_ARG=${TRAIN_MIN:-7}
 cat > $R/job.sh <<EOF
 set -u
 $(STAGE=$STAGE bash tools/gpu_base.sh job-env $R)
@@ -66,13 +67,15 @@ cd $R
 PY="python3 -P"; MIN=${TRAIN_MIN:-7}; CLF=src/resources/eval/motion-classifier-builtin-emoji
 echo "[preset] \$(date +%T) encoding ${CLIPS:-8000} clips of builtin:mixed at 256 px"
 \$PY -m rdtf_engine data encode-shards --data builtin:mixed --out shards --model default --size 256 \
-    --max-clips ${CLIPS:-8000} --seed ${SEED:-31} --json > shards.json 2> shards.log || echo "encode failed" >> errors.txt
+    --max-clips ${CLIPS:-8000} --seed ${SEED:-31} --json > shards.json 2> shards.log \
+    || echo "encode failed" >> errors.txt
 for P in ${PRESETS:-small medium}; do
   # the arm's step rate at the run's shape → its step count for MIN minutes (the curriculum's horizon); 0.93: the
   # loop's text encoding, batch assembly and validations beside the bare step the probe times
   \$PY src/profile_step.py --preset \$P --batch ${BATCH:-128} --size 32 --frames 8 --steps 8 --top 1 > rate-\$P.json \
       2> rate-\$P.log || echo "rate \$P failed" >> errors.txt
-  N=\$(python3 -c "import json,sys; ms=json.load(open(sys.argv[1]))['ms_per_step']; print(int(0.93*${TRAIN_MIN:-7}*60000/ms))" rate-\$P.json || echo 1000)
+  N=\$(python3 -c "import json,sys; print(int(0.93 * $MIN_ARG * 60000 / json.load(open(sys.argv[1]))['ms_per_step']))" \
+      rate-\$P.json || echo 1000)
   echo "[preset] \$(date +%T) \$P from scratch: \$N steps, at most \$MIN min"
   \$PY -m rdtf_engine --events jsonl train --data shards:shards --autoencoder src/resources/models/default/vae \
       --preset \$P --size 256 --batch-size ${BATCH:-128} --lr ${LR:-5e-4} --steps \$N --max-minutes \$MIN \
