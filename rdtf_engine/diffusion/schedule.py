@@ -1,5 +1,4 @@
-"""Noise schedules, all from diffusers (never hand-written): DDPM for training, DPM-Solver++ / UniPC / DDIM / LCM
-for sampling.
+"""Noise schedules, all from diffusers (never hand-written): DDPM for training, DPM-Solver++ / DDIM for sampling.
 
 docs/method.md §3: T = 1000, linear β 0.00085 → 0.012, ε-prediction; the paper samples with DDIM 50 steps
 (η = 1.0 in Table 6). Our fast default is DPM-Solver++ (2nd order, ~20 steps), good for guided sampling.
@@ -7,8 +6,6 @@ docs/method.md §3: T = 1000, linear β 0.00085 → 0.012, ε-prediction; the pa
 
 from __future__ import annotations
 
-import functools
-import types
 from dataclasses import asdict
 
 from rdtf_engine.core.config import DiffusionConfig
@@ -38,7 +35,9 @@ def sampling_scheduler(cfg: DiffusionConfig, kind: str):
     (a consistency-distilled model's few-step sampler). All on the model's
     own training schedule (``cfg``), which is what makes their timesteps mean what the network learnt."""
     if kind == "unipc":
-        return unipc_without_sync()(
+        from diffusers import UniPCMultistepScheduler
+
+        return UniPCMultistepScheduler(
             **_common(cfg), solver_order=2, predict_x0=True, solver_type="bh2", lower_order_final=True
         )
     if kind == "dpm":
@@ -57,38 +56,3 @@ def sampling_scheduler(cfg: DiffusionConfig, kind: str):
 
         return DDIMScheduler(**_common(cfg), clip_sample=False, set_alpha_to_one=False)
     raise InputError(f"unknown scheduler {kind!r}; choose one of {', '.join(SCHEDULERS)}")
-
-
-@functools.cache
-def unipc_without_sync() -> type:
-    """diffusers' ``UniPCMultistepScheduler`` whose corrector never waits for the device.
-
-    Its order-2 corrector solves a 2 × 2 system for its coefficients with ``torch.linalg.solve``, which copies
-    LAPACK's error flag to the host to check it: on CUDA a wait for the device in every step of the sampling loop
-    (the rest of the loop never waits, docs/performance.md). This class runs diffusers' own corrector, its code
-    unchanged, with ``torch.linalg.solve`` resolved to ``torch.linalg.solve_ex`` (the same kernel and result, the
-    error flag left unread; the system cannot be singular: its rows are the powers 0 and 1 of distinct step ratios).
-    Only the function's own globals change, never the ``torch`` module. A class made once, on first use (diffusers
-    is imported lazily)."""
-    import torch
-    from diffusers import UniPCMultistepScheduler
-
-    class Linalg:  # torch.linalg, with the unchecked solve
-        def __getattr__(self, name: str):
-            return getattr(torch.linalg, name)
-
-        @staticmethod
-        def solve(a: torch.Tensor, b: torch.Tensor, **kw) -> torch.Tensor:
-            return torch.linalg.solve_ex(a, b, **kw)[0]
-
-    class Torch:  # what the corrector sees as ``torch``
-        linalg = Linalg()
-
-        def __getattr__(self, name: str):
-            return getattr(torch, name)
-
-    base = UniPCMultistepScheduler.multistep_uni_c_bh_update
-    corrector = types.FunctionType(base.__code__, {**base.__globals__, "torch": Torch()}, base.__name__,
-                                   base.__defaults__, base.__closure__)
-    corrector.__kwdefaults__, corrector.__doc__ = base.__kwdefaults__, base.__doc__
-    return type("UniPCMultistepScheduler", (UniPCMultistepScheduler,), {"multistep_uni_c_bh_update": corrector})
