@@ -108,7 +108,7 @@ def cmd_encode_shards(args, rep: Reporter) -> int:
     from rdtf_engine.data.latent_shards import encode_shards
     from rdtf_engine.data.sources import open_source
     from rdtf_engine.training.autoencoder import load_autoencoder
-    from rdtf_engine.training.finetune import base_model_config, init_model
+    from rdtf_engine.training.finetune import folder_model_config, init_model
 
     if args.json:
         rep.stream = sys.stderr
@@ -116,7 +116,7 @@ def cmd_encode_shards(args, rep: Reporter) -> int:
     folder, card = init_model(args.model)
     # By default the size a fine-tune of the model trains at, so `train --data shards:… --init-from MODEL` takes
     # the shards as they are: the shipped 256 px default is fine-tuned at its 128 px draft size.
-    size = args.size or ModelConfig().resolved(base_model_config(args.model)).size
+    size = args.size or ModelConfig().resolved(folder_model_config(folder, card)).size
     vae, scale = load_autoencoder(folder, device)
     source = open_source(args.data, size, num_clips=args.max_clips, seed=args.seed, training=True)
     t0 = time.perf_counter()

@@ -46,7 +46,11 @@ def resolve_init(name: str) -> Path:
 
 def base_model_config(name: str) -> ModelConfig:
     """The architecture of the model ``name`` (its reference mode from its DFGN config: older models "off")."""
-    folder, card = init_model(name)
+    return folder_model_config(*init_model(name))
+
+
+def folder_model_config(folder: Path, card: ModelCard) -> ModelConfig:
+    """The architecture of a model already found and validated (``init_model``'s folder and card)."""
     unet_cfg = json.loads((folder / "unet" / "config.json").read_text("utf-8"))
     return dataclasses.replace(card.model_config(config_reference_mode(unet_cfg)),
                                size_delta_rank=int(unet_cfg.get("size_delta_rank", 0)),
