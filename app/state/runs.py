@@ -147,7 +147,9 @@ def unfinished_runs(runs: Path, dismissed: set[str] | None = None) -> list[dict[
         if (d / "done.json").exists() or str(d) in (dismissed or set()):
             continue
         step = resumable_step(d)
-        req = read_request(d) if step is not None else None
+        if step is None:
+            continue
+        req = read_request(d)
         if req is None:
             continue
         found.append({"run_dir": str(d), "name": d.name, "step": step, "steps": int(req.train.steps), "request": req})

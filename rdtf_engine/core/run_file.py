@@ -20,6 +20,7 @@ from rdtf_engine.core.requests import TrainRequest, to_dict
 
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_PREFIX = "step_"  # checkpoints/step_0000100/
 LEGACY_RUN_FILES = ("train_config.json", "studio_request.json")  # flat requests of older engines / apps
 
 
@@ -43,7 +44,13 @@ def read_run_file(run_dir: str | Path) -> TrainRequest | None:
 
 
 def checkpoint_name(step: int) -> str:
-    return f"step_{int(step):07d}"
+    return f"{CHECKPOINT_PREFIX}{int(step):07d}"
+
+
+def checkpoint_folders(run_dir: str | Path) -> list[Path]:
+    """Every checkpoint folder of the run, complete or not, oldest first."""
+    ck_root = Path(run_dir) / CHECKPOINTS
+    return sorted(p for p in ck_root.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir()) if ck_root.is_dir() else []
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -58,8 +65,8 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         if p is not None and p.parent == ck_root and (p / "state.json").is_file():
             return p
     # Pointer missing or stale (e.g. killed between rename and pointer update): newest complete folder.
-    cands = sorted(p for p in ck_root.glob("step_*") if (p / "state.json").is_file()) if ck_root.is_dir() else []
-    return cands[-1] if cands else None
+    complete = [p for p in checkpoint_folders(run_dir) if (p / "state.json").is_file()]
+    return complete[-1] if complete else None
 
 
 def resumable_step(run_dir: str | Path) -> int | None:
@@ -68,6 +75,6 @@ def resumable_step(run_dir: str | Path) -> int | None:
     if ck is None:
         return None
     try:
-        return int(ck.name.removeprefix("step_"))
+        return int(ck.name.removeprefix(CHECKPOINT_PREFIX))
     except ValueError:
         return None

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from rdtf_engine.core.errors import CheckpointError, StorageError
-from rdtf_engine.core.run_file import CHECKPOINTS, checkpoint_name
+from rdtf_engine.core.run_file import CHECKPOINTS, checkpoint_folders, checkpoint_name
 from rdtf_engine.model.store import check_safetensors
 
 MAX_SHARD_BYTES = 15 * 1000 * 1000
@@ -124,8 +124,7 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, ema_state:
             raise StorageError(f"could not write checkpoint in {ck_root}: {_why(exc)}; the previous checkpoint "
                                "is kept") from None
         raise
-    old = sorted(p for p in ck_root.glob("step_*") if p.is_dir())
-    for p in old[:-KEEP]:
+    for p in checkpoint_folders(run_dir)[:-KEEP]:
         shutil.rmtree(p, ignore_errors=True)
     return final
 
