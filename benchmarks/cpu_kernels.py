@@ -56,10 +56,11 @@ def _difference(out: np.ndarray, ref: np.ndarray) -> dict:
 
 def _openvino():
     """→ (the openvino module or None, whether the CPU runs bf16 natively — the engine's own probe)."""
+    from rdtf_engine.diffusion.cpu_choice import import_openvino
     from rdtf_engine.diffusion.cpu_runtime import cpu_has_bf16
 
     try:
-        import openvino as ov
+        ov = import_openvino()  # (as the engine imports it: without its telemetry)
     except ImportError:
         return None, False
     return ov, cpu_has_bf16()
@@ -171,7 +172,7 @@ def main() -> None:
     import torch
 
     from rdtf_engine.diffusion.pipeline import StickerPipeline
-    from rdtf_engine.model.autoencoder import DECODE_BATCH, _cpu_layout
+    from rdtf_engine.model.autoencoder import _cpu_layout, frames_per_call
 
     torch.set_num_threads(a.threads)  # ONNX Runtime's sessions take the same count
     pipe = StickerPipeline.from_pretrained(a.model, "cpu")
@@ -186,7 +187,7 @@ def main() -> None:
         torch_fn, path, feeds = _denoiser_case(pipe, grid)
         key = f"denoiser_{grid * 8}px_2_rows_8_frames"
         result["networks"][key] = measure_network(torch_fn, path, feeds, a.iters, a.threads)
-    batch = DECODE_BATCH["cpu"]
+    batch = frames_per_call(pipe.vae, 64 * native * native, "decode")  # what a sticker decodes a call
     z = torch.randn(batch, 4, native, native, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as tmp:
         path = _export_decoder(pipe.vae, z, Path(tmp))

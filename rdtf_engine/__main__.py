@@ -1,5 +1,3 @@
-import sys
+from rdtf_engine.cli.main import run
 
-from rdtf_engine.cli.main import main
-
-sys.exit(main())
+run()

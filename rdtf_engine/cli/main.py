@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from rdtf_engine import __version__
 from rdtf_engine.cli.data import add_data_parsers
@@ -16,6 +17,7 @@ from rdtf_engine.cli.files import add_cli as add_file_parsers
 from rdtf_engine.cli.generate import _model_size, add_generate_parser, start_prefetch
 from rdtf_engine.cli.models import add_model_parsers
 from rdtf_engine.cli.packs import add_pack_parsers
+from rdtf_engine.cli.process_exit import exit_process
 from rdtf_engine.cli.reporter import Reporter
 from rdtf_engine.cli.train import add_train_parsers
 from rdtf_engine.cli.upscale import add_upscale_parsers
@@ -72,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
                                        if isinstance(exc, MemoryError) else "the input is nested too deeply"))
 
 
+def run(argv: list[str] | None = None) -> NoReturn:
+    """The ``rdtf`` command as a process (its console script and ``python -m rdtf_engine``): :func:`main`, then
+    an exit that skips the interpreter's teardown once everything is written (``process_exit``: ≈ 0.7 s of a cold
+    ``rdtf generate``)."""
+    exit_process(main(argv))
+
+
 def _refuse_double_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """argparse (3.11) turns ``--to=--`` into ``[]``, skipping the option's type (and its own checks), so a
     later step fails with a TypeError: an option given the value ``--`` this way is a usage error (exit 2, as
@@ -92,4 +101,4 @@ def _report(rep: Reporter, exc: RdtfError) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

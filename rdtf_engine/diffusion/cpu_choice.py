@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sys
 
 log = logging.getLogger("rdtf_engine.diffusion")
 
@@ -29,6 +30,22 @@ def onnx_installed() -> bool:
 def openvino_installed() -> bool:
     # OpenVINO reads the file ONNX Runtime optimised and saved (cpu_runtime._export), so it needs the ONNX pair too
     return onnx_installed() and importlib.util.find_spec("openvino") is not None
+
+
+def import_openvino():
+    """``import openvino`` without its telemetry → the module.
+
+    Importing OpenVINO (2026.4) sends a usage event to Google Analytics (``www.google-analytics.com``) from a
+    background thread and writes a client ID under ``~/intel``, unless a consent file there says no: its telemetry
+    package counts a missing file as consent. The engine uses no network when it generates and writes nothing
+    outside its own folders, so ``openvino_telemetry`` is marked absent before the first import and OpenVINO takes
+    its own do-nothing stand-in (``openvino.tools.ovc.telemetry_stub``). The mark stays for the process: nothing
+    else here uses that package."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # None: "import openvino_telemetry" raises ImportError
+    import openvino
+
+    return openvino
 
 
 def _named(choice: str | None, env: str, allowed: tuple[str, ...], fallback: str, quiet: bool = False) -> str:
@@ -68,5 +85,5 @@ def resolve_cpu_runtime(choice: str | None = None, precision: str = "fp32", quie
     return "torch"
 
 
-__all__ = ["ENV", "PRECISIONS", "PRECISION_ENV", "RUNTIMES", "onnx_installed", "openvino_installed",
-           "requested_precision", "resolve_cpu_runtime"]
+__all__ = ["ENV", "PRECISIONS", "PRECISION_ENV", "RUNTIMES", "import_openvino", "onnx_installed",
+           "openvino_installed", "requested_precision", "resolve_cpu_runtime"]

@@ -107,7 +107,8 @@ def start(key: str, cache_dir: Path, runtime: str | None = None) -> int:
     if not graphs:
         return 0
     try:
-        import openvino  # here, not on the thread: two threads importing at once could meet in a module's lock
+        # here, not on the thread: two threads importing at once could meet in a module's lock
+        openvino = cpu_choice.import_openvino()
     except ImportError:
         return 0
     work = []

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rdtf_engine.diffusion.cpu_choice import import_openvino
 from rdtf_engine.diffusion.cpu_runtime import (
     CHECK_ATOL,
     CHECK_RTOL,
@@ -52,7 +53,7 @@ class OpenVinoStep:
     def __init__(self, unet: nn.Module, example, cache_dir: Path, digest: str, precision: str = "bf16"):
         suffix = f".openvino-{precision}.verified"
         try:
-            import openvino as ov
+            ov = import_openvino()  # (without its telemetry: no network)
 
             inputs = _network_inputs(*example)
             self.path = path = exported(unet, inputs, cache_dir, digest)

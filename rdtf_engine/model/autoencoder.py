@@ -90,11 +90,31 @@ def tensor_to_rgba(x: torch.Tensor) -> np.ndarray:
     return out.to(torch.uint8).cpu().numpy()
 
 
+# Frames per autoencoder call. On the CPU a call's speed follows its working set, not the number of calls: on 2
+# cores a call of about one 256² frame's pixels was fastest — 8 frames at 256 px encoded one per call in 0.36–0.42 s
+# against 0.52–0.57 s all at once, decoded in 1.04–1.09 s against 1.18–1.20 s two per call; at 128 px, 2 to 8 frames
+# a call were alike (4 is the budget's) — and the decoder's full-resolution activations, a sticker's largest
+# allocation, are smallest then. A GPU wants large calls.
+CPU_CALL_PIXELS = 256 * 256
+GPU_FRAMES_PER_CALL = {"encode": 64, "decode": 16}
+
+
+def frames_per_call(vae, frame_pixels: int, kind: str) -> int:
+    """How many frames of ``frame_pixels`` pixels (H·W at full resolution) one ``kind`` ("encode" / "decode") call
+    of ``vae`` takes on its device (above)."""
+    if vae.device.type == "cpu":
+        return max(1, CPU_CALL_PIXELS // max(int(frame_pixels), 1))
+    return GPU_FRAMES_PER_CALL[kind]
+
+
 @torch.no_grad()
-def encode_frames(vae, pixels: torch.Tensor, scale: float, batch: int = 64, bf16: bool = False) -> torch.Tensor:
+def encode_frames(vae, pixels: torch.Tensor, scale: float, batch: int | None = None,
+                  bf16: bool = False) -> torch.Tensor:
     """(N, 4, H, W) pixels → (N, 4, H/8, W/8) scaled latents (posterior mean: deterministic, as for caching).
-    ``bf16``: on the CPU too under bf16 autocast (sampling at bf16 precision, ``StepFunctions.cpu_bf16``)."""
+    ``batch`` frames per encoder call (None: :func:`frames_per_call`). ``bf16``: on the CPU too under bf16
+    autocast (sampling at bf16 precision, ``StepFunctions.cpu_bf16``)."""
     dtype = next(vae.parameters()).dtype
+    batch = batch or frames_per_call(vae, pixels.shape[-2] * pixels.shape[-1], "encode")
     outs = []
     for i in range(0, pixels.shape[0], batch):
         chunk = _cpu_layout(pixels[i : i + batch].to(device=vae.device, dtype=dtype))
@@ -108,15 +128,14 @@ def encode_frames(vae, pixels: torch.Tensor, scale: float, batch: int = 64, bf16
 def encode_rgba(vae, frames: np.ndarray, scale: float, batch: int = 256) -> torch.Tensor:
     """uint8 straight RGBA (N, H, W, 4) → (N, 4, H/8, W/8) scaled latents. Converts per batch on the autoencoder's
     device: converting ~10⁴ frames at 256 px to float on the CPU first (4 GB per 1024 clips) was the slowest
-    part of building a GPU run's latent cache."""
+    part of building a GPU run's latent cache. The encoder's own calls are ``batch`` frames on a GPU, the CPU's
+    budget there (:func:`frames_per_call`)."""
     outs = []
+    per_call = None if vae.device.type == "cpu" else batch
     for i in range(0, frames.shape[0], batch):
         u8 = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).to(vae.device)
-        outs.append(encode_frames(vae, uint8_to_pixels(u8), scale, batch=batch))
+        outs.append(encode_frames(vae, uint8_to_pixels(u8), scale, batch=per_call))
     return torch.cat(outs) if outs else torch.zeros((0, LATENT_CHANNELS, 1, 1))
-
-
-DECODE_BATCH = {"cpu": 2, "cuda": 16}  # frames per decoder call by device type (others: as CUDA)
 
 
 @torch.no_grad()
@@ -124,13 +143,13 @@ def decode_latents(vae, latents: torch.Tensor, scale: float, batch: int | None =
                    bf16: bool = False) -> torch.Tensor:
     """(N, 4, h, w) scaled latents → (N, 4, 8h, 8w) premultiplied pixels in [-1, 1] (fp32).
 
-    ``batch`` frames per decoder call (None: ``DECODE_BATCH`` for the device). The decoder's last levels
-    (frames × 32–64 channels × 8h × 8w or 4h × 4w floats, several alive at once) are a sticker's largest
-    allocation: on the CPU two frames at a time held a 256 px, 8-frame sample's peak RSS to 1.96 GB against
-    2.19 GB at 16, no slower, the same pixels. ``bf16``: on the CPU under bf16 autocast (2 frames at 256 px in
-    177 instead of 342 ms on 2 cores with bf16 instructions, pixels within 0.5 % RMS; docs/performance.md)."""
+    ``batch`` frames per decoder call (None: :func:`frames_per_call`). The decoder's last levels (frames × 32–64
+    channels × 8h × 8w or 4h × 4w floats, several alive at once) are a sticker's largest allocation: on the CPU
+    two frames at a time held a 256 px, 8-frame sample's peak RSS to 1.96 GB against 2.19 GB at 16, and one at a
+    time is faster still. ``bf16``: on the CPU under bf16 autocast (2 frames at 256 px in 177 instead of 342 ms
+    on 2 cores with bf16 instructions, pixels within 0.5 % RMS; docs/performance.md)."""
     dtype = next(vae.parameters()).dtype
-    batch = batch or DECODE_BATCH.get(vae.device.type, DECODE_BATCH["cuda"])
+    batch = batch or frames_per_call(vae, 64 * latents.shape[-2] * latents.shape[-1], "decode")
     outs = []
     for i in range(0, latents.shape[0], batch):
         chunk = _cpu_layout((latents[i : i + batch] / scale).to(device=vae.device, dtype=dtype))

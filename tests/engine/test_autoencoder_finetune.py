@@ -79,21 +79,26 @@ def test_reconstruct_round_trip_shapes():
     assert set(rep) >= {"psnr_db", "alpha_iou", "sharpness", "sharpness_real"} and rep["frames"] == len(frames)
 
 
-def test_decoding_on_the_cpu_goes_two_frames_at_a_time_and_gives_the_same_pixels():
-    """The CPU decodes in small chunks (peak memory), a chunk size given by the caller still rules, and the
-    pixels do not depend on the chunking."""
-    from rdtf_engine.model.autoencoder import DECODE_BATCH, decode_latents
+def test_the_cpu_codes_a_pixel_budget_per_call_and_gives_the_same_pixels(monkeypatch):
+    """On the CPU the autoencoder takes as many frames a call as fit its pixel budget (speed and peak memory), a
+    chunk size given by the caller still rules, and neither latents nor pixels depend on the chunking."""
+    from rdtf_engine.model import autoencoder as ae
 
     torch.manual_seed(0)
     vae = build_autoencoder("tiny", 32).eval()
     seen = []
-    decode = vae.decode
-    vae.decode = lambda z, *a, **k: (seen.append(z.shape[0]), decode(z, *a, **k))[1]
+    decode, encode = vae.decode, vae.encode
+    vae.decode = lambda z, *a, **k: (seen.append(("dec", z.shape[0])), decode(z, *a, **k))[1]
+    vae.encode = lambda x, *a, **k: (seen.append(("enc", x.shape[0])), encode(x, *a, **k))[1]
     z = torch.randn(7, 4, 4, 4)
+    assert ae.frames_per_call(vae, 256 * 256, "decode") == 1 and ae.frames_per_call(vae, 128 * 128, "encode") == 4
+    monkeypatch.setattr(ae, "CPU_CALL_PIXELS", 2 * 32 * 32 + 5)  # two 32² frames a call
     with torch.no_grad():
-        auto = decode_latents(vae, z, 0.5)
-        assert seen == [2, 2, 2, 1] and DECODE_BATCH["cpu"] == 2
+        auto = ae.decode_latents(vae, z, 0.5)
+        lat = ae.encode_frames(vae, auto, 0.5)
+        assert seen == [("dec", 2)] * 3 + [("dec", 1)] + [("enc", 2)] * 3 + [("enc", 1)]
         seen.clear()
-        whole = decode_latents(vae, z, 0.5, batch=16)
-    assert seen == [7]
+        whole, lat_whole = ae.decode_latents(vae, z, 0.5, batch=16), ae.encode_frames(vae, auto, 0.5, batch=16)
+    assert seen == [("dec", 7), ("enc", 7)]
     assert auto.shape == (7, 4, 32, 32) and torch.allclose(auto, whole, atol=1e-5)
+    assert torch.allclose(lat, lat_whole, atol=1e-5)

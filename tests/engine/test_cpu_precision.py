@@ -149,7 +149,7 @@ def test_openvino_steps_match_eager_and_record_their_check(monkeypatch, shared_h
 @needs_openvino
 @pytest.mark.slow  # reuses the module's export
 def test_openvino_that_fails_falls_back_to_onnx_runtime(monkeypatch, shared_home, caplog):
-    import openvino
+    openvino = cpu_choice.import_openvino()  # (as the engine imports it: without its telemetry)
 
     monkeypatch.setenv("RDTF_HOME", str(shared_home))
 

@@ -14,6 +14,7 @@ from sampling_fixtures import _pipe
 from test_cpu_precision import _example, needs_openvino
 
 from rdtf_engine.core.requests import GenerateRequest
+from rdtf_engine.diffusion import cpu_choice
 from rdtf_engine.diffusion import graph_prefetch as gp
 
 CONFIG = {"INFERENCE_NUM_THREADS": 2, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16"}
@@ -159,7 +160,7 @@ def test_a_request_gives_frames_with_a_start_image_or_a_locked_slot():
 @needs_openvino
 @pytest.mark.slow  # one ONNX export of a tiny denoiser
 def test_the_next_step_takes_the_graph_compiled_in_the_background(monkeypatch, tmp_path):
-    import openvino
+    openvino = cpu_choice.import_openvino()  # (as the engine imports it: without its telemetry)
 
     from rdtf_engine.diffusion.openvino_runtime import OpenVinoStep
 
