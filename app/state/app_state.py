@@ -39,6 +39,7 @@ class AppState(QObject):
         self.gallery.open_requested.connect(self.open_sticker)
         self.gallery.reuse_requested.connect(self.reuse_sticker)
         self.models.models_changed.connect(self.create.set_models)
+        self.models.models_changed.connect(lambda _models: self.create.prepare())  # the first sticker, warm
         self.train.model_ready.connect(lambda _path: self.models.refresh())
         for name in ("frames_changed", "sticker_changed"):
             getattr(self.timeline, name).connect(lambda *_: self.export.set_sticker(self.timeline.sticker))

@@ -14,7 +14,7 @@ from app.logs import human_message
 from app.state.base import ViewModel, qprop
 from app.state.sticker import MODEL_REF, GalleryStore, Sticker, from_result
 from rdtf_engine.core.errors import InputError
-from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest, sampling
+from rdtf_engine.core.requests import DEFAULT_GUIDANCE_TEXT, GenerateRequest, PrepareRequest, sampling
 from rdtf_engine.core.results import GeneratedSticker
 
 EXAMPLES = [
@@ -89,6 +89,8 @@ class CreateViewModel(ViewModel):
         self.extra: dict[str, Any] = {}
         self.job: JobHandle | None = None
         self.last: Sticker | None = None
+        self.prepare_job: JobHandle | None = None  # the engine getting ready for the form's model (prepare)
+        self._prepared: tuple | None = None  # what it was last asked to get ready for
 
     def set_value(self, name: str, value: Any) -> None:
         """Form edits from widgets; values are validated when Generate is pressed, not per keystroke."""
@@ -104,6 +106,34 @@ class CreateViewModel(ViewModel):
             self._take_model_traits()
         if self.settings is not None and name in ("frames", "size", "steps", "guidance", "model", "fast"):
             self.settings.set(f"create/{name}", value)
+        if name in ("model", "fast"):  # (frames and sizes are prepared by the next Generate itself)
+            self.prepare()
+
+    def prepare(self) -> None:
+        """Have the engine load the picked model and build what Generate will draw with at the form's frames and
+        size (``PrepareRequest``), so the first sticker takes what every later one does. Sent when the app opens
+        (the model list arrives) and when another model or the Fast box is picked; one still waiting is replaced.
+        Quiet: a model that cannot load is reported when Generate is pressed."""
+        given = bool(self._start_image or self._end_image)
+        scheduler = FEW_STEP if self._fast and self._fast_steps else None
+        key = (self.model_ref(), int(self._frames), int(self._size), given, scheduler)
+        if self._busy or key == self._prepared:
+            return
+        self._stop_preparing()
+        self._prepared = key
+        job = self.prepare_job = self.engine.submit(PrepareRequest(model=key[0], frames=key[1], size=key[2],
+                                                                   given=given, scheduler=scheduler))
+        job.failed.connect(lambda _t, _m, job=job: self._prepare_failed(job))
+
+    def _prepare_failed(self, job: JobHandle) -> None:
+        """A preparation that did not finish (cancelled, or the model did not load): the next trigger tries again."""
+        if job is self.prepare_job:
+            self.prepare_job, self._prepared = None, None
+
+    def _stop_preparing(self) -> None:
+        if self.prepare_job is not None and not self.prepare_job.ended:
+            self.engine.cancel(self.prepare_job)
+        self.prepare_job = None
 
     def _take_model_guidance(self, name: str) -> None:
         """A model picked by hand brings its own text guidance (a pack fine-tuned on a CPU draws its captions
@@ -225,6 +255,10 @@ class CreateViewModel(ViewModel):
             return
         entry = self.store.new_entry_dir()
         req.frames_dir = str(entry / "gen-1")
+        if self.prepare_job is not None and not self.prepare_job.ended:
+            # the sticker loads what it needs itself; the preparation's own one-step sample would only delay it
+            self._stop_preparing()
+            self._prepared = None
         self._set("busy", True)
         self._set("progress", 0.0)
         self._set("status", "Starting the engine…")

@@ -16,6 +16,7 @@ from rdtf_engine.core.requests import (
     DEFAULT_STRENGTH,
     SCHEDULERS,
     GenerateRequest,
+    PrepareRequest,
 )
 
 GUIDANCE_HELP = (f"text guidance scale (default: the model's own, saved by its training recipe; else "
@@ -101,6 +102,29 @@ def add_generate_parser(sub) -> None:
     g.add_argument("--out", required=True, help=".gif, .png (APNG), .webp, .webm or a folder for PNG frames")
     g.add_argument("--device", default="auto")
     g.set_defaults(func=cmd_generate)
+
+
+def cmd_prepare(args, rep: Reporter) -> int:
+    from rdtf_engine.jobs.api import prepare
+
+    req = PrepareRequest(model=args.model, frames=args.frames, size=args.size or _model_size(args.model),
+                         given=args.given, scheduler=args.scheduler, device=args.device)
+    req.validate()
+    rep(Finished(prepare(req, rep, rep.should_stop)))
+    return 0
+
+
+def add_prepare_parser(sub) -> None:
+    p = sub.add_parser("prepare", help="load a model and build what its stickers are drawn with at these shapes "
+                                       "(the CPU runtime's exported and compiled graphs are cached for later runs)")
+    p.add_argument("--model", default="default", help="default, a model name, a model folder or a run folder")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, default=None, help="pixels (default: the model's training size)")
+    p.add_argument("--given", action="store_true", help="for stickers drawn from a given start image or kept frames")
+    p.add_argument("--sampler", dest="scheduler", choices=SCHEDULERS, default=None,
+                   help="the sampler the stickers will use (default: the task's)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_prepare)
 
 
 def _model_size(model: str) -> int:

@@ -14,7 +14,7 @@ from typing import NoReturn
 from rdtf_engine import __version__
 from rdtf_engine.cli.data import add_data_parsers
 from rdtf_engine.cli.files import add_cli as add_file_parsers
-from rdtf_engine.cli.generate import _model_size, add_generate_parser, start_prefetch
+from rdtf_engine.cli.generate import _model_size, add_generate_parser, add_prepare_parser, start_prefetch
 from rdtf_engine.cli.models import add_model_parsers
 from rdtf_engine.cli.packs import add_pack_parsers
 from rdtf_engine.cli.process_exit import exit_process
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", choices=("human", "jsonl"), default="human", help="how progress is printed")
     sub = p.add_subparsers(dest="command", required=True)
     add_generate_parser(sub)
+    add_prepare_parser(sub)
     add_train_parsers(sub)
     add_model_parsers(sub)
     w = sub.add_parser("worker", help="JSON-lines worker process for the app (docs/protocol.md)")

@@ -352,6 +352,33 @@ class DeviceRequest:
         return None
 
 
+@dataclass
+class PrepareRequest:
+    """Get ready to draw stickers the way ``generate`` would with this model, frame count and size (and a given
+    frame or not): load the model and its text encoder and build the denoiser's runtime for those shapes (ONNX
+    Runtime sessions or OpenVINO graphs on a CPU, exporting them the first time; CUDA graphs on a GPU), by
+    drawing one step of each stage and dropping the result. The app sends it to its engine worker when it opens
+    and when another model is picked, so the first sticker takes what every later one takes."""
+
+    model: str = "default"
+    frames: int = 8
+    size: int = 256
+    given: bool = False  # a start image or a kept frame will be given (a third guidance row)
+    scheduler: str | None = None  # the sampler the stickers will name (None: the task's); "lcm" has its own graphs
+    device: str = "auto"
+
+    def validate(self) -> None:
+        check_field_types(self)
+        _need(self, "model")
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        if not (1 <= int(self.frames) <= MAX_FRAMES):
+            raise InputError(f"frames must be between 1 and {MAX_FRAMES}, got {self.frames}")
+        if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:
+            raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
+        _check_device(self.device)
+
+
 PACK_ACTIONS = ("new", "fill", "regen")
 
 
@@ -406,11 +433,12 @@ class PackRequest:
 
 
 Request = (GenerateRequest | TrainRequest | ImportRequest | ExportRequest | PackExportRequest | CheckRequest
-           | ModelsRequest | DeviceRequest | PackRequest)
+           | ModelsRequest | DeviceRequest | PrepareRequest | PackRequest)
 # The worker's op name for each request type (and back).
 OPS: dict[type, str] = {GenerateRequest: "generate", TrainRequest: "train", ImportRequest: "import",
                         ExportRequest: "export", PackExportRequest: "export-pack", CheckRequest: "check",
-                        ModelsRequest: "models", DeviceRequest: "device", PackRequest: "pack"}
+                        ModelsRequest: "models", DeviceRequest: "device", PrepareRequest: "prepare",
+                        PackRequest: "pack"}
 REQUESTS: dict[str, type] = {op: cls for cls, op in OPS.items()}
 
 

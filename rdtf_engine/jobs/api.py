@@ -19,9 +19,11 @@ from rdtf_engine.core.errors import InputError, ModelError
 from rdtf_engine.core.events import Log, Progress, never_stop, null_event
 from rdtf_engine.core.model_folder import weights_sha256
 from rdtf_engine.core.requests import (
+    DEFAULT_STRENGTH,
     DeviceRequest,
     GenerateRequest,
     ModelsRequest,
+    PrepareRequest,
     TrainRequest,
     model_few_steps,
     model_guidance,
@@ -34,7 +36,8 @@ DEMO_STEPS = 300
 _PIPES: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
 
-__all__ = ["GenerateResult", "device_info", "generate", "list_models", "load_frame", "resolve_or_demo", "train"]
+__all__ = ["GenerateResult", "device_info", "generate", "list_models", "load_frame", "prepare", "resolve_or_demo",
+           "train"]
 
 
 def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) -> GenerateResult:
@@ -61,7 +64,7 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
     pipe.step_fns.used.clear()  # (what this request's sampling asks for: _remember_graphs)
     frames = pipe(params, callback=lambda i, n: on_event(Progress("denoise", i, n)), should_stop=should_stop,
                   preview=_previewer(on_event) if req.preview_every > 0 else None)
-    _remember_graphs(pipe, model_dir, req)
+    _remember_graphs(pipe, model_dir, req.frames, req.size, req.gives_frames)
     durations = [int(req.duration_ms)] * req.frames
     recipe = {**req.recipe(seed, pipe.card.name, sha, [i for i, f in enumerate(cond or []) if f is not None]),
               "engine_version": __version__}
@@ -73,6 +76,34 @@ def generate(req: GenerateRequest, on_event=null_event, should_stop=never_stop) 
         write_clip(Clip(frames, durations, caption=req.prompt), req.out, recipe=recipe)
         out = str(req.out)
     return GenerateResult(frames, durations, recipe, out)
+
+
+PREPARE_STEPS = 1  # one step of each stage: a drafted sample's refinement runs at least one too (sampled_steps)
+
+
+def prepare(req: PrepareRequest, on_event=null_event, should_stop=never_stop) -> dict[str, Any]:
+    """Load ``req.model`` and build what drawing its stickers at these shapes runs on (``PrepareRequest``): a
+    sample of one step a stage with the task's sampler and the model's guidance — the same guidance rows, windows
+    and sizes as the sticker it stands for, so the same denoiser graphs — whose frames are dropped. → the model's
+    name, the device, how many denoiser graphs the request asked for, and the seconds it took."""
+    import time
+
+    from rdtf_engine.diffusion.pipeline import SampleParams
+
+    t0 = time.perf_counter()
+    model_dir = resolve_or_demo(req.model, on_event, should_stop)
+    pipe = _pipeline(model_dir, req.device)
+    frames, size, given = int(req.frames), int(req.size), bool(req.given)
+    scheduler = sampling(req.scheduler, None, given, model_few_steps(pipe.card))[0]
+    # a given frame: a blank one in the first slot (what a start image is); its pixels do not change the graphs
+    cond = [np.zeros((size, size, 4), np.uint8)] + [None] * (frames - 1) if given else []
+    params = SampleParams("", frames, size, PREPARE_STEPS, 0, model_guidance(pipe.card),
+                          model_image_guidance(pipe.card), DEFAULT_STRENGTH, scheduler, cond, 0)
+    pipe.step_fns.used.clear()
+    pipe(params, should_stop=should_stop)
+    _remember_graphs(pipe, model_dir, frames, size, given)
+    return {"model": pipe.card.name, "device": str(pipe.device), "graphs": len(pipe.step_fns.used),
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _previewer(on_event):
@@ -162,13 +193,13 @@ def resolve_or_demo(name: str, on_event=null_event, should_stop=never_stop) -> P
     return demo / "model"
 
 
-def _remember_graphs(pipe, model_dir: Path, req: GenerateRequest) -> None:
+def _remember_graphs(pipe, model_dir: Path, frames: int, size: int, given: bool) -> None:
     """The OpenVINO graphs this request compiled, for the next launch's head start (``diffusion/graph_prefetch``)."""
     graphs = pipe.step_fns.compiled_graphs()
     if graphs:
         from rdtf_engine.diffusion import graph_prefetch
 
-        key = graph_prefetch.request_key(model_dir, req.frames, req.size, req.gives_frames)
+        key = graph_prefetch.request_key(model_dir, frames, size, given)
         graph_prefetch.remember(key, graph_prefetch.cache_dir(), graphs)
 
 

@@ -22,6 +22,7 @@ from rdtf_engine.core.requests import (
     ModelsRequest,
     PackExportRequest,
     PackRequest,
+    PrepareRequest,
     Request,
     TrainRequest,
 )
@@ -29,7 +30,8 @@ from rdtf_engine.core.results import GenerateResult
 
 # Backend method per worker op (``import`` is a Python keyword).
 METHODS = {"generate": "generate", "train": "train", "import": "import_pack", "export": "export",
-           "export-pack": "export_pack", "check": "check", "models": "models", "device": "device", "pack": "pack"}
+           "export-pack": "export_pack", "check": "check", "models": "models", "device": "device",
+           "prepare": "prepare", "pack": "pack"}
 
 
 class Backend(Protocol):
@@ -53,6 +55,8 @@ class Backend(Protocol):
 
     def device(self, req: DeviceRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]: ...
 
+    def prepare(self, req: PrepareRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]: ...
+
     def pack(self, req: PackRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]: ...
 
 
@@ -64,18 +68,28 @@ def run_request(backend: Backend, req: Request, on_event: EventCallback, should_
 class EngineBackend:
     """The engine proper. Every import is local: the worker constructs this before anything heavy loads."""
 
-    loaded = False  # whether a sticker was drawn: the engine is imported and its graphs built from then on
+    loaded = False  # whether a sticker was drawn or prepared: the engine is imported from then on
 
     def generate(self, req: GenerateRequest, on_event: EventCallback, should_stop: StopCallback) -> GenerateResult:
+        from rdtf_engine.jobs import api
+
+        return self._drawing(api.generate, req, (req.frames, req.size, req.gives_frames), on_event, should_stop)
+
+    def prepare(self, req: PrepareRequest, on_event: EventCallback, should_stop: StopCallback) -> dict[str, Any]:
+        from rdtf_engine.jobs import api
+
+        return self._drawing(api.prepare, req, (req.frames, req.size, req.given), on_event, should_stop)
+
+    def _drawing(self, run, req, shapes: tuple[int, int, bool], on_event: EventCallback, should_stop: StopCallback):
+        """``run(req, …)``; the process's first drawing (``shapes``: frames, size, a frame given) has the OpenVINO
+        graphs it compiled last time compiled on a thread while the engine imports (``graph_prefetch``)."""
         first = not self.loaded
-        if first:  # the first sticker: its OpenVINO graphs compile on a thread while the engine imports
+        if first:
             from rdtf_engine.diffusion import graph_prefetch
 
-            graph_prefetch.start_for_request(req.model, req.frames, req.size, req.gives_frames, req.device)
-        from rdtf_engine.jobs.api import generate
-
+            graph_prefetch.start_for_request(req.model, *shapes, req.device)
         try:
-            return generate(req, on_event, should_stop)
+            return run(req, on_event, should_stop)
         finally:
             if first:
                 self.loaded = True

@@ -29,6 +29,7 @@ from rdtf_engine.core.requests import (
     ModelsRequest,
     PackExportRequest,
     PackRequest,
+    PrepareRequest,
     TrainRequest,
 )
 from rdtf_engine.core.results import GenerateResult
@@ -125,6 +126,17 @@ def models(req: ModelsRequest, on_event, should_stop) -> list[dict]:
 
 def device(req: DeviceRequest, on_event, should_stop) -> dict:
     return {"device": "cpu", "torch": "fake", "cuda": None, "name": "fake CPU", "memory_mb": 0}
+
+
+def prepare(req: PrepareRequest, on_event, should_stop) -> dict:
+    """What the engine's preparation reports; ``"fail"`` as the model name fails it as a broken model would."""
+    if req.model == "fail":
+        raise ModelError("fake model failure")
+    for _ in range(2):
+        if should_stop():
+            raise Cancelled("cancelled")
+        time.sleep(DELAY)
+    return {"model": req.model, "device": "cpu", "graphs": 1 + int(req.given), "seconds": 2 * DELAY}
 
 
 def import_pack(req: ImportRequest, on_event, should_stop) -> dict:

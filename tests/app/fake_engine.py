@@ -114,6 +114,8 @@ class FakeEngine(QObject):
                 {"name": "bytes", "ok": p["preset"] != "line", "detail": "fake"}]}}],
             "models": lambda p: [{"kind": "finished", "result": {"models": list(DEFAULT_MODELS)}}],
             "device": lambda p: [{"kind": "finished", "result": {"device": "cpu", "name": "Fake CPU"}}],
+            "prepare": lambda p: [{"kind": "finished", "result": {"model": p["model"], "device": "cpu", "graphs": 2,
+                                                                  "seconds": 0.0}}],
             "import": lambda p: [{"kind": "finished", "result": {"out": p["out"], "imported": [{"file": "a.gif"}],
                                                                   "skipped": []}}],
             "train": lambda p: [{"kind": "finished", "result": {"run_dir": p["run"]["out"], "model_dir": None,

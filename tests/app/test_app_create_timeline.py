@@ -325,3 +325,44 @@ def test_steps_auto_leaves_the_sampler_to_the_engine(state, tmp_path):
     state.create.set_value("steps", 12)
     req = state.create.request()
     assert req.steps == 12 and req.scheduler is None and req.preview_every == 3
+
+
+def test_the_engine_gets_ready_for_the_picked_model_before_the_first_sticker(qtbot, state, fake):
+    """When the model list arrives (the app opening) the engine is asked to prepare the picked model at the form's
+    frames and size; picking another model replaces a preparation still running; the same model is not prepared
+    twice; Generate stops an unfinished one (the sticker loads what it needs itself)."""
+    fake.hold.add("prepare")
+    state.models.refresh()
+    qtbot.waitUntil(lambda: any(j.op == "prepare" for j in fake.submitted))
+    first = fake.last("prepare")
+    assert first.params == {"model": "default", "frames": 8, "size": 256, "given": False, "scheduler": None,
+                            "device": "auto"}
+    state.create.set_value("model", "my-cats")
+    second = fake.last("prepare")
+    assert second is not first and second.params["model"] == "/nowhere/my-cats" and fake.cancelled == [first]
+    state.create.set_value("model", "my-cats")  # picked again: nothing new to prepare
+    state.create.set_value("prompt", "a cat")
+    assert fake.last("prepare") is second
+    fake.finish(second, {"model": "my-cats", "graphs": 2})
+    state.create.set_value("fast", True)  # the few-step sampler has its own graphs
+    third = fake.last("prepare")
+    assert third.params["scheduler"] == "lcm" and third.params["model"] == "/nowhere/my-cats"
+    with qtbot.waitSignal(state.create.generated, timeout=3000):
+        state.create.generate()
+    assert fake.cancelled == [first, third]
+    qtbot.waitUntil(lambda: third.ended)
+    assert state.create.prepare_job is None
+
+
+def test_a_preparation_that_fails_says_nothing_and_is_tried_again(qtbot, state, fake):
+    fake.scripts["prepare"] = lambda p: [{"kind": "failed", "error_type": "ModelError", "message": "broken"}]
+    messages = []
+    state.message.connect(lambda level, text: messages.append(text))
+    state.models.refresh()
+    qtbot.waitUntil(lambda: any(j.op == "prepare" for j in fake.submitted))
+    qtbot.waitUntil(lambda: state.create.prepare_job is None)
+    state.create.set_value("model", "my-cats")
+    state.create.set_value("model", "default")
+    assert [j.params["model"] for j in fake.submitted if j.op == "prepare"] == ["default", "/nowhere/my-cats",
+                                                                                  "default"]
+    assert messages == []  # Generate reports a model that does not load, not the background preparation

@@ -94,6 +94,10 @@ def test_typed_errors_and_bad_lines(wire):
     assert "unknown op" in wire.end("u")["message"]
     wire.send(id="c", op="check", params={})
     assert wire.end("c")["error_type"] == "InputError"
+    wire.send(id="p", op="prepare", params={"model": "default", "frames": 4, "size": 32, "given": True})
+    assert wire.end("p")["result"] == {"model": "default", "device": "cpu", "graphs": 2, "seconds": 0.01}
+    wire.send(id="q", op="prepare", params={"model": "default", "size": 33})
+    assert wire.end("q")["error_type"] == "InputError"
 
 
 def test_jobs_run_in_order_and_cancel(tmp_path):

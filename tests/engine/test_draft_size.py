@@ -113,6 +113,23 @@ def test_text_to_video_drafts_small_then_refines_from_the_upsampled_draft(two_si
     assert [c[0] for c in calls] == [(4, 4, 8, 8)] and np.array_equal(res[0], lock)
 
 
+def test_the_live_preview_follows_the_draft_and_a_single_stage_throughout(two_size_run):
+    """A drafted sample previews its draft's estimates only (the refinement's full-size decodes cost a second each
+    on a CPU), shown at the output size; with frames given there is one stage, previewed throughout."""
+    pipe = StickerPipeline.from_pretrained(two_size_run[0] / "model", "cpu")
+    seen: list[tuple[int, tuple]] = []
+    pipe(SampleParams("a blue star spinning", 4, 64, steps=10, seed=2, preview_every=2),
+         preview=lambda step, frames: seen.append((step, frames.shape)))
+    # the draft's steps 2, 4, 6, 8 of 10, at the output size; none of the refinement's 4 (12 was its preview)
+    assert seen == [(k, (4, 64, 64, 4)) for k in (2, 4, 6, 8)]
+    seen.clear()
+    lock = np.zeros((64, 64, 4), np.uint8)
+    pipe(SampleParams("a blue star spinning", 4, 64, steps=6, seed=2, preview_every=1, strength=1.0,
+                      cond_frames=[lock, None, None, None]),
+         preview=lambda step, frames: seen.append((step, frames.shape)))
+    assert [s for s, _ in seen] == [1, 2, 3, 4, 5]
+
+
 def test_a_model_without_a_draft_size_samples_as_before(two_size_run, tmp_path):
     """The same weights with draft_size 0 in the card: one stage at the model's size."""
     folder = tmp_path / "flat"
