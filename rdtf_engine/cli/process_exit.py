@@ -2,7 +2,7 @@
 
 Why: a cold ``rdtf generate`` spends ≈ 0.7 s of its ≈ 10 s on two CPU cores *after* its last line — Python's
 finalisation unloading the ≈ 3,000 modules it imported (torch, diffusers, transformers, scipy, ONNX Runtime) and
-freeing the model object by object (docs/performance.md, "B5 in fp32"). Nothing of that is the user's: every file a
+freeing the model object by object (docs/performance.md, "B5: the process's end …"). Nothing of that is the user's: every file a
 command writes is written atomically and closed before ``main`` returns. So once the interpreter's own exit
 duties are done — the ``atexit`` handlers (logging's flush, temporary folders' finalizers, the graph prefetch's
 wait) and the standard streams flushed — the process ends at once with ``os._exit``.

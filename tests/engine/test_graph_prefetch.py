@@ -146,7 +146,7 @@ def test_the_command_line_starts_with_the_key_the_engine_records(tmp_path, monke
 
     pipe = argparse.Namespace(step_fns=Fns())
     req = GenerateRequest(prompt="x", frames=8, size=256)
-    api._remember_graphs(pipe, resolve_model("default"), req)
+    api._remember_graphs(pipe, resolve_model("default"), req.frames, req.size, req.gives_frames)
     assert started == [next(iter(gp._read_index(tmp_path)))]
 
 

@@ -8,6 +8,7 @@ excluded module the app starts importing), a file pattern that no longer matches
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import json
@@ -31,9 +32,10 @@ NOT_IN_THE_BUNDLE = {"sklearn": "rdtf_engine.data.keyframes backend='sklearn': n
 
 
 def _installed(name: str) -> bool:
-    """Whether ``name`` is an installed module or package, found without importing it."""
+    """Whether ``name`` is an installed module or package, found without importing it — on the path, whatever
+    this process has imported or marked absent (the engine marks ``openvino_telemetry`` so)."""
     top, *rest = name.split(".")
-    spec = importlib.util.find_spec(top)
+    spec = importlib.machinery.PathFinder.find_spec(top)
     if spec is None or not rest:
         return spec is not None
     folder = Path(next(iter(spec.submodule_search_locations or [""]))).joinpath(*rest[:-1])
