@@ -119,7 +119,7 @@ class CreateViewModel(ViewModel):
         key = (self.model_ref(), int(self._frames), int(self._size), given, scheduler)
         if self._busy or key == self._prepared:
             return
-        self._stop_preparing()
+        self.stop_preparing()
         self._prepared = key
         job = self.prepare_job = self.engine.submit(PrepareRequest(model=key[0], frames=key[1], size=key[2],
                                                                    given=given, scheduler=scheduler))
@@ -130,9 +130,12 @@ class CreateViewModel(ViewModel):
         if job is self.prepare_job:
             self.prepare_job, self._prepared = None, None
 
-    def _stop_preparing(self) -> None:
+    def stop_preparing(self) -> None:
+        """Stop a preparation still running (at its next denoising step: the loading under way finishes, and the
+        job that asked needs it anyway); the next trigger prepares again."""
         if self.prepare_job is not None and not self.prepare_job.ended:
             self.engine.cancel(self.prepare_job)
+            self._prepared = None
         self.prepare_job = None
 
     def _take_model_guidance(self, name: str) -> None:
@@ -255,10 +258,7 @@ class CreateViewModel(ViewModel):
             return
         entry = self.store.new_entry_dir()
         req.frames_dir = str(entry / "gen-1")
-        if self.prepare_job is not None and not self.prepare_job.ended:
-            # the sticker loads what it needs itself; the preparation's own one-step sample would only delay it
-            self._stop_preparing()
-            self._prepared = None
+        self.stop_preparing()  # the sticker loads what it needs itself; the one-step sample would only delay it
         self._set("busy", True)
         self._set("progress", 0.0)
         self._set("status", "Starting the engine…")

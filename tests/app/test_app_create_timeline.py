@@ -366,3 +366,17 @@ def test_a_preparation_that_fails_says_nothing_and_is_tried_again(qtbot, state, 
     assert [j.params["model"] for j in fake.submitted if j.op == "prepare"] == ["default", "/nowhere/my-cats",
                                                                                   "default"]
     assert messages == []  # Generate reports a model that does not load, not the background preparation
+
+
+def test_any_other_engine_job_stops_a_preparation_still_running(qtbot, state, fake, tmp_path):
+    """Preparing never holds up what the user asked for: a check (or an import, an export…) sent to the engine
+    stops it (the loading under way, which that job may need too, is not undone); the next model picked, even the
+    same one again, is prepared."""
+    fake.hold.add("prepare")
+    state.models.refresh()
+    qtbot.waitUntil(lambda: any(j.op == "prepare" for j in fake.submitted))
+    first = fake.last("prepare")
+    state.export.check_file(str(tmp_path / "a.webm"), "telegram")  # the Export page's Check… on a file
+    assert fake.cancelled == [first] and state.create.prepare_job is None
+    state.create.set_value("model", "default")
+    assert fake.last("prepare") is not first and fake.last("prepare").params["model"] == "default"
