@@ -20,7 +20,8 @@ grid (speed only: the model was not trained at that size). ``--cold`` also times
 command per runtime (process start, imports, model load, sampling, GIF; ``--iters`` launches after an untimed
 first one, bytecode written as any installed copy has it), the end-to-end figure of a command line, and the same
 request served warm (a second request → written GIF in one process, as the app's engine worker serves every
-sticker after its first).
+sticker after its first), and the app's first sticker: the ``prepare`` job its worker runs when the window opens,
+then the first request (``prepared_request_256px``).
 
     python benchmarks/cpu.py [--runtimes torch,torch-tuned,compile,onnx] [--steps 20] [--iters 3] [--cold]
                              [--model FOLDER --sampler lcm --steps 4]   (a distilled model's few-step sampler)
@@ -187,18 +188,26 @@ def cold_generate(runtime: str, steps: int, sampler: str, threads: int, runs: in
     return {"wall_s": sorted(walls)[len(walls) // 2], "walls_s": walls, "peak_rss_mb": round(rss, 1)}
 
 
-def warm_generate(runtime: str, steps: int, sampler: str, threads: int, iters: int = 3) -> dict:
+def warm_generate(runtime: str, steps: int, sampler: str, threads: int, iters: int = 3,
+                  prepared: bool = False) -> dict:
     """Request → written 256 px GIF through the engine's API in one child process, after a first request that
-    loads everything: what each sticker after the first costs in the app (its worker keeps the engine loaded)."""
+    loads everything: what each sticker after the first costs in the app (its worker keeps the engine loaded).
+    ``prepared``: the child first runs the ``prepare`` job the app sends when it opens (``prepare_s``), so its
+    ``first_s`` is the app's first sticker."""
     cmd = [sys.executable, __file__, "--warm-one", runtime, "--steps", str(steps), "--sampler", sampler,
-           "--iters", str(iters)]
+           "--iters", str(iters)] + (["--prepare-first"] if prepared else [])
     return _run_json(cmd, _runtime_env(runtime, threads))
 
 
-def _warm_one(steps: int, sampler: str, iters: int) -> dict:
-    from rdtf_engine.core.requests import GenerateRequest
-    from rdtf_engine.jobs.api import generate
+def _warm_one(steps: int, sampler: str, iters: int, prepared: bool = False) -> dict:
+    from rdtf_engine.core.requests import GenerateRequest, PrepareRequest
+    from rdtf_engine.jobs.api import generate, prepare
 
+    out = {}
+    if prepared:  # what the app's engine worker does when the window opens
+        t = time.perf_counter()
+        prepare(PrepareRequest(model=_model(), frames=8, size=256, scheduler=sampler, device="cpu"))
+        out["prepare_s"] = round(time.perf_counter() - t, 2)
     with tempfile.TemporaryDirectory() as tmp:
         req = GenerateRequest(prompt=PROMPT, model=_model(), frames=8, size=256, steps=steps, seed=1, scheduler=sampler,
                               device="cpu", out=str(Path(tmp) / "x.gif"))
@@ -210,7 +219,7 @@ def _warm_one(steps: int, sampler: str, iters: int) -> dict:
             t = time.perf_counter()
             generate(req)
             times.append(time.perf_counter() - t)
-    return {"first_s": round(first, 2), "sticker_s": round(sorted(times)[len(times) // 2], 2),
+    return {**out, "first_s": round(first, 2), "sticker_s": round(sorted(times)[len(times) // 2], 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -244,11 +253,12 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true", help="also time the whole rdtf generate command per runtime")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one runtime in this process
     ap.add_argument("--warm-one", help=argparse.SUPPRESS)  # internal: warm requests in this process
+    ap.add_argument("--prepare-first", action="store_true", help=argparse.SUPPRESS)  # internal: … after a prepare
     a = ap.parse_args()
     if a.model:  # every child this process starts measures it too
         os.environ[MODEL_ENV] = str(Path(a.model).resolve())
     if a.warm_one:
-        print(json.dumps(_warm_one(a.steps, a.sampler, a.iters)))
+        print(json.dumps(_warm_one(a.steps, a.sampler, a.iters, a.prepare_first)))
         return
     if a.one:
         print(json.dumps(measure_one(a.one, a.steps, a.sampler, a.iters, a.threads, a.settings.split(","))))
@@ -260,6 +270,8 @@ def main() -> None:
         if a.cold and rt != "compile":  # the command has no torch.compile switch
             out["runtimes"][rt]["rdtf_generate_256px"] = cold_generate(rt, a.steps, a.sampler, a.threads, a.iters)
             out["runtimes"][rt]["warm_request_256px"] = warm_generate(rt, a.steps, a.sampler, a.threads, a.iters)
+            out["runtimes"][rt]["prepared_request_256px"] = warm_generate(rt, a.steps, a.sampler, a.threads, 1,
+                                                                          prepared=True)
     out["baseline"] = _ratios(out["runtimes"])
     out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))

@@ -55,3 +55,13 @@ def test_cold_command_is_timed_after_a_first_launch_with_bytecode_allowed(monkey
     cmd, env = seen[0]
     assert cmd[1:4] == ["-m", "rdtf_engine", "generate"] and "PYTHONDONTWRITEBYTECODE" not in env
     assert env["RDTF_CPU_RUNTIME"] == "openvino" and env["RDTF_CPU_PRECISION"] == "bf16"
+
+
+def test_the_apps_first_sticker_is_timed_after_the_prepare_job(monkeypatch, bench):
+    """``prepared_request_256px``: the prepare job the app's worker runs when the window opens, then the first
+    request, both timed."""
+    from rdtf_engine.jobs import api
+
+    monkeypatch.setattr(api, "_PIPES", {})
+    out = bench._warm_one(steps=1, sampler="dpm", iters=1, prepared=True)
+    assert out["prepare_s"] > 0 and out["first_s"] > 0 and out["sticker_s"] > 0
