@@ -40,7 +40,8 @@ class AppState(QObject):
         self.gallery.reuse_requested.connect(self.reuse_sticker)
         self.models.models_changed.connect(self.create.set_models)
         self.models.models_changed.connect(lambda _models: self.create.prepare())  # the first sticker, warm
-        # … but never ahead of what the user asked for: any other engine job stops a preparation still running
+        # … but never ahead of what the user asked for: any other engine job (a sticker loads what it needs itself)
+        # stops a preparation still running
         self.engine.job_started.connect(lambda job: job.op == "prepare" or self.create.stop_preparing())
         self.train.model_ready.connect(lambda _path: self.models.refresh())
         for name in ("frames_changed", "sticker_changed"):

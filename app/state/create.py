@@ -258,7 +258,6 @@ class CreateViewModel(ViewModel):
             return
         entry = self.store.new_entry_dir()
         req.frames_dir = str(entry / "gen-1")
-        self.stop_preparing()  # the sticker loads what it needs itself; the one-step sample would only delay it
         self._set("busy", True)
         self._set("progress", 0.0)
         self._set("status", "Starting the engine…")
