@@ -16,7 +16,7 @@ Peer: a randomly initialised diffusers ``UNetMotionModel`` (Stable Diffusion 1.5
       by torch's FlopCounterMode over one step, against the card's bf16 matrix rate measured in the same run);
       the shipped config's whole step captured as one CUDA graph at ``--train-batch`` and 4× it too.
 
-    python benchmarks/gpu.py [--skip-peer] [--iters 20] [--train-batch 128] [--model FOLDER]
+    python benchmarks/gpu.py [--skip-peer] [--iters 20] [--train-batch 128] [--model FOLDER] [--parts b1,b2,b3]
 """
 
 from __future__ import annotations
@@ -130,12 +130,12 @@ def dfgn_step_fn(model, frames: int, latent: int) -> Callable[[], object]:
 # B1 variants: (sampler, steps, CUDA graphs). The first is today's default, eager (the B1 baseline), the second the
 # same with graphs (their stickers are compared pixel by pixel).
 B1_VARIANTS = (("dpm", 20, False), ("dpm", 20, True), ("dpm", 8, True), ("unipc", 8, True), ("unipc", 6, True))
-FEW_STEP_VARIANT = ("lcm", 4, True)  # a model with few-step deltas (--model): its few-step sampler too
+FEW_STEP_VARIANTS = (("lcm", 4, True), ("lcm", 8, True))  # a model with few-step deltas (--model): its sampler too
 
 
 def shipped_sticker(iters: int, device: str = "cuda", model: str = "default") -> dict:
     """B1: the real request path (jobs.api.generate) without writing a file, text states cached after warm-up,
-    for each of ``B1_VARIANTS`` (and ``FEW_STEP_VARIANT`` for a distilled model); with the largest pixel
+    for each of ``B1_VARIANTS`` (and ``FEW_STEP_VARIANTS`` for a distilled model); with the largest pixel
     difference between the graph and eager stickers."""
     from rdtf_engine.core.requests import GenerateRequest
     from rdtf_engine.jobs import api
@@ -147,7 +147,7 @@ def shipped_sticker(iters: int, device: str = "cuda", model: str = "default") ->
     out: dict = {"model": card.name, "size": int(card.size), "preset": card.preset, "frames": 8}
     stickers = {}
     few = getattr(pipe.unet, "few_step_deltas", None) is not None
-    for sampler, steps, graphs in B1_VARIANTS + ((FEW_STEP_VARIANT,) if few else ()):
+    for sampler, steps, graphs in B1_VARIANTS + (FEW_STEP_VARIANTS if few else ()):
         req = GenerateRequest(prompt="grinning face bouncing", model=str(model_dir), frames=8, size=int(card.size),
                               steps=steps, seed=1, scheduler=sampler, device=device)
         pipe.step_fns.enabled = graphs
@@ -250,9 +250,11 @@ def run_peer(out: dict, iters: int) -> None:
         peer_step = timed(peer_step_fn(unet, 16, 32), iters)
         out["peer"] = {"params_b": round(sum(p.numel() for p in unet.parameters()) / 1e9, 3),
                        "clip_25_steps_ms": round(peer_clip * 1e3, 1), "step_ms": round(peer_step * 1e3, 2)}
-        out["B1"]["speedup_vs_peer"] = {k[:-3]: round(peer_clip * 1e3 / v, 2) for k, v in out["B1"].items()
-                                        if k.endswith("_ms")}
-        out["B2"]["time_vs_peer"] = round(out["B2"]["paper_step_ms"] / 1e3 / peer_step, 3)
+        if "B1" in out:
+            out["B1"]["speedup_vs_peer"] = {k[:-3]: round(peer_clip * 1e3 / v, 2) for k, v in out["B1"].items()
+                                            if k.endswith("_ms")}
+        if "B2" in out:
+            out["B2"]["time_vs_peer"] = round(out["B2"]["paper_step_ms"] / 1e3 / peer_step, 3)
     except Exception as exc:  # noqa: BLE001 - the peer is context for the ratios, never a reason to lose the run
         out["peer_error"] = f"{type(exc).__name__}: {exc}"[:500]
     finally:
@@ -267,7 +269,12 @@ def main() -> None:
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--model", default="default", help="the model of B1 (a distilled one adds its few-step sampler)")
+    ap.add_argument("--parts", default="b1,b2,b3", help="which targets to measure (comma-separated; the peer's clip "
+                    "and step are measured whenever B1 or B2 is)")
     a = ap.parse_args()
+    parts = {p.strip().lower() for p in a.parts.split(",") if p.strip()}
+    if not parts or parts - {"b1", "b2", "b3"}:
+        raise SystemExit(f"--parts takes b1, b2 and b3, got {a.parts!r}")
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks/gpu.py needs a CUDA GPU")
     from rdtf_engine.core.device import configure_cuda
@@ -279,14 +286,19 @@ def main() -> None:
     peak = matmul_peak_tflops()
     out["bf16_matmul_tflops"] = round(peak, 1)
 
-    out["B1"] = shipped_sticker(a.iters, model=a.model)
-    paper = build_dfgn("paper", num_frames=16).to("cuda").eval()
-    b2 = timed(dfgn_step_fn(paper, 16, 32), a.iters)
-    out["B2"] = {"paper_step_ms": round(b2 * 1e3, 2)}
-    del paper
-    torch.cuda.empty_cache()
-    if not a.skip_peer:
+    if "b1" in parts:
+        out["B1"] = shipped_sticker(a.iters, model=a.model)
+    if "b2" in parts:
+        paper = build_dfgn("paper", num_frames=16).to("cuda").eval()
+        b2 = timed(dfgn_step_fn(paper, 16, 32), a.iters)
+        out["B2"] = {"paper_step_ms": round(b2 * 1e3, 2)}
+        del paper
+        torch.cuda.empty_cache()
+    if not a.skip_peer and parts & {"b1", "b2"}:
         run_peer(out, a.iters)
+    if "b3" not in parts:
+        print(json.dumps(out, indent=2))
+        return
     # the shipped layout: small preset, 8 frames at 128 px (latent 16), reference attention on
     out["B3"] = {"shipped": training("small", a.train_batch, 8, 16, peak, a.iters, ref="on"),
                  "paper": training("paper", 4, 16, 32, peak, max(5, a.iters // 2))}

@@ -33,6 +33,25 @@ def test_peer_failure_is_reported_not_raised(monkeypatch, bench):
     assert "speedup_vs_peer" not in out["B1"]
 
 
+def test_peer_ratios_cover_only_the_parts_measured(monkeypatch, bench):
+    """--parts b1: the peer's clip gives B1 its ratios, and no B2 entry is made up."""
+    monkeypatch.setattr(bench, "build_peer", lambda: (torch.nn.Linear(2, 2), None))
+    monkeypatch.setattr(bench, "peer_clip_s", lambda *a: 1.0)
+    monkeypatch.setattr(bench, "peer_step_fn", lambda *a: (lambda: None))
+    monkeypatch.setattr(bench, "timed", lambda fn, iters: 0.05)
+    out = {"B1": {"graph_lcm_4_ms": 20.0, "model": "x"}}
+    bench.run_peer(out, iters=3)
+    assert "peer_error" not in out, out.get("peer_error")
+    assert out["B1"]["speedup_vs_peer"] == {"graph_lcm_4": 50.0} and "B2" not in out
+
+
+@pytest.mark.parametrize("parts", ["b4", ",", "b1,b5"])
+def test_unknown_parts_are_refused(monkeypatch, bench, parts):
+    monkeypatch.setattr("sys.argv", ["gpu.py", "--parts", parts])
+    with pytest.raises(SystemExit, match="--parts takes b1, b2 and b3"):
+        bench.main()
+
+
 def test_training_step_learns_on_a_tiny_model(bench):
     from rdtf_engine.model.dfgn import build_dfgn
 
