@@ -26,7 +26,9 @@
 #    call:  bash tools/gpu_base.sh stage-init       (carry .base-vae: that model's vae/, which fits beside
 #                                                    neither .base-init nor .gpu in one transfer; carried
 #                                                    alone, it goes with the shipped DFGN)]
-#   call 2: bash tools/gpu_base.sh start 590        (carry .gpu .whl; TRAIN_MIN=… minutes, EVAL_OLD=0 skips
+#   here:   bash tools/gpu_slim.sh hide             (before the start call: the ≈ 51 MB tree and .gpu exceed 64 MiB
+#                                                    together; `bash tools/gpu_slim.sh restore` after the lease)
+#   call 2: bash tools/gpu_base.sh start 590        (carry .gpu; TRAIN_MIN=… minutes, EVAL_OLD=0 skips
 #                                                    the shipped model's evaluations when they are known,
 #                                                    AE_MIN=0 the decoder's tuning when a tuned one is carried,
 #                                                    EVAL_NEW=0 the new model's evaluations: ≈ 3 more minutes
@@ -89,6 +91,9 @@
 # in 72 s (168 clips/s); 930 steps in TRAIN_MIN=6 (2.4 steps/s at batch 128), then resume 7 min (1,110 more)
 # and 2.5 min (415 more) with EVAL_NEW=1 EVAL_OLD=1 EVAL_EMOJI=0 (both models' Fluent evaluations after the
 # export, on the card); 26.6 device-minutes.
+# 2026-12-05, FEW_RANK=16 LR=3e-4 BATCH=64 DRAFT_EVERY=2 AE_MIN=0 CLIPS=8000 EVAL_NEW=0 EVAL_OLD=0 on an H100 (the
+# tree slimmed for the start call): start TRAIN_MIN=6.5, 703 steps in a 523 s call; resume TRAIN_MIN=6 (700 more,
+# 403 s) and 4 (446 more, 282 s): 1.8-1.9 steps/s; the three exports' deltas came back, evaluated on the CPU.
 set -euo pipefail
 cmd=${1:?stage, stage-init, start, wait, resume, collect, check or job-env}; SECS=${2:-590}
 T0=$(date +%s)
