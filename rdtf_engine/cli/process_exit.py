@@ -1,11 +1,11 @@
 """End a finished ``rdtf`` process without tearing the interpreter down.
 
 Why: a cold ``rdtf generate`` spends ≈ 0.7 s of its ≈ 10 s on two CPU cores *after* its last line — Python's
-finalisation unloading the ≈ 3,000 modules it imported (torch, diffusers, transformers, scipy, ONNX Runtime) and
-freeing the model object by object (docs/performance.md, "B5: the process's end …"). Nothing of that is the user's: every file a
-command writes is written atomically and closed before ``main`` returns. So once the interpreter's own exit
-duties are done — the ``atexit`` handlers (logging's flush, temporary folders' finalizers, the graph prefetch's
-wait) and the standard streams flushed — the process ends at once with ``os._exit``.
+finalisation unloading the ≈ 3,000 modules it imported (torch, diffusers, transformers, scipy, ONNX Runtime) and freeing
+the model object by object (docs/performance.md, "B5: the process's end …"). Nothing of that is the user's: every file a
+command writes is written atomically and closed before ``main`` returns. So once the interpreter's own exit duties are
+done — the ``atexit`` handlers (logging's flush, temporary folders' finalizers, the graph prefetch's wait) and the
+standard streams flushed — the process ends at once with ``os._exit``.
 
 The ordinary exit is kept wherever its extra work could matter: another non-daemon thread still running (the
 ordinary exit joins it), or ``RDTF_FULL_EXIT=1`` (for a tool that inspects the interpreter's shutdown, e.g. a

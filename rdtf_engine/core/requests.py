@@ -85,6 +85,17 @@ def with_refine_guidance(card: ModelCard, requested: float | None = None) -> Mod
     return dataclasses.replace(card, refine_guidance=float(requested))
 
 
+def check_drawing(frames: int, size: int, scheduler: str | None) -> None:
+    """The frame count, pixel size and sampler of a sticker to draw: one set of bounds for a sticker
+    (``GenerateRequest``) and for getting ready to draw one (``PrepareRequest``)."""
+    if not (1 <= int(frames) <= MAX_FRAMES):
+        raise InputError(f"frames must be between 1 and {MAX_FRAMES}, got {frames}")
+    if not (MIN_SIZE <= int(size) <= MAX_SIZE) or int(size) % 8:
+        raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {size}")
+    if scheduler is not None and scheduler not in SCHEDULERS:
+        raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+
+
 def _need(req: Any, *names: str) -> None:
     missing = [n for n in names if not getattr(req, n)]
     if missing:
@@ -163,14 +174,9 @@ class GenerateRequest:
                              "(the model reads only its first 32 tokens, about 25 words)")
         if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
             raise InputError(f"seed must be a whole number between 0 and {MAX_SEED}, got {self.seed}")
-        if not (1 <= int(self.frames) <= MAX_FRAMES):
-            raise InputError(f"frames must be between 1 and {MAX_FRAMES}, got {self.frames}")
-        if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:
-            raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
+        check_drawing(self.frames, self.size, self.scheduler)
         if self.steps is not None and not (1 <= int(self.steps) <= 1000):
             raise InputError(f"steps must be between 1 and 1000, got {self.steps}")
-        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
-            raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         text = DEFAULT_GUIDANCE_TEXT if self.guidance_text is None else float(self.guidance_text)
         image = DEFAULT_GUIDANCE_IMAGE if self.guidance_image is None else float(self.guidance_image)
         if not (0.0 <= text <= 30.0 and 0.0 <= image <= 30.0):
@@ -370,12 +376,7 @@ class PrepareRequest:
     def validate(self) -> None:
         check_field_types(self)
         _need(self, "model")
-        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
-            raise InputError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
-        if not (1 <= int(self.frames) <= MAX_FRAMES):
-            raise InputError(f"frames must be between 1 and {MAX_FRAMES}, got {self.frames}")
-        if not (MIN_SIZE <= int(self.size) <= MAX_SIZE) or int(self.size) % 8:
-            raise InputError(f"size must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
+        check_drawing(self.frames, self.size, self.scheduler)
         _check_device(self.device)
 
 

@@ -35,12 +35,12 @@ def openvino_installed() -> bool:
 def import_openvino():
     """``import openvino`` without its telemetry → the module.
 
-    Importing OpenVINO (2026.4) sends a usage event to Google Analytics (``www.google-analytics.com``) from a
-    background thread (through a forked process) and writes a client ID under ``~/intel``, unless a consent file there says no: its telemetry
-    package counts a missing file as consent. The engine uses no network when it generates and writes nothing
-    outside its own folders, so ``openvino_telemetry`` is marked absent before the first import and OpenVINO takes
-    its own do-nothing stand-in (``openvino.tools.ovc.telemetry_stub``). The mark stays for the process: nothing
-    else here uses that package."""
+    Importing OpenVINO (2026.4) sends a usage event to Google Analytics (``www.google-analytics.com``) from a background
+    thread (through a forked process) and writes a client ID under ``~/intel``, unless a consent file there says no: its
+    telemetry package counts a missing file as consent. The engine uses no network when it generates and writes nothing
+    outside its own folders, so ``openvino_telemetry`` is marked absent before the first import and OpenVINO takes its
+    own do-nothing stand-in (``openvino.tools.ovc.telemetry_stub``). The mark stays for the process: nothing else here
+    uses that package."""
     if "openvino" not in sys.modules:
         sys.modules.setdefault("openvino_telemetry", None)  # None: "import openvino_telemetry" raises ImportError
     import openvino
