@@ -83,3 +83,21 @@ def test_graphed_step_updates_the_weights_as_the_eager_step_does(bench):
         torch.cuda.synchronize()
         weights.append(torch.cat([p.detach().float().flatten() for p in model.parameters()]))
     assert torch.allclose(weights[0], weights[1], rtol=1e-2, atol=1e-3)
+
+
+def test_b2_arms_run_and_report_their_difference_from_autocast(monkeypatch, bench):
+    """The B2 arms on a tiny network on the CPU (the graph arms need a GPU): the bf16-weight step runs, its ε̂
+    stays near the autocast baseline, and every time comes with the arm's name."""
+    calls = []
+
+    def once(fn, iters, warmup=2):
+        calls.append(fn())
+        return 0.01
+
+    monkeypatch.setattr(bench, "timed", once)
+    torch.manual_seed(0)
+    arms = bench.paper_step_arms(1, preset="tiny", frames=4, latent=8, device="cpu")
+    assert set(arms) == {"paper_step_ms", "paper_step_bf16_weights_ms", "bf16_weights_max_rel_diff"}
+    assert arms["paper_step_ms"] == arms["paper_step_bf16_weights_ms"] == 10.0
+    assert calls[0].shape == calls[1].shape == (2, 4, 4, 8, 8) and calls[1].dtype == torch.bfloat16
+    assert 0 <= arms["bf16_weights_max_rel_diff"] < 0.1
