@@ -163,7 +163,7 @@ def paper_step_arms(iters: int, preset: str = "paper", frames: int = 16, latent:
     for name, layout in (("bf16_graph", torch.contiguous_format), ("bf16_channels_last_graph", torch.channels_last)):
         # channels-last 2-D weights: cuDNN's NHWC kernels without the NCHW ↔ NHWC conversions around every
         # convolution (the profile's second kernel), at the price of copies where the blocks regroup the frames
-        net = net.to(memory_format=layout)
+        weights_layout(net, layout)
         try:
             graph = CudaGraphed(bf16_step, example)
             arms[f"paper_step_{name}_ms"] = round(timed(lambda g=graph: g(*example), iters) * 1e3, 2)
@@ -204,7 +204,46 @@ def shipped_sticker(iters: int, device: str = "cuda", model: str = "default") ->
     out["graphs_captured"] = sum(g is not None for g in pipe.step_fns._built.values())
     eager, graph = (stickers[n] for n in list(stickers)[:2])  # the first two variants: one sampler, eager and graph
     out["graph_vs_eager_max_pixel_diff"] = int(abs(graph.astype(int) - eager.astype(int)).max())
+    out.update(channels_last_arm(api, pipe, model_dir, int(card.size), iters, graph, device))
     return out
+
+
+def channels_last_arm(api, pipe, model_dir, size: int, iters: int, reference, device: str = "cuda") -> dict:
+    """The graphed 20-step sticker again with the denoiser's weights channels-last (cuDNN's NHWC convolutions
+    without a layout conversion around each; the tokens of the attention blocks become views of the activations
+    instead of copies where their order matches), then the network put back as it was."""
+    from rdtf_engine.core.requests import GenerateRequest
+
+    req = GenerateRequest(prompt="grinning face bouncing", model=str(model_dir), frames=8, size=size, steps=20,
+                          seed=1, scheduler="dpm", device=device)
+    pipe.step_fns.clear()
+    weights_layout(pipe.unet, torch.channels_last)
+    try:
+        ms = round(timed(lambda: generate_frames(api, req), iters, warmup=2) * 1e3, 1)
+        diff = abs(generate_frames(api, req).astype(int) - reference.astype(int))
+        # other kernels round differently and 28 steps carry it on: the largest difference sits where un-premultiplying
+        # divides a nearly transparent pixel's colour by its alpha, so the share of values moved by > 2 levels says more
+        return {"graph_dpm_20_channels_last_ms": ms, "channels_last_vs_graph_max_pixel_diff": int(diff.max()),
+                "channels_last_vs_graph_share_over_2_levels": round(float((diff > 2).mean()), 5)}
+    except Exception as exc:  # noqa: BLE001 - a layout the network refuses is a result, not the end of the run
+        return {"channels_last_error": f"{type(exc).__name__}: {exc}"[:300]}
+    finally:
+        weights_layout(pipe.unet, torch.contiguous_format)
+        pipe.step_fns.clear()
+
+
+def weights_layout(module: torch.nn.Module, layout: torch.memory_format) -> None:
+    """Every 4-D weight of ``module`` (the 2-D convolutions') in ``layout``, in place; ``Module.to(memory_format=)``
+    refuses a network that also holds 5-D weights (the temporal layers' Conv3d). A sampling model's merged delta
+    weights are dropped (frozen afresh), so that they are merged again from the weights in their new layout."""
+    from rdtf_engine.model.size_deltas import freeze_deltas
+
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.dim() == 4:
+                p.data = p.data.contiguous(memory_format=layout)
+    if any(getattr(m, "_frozen", None) is not None for m in module.modules()):
+        freeze_deltas(module)
 
 
 def generate_frames(api, req):

@@ -101,3 +101,47 @@ def test_b2_arms_run_and_report_their_difference_from_autocast(monkeypatch, benc
     assert arms["paper_step_ms"] == arms["paper_step_bf16_weights_ms"] == 10.0
     assert calls[0].shape == calls[1].shape == (2, 4, 4, 8, 8) and calls[1].dtype == torch.bfloat16
     assert 0 <= arms["bf16_weights_max_rel_diff"] < 0.1
+
+
+class _FakeApi:
+    """generate() runs the network on a fixed input and returns its output as uint8 frames, like a sticker."""
+
+    def __init__(self, pipe, fail: bool = False):
+        self.pipe, self.fail, self.layouts = pipe, fail, []
+
+    def generate(self, req):
+        import types
+
+        conv = self.pipe.unet.conv_in.weight
+        self.layouts.append(conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous())
+        if self.fail:
+            raise RuntimeError("no kernel for this layout")
+        x = torch.linspace(-1, 1, 2 * 4 * 4 * 8 * 8).reshape(2, 4, 4, 8, 8)
+        with torch.no_grad():
+            eps = self.pipe.unet(x, torch.tensor([500, 500]), torch.zeros(2, 8, 384), torch.zeros_like(x))
+        return types.SimpleNamespace(frames=((eps.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy())
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_channels_last_arm_times_reports_and_puts_the_network_back(monkeypatch, bench, fail):
+    import types
+
+    from rdtf_engine.model.dfgn import build_dfgn
+
+    torch.manual_seed(0)
+    cleared = []
+    pipe = types.SimpleNamespace(unet=build_dfgn("tiny", num_frames=4).eval(),
+                                 step_fns=types.SimpleNamespace(clear=lambda: cleared.append(1)))
+    api = _FakeApi(pipe)
+    reference = api.generate(None).frames
+    api.fail = fail
+    monkeypatch.setattr(bench, "timed", lambda fn, iters, warmup=2: (fn(), 0.02)[1])
+    out = bench.channels_last_arm(api, pipe, "model", 64, 1, reference, device="cpu")
+    assert api.layouts[1] is True  # the timed stickers ran on channels-last weights
+    if fail:
+        assert out == {"channels_last_error": "RuntimeError: no kernel for this layout"}
+    else:
+        assert out["graph_dpm_20_channels_last_ms"] == 20.0
+        assert 0 <= out["channels_last_vs_graph_max_pixel_diff"] <= 1  # the same maths in another layout
+        assert out["channels_last_vs_graph_share_over_2_levels"] == 0.0
+    assert pipe.unet.conv_in.weight.is_contiguous() and len(cleared) == 2  # put back, graphs rebuilt
