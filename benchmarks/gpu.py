@@ -10,13 +10,16 @@ Peer: a randomly initialised diffusers ``UNetMotionModel`` (Stable Diffusion 1.5
       graph, and few-step samplers with graphs (``B1_VARIANTS``); the peer's 25-step 16-frame clip (UNet steps +
       VAE decode) beside them.
 - B2  one denoiser step of the `paper` preset at 16 frames × 256 px (latent 32), CFG batch 2, against the
-      peer's step on the same latent shape.
+      peer's step on the same latent shape, eager and compiled: as autocast runs it, with bf16 weights, as a CUDA
+      graph, channels-last, and compiled by ``torch.compile`` before its capture; each with its share of the
+      card's bf16 matrix rate and its difference from the autocast step.
 - B3  training: a full step (forward, masked ε-MSE, backward, fused AdamW) of the shipped config at batch
       ``--train-batch`` and of the `paper` preset at batch 4; clips/s and model FLOP utilisation (FLOPs counted
       by torch's FlopCounterMode over one step, against the card's bf16 matrix rate measured in the same run);
       the shipped config's whole step captured as one CUDA graph at ``--train-batch`` and 4× it too.
 
     python benchmarks/gpu.py [--skip-peer] [--iters 20] [--train-batch 128] [--model FOLDER] [--parts b1,b2,b3]
+                             [--no-compile]
 """
 
 from __future__ import annotations
@@ -128,18 +131,21 @@ def dfgn_step_fn(model, frames: int, latent: int, device: str = "cuda") -> Calla
     return step
 
 
-def paper_step_arms(iters: int, preset: str = "paper", frames: int = 16, latent: int = 32,
-                    device: str = "cuda") -> dict:
+def paper_step_arms(iters: int, preset: str = "paper", frames: int = 16, latent: int = 32, device: str = "cuda",
+                    peak_tflops: float = 0.0, compile_step: bool = True) -> dict:
     """B2's arms on one network: as autocast runs it (the baseline: every matrix weight cast to bf16 in every
     step, the profile's largest kernel), with the weights stored in bf16 (no casts; the normalisations then run
-    in bf16 too), that step replayed as a CUDA graph (no launch gaps), and the same with channels-last weights
-    (the graph arms on a GPU only). Each arm's largest difference of ε̂ from the baseline, relative to the
-    baseline's largest value, says what the change costs in exactness."""
-    from rdtf_engine.diffusion.denoiser import CudaGraphed
+    in bf16 too), and on a GPU that step replayed as a CUDA graph (no launch gaps), with channels-last weights,
+    and compiled by ``torch.compile`` (inductor: the normalisations, element-wise tails and layout copies fused)
+    before its capture. Each arm's largest difference of ε̂ from the baseline, relative to the baseline's largest
+    value, says what the change costs in exactness; with ``peak_tflops`` each time also as a share of the card's
+    bf16 matrix rate (the step's FLOPs counted once)."""
     from rdtf_engine.model.dfgn import build_dfgn
 
     net = build_dfgn(preset, num_frames=frames).to(device).eval()
-    arms = {"paper_step_ms": round(timed(dfgn_step_fn(net, frames, latent, device), iters) * 1e3, 2)}
+    baseline = dfgn_step_fn(net, frames, latent, device)
+    flops = step_flops(baseline)
+    arms = {"paper_step_ms": round(timed(baseline, iters) * 1e3, 2), "step_gflop": round(flops / 1e9, 3)}
     gen = torch.Generator(device=device).manual_seed(0)
     x = torch.randn(2, 4, frames, latent, latent, device=device, generator=gen)
     t = torch.tensor([500, 500], device=device)
@@ -158,17 +164,39 @@ def paper_step_arms(iters: int, preset: str = "paper", frames: int = 16, latent:
 
     arms["paper_step_bf16_weights_ms"] = round(timed(lambda: bf16_step(*example), iters) * 1e3, 2)
     arms["bf16_weights_max_rel_diff"] = rel(bf16_step(*example))
-    if device != "cuda":
-        return arms
-    for name, layout in (("bf16_graph", torch.contiguous_format), ("bf16_channels_last_graph", torch.channels_last)):
-        # channels-last 2-D weights: cuDNN's NHWC kernels without the NCHW ↔ NHWC conversions around every
-        # convolution (the profile's second kernel), at the price of copies where the blocks regroup the frames
+    if device == "cuda":
+        arms.update(_graphed_arms(net, bf16_step, example, rel, iters, compile_step))
+    if peak_tflops:
+        arms["share_of_peak"] = {k[:-3]: round(flops / 1e12 / (v / 1e3) / peak_tflops, 3)
+                                 for k, v in arms.items() if k.endswith("_ms")}
+    return arms
+
+
+def _graphed_arms(net, step: Callable[..., torch.Tensor], example: list[torch.Tensor], rel: Callable, iters: int,
+                  compile_step: bool) -> dict:
+    """B2's CUDA-graph arms: the bf16 step captured as it is, with channels-last 2-D weights (cuDNN's NHWC kernels
+    without the NCHW ↔ NHWC conversions around every convolution, at the price of copies where the blocks regroup
+    the frames), and compiled before its capture (``compile_s``: the first call's compile time)."""
+    import time
+
+    from rdtf_engine.diffusion.denoiser import CudaGraphed
+
+    arms: dict = {}
+    variants = [("bf16_graph", torch.contiguous_format, step), ("bf16_channels_last_graph", torch.channels_last, step)]
+    if compile_step:
+        variants.append(("bf16_compiled_graph", torch.contiguous_format, torch.compile(step, dynamic=False)))
+    for name, layout, fn in variants:
         weights_layout(net, layout)
         try:
-            graph = CudaGraphed(bf16_step, example)
+            t0 = time.perf_counter()
+            fn(*example)  # (a compiled step compiles here)
+            torch.cuda.synchronize()
+            if fn is not step:
+                arms[f"{name}_compile_s"] = round(time.perf_counter() - t0, 1)
+            graph = CudaGraphed(fn, example)
             arms[f"paper_step_{name}_ms"] = round(timed(lambda g=graph: g(*example), iters) * 1e3, 2)
             arms[f"{name}_max_rel_diff"] = rel(graph(*example))
-        except Exception as exc:  # noqa: BLE001 - a refused capture is a result to report, not a reason to stop
+        except Exception as exc:  # noqa: BLE001 - a refused capture or compile is a result, not a reason to stop
             arms[f"{name}_error"] = f"{type(exc).__name__}: {exc}"[:300]
     return arms
 
@@ -325,9 +353,10 @@ def training(preset: str, batch: int, frames: int, latent: int, peak: float, ite
     return out
 
 
-def run_peer(out: dict, iters: int) -> None:
-    """The peer's clip and step, and the B1/B2 ratios. Any failure (a diffusers version without the motion
-    classes, a shape error, out of memory) is reported in the JSON as ``peer_error``, never fatal."""
+def run_peer(out: dict, iters: int, compile_step: bool = False) -> None:
+    """The peer's clip and step (with ``compile_step`` and B2 measured, also its step compiled by ``torch.compile``,
+    what B2 must beat), and the B1/B2 ratios. Any failure (a diffusers version without the motion classes, a
+    shape error, out of memory) is reported in the JSON as ``peer_error``, never fatal."""
     unet = vae = None
     try:
         unet, vae = build_peer()
@@ -339,8 +368,10 @@ def run_peer(out: dict, iters: int) -> None:
             out["B1"]["speedup_vs_peer"] = {k[:-3]: round(peer_clip * 1e3 / v, 2) for k, v in out["B1"].items()
                                             if k.endswith("_ms")}
         if "B2" in out:
-            out["B2"]["time_vs_peer"] = {k[:-3]: round(v / 1e3 / peer_step, 3) for k, v in out["B2"].items()
-                                         if k.endswith("_ms")}
+            out["B2"]["time_vs_peer"] = _ratios(out["B2"], peer_step)
+            if compile_step:
+                out["peer"].update(_compiled_peer_step(unet, iters))
+                out["B2"]["time_vs_peer_compiled"] = _ratios(out["B2"], out["peer"]["compiled_step_ms"] / 1e3)
     except Exception as exc:  # noqa: BLE001 - the peer is context for the ratios, never a reason to lose the run
         out["peer_error"] = f"{type(exc).__name__}: {exc}"[:500]
     finally:
@@ -349,11 +380,29 @@ def run_peer(out: dict, iters: int) -> None:
             torch.cuda.empty_cache()
 
 
+def _ratios(b2: dict, seconds: float) -> dict:
+    return {k[:-3]: round(v / 1e3 / seconds, 3) for k, v in b2.items() if k.endswith("_ms")}
+
+
+def _compiled_peer_step(unet, iters: int) -> dict:
+    """The peer's guided step compiled by ``torch.compile`` (inductor, static shapes): its compile time and step."""
+    import time
+
+    step = torch.compile(peer_step_fn(unet, 16, 32), dynamic=False)
+    t0 = time.perf_counter()
+    step()
+    torch.cuda.synchronize()
+    compile_s = time.perf_counter() - t0
+    return {"compiled_step_ms": round(timed(step, iters) * 1e3, 2), "compile_s": round(compile_s, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--no-compile", action="store_true", help="leave out B2's compiled arms (ours and the peer's: "
+                    "≈ 100 s of compiling each)")
     ap.add_argument("--model", default="default", help="the model of B1 (a distilled one adds its few-step sampler)")
     ap.add_argument("--parts", default="b1,b2,b3", help="which targets to measure (comma-separated; the peer's clip "
                     "and step are measured whenever B1 or B2 is)")
@@ -374,10 +423,10 @@ def main() -> None:
     if "b1" in parts:
         out["B1"] = shipped_sticker(a.iters, model=a.model)
     if "b2" in parts:
-        out["B2"] = paper_step_arms(a.iters)
+        out["B2"] = paper_step_arms(a.iters, peak_tflops=peak, compile_step=not a.no_compile)
         torch.cuda.empty_cache()  # (the network went with the function's frame)
     if not a.skip_peer and parts & {"b1", "b2"}:
-        run_peer(out, a.iters)
+        run_peer(out, a.iters, compile_step="b2" in parts and not a.no_compile)
     if "b3" in parts:
         out["B3"] = training_arms(a.train_batch, peak, a.iters)
     print(json.dumps(out, indent=2))

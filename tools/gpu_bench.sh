@@ -23,7 +23,9 @@ stage() {  # name reserve_s command…: runs with what is left minus the later s
 }
 ATTENTION=${ATTENTION:-1}
 stage profile $(( 100 + 140 * ATTENTION )) python3 benchmarks/gpu_profile.py --iters "${ITERS:-5}"
-stage gpu $(( 10 + 140 * ATTENTION )) python3 benchmarks/gpu.py --iters "${ITERS:-5}"
+# COMPILE=1: B2's compiled arms too (ours and the peer's, ≈ 3.5 more minutes: give the call ATTENTION=0)
+[ "${COMPILE:-0}" = 1 ] && NOCOMPILE=() || NOCOMPILE=(--no-compile)
+stage gpu $(( 10 + 140 * ATTENTION )) python3 benchmarks/gpu.py --iters "${ITERS:-5}" "${NOCOMPILE[@]}"
 if [ "$ATTENTION" = 1 ]; then
   stage attention128 75 python3 benchmarks/attention.py --size 128
   stage attention256 10 python3 benchmarks/attention.py --size 256

@@ -86,8 +86,8 @@ def test_graphed_step_updates_the_weights_as_the_eager_step_does(bench):
 
 
 def test_b2_arms_run_and_report_their_difference_from_autocast(monkeypatch, bench):
-    """The B2 arms on a tiny network on the CPU (the graph arms need a GPU): the bf16-weight step runs, its ε̂
-    stays near the autocast baseline, and every time comes with the arm's name."""
+    """The B2 arms on a tiny network on the CPU (the graph and compiled arms need a GPU): the bf16-weight step
+    runs, its ε̂ stays near the autocast baseline, and every time comes with its share of the card's peak."""
     calls = []
 
     def once(fn, iters, warmup=2):
@@ -96,11 +96,28 @@ def test_b2_arms_run_and_report_their_difference_from_autocast(monkeypatch, benc
 
     monkeypatch.setattr(bench, "timed", once)
     torch.manual_seed(0)
-    arms = bench.paper_step_arms(1, preset="tiny", frames=4, latent=8, device="cpu")
-    assert set(arms) == {"paper_step_ms", "paper_step_bf16_weights_ms", "bf16_weights_max_rel_diff"}
+    arms = bench.paper_step_arms(1, preset="tiny", frames=4, latent=8, device="cpu", peak_tflops=1.0)
+    assert set(arms) == {"paper_step_ms", "paper_step_bf16_weights_ms", "bf16_weights_max_rel_diff", "step_gflop",
+                         "share_of_peak"}
     assert arms["paper_step_ms"] == arms["paper_step_bf16_weights_ms"] == 10.0
     assert calls[0].shape == calls[1].shape == (2, 4, 4, 8, 8) and calls[1].dtype == torch.bfloat16
     assert 0 <= arms["bf16_weights_max_rel_diff"] < 0.1
+    assert arms["step_gflop"] > 0  # counted on the baseline's step: 0.01 s at 1 TFLOP/s is 10 GFLOP a share of 1
+    assert arms["share_of_peak"]["paper_step"] == pytest.approx(arms["step_gflop"] / 10, abs=2e-3)
+
+
+def test_b2_ratios_to_the_compiled_peer(monkeypatch, bench):
+    monkeypatch.setattr(bench, "build_peer", lambda: (torch.nn.Linear(2, 2), None))
+    monkeypatch.setattr(bench, "peer_clip_s", lambda *a: 1.0)
+    monkeypatch.setattr(bench, "peer_step_fn", lambda *a: (lambda: None))
+    monkeypatch.setattr(bench, "timed", lambda fn, iters: 0.08)
+    monkeypatch.setattr(bench, "_compiled_peer_step", lambda unet, iters: {"compiled_step_ms": 40.0, "compile_s": 9})
+    out = {"B2": {"paper_step_ms": 60.0, "paper_step_bf16_compiled_graph_ms": 20.0, "bf16_compiled_graph_compile_s": 5}}
+    bench.run_peer(out, iters=3, compile_step=True)
+    assert "peer_error" not in out, out.get("peer_error")
+    assert out["B2"]["time_vs_peer"] == {"paper_step": 0.75, "paper_step_bf16_compiled_graph": 0.25}
+    assert out["B2"]["time_vs_peer_compiled"] == {"paper_step": 1.5, "paper_step_bf16_compiled_graph": 0.5}
+    assert out["peer"]["compiled_step_ms"] == 40.0
 
 
 class _FakeApi:
