@@ -118,11 +118,19 @@ def peer_clip_s(unet, vae, frames: int, latent: int, steps: int, iters: int) -> 
     return timed(clip, iters, warmup=1)
 
 
-def dfgn_step_fn(model, frames: int, latent: int, device: str = "cuda") -> Callable[[], object]:
-    """One guided denoiser step (CFG batch 2) as B2 has always timed it: fp32 weights under bf16 autocast."""
-    x = torch.randn(2, 4, frames, latent, latent, device=device)
-    t = torch.tensor([500, 500], device=device)
-    text = torch.randn(2, 32, 384, device=device)
+def step_inputs(frames: int, latent: int, device: str = "cuda",
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A guided step's inputs, CFG batch 2: noisy latents (2, 4, F, h, w), timesteps (2,), text states (2, 32, 384)."""
+    x = torch.randn(2, 4, frames, latent, latent, device=device, generator=generator)
+    text = torch.randn(2, 32, 384, device=device, generator=generator)
+    return x, torch.tensor([500, 500], device=device), text
+
+
+def dfgn_step_fn(model, frames: int, latent: int, device: str = "cuda",
+                 inputs: tuple[torch.Tensor, ...] | None = None) -> Callable[[], object]:
+    """One guided denoiser step (CFG batch 2) as B2 has always timed it: fp32 weights under bf16 autocast, on
+    ``inputs`` (``step_inputs``'s; fresh random ones if None)."""
+    x, t, text = inputs if inputs is not None else step_inputs(frames, latent, device)
 
     def step():
         with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
@@ -143,15 +151,11 @@ def paper_step_arms(iters: int, preset: str = "paper", frames: int = 16, latent:
     from rdtf_engine.model.dfgn import build_dfgn
 
     net = build_dfgn(preset, num_frames=frames).to(device).eval()
-    baseline = dfgn_step_fn(net, frames, latent, device)
+    x, t, text = step_inputs(frames, latent, device, torch.Generator(device=device).manual_seed(0))
+    baseline = dfgn_step_fn(net, frames, latent, device, (x, t, text))
     flops = step_flops(baseline)
     arms = {"paper_step_ms": round(timed(baseline, iters) * 1e3, 2), "step_gflop": round(flops / 1e9, 3)}
-    gen = torch.Generator(device=device).manual_seed(0)
-    x = torch.randn(2, 4, frames, latent, latent, device=device, generator=gen)
-    t = torch.tensor([500, 500], device=device)
-    text = torch.randn(2, 32, 384, device=device, generator=gen)
-    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
-        ref = net(x, t, text, torch.zeros_like(x)).float()
+    ref = baseline().float()
     net = net.to(torch.bfloat16)
     example = [x.bfloat16(), t, text.bfloat16(), torch.zeros_like(x, dtype=torch.bfloat16)]
 
@@ -177,8 +181,6 @@ def _graphed_arms(net, step: Callable[..., torch.Tensor], example: list[torch.Te
     """B2's CUDA-graph arms: the bf16 step captured as it is, with channels-last 2-D weights (aimed at cuDNN's
     NCHW ↔ NHWC conversions, the bf16 step's largest kernel; measured: no change, the activations stay NCHW), and
     compiled before its capture (``compile_s``: the first call's compile time)."""
-    import time
-
     from rdtf_engine.diffusion.denoiser import CudaGraphed
 
     arms: dict = {}
@@ -188,11 +190,9 @@ def _graphed_arms(net, step: Callable[..., torch.Tensor], example: list[torch.Te
     for name, layout, fn in variants:
         weights_layout(net, layout)
         try:
-            t0 = time.perf_counter()
-            fn(*example)  # (a compiled step compiles here)
-            torch.cuda.synchronize()
+            first_s = first_call_s(fn, *example)  # (a compiled step compiles here)
             if fn is not step:
-                arms[f"{name}_compile_s"] = round(time.perf_counter() - t0, 1)
+                arms[f"{name}_compile_s"] = round(first_s, 1)
             graph = CudaGraphed(fn, example)
             arms[f"paper_step_{name}_ms"] = round(timed(lambda g=graph: g(*example), iters) * 1e3, 2)
             arms[f"{name}_max_rel_diff"] = rel(graph(*example))
@@ -385,14 +385,19 @@ def _ratios(b2: dict, seconds: float) -> dict:
 
 def _compiled_peer_step(unet, iters: int) -> dict:
     """The peer's guided step compiled by ``torch.compile`` (inductor, static shapes): its compile time and step."""
+    step = torch.compile(peer_step_fn(unet, 16, 32), dynamic=False)
+    compile_s = first_call_s(step)
+    return {"compiled_step_ms": round(timed(step, iters) * 1e3, 2), "compile_s": round(compile_s, 1)}
+
+
+def first_call_s(fn: Callable[..., object], *args: torch.Tensor) -> float:
+    """Seconds of one call of ``fn``, device-synchronised: a compiled function's compile time on its first call."""
     import time
 
-    step = torch.compile(peer_step_fn(unet, 16, 32), dynamic=False)
     t0 = time.perf_counter()
-    step()
+    fn(*args)
     torch.cuda.synchronize()
-    compile_s = time.perf_counter() - t0
-    return {"compiled_step_ms": round(timed(step, iters) * 1e3, 2), "compile_s": round(compile_s, 1)}
+    return time.perf_counter() - t0
 
 
 def main() -> None:
